@@ -1,0 +1,2 @@
+//! Recorded client histories and the checkers that judge them.
+pub mod cli;

@@ -1,0 +1,2 @@
+//! The lab: textbook distributed algorithms in the simulator.
+pub mod cli;

@@ -1,0 +1,2 @@
+//! The database in the simulator.
+pub mod cli;

@@ -1,0 +1,31 @@
+//! The `synod` command: the database's server and client, the simulator, the
+//! history checker and the lab, behind one binary.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "synod", version, about = "A distributed key-value database and a laboratory of distributed algorithms")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole database, nodes and clients, in the deterministic simulator and check it.
+    Sim(synod_sim::cli::SimArgs),
+    /// Check a recorded history (JSON lines) for linearizability.
+    Check(synod_check::cli::CheckArgs),
+    /// Run a textbook algorithm in the simulator: checks, costs and a space-time diagram.
+    Lab(synod_lab::cli::LabArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Sim(a) => synod_sim::cli::run(a),
+        Command::Check(a) => synod_check::cli::run(a),
+        Command::Lab(a) => synod_lab::cli::run(a),
+    };
+    std::process::ExitCode::from(code)
+}
