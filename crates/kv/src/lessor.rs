@@ -1,0 +1,1 @@
+//! Leader-side lease expiry, counted in ticks.

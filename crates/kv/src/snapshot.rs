@@ -1,0 +1,1 @@
+//! Snapshot encoding and state hashes.

@@ -1,0 +1,750 @@
+//! The state machine: applies commands to the multi-version store with etcd's
+//! rules for revisions, ranges, transactions, leases and compaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::KvError;
+use crate::mvcc::{span, span_contains, Mvcc, Record, Rev};
+use crate::types::*;
+
+/// The largest lease TTL accepted, in seconds (etcd's `MaxLeaseTTL`).
+pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
+
+/// Limits of the state machine. Every replica must use the same values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvConfig {
+    /// Most compares, and most operations per branch, in one transaction (etcd: 128).
+    pub max_txn_ops: usize,
+    /// Deepest nesting of transactions inside transactions.
+    pub max_txn_depth: usize,
+    /// Granted TTLs below this are raised to it, in seconds.
+    pub min_lease_ttl: i64,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            max_txn_ops: 128,
+            max_txn_depth: 16,
+            min_lease_ttl: 1,
+        }
+    }
+}
+
+/// What the store knows about one lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// The lease id.
+    pub id: LeaseId,
+    /// Granted time to live in seconds.
+    pub ttl: i64,
+    /// Remaining seconds at the last checkpoint; 0 when never checkpointed.
+    pub remaining_ttl: i64,
+    /// Keys attached, in order.
+    pub keys: BTreeSet<Vec<u8>>,
+}
+
+/// The writes of one command in progress: they all share `main`.
+struct Writer {
+    main: i64,
+    sub: i64,
+    events: Vec<Event>,
+}
+
+impl Writer {
+    fn next_rev(&mut self) -> Rev {
+        let r = Rev {
+            main: self.main,
+            sub: self.sub,
+        };
+        self.sub += 1;
+        r
+    }
+
+    fn changed(&self) -> bool {
+        self.sub > 0
+    }
+}
+
+/// Keys a transaction path may write: single keys and deleted intervals.
+#[derive(Default)]
+struct Writes {
+    puts: BTreeSet<Vec<u8>>,
+    dels: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Writes {
+    fn absorb(&mut self, other: Writes) {
+        self.puts.extend(other.puts);
+        self.dels.extend(other.dels);
+    }
+
+    fn deletes(&self, key: &[u8]) -> bool {
+        self.dels
+            .iter()
+            .any(|(k, e)| span_contains(&span(k, e), key))
+    }
+}
+
+/// The deterministic key-value state machine. See the crate docs.
+#[derive(Clone, Debug)]
+pub struct KvStore {
+    pub(crate) config: KvConfig,
+    pub(crate) mvcc: Mvcc,
+    pub(crate) rev: i64,
+    pub(crate) compact_rev: i64,
+    pub(crate) leases: BTreeMap<LeaseId, LeaseInfo>,
+    pub(crate) next_lease_id: i64,
+}
+
+impl Default for KvStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KvStore {
+    /// An empty store at revision 1 with the default limits.
+    pub fn new() -> Self {
+        Self::with_config(KvConfig::default())
+    }
+
+    /// An empty store at revision 1 with the given limits.
+    pub fn with_config(config: KvConfig) -> Self {
+        assert!(config.max_txn_ops > 0 && config.max_txn_depth > 0 && config.min_lease_ttl > 0);
+        KvStore {
+            config,
+            mvcc: Mvcc::default(),
+            rev: 1,
+            compact_rev: 0,
+            leases: BTreeMap::new(),
+            next_lease_id: 1,
+        }
+    }
+
+    /// The limits this store runs with.
+    pub fn config(&self) -> KvConfig {
+        self.config
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> i64 {
+        self.rev
+    }
+
+    /// The last compaction revision, 0 if never compacted.
+    pub fn compact_revision(&self) -> i64 {
+        self.compact_rev
+    }
+
+    /// Applies one committed command. Deterministic: the same store and command
+    /// always give the same result, new state and events (in revision order).
+    /// A refused command changes nothing and produces no events.
+    pub fn apply(&mut self, cmd: &Command) -> (Result<Response, KvError>, Vec<Event>) {
+        let checked = match cmd {
+            Command::Put(p) => self.check_put(p),
+            Command::DeleteRange(d) => nonempty(&d.key),
+            Command::Txn(t) => self.check_txn(t, 1).and_then(|()| check_duplicates(t)),
+            _ => Ok(()),
+        };
+        if let Err(e) = checked {
+            return (Err(e), Vec::new());
+        }
+        let mut w = Writer {
+            main: self.rev + 1,
+            sub: 0,
+            events: Vec::new(),
+        };
+        let out = match cmd {
+            Command::Put(p) => Ok(self.exec_put(&mut w, p)),
+            Command::DeleteRange(d) => Ok(self.exec_delete(&mut w, d)),
+            Command::Txn(t) => self.apply_txn(&mut w, t),
+            Command::Compact { revision } => self.apply_compact(*revision),
+            Command::LeaseGrant { id, ttl } => self.apply_lease_grant(*id, *ttl),
+            Command::LeaseRevoke { id } => self.apply_lease_revoke(&mut w, *id),
+            Command::LeaseCheckpoint { id, remaining_ttl } => match self.leases.get_mut(id) {
+                Some(l) => {
+                    l.remaining_ttl = *remaining_ttl;
+                    Ok(Response::LeaseCheckpoint { revision: 0 })
+                }
+                None => Err(KvError::LeaseNotFound),
+            },
+        };
+        if out.is_err() {
+            assert!(!w.changed(), "a refused command must not have written");
+        }
+        if w.changed() {
+            self.rev = w.main;
+        }
+        let header = self.rev;
+        (
+            out.map(|mut r| {
+                stamp(&mut r, header);
+                r
+            }),
+            w.events,
+        )
+    }
+
+    /// Reads a key or range at the current or a past revision.
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, KvError> {
+        self.read(req, self.rev)
+    }
+
+    // ---- validation -------------------------------------------------------
+
+    fn check_put(&self, p: &PutRequest) -> Result<(), KvError> {
+        check_put_shape(p)?;
+        self.check_put_state(p)
+    }
+
+    /// The parts of a put's validity that depend on the state (etcd's `checkRequestPut`).
+    fn check_put_state(&self, p: &PutRequest) -> Result<(), KvError> {
+        if p.lease != 0 && !self.leases.contains_key(&p.lease) {
+            return Err(KvError::LeaseNotFound);
+        }
+        if (p.ignore_value || p.ignore_lease) && self.mvcc.get(&p.key, self.rev).is_none() {
+            return Err(KvError::KeyNotFound);
+        }
+        Ok(())
+    }
+
+    fn check_read_revision(&self, revision: i64, current: i64) -> Result<i64, KvError> {
+        let at = if revision <= 0 { current } else { revision };
+        if at > current {
+            return Err(KvError::FutureRevision);
+        }
+        if at < self.compact_rev {
+            return Err(KvError::Compacted);
+        }
+        Ok(at)
+    }
+
+    /// The shape of a transaction: sizes, depth, keys (etcd's `checkTxnRequest`).
+    fn check_txn(&self, t: &TxnRequest, depth: usize) -> Result<(), KvError> {
+        let max = self.config.max_txn_ops;
+        if depth > self.config.max_txn_depth
+            || t.compare.len() > max
+            || t.success.len() > max
+            || t.failure.len() > max
+        {
+            return Err(KvError::TooManyOps);
+        }
+        for c in &t.compare {
+            nonempty(&c.key)?;
+        }
+        for op in t.success.iter().chain(&t.failure) {
+            match op {
+                RequestOp::Range(r) => nonempty(&r.key)?,
+                RequestOp::Put(p) => check_put_shape(p)?,
+                RequestOp::DeleteRange(d) => nonempty(&d.key)?,
+                RequestOp::Txn(n) => self.check_txn(n, depth + 1)?,
+            }
+        }
+        Ok(())
+    }
+
+    // ---- reads ------------------------------------------------------------
+
+    fn read(&self, r: &RangeRequest, current: i64) -> Result<RangeResponse, KvError> {
+        nonempty(&r.key)?;
+        let at = self.check_read_revision(r.revision, current)?;
+        let s = span(&r.key, &r.range_end);
+        let count = self.mvcc.count(s, at) as i64;
+        let mut resp = RangeResponse {
+            header_revision: current,
+            kvs: Vec::new(),
+            more: false,
+            count,
+        };
+        if r.count_only {
+            return Ok(resp);
+        }
+        let order = match (r.sort_target, r.sort_order) {
+            (SortTarget::Key, SortOrder::None | SortOrder::Ascend) => SortOrder::None,
+            (_, SortOrder::None) => SortOrder::Ascend,
+            (_, o) => o,
+        };
+        let filtered = r.min_mod_revision != 0
+            || r.max_mod_revision != 0
+            || r.min_create_revision != 0
+            || r.max_create_revision != 0;
+        let limit = usize::try_from(r.limit).ok().filter(|&l| l > 0);
+        let keep = |kv: &&KeyValue| {
+            (r.min_mod_revision == 0 || kv.mod_revision >= r.min_mod_revision)
+                && (r.max_mod_revision == 0 || kv.mod_revision <= r.max_mod_revision)
+                && (r.min_create_revision == 0 || kv.create_revision >= r.min_create_revision)
+                && (r.max_create_revision == 0 || kv.create_revision <= r.max_create_revision)
+        };
+        let mut kvs: Vec<KeyValue> = match (order, limit, filtered) {
+            // Key order is the store's order: stop one past the limit.
+            (SortOrder::None, Some(l), false) => self
+                .mvcc
+                .range(s, at)
+                .take(l.saturating_add(1))
+                .cloned()
+                .collect(),
+            _ => self.mvcc.range(s, at).filter(keep).cloned().collect(),
+        };
+        if order != SortOrder::None {
+            sort_kvs(&mut kvs, r.sort_target, order);
+        }
+        if let Some(l) = limit {
+            if kvs.len() > l {
+                kvs.truncate(l);
+                resp.more = true;
+            }
+        }
+        if r.keys_only {
+            for kv in &mut kvs {
+                kv.value.clear();
+            }
+        }
+        resp.kvs = kvs;
+        Ok(resp)
+    }
+
+    fn compare_holds(&self, c: &Compare) -> bool {
+        let mut kvs = self
+            .mvcc
+            .range(span(&c.key, &c.range_end), self.rev)
+            .peekable();
+        if kvs.peek().is_none() {
+            // A missing key has zero fields, but no value to compare with.
+            return !matches!(c.target, CompareTarget::Value(_))
+                && compare_kv(c, &KeyValue::default());
+        }
+        kvs.all(|kv| compare_kv(c, kv))
+    }
+
+    // ---- writes -----------------------------------------------------------
+
+    fn exec_put(&mut self, w: &mut Writer, p: &PutRequest) -> Response {
+        let prev = self.mvcc.get(&p.key, w.main).cloned();
+        let (value, lease) = match (&prev, p.ignore_value, p.ignore_lease) {
+            (None, false, false) => (p.value.clone(), p.lease),
+            (None, _, _) => panic!("ignore_value/ignore_lease on a missing key passed validation"),
+            (Some(old), iv, il) => (
+                if iv {
+                    old.value.clone()
+                } else {
+                    p.value.clone()
+                },
+                if il { old.lease } else { p.lease },
+            ),
+        };
+        let (create_revision, version) = match &prev {
+            Some(old) => (old.create_revision, old.version + 1),
+            None => (w.main, 1),
+        };
+        let kv = KeyValue {
+            key: p.key.clone(),
+            create_revision,
+            mod_revision: w.main,
+            version,
+            value,
+            lease,
+        };
+        let rev = w.next_rev();
+        self.mvcc.insert(
+            rev,
+            Record {
+                kv: kv.clone(),
+                tombstone: false,
+            },
+        );
+        if let Some(old) = &prev {
+            if old.lease != 0 && old.lease != lease {
+                self.detach(old.lease, &p.key);
+            }
+        }
+        if lease != 0 {
+            self.leases
+                .get_mut(&lease)
+                .expect("put's lease was checked before the write")
+                .keys
+                .insert(p.key.clone());
+        }
+        w.events.push(Event {
+            kind: EventKind::Put,
+            kv,
+            prev_kv: prev.clone(),
+        });
+        Response::Put {
+            revision: 0,
+            prev_kv: if p.prev_kv { prev } else { None },
+        }
+    }
+
+    fn exec_delete(&mut self, w: &mut Writer, d: &DeleteRangeRequest) -> Response {
+        let victims: Vec<KeyValue> = self
+            .mvcc
+            .range(span(&d.key, &d.range_end), w.main)
+            .cloned()
+            .collect();
+        for kv in &victims {
+            self.tombstone(w, kv);
+        }
+        Response::DeleteRange {
+            revision: 0,
+            deleted: victims.len() as i64,
+            prev_kvs: if d.prev_kv { victims } else { Vec::new() },
+        }
+    }
+
+    fn tombstone(&mut self, w: &mut Writer, old: &KeyValue) {
+        let tomb = KeyValue {
+            key: old.key.clone(),
+            mod_revision: w.main,
+            ..Default::default()
+        };
+        let rev = w.next_rev();
+        self.mvcc.insert(
+            rev,
+            Record {
+                kv: tomb.clone(),
+                tombstone: true,
+            },
+        );
+        if old.lease != 0 {
+            self.detach(old.lease, &old.key);
+        }
+        w.events.push(Event {
+            kind: EventKind::Delete,
+            kv: tomb,
+            prev_kv: Some(old.clone()),
+        });
+    }
+
+    fn detach(&mut self, lease: LeaseId, key: &[u8]) {
+        let l = self
+            .leases
+            .get_mut(&lease)
+            .expect("a live key's lease exists");
+        assert!(l.keys.remove(key), "key was not attached to its lease");
+    }
+
+    fn apply_txn(&mut self, w: &mut Writer, t: &TxnRequest) -> Result<Response, KvError> {
+        let mut path = Vec::new();
+        self.choose_path(t, &mut path);
+        self.check_path(t, &path, &mut 0)?;
+        let mut pos = 0;
+        let resp = self.exec_txn(w, t, &path, &mut pos);
+        assert_eq!(pos, path.len(), "txn path not fully walked");
+        Ok(resp)
+    }
+
+    /// Evaluates every compare on the path against the state before the txn
+    /// (etcd's `compareToPath`): one verdict per txn met, depth first.
+    fn choose_path(&self, t: &TxnRequest, path: &mut Vec<bool>) {
+        let ok = t.compare.iter().all(|c| self.compare_holds(c));
+        path.push(ok);
+        for op in if ok { &t.success } else { &t.failure } {
+            if let RequestOp::Txn(n) = op {
+                self.choose_path(n, path);
+            }
+        }
+    }
+
+    /// Checks the ops on the chosen path against the state before the txn, so
+    /// that the txn then runs to the end or not at all (etcd's `checkRequests`).
+    fn check_path(&self, t: &TxnRequest, path: &[bool], pos: &mut usize) -> Result<(), KvError> {
+        let ok = path[*pos];
+        *pos += 1;
+        for op in if ok { &t.success } else { &t.failure } {
+            match op {
+                RequestOp::Range(r) => {
+                    self.check_read_revision(r.revision, self.rev)?;
+                }
+                RequestOp::Put(p) => self.check_put_state(p)?,
+                RequestOp::DeleteRange(_) => {}
+                RequestOp::Txn(n) => self.check_path(n, path, pos)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn exec_txn(
+        &mut self,
+        w: &mut Writer,
+        t: &TxnRequest,
+        path: &[bool],
+        pos: &mut usize,
+    ) -> Response {
+        let ok = path[*pos];
+        *pos += 1;
+        let mut responses = Vec::new();
+        for op in if ok { &t.success } else { &t.failure } {
+            responses.push(match op {
+                RequestOp::Range(r) => {
+                    let current = if w.changed() { w.main } else { self.rev };
+                    Response::Range(
+                        self.read(r, current)
+                            .expect("txn range checked before the txn"),
+                    )
+                }
+                RequestOp::Put(p) => self.exec_put(w, p),
+                RequestOp::DeleteRange(d) => self.exec_delete(w, d),
+                RequestOp::Txn(n) => self.exec_txn(w, n, path, pos),
+            });
+        }
+        Response::Txn {
+            revision: 0,
+            succeeded: ok,
+            responses,
+        }
+    }
+
+    fn apply_compact(&mut self, revision: i64) -> Result<Response, KvError> {
+        if revision <= self.compact_rev {
+            return Err(KvError::Compacted);
+        }
+        if revision > self.rev {
+            return Err(KvError::FutureRevision);
+        }
+        self.mvcc.compact(revision);
+        self.compact_rev = revision;
+        Ok(Response::Compact { revision: 0 })
+    }
+
+    fn apply_lease_grant(&mut self, id: LeaseId, ttl: i64) -> Result<Response, KvError> {
+        if ttl > MAX_LEASE_TTL {
+            return Err(KvError::LeaseTtlTooLarge);
+        }
+        let id = if id == 0 {
+            // The next unused id from a counter every replica advances alike.
+            while self.next_lease_id <= 0 || self.leases.contains_key(&self.next_lease_id) {
+                self.next_lease_id = self.next_lease_id.checked_add(1).unwrap_or(1);
+            }
+            let id = self.next_lease_id;
+            self.next_lease_id = id.checked_add(1).unwrap_or(1);
+            id
+        } else if self.leases.contains_key(&id) {
+            return Err(KvError::LeaseExists);
+        } else {
+            id
+        };
+        let ttl = ttl.max(self.config.min_lease_ttl);
+        self.leases.insert(
+            id,
+            LeaseInfo {
+                id,
+                ttl,
+                remaining_ttl: 0,
+                keys: BTreeSet::new(),
+            },
+        );
+        Ok(Response::LeaseGrant {
+            revision: 0,
+            id,
+            ttl,
+        })
+    }
+
+    fn apply_lease_revoke(&mut self, w: &mut Writer, id: LeaseId) -> Result<Response, KvError> {
+        let keys: Vec<Vec<u8>> = match self.leases.get(&id) {
+            Some(l) => l.keys.iter().cloned().collect(),
+            None => return Err(KvError::LeaseNotFound),
+        };
+        for key in keys {
+            let kv = self
+                .mvcc
+                .get(&key, w.main)
+                .cloned()
+                .expect("a lease's key is live");
+            assert_eq!(kv.lease, id, "key attached to a lease it does not name");
+            self.tombstone(w, &kv);
+        }
+        let gone = self.leases.remove(&id).expect("lease present");
+        assert!(gone.keys.is_empty(), "revoked lease still holds keys");
+        Ok(Response::LeaseRevoke { revision: 0 })
+    }
+
+    // ---- leases and watch -------------------------------------------------
+
+    /// A lease's granted TTL and, if asked, its keys.
+    pub fn lease_time_to_live(
+        &self,
+        id: LeaseId,
+        keys: bool,
+    ) -> Result<(i64, Vec<Vec<u8>>), KvError> {
+        let l = self.leases.get(&id).ok_or(KvError::LeaseNotFound)?;
+        let ks = if keys {
+            l.keys.iter().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        Ok((l.ttl, ks))
+    }
+
+    /// Every lease id, in order.
+    pub fn leases(&self) -> Vec<LeaseId> {
+        self.leases.keys().copied().collect()
+    }
+
+    /// Everything the store knows about a lease.
+    pub fn lease(&self, id: LeaseId) -> Option<&LeaseInfo> {
+        self.leases.get(&id)
+    }
+
+    /// Every event with `mod_revision >= start_rev` on keys of the range
+    /// (etcd `range_end` rules), in revision order, for a watch to catch up.
+    /// Revisions are never split: the result stops before the revision that
+    /// would take it past `limit`, unless that is the first one.
+    /// `Compacted` when `start_rev` is at or below the compaction revision.
+    pub fn events_since(
+        &self,
+        start_rev: i64,
+        key: &[u8],
+        range_end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Event>, KvError> {
+        let start = start_rev.max(1);
+        if start <= self.compact_rev {
+            return Err(KvError::Compacted);
+        }
+        let s = span(key, range_end);
+        let mut out: Vec<Event> = Vec::new();
+        for (rev, rec) in self.mvcc.since(start) {
+            if !span_contains(&s, &rec.kv.key) {
+                continue;
+            }
+            let same_rev = out.last().is_some_and(|e| e.kv.mod_revision == rev.main);
+            if out.len() >= limit && !same_rev {
+                break;
+            }
+            out.push(Event {
+                kind: if rec.tombstone {
+                    EventKind::Delete
+                } else {
+                    EventKind::Put
+                },
+                kv: rec.kv.clone(),
+                prev_kv: self.mvcc.before(&rec.kv.key, *rev).cloned(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn nonempty(key: &[u8]) -> Result<(), KvError> {
+    if key.is_empty() {
+        Err(KvError::EmptyKey)
+    } else {
+        Ok(())
+    }
+}
+
+/// The parts of a put's validity that need no state (etcd's `checkPutRequest`).
+fn check_put_shape(p: &PutRequest) -> Result<(), KvError> {
+    nonempty(&p.key)?;
+    if p.ignore_value && !p.value.is_empty() {
+        return Err(KvError::ValueProvided);
+    }
+    if p.ignore_lease && p.lease != 0 {
+        return Err(KvError::LeaseProvided);
+    }
+    Ok(())
+}
+
+/// Refuses a transaction that could write one key twice: on any path, no key
+/// is put by two operations, nor put by one and deleted by another. The two
+/// branches of a txn exclude each other, so they may name the same keys.
+fn check_duplicates(t: &TxnRequest) -> Result<(), KvError> {
+    branch_writes(&t.success)?;
+    branch_writes(&t.failure)?;
+    Ok(())
+}
+
+fn branch_writes(ops: &[RequestOp]) -> Result<Writes, KvError> {
+    let mut items = Vec::with_capacity(ops.len());
+    for op in ops {
+        let mut w = Writes::default();
+        match op {
+            RequestOp::Range(_) => {}
+            RequestOp::Put(p) => {
+                w.puts.insert(p.key.clone());
+            }
+            RequestOp::DeleteRange(d) => w.dels.push((d.key.clone(), d.range_end.clone())),
+            RequestOp::Txn(n) => {
+                w.absorb(branch_writes(&n.success)?);
+                w.absorb(branch_writes(&n.failure)?);
+            }
+        }
+        items.push(w);
+    }
+    for (i, a) in items.iter().enumerate() {
+        for (j, b) in items.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            for k in &a.puts {
+                if (i < j && b.puts.contains(k)) || b.deletes(k) {
+                    return Err(KvError::DuplicateKey);
+                }
+            }
+        }
+    }
+    let mut all = Writes::default();
+    for w in items {
+        all.absorb(w);
+    }
+    Ok(all)
+}
+
+fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
+    use std::cmp::Ordering;
+    let ord: Ordering = match &c.target {
+        CompareTarget::Value(v) => kv.value.as_slice().cmp(v.as_slice()),
+        CompareTarget::Version(v) => kv.version.cmp(v),
+        CompareTarget::CreateRevision(v) => kv.create_revision.cmp(v),
+        CompareTarget::ModRevision(v) => kv.mod_revision.cmp(v),
+        CompareTarget::Lease(v) => kv.lease.cmp(v),
+    };
+    match c.result {
+        CompareResult::Equal => ord == Ordering::Equal,
+        CompareResult::Greater => ord == Ordering::Greater,
+        CompareResult::Less => ord == Ordering::Less,
+        CompareResult::NotEqual => ord != Ordering::Equal,
+    }
+}
+
+/// Sorts by the target; stable, so equal targets stay in key order.
+fn sort_kvs(kvs: &mut [KeyValue], target: SortTarget, order: SortOrder) {
+    let cmp = |a: &KeyValue, b: &KeyValue| match target {
+        SortTarget::Key => a.key.cmp(&b.key),
+        SortTarget::Version => a.version.cmp(&b.version),
+        SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+        SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+        SortTarget::Value => a.value.cmp(&b.value),
+    };
+    match order {
+        SortOrder::Descend => kvs.sort_by(|a, b| cmp(b, a)),
+        _ => kvs.sort_by(cmp),
+    }
+}
+
+/// Writes the command's header revision into a response and all it contains.
+fn stamp(r: &mut Response, header: i64) {
+    match r {
+        Response::Range(rr) => rr.header_revision = header,
+        Response::Txn {
+            revision,
+            responses,
+            ..
+        } => {
+            *revision = header;
+            for sub in responses {
+                stamp(sub, header);
+            }
+        }
+        Response::Put { revision, .. }
+        | Response::DeleteRange { revision, .. }
+        | Response::Compact { revision }
+        | Response::LeaseGrant { revision, .. }
+        | Response::LeaseRevoke { revision }
+        | Response::LeaseCheckpoint { revision } => *revision = header,
+    }
+}
