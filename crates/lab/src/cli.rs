@@ -1,14 +1,190 @@
-//! `synod lab`.
+//! `synod lab`: list, describe and run algorithms; print checks and costs;
+//! write diagrams.
+
+use std::path::PathBuf;
+
+use synod_simnet::Fault;
+
+use crate::diagram::{render_html, render_mermaid, render_svg, DiagramOptions, DEFAULT_MAX_EVENTS};
+use crate::registry::{algorithms, find, Algorithm};
+use crate::report::{LabOptions, LabReport};
+
+#[path = "../io/write_file.rs"]
+mod write_file;
 
 /// Arguments of `synod lab`.
 #[derive(clap::Args, Debug)]
 pub struct LabArgs {
     /// `list`, `describe ALGORITHM`, or an algorithm's name.
+    #[arg(required = true, num_args = 1..=2)]
     pub args: Vec<String>,
+    /// Number of processes (default: the algorithm's own).
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// The seed of the run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Faults to switch on: loss, duplicate, reorder, partition, oneway, clog, crash, skew, all, none.
+    #[arg(long, default_value = "none")]
+    pub faults: String,
+    /// A variant of the algorithm (see `synod lab describe`).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Output format.
+    #[arg(short = 'w', long = "write-out", default_value = "simple", value_parser = ["simple", "json"])]
+    pub write_out: String,
+    /// Write the space-time diagram as SVG.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Write a self-contained HTML page (diagram, legend, checks, costs).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write a Mermaid sequence diagram.
+    #[arg(long)]
+    pub mermaid: Option<PathBuf>,
+    /// Draw at most this many events.
+    #[arg(long, default_value_t = DEFAULT_MAX_EVENTS)]
+    pub max_events: usize,
 }
 
+/// Exit code: every check held.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a check did not hold.
+pub const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit code: bad arguments or an output file could not be written.
+pub const EXIT_USAGE: u8 = 2;
+
 /// Runs `synod lab`; returns the process exit code.
-pub fn run(_args: LabArgs) -> u8 {
-    eprintln!("synod lab: not implemented yet");
-    2
+pub fn run(args: LabArgs) -> u8 {
+    match args.args.first().map(String::as_str) {
+        Some("list") => {
+            print!("{}", list_text());
+            EXIT_OK
+        }
+        Some("describe") => match args.args.get(1).map(|n| find(n)) {
+            Some(Ok(a)) => {
+                print!("{}", describe_text(a));
+                EXIT_OK
+            }
+            Some(Err(e)) => usage(&e.to_string()),
+            None => usage("describe needs an algorithm name"),
+        },
+        Some(name) if args.args.len() == 1 => run_algorithm(name, &args),
+        _ => usage("expected `list`, `describe ALGORITHM` or an algorithm name"),
+    }
+}
+
+fn usage(msg: &str) -> u8 {
+    eprintln!("synod lab: {msg}");
+    EXIT_USAGE
+}
+
+/// The text of `synod lab list`.
+pub fn list_text() -> String {
+    let width = algorithms().iter().map(|a| a.name.len()).max().unwrap_or(0);
+    let fam = algorithms()
+        .iter()
+        .map(|a| a.family.len())
+        .max()
+        .unwrap_or(0);
+    algorithms()
+        .iter()
+        .map(|a| format!("{:width$}  {:fam$}  {}\n", a.name, a.family, a.summary))
+        .collect()
+}
+
+/// The text of `synod lab describe ALGORITHM`.
+pub fn describe_text(a: &Algorithm) -> String {
+    let mut s = format!(
+        "{} ({})\n\n{}\n\nnodes: {} by default, {}..={}\n",
+        a.name, a.family, a.description, a.default_nodes, a.nodes.0, a.nodes.1
+    );
+    if a.variants.is_empty() {
+        s.push_str("variants: none\n");
+    } else {
+        s.push_str("variants:\n");
+        for (v, what) in a.variants {
+            s.push_str(&format!("  {v}: {what}\n"));
+        }
+    }
+    s
+}
+
+/// The simple (human) rendering of a report.
+pub fn simple_text(r: &LabReport, faults: &str) -> String {
+    let mut s = format!(
+        "{}: {} nodes, seed {}, faults {}\n",
+        r.algorithm, r.nodes, r.seed, faults
+    );
+    for c in &r.checks {
+        s.push_str(&format!(
+            "  [{}] {}: {}\n",
+            if c.held { " ok " } else { "FAIL" },
+            c.name,
+            c.detail
+        ));
+    }
+    for c in &r.costs {
+        let expected = c
+            .expected
+            .map_or(String::new(), |e| format!(", expected {e}"));
+        s.push_str(&format!(
+            "  cost {}: measured {}{expected} ({})\n",
+            c.name, c.measured, c.formula
+        ));
+    }
+    s
+}
+
+fn run_algorithm(name: &str, args: &LabArgs) -> u8 {
+    let alg = match find(name) {
+        Ok(a) => a,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let faults = match Fault::parse_list(&args.faults) {
+        Ok(f) => f,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let opts = LabOptions {
+        nodes: args.nodes.unwrap_or(alg.default_nodes),
+        seed: args.seed,
+        faults,
+        variant: args.variant.clone(),
+    };
+    let lab = match alg.execute(&opts) {
+        Ok(r) => r,
+        Err(e) => return usage(&e.to_string()),
+    };
+    if args.write_out == "json" {
+        println!("{}", lab.report.to_json());
+    } else {
+        print!("{}", simple_text(&lab.report, &opts.faults.to_string()));
+    }
+    let dopts = DiagramOptions {
+        nodes: opts.nodes,
+        max_events: args.max_events,
+        title: format!(
+            "{} · {} nodes · seed {} · faults {}",
+            alg.name, opts.nodes, opts.seed, opts.faults
+        ),
+    };
+    let outputs: [(&Option<PathBuf>, &dyn Fn() -> String); 3] = [
+        (&args.svg, &|| render_svg(&lab.trace, &dopts)),
+        (&args.html, &|| {
+            render_html(&lab.trace, &lab.report, alg.description, &dopts)
+        }),
+        (&args.mermaid, &|| render_mermaid(&lab.trace, &dopts)),
+    ];
+    for (path, render) in outputs {
+        if let Some(p) = path {
+            if let Err(e) = write_file::write_file(p, &render()) {
+                return usage(&format!("cannot write {}: {e}", p.display()));
+            }
+        }
+    }
+    if lab.report.passed() {
+        EXIT_OK
+    } else {
+        EXIT_CHECK_FAILED
+    }
 }

@@ -1,0 +1,20 @@
+//! The algorithms, one module each, and the registry that lists them.
+
+pub mod clockwork;
+
+use crate::registry::Algorithm;
+
+/// Declares each algorithm module and lists its `ALGORITHM` in the registry,
+/// in `synod lab list` order.
+macro_rules! registry {
+    ($($module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+        /// Every algorithm, in `synod lab list` order.
+        pub const ALGORITHMS: &[Algorithm] = &[$($module::ALGORITHM),*];
+    };
+}
+
+registry! {
+    lamport_clock,
+    vector_clock,
+}

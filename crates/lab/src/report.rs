@@ -1,0 +1,158 @@
+//! What a lab run produces: options in, a report (checks and costs) and a trace out.
+
+use serde::Serialize;
+use synod_simnet::{FaultSet, Trace};
+
+/// How to run an algorithm, after validation.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// Number of processes.
+    pub nodes: usize,
+    /// The run's seed.
+    pub seed: u64,
+    /// Faults switched on.
+    pub faults: FaultSet,
+    /// A named variant of the algorithm (a planted bug or a weaker setting).
+    pub variant: Option<String>,
+}
+
+impl LabOptions {
+    /// Options with no faults and no variant.
+    pub fn new(nodes: usize, seed: u64) -> Self {
+        LabOptions {
+            nodes,
+            seed,
+            faults: FaultSet::none(),
+            variant: None,
+        }
+    }
+
+    /// Whether the variant `v` was chosen.
+    pub fn is_variant(&self, v: &str) -> bool {
+        self.variant.as_deref() == Some(v)
+    }
+}
+
+/// One property checked on the run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Whether it held.
+    pub held: bool,
+    /// Evidence: how many cases, or the first counterexample.
+    pub detail: String,
+}
+
+impl Check {
+    /// A check named `name`.
+    pub fn new(name: &str, held: bool, detail: impl Into<String>) -> Self {
+        Check {
+            name: name.to_string(),
+            held,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// One measured cost beside the textbook's formula.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cost {
+    /// What was measured.
+    pub name: String,
+    /// The measurement.
+    pub measured: f64,
+    /// The textbook formula.
+    pub formula: String,
+    /// The formula evaluated for this run, where the textbook gives an exact figure.
+    pub expected: Option<f64>,
+}
+
+impl Cost {
+    /// A cost named `name`.
+    pub fn new(name: &str, measured: f64, formula: &str, expected: Option<f64>) -> Self {
+        Cost {
+            name: name.to_string(),
+            measured,
+            formula: formula.to_string(),
+            expected,
+        }
+    }
+}
+
+/// The outcome of a run, as `synod lab … -w json` prints it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LabReport {
+    /// The algorithm's name.
+    pub algorithm: String,
+    /// Number of processes.
+    pub nodes: usize,
+    /// The seed.
+    pub seed: u64,
+    /// Properties checked.
+    pub checks: Vec<Check>,
+    /// Costs measured.
+    pub costs: Vec<Cost>,
+}
+
+impl LabReport {
+    /// An empty report for a run.
+    pub fn new(algorithm: &str, opts: &LabOptions) -> Self {
+        LabReport {
+            algorithm: algorithm.to_string(),
+            nodes: opts.nodes,
+            seed: opts.seed,
+            checks: vec![],
+            costs: vec![],
+        }
+    }
+
+    /// Whether every check held.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.held)
+    }
+
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report always serialises")
+    }
+}
+
+/// A finished run: the report and the trace to draw.
+#[derive(Clone, Debug)]
+pub struct LabRun {
+    /// Checks and costs.
+    pub report: LabReport,
+    /// The run's trace.
+    pub trace: Trace,
+}
+
+/// A lab request that cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabError {
+    /// No algorithm of that name.
+    #[error("unknown algorithm `{0}` (see `synod lab list`)")]
+    UnknownAlgorithm(String),
+    /// The algorithm has no such variant.
+    #[error("algorithm `{algorithm}` has no variant `{variant}` (it has: {known})")]
+    UnknownVariant {
+        /// The algorithm.
+        algorithm: String,
+        /// The variant asked for.
+        variant: String,
+        /// The variants it has.
+        known: String,
+    },
+    /// Too few or too many processes.
+    #[error("algorithm `{algorithm}` runs on {min}..={max} nodes, not {nodes}")]
+    Nodes {
+        /// The algorithm.
+        algorithm: String,
+        /// Nodes asked for.
+        nodes: usize,
+        /// Smallest allowed.
+        min: usize,
+        /// Largest allowed.
+        max: usize,
+    },
+}
