@@ -25,6 +25,6 @@ mod store;
 mod types;
 
 pub use error::KvError;
-
+pub use lessor::{Lessor, LessorConfig};
 pub use store::{KvConfig, KvStore, LeaseInfo, MAX_LEASE_TTL};
 pub use types::*;
