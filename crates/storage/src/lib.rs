@@ -3,13 +3,19 @@
 //! - [`vfs`]: the file-system seam ([`Vfs`], [`VfsFile`]) with a real,
 //!   fdatasync-backed implementation ([`RealVfs`]) and a deterministic,
 //!   crash- and fault-injecting one ([`SimVfs`]).
+//! - [`record`]: the on-disk segment and record format, and its decoder.
+//! - [`wal`]: the write-ahead log of opaque typed records, with group commit,
+//!   segment rotation and crash recovery.
 //!
 //! Everything above the VFS sees only the trait, so production and the
 //! simulator run the same storage code.
 #![deny(missing_docs)]
 
+pub mod record;
 pub mod vfs;
+pub mod wal;
 
 pub use vfs::{
     CrashReport, FaultRates, RealFile, RealVfs, SimFile, SimVfs, Vfs, VfsError, VfsFile, VfsResult,
 };
+pub use wal::{GroupCommit, Lsn, Record, RecoveryReport, SegmentInfo, Wal, WalConfig, WalError};
