@@ -13,12 +13,12 @@ pub trait ClockRules: Clone {
     type Ts: Clone + std::fmt::Debug;
     /// A fresh clock for process `me` of `n`.
     fn new(me: ProcId, n: usize) -> Self;
-    /// Before a local event.
-    fn tick(&mut self);
+    /// Before a local event; `pt` is the local physical clock.
+    fn tick(&mut self, pt: u64);
     /// Before a send; returns the timestamp to piggyback.
-    fn on_send(&mut self) -> Self::Ts;
+    fn on_send(&mut self, pt: u64) -> Self::Ts;
     /// On receipt of `ts`.
-    fn on_receive(&mut self, ts: &Self::Ts);
+    fn on_receive(&mut self, ts: &Self::Ts, pt: u64);
     /// The current value, as stamped on events (parsed back by the checker).
     fn show(&self) -> String;
     /// Wire size of a timestamp.
@@ -49,7 +49,7 @@ impl<C: ClockRules> Process for Node<C> {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Msg>, _from: ProcId, msg: Self::Msg) {
-        self.clock.on_receive(&msg.0);
+        self.clock.on_receive(&msg.0, ctx.now());
         ctx.stamp(&self.clock.show());
     }
 
@@ -58,12 +58,12 @@ impl<C: ClockRules> Process for Node<C> {
         match self.work.next(ctx.rng(), me, n) {
             None => return,
             Some(Step::Local) => {
-                self.clock.tick();
+                self.clock.tick(ctx.now());
                 ctx.mark("local");
                 ctx.stamp(&self.clock.show());
             }
             Some(Step::Send(to)) => {
-                let ts = self.clock.on_send();
+                let ts = self.clock.on_send(ctx.now());
                 ctx.send(to, Stamped(ts));
                 ctx.stamp(&self.clock.show());
             }
@@ -88,6 +88,7 @@ pub const STEPS: u32 = 10;
 /// simulator, finished.
 pub fn run_clock<C: ClockRules>(
     opts: &LabOptions,
+    clocks: ClockConfig,
     make: impl Fn(ProcId, usize) -> C,
 ) -> Sim<Node<C>> {
     let n = opts.nodes;
@@ -108,7 +109,7 @@ pub fn run_clock<C: ClockRules>(
         opts.seed,
         (0..n).map(node).collect(),
         net_for(&opts.faults, base),
-        ClockConfig::perfect(),
+        clocks,
     );
     run_faulted(&mut sim, opts, 2_000_000, node);
     sim

@@ -35,14 +35,14 @@ impl ClockRules for Lamport {
     fn new(_me: usize, _n: usize) -> Self {
         Lamport { c: 0, ignore_received: false }
     }
-    fn tick(&mut self) {
+    fn tick(&mut self, _pt: u64) {
         self.c += 1;
     }
-    fn on_send(&mut self) -> u64 {
+    fn on_send(&mut self, _pt: u64) -> u64 {
         self.c += 1;
         self.c
     }
-    fn on_receive(&mut self, ts: &u64) {
+    fn on_receive(&mut self, ts: &u64, _pt: u64) {
         self.c = if self.ignore_received { self.c } else { self.c.max(*ts) } + 1;
     }
     fn show(&self) -> String {
@@ -55,7 +55,7 @@ impl ClockRules for Lamport {
 
 fn run(opts: &LabOptions) -> LabRun {
     let bug = opts.is_variant("no-max");
-    let mut sim = run_clock(opts, |me, n| Lamport { ignore_received: bug, ..Lamport::new(me, n) });
+    let mut sim = run_clock(opts, synod_simnet::ClockConfig::perfect(), |me, n| Lamport { ignore_received: bug, ..Lamport::new(me, n) });
     let trace = sim.take_trace();
     let hb = Causality::from_trace(&trace, opts.nodes);
     let ev: Vec<(usize, u64)> =

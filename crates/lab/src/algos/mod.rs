@@ -17,4 +17,6 @@ macro_rules! registry {
 registry! {
     lamport_clock,
     vector_clock,
+    hlc,
+    chandy_lamport,
 }

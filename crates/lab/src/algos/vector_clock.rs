@@ -35,14 +35,14 @@ impl ClockRules for Vector {
     fn new(me: usize, n: usize) -> Self {
         Vector { me, v: vec![0; n], no_merge: false }
     }
-    fn tick(&mut self) {
+    fn tick(&mut self, _pt: u64) {
         self.v[self.me] += 1;
     }
-    fn on_send(&mut self) -> Vec<u64> {
+    fn on_send(&mut self, _pt: u64) -> Vec<u64> {
         self.v[self.me] += 1;
         self.v.clone()
     }
-    fn on_receive(&mut self, ts: &Vec<u64>) {
+    fn on_receive(&mut self, ts: &Vec<u64>, _pt: u64) {
         if !self.no_merge {
             for (mine, theirs) in self.v.iter_mut().zip(ts) {
                 *mine = (*mine).max(*theirs);
@@ -69,7 +69,7 @@ fn less(a: &[u64], b: &[u64]) -> bool {
 
 fn run(opts: &LabOptions) -> LabRun {
     let bug = opts.is_variant("no-merge");
-    let mut sim = run_clock(opts, |me, n| Vector { no_merge: bug, ..Vector::new(me, n) });
+    let mut sim = run_clock(opts, synod_simnet::ClockConfig::perfect(), |me, n| Vector { no_merge: bug, ..Vector::new(me, n) });
     let trace = sim.take_trace();
     let hb = Causality::from_trace(&trace, opts.nodes);
     let ev: Vec<(usize, Vec<u64>)> = stamped(&trace, 600).into_iter().map(|(i, _, s)| (i, parse(s))).collect();
