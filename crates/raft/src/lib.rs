@@ -1,1 +1,31 @@
-//! placeholder
+//! Raft consensus for one group, as a deterministic sans-IO state machine.
+//!
+//! The owner feeds a [`Raft`] ticks ([`Raft::tick`]), peer messages
+//! ([`Raft::step`]), proposals and reads, then collects a [`Ready`]: what to
+//! persist, what to send (only after persisting), what to apply. Nothing here
+//! performs IO, reads a clock or uses OS randomness; the election jitter comes
+//! from an RNG seeded by [`Config::seed`].
+//!
+//! Decisions documented once:
+//! - **Persisting rule.** Every message of a Ready may leave only after that
+//!   Ready's snapshot, entries and hard state are durable. The leader counts
+//!   its own log towards a quorum only up to what [`Raft::advance`] reported durable.
+//! - **Membership.** A configuration change takes effect on each member when
+//!   its entry is applied, i.e. when [`Raft::advance`] acknowledges the Ready
+//!   that handed it out (as etcd does). One change may be pending at a time.
+//! - **Bootstrap.** [`Init::Bootstrap`]'s first Ready holds a snapshot at index
+//!   0 with the initial configuration and empty data; persist it and pass its
+//!   meta back in [`Init::Restore`] on restart.
+#![deny(missing_docs)]
+
+mod confchange;
+mod log;
+mod raft;
+mod tracker;
+mod types;
+
+pub use raft::{
+    Raft, Ready, ReadyToken, MAX_ENTRIES_PER_MSG, MAX_PENDING_READS, MAX_SNAPSHOT_BYTES,
+};
+pub use tracker::ProgressState;
+pub use types::*;
