@@ -18,5 +18,7 @@ registry! {
     lamport_clock,
     vector_clock,
     hlc,
+    cristian,
+    berkeley,
     chandy_lamport,
 }
