@@ -81,7 +81,7 @@ pub type VfsResult<T> = Result<T, VfsError>;
 ///
 /// Paths are ordinary paths; a VFS may be rooted anywhere. Implementations are
 /// cheap to clone handles on one underlying store.
-pub trait Vfs {
+pub trait Vfs: Clone + std::fmt::Debug {
     /// An open file.
     type File: VfsFile;
 
@@ -106,7 +106,7 @@ pub trait Vfs {
 }
 
 /// An open file of a [`Vfs`].
-pub trait VfsFile {
+pub trait VfsFile: std::fmt::Debug {
     /// The file's current length in bytes.
     fn len(&self) -> VfsResult<u64>;
     /// Whether the file is empty.
