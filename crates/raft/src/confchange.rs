@@ -65,10 +65,12 @@ pub(crate) fn next_conf(cs: &ConfState, cc: &ConfChange) -> Result<ConfState, &'
         apply_single(&mut simple, c)?;
     }
     let diff = simple.voters.symmetric_difference(&cs.voters).count();
-    let joint = match cc.transition {
-        ConfChangeTransition::Auto => diff > 1,
-        _ => true,
-    };
+    // The bootstrap entry builds the first configuration from nothing: never joint.
+    let joint = !cs.voters.is_empty()
+        && match cc.transition {
+            ConfChangeTransition::Auto => diff > 1,
+            _ => true,
+        };
     let next = if joint {
         let mut next = cs.clone();
         next.voters_outgoing = cs.voters.clone();

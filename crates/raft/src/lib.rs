@@ -13,9 +13,10 @@
 //! - **Membership.** A configuration change takes effect on each member when
 //!   its entry is applied, i.e. when [`Raft::advance`] acknowledges the Ready
 //!   that handed it out (as etcd does). One change may be pending at a time.
-//! - **Bootstrap.** [`Init::Bootstrap`]'s first Ready holds a snapshot at index
-//!   0 with the initial configuration and empty data; persist it and pass its
-//!   meta back in [`Init::Restore`] on restart.
+//! - **Bootstrap.** [`Init::Bootstrap`] with voters writes the initial
+//!   configuration as entry 1 (term 1, committed, a `ConfChange`); it comes
+//!   out in the first Ready like any entry. A member joining an existing group
+//!   bootstraps with no voters and learns the configuration from the leader.
 #![deny(missing_docs)]
 
 mod confchange;

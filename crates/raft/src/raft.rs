@@ -155,28 +155,39 @@ impl Raft {
         };
         match init {
             Init::Bootstrap { voters, learners } => {
-                let mut cs = ConfState::default();
-                for v in voters {
-                    if v == NONE {
-                        return Err(ConfigError::Invalid("voter id 0"));
-                    }
-                    cs.voters.insert(v);
+                // The initial configuration is the log's first entry (term 1),
+                // so a member joining later learns it by replication.
+                if voters.iter().chain(&learners).any(|&id| id == NONE) {
+                    return Err(ConfigError::Invalid("member id 0"));
                 }
-                for l in learners {
-                    if l == NONE || cs.voters.contains(&l) {
-                        return Err(ConfigError::Invalid("learner id 0 or also a voter"));
-                    }
-                    cs.learners.insert(l);
+                if learners.iter().any(|l| voters.contains(l)) {
+                    return Err(ConfigError::Invalid("a learner is also a voter"));
                 }
-                r.conf = cs.clone();
-                r.pending_snapshot = Some(Snapshot {
-                    meta: SnapshotMeta {
-                        index: 0,
-                        term: 0,
-                        conf_state: cs,
-                    },
-                    data: Vec::new(),
-                });
+                if voters.len() + learners.len() > MAX_CONF_CHANGES {
+                    return Err(ConfigError::Invalid("too many initial members"));
+                }
+                if !voters.is_empty() {
+                    let mut changes: Vec<ConfChangeSingle> = voters
+                        .iter()
+                        .map(|&v| ConfChangeSingle::AddVoter(v))
+                        .collect();
+                    changes.extend(learners.iter().map(|&l| ConfChangeSingle::AddLearner(l)));
+                    let cc = ConfChange {
+                        changes,
+                        transition: ConfChangeTransition::Auto,
+                    };
+                    r.term = 1;
+                    r.log.stable_to = 0;
+                    r.log.append_new(Entry {
+                        term: 1,
+                        index: 1,
+                        kind: EntryKind::ConfChange,
+                        data: cc.encode(),
+                    });
+                    r.log.commit = 1;
+                } else if !learners.is_empty() {
+                    return Err(ConfigError::Invalid("learners without voters"));
+                }
             }
             Init::Restore {
                 hard_state,

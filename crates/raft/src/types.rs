@@ -430,9 +430,8 @@ pub enum Role {
 /// How a Raft starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Init {
-    /// A brand-new member. The first Ready carries a snapshot at index 0 holding
-    /// this configuration (empty data): persist it like any snapshot.
-    /// A node joining an existing group passes empty lists.
+    /// A brand-new member. With voters, the configuration becomes entry 1
+    /// (term 1, committed). A member joining a running group passes empty lists.
     Bootstrap {
         /// Initial voters.
         voters: Vec<NodeId>,
@@ -443,7 +442,7 @@ pub enum Init {
     Restore {
         /// Last persisted hard state.
         hard_state: HardState,
-        /// Last persisted snapshot's metadata (the index-0 one after a bootstrap).
+        /// Last persisted snapshot's metadata, if any.
         snapshot: Option<SnapshotMeta>,
         /// Persisted entries after the snapshot, contiguous.
         entries: Vec<Entry>,

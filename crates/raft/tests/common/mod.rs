@@ -435,6 +435,9 @@ impl Net {
             r.last_index(),
             fmt_conf(r.conf_state())
         );
+        if r.lead_transferee() != 0 {
+            write!(s, " transferee={}", r.lead_transferee()).unwrap();
+        }
         if r.role() == Role::Leader {
             for m in r.conf_state().members() {
                 if let Some((matched, next, st)) = r.progress(m) {
