@@ -16,6 +16,8 @@ pub struct Causality {
     /// For each trace event: its process and true vector clock, or `None`
     /// for events that are not process events (drops, faults, crashes).
     events: Vec<Option<(usize, Vec<u32>)>>,
+    /// For each process, the trace indices of its events in order.
+    lanes: Vec<Vec<usize>>,
 }
 
 impl Causality {
@@ -24,7 +26,8 @@ impl Causality {
         let mut clocks = vec![vec![0u32; n]; n];
         let mut sent: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
         let mut events = Vec::with_capacity(trace.events.len());
-        for e in &trace.events {
+        let mut lanes = vec![Vec::new(); n];
+        for (i, e) in trace.events.iter().enumerate() {
             let p = e.proc;
             let is_event = match &e.kind {
                 TraceKind::Send { .. } | TraceKind::Timer { .. } | TraceKind::Mark { .. } => true,
@@ -45,12 +48,20 @@ impl Causality {
                 continue;
             }
             clocks[p][p] += 1;
+            lanes[p].push(i);
             if let TraceKind::Send { msg_id, .. } = &e.kind {
                 sent.insert(*msg_id, clocks[p].clone());
             }
             events.push(Some((p, clocks[p].clone())));
         }
-        Causality { events }
+        Causality { events, lanes }
+    }
+
+    /// The trace index of process `p`'s `k`-th event (1-based).
+    pub fn nth_event(&self, p: usize, k: u32) -> Option<usize> {
+        (k as usize)
+            .checked_sub(1)
+            .and_then(|i| self.lanes[p].get(i).copied())
     }
 
     /// Whether trace event `a` happened before trace event `b`.

@@ -17,6 +17,7 @@ macro_rules! registry {
 registry! {
     lamport_clock,
     vector_clock,
+    matrix_clock,
     hlc,
     cristian,
     berkeley,
