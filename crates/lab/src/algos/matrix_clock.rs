@@ -107,10 +107,13 @@ impl Process for Node {
         if w.len() != n || w.iter().any(|r| r.len() != n) {
             return;
         }
-        for k in 0..n {
-            self.m[me][k] = self.m[me][k].max(w[from][k]);
-            for l in 0..n {
-                self.m[k][l] = self.m[k][l].max(w[k][l]);
+        let sender_row = w[from].clone();
+        for (mine, theirs) in self.m[me].iter_mut().zip(&sender_row) {
+            *mine = (*mine).max(*theirs);
+        }
+        for (row, wrow) in self.m.iter_mut().zip(&w) {
+            for (x, y) in row.iter_mut().zip(wrow) {
+                *x = (*x).max(*y);
             }
         }
         self.m[me][me] += 1;
