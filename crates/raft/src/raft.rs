@@ -1141,6 +1141,14 @@ impl Raft {
                 // Late answers from an election already decided.
                 Ok(())
             }
+            MessageBody::AppendResponse { .. }
+            | MessageBody::HeartbeatResponse { .. }
+            | MessageBody::SnapshotResponse { .. }
+                if self.role != Role::Leader =>
+            {
+                // Late answers to a leadership that is over.
+                Ok(())
+            }
             _ => match self.role {
                 Role::Leader => self.step_leader(m),
                 Role::Candidate | Role::PreCandidate => self.step_candidate(m),
