@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod fnv;
 mod lessor;
 mod mvcc;
 mod snapshot;

@@ -8,6 +8,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fnv::{mix, Fnv};
 use crate::types::KeyValue;
 
 /// Position of one write: the command's revision and its place inside it.
@@ -69,6 +70,19 @@ type Touch = (Rev, bool);
 pub(crate) struct Mvcc {
     log: BTreeMap<Rev, Record>,
     index: BTreeMap<Vec<u8>, Vec<Touch>>,
+    /// Wrapping sum of [`record_digest`] over the log: an order-free digest
+    /// that insertions add to and compaction subtracts from.
+    digest: u64,
+}
+
+/// The digest of one stored write.
+fn record_digest(rev: Rev, rec: &Record) -> u64 {
+    let mut h = Fnv::new();
+    h.write_i64(rev.main);
+    h.write_i64(rev.sub);
+    h.write(&[u8::from(rec.tombstone)]);
+    h.write_kv(&rec.kv);
+    mix(h.finish())
 }
 
 /// The last touch at or before main revision `at`, if it was not a delete.
@@ -99,6 +113,7 @@ impl Mvcc {
             assert!(!rec.tombstone, "tombstone for a key never written");
         }
         touches.push((rev, rec.tombstone));
+        self.digest = self.digest.wrapping_add(record_digest(rev, &rec));
         let old = self.log.insert(rev, rec);
         assert!(old.is_none(), "revision {rev:?} written twice");
     }
@@ -163,11 +178,11 @@ impl Mvcc {
                 None => 0,
             };
             for (rev, _) in touches.drain(..keep_from) {
-                let gone = self.log.remove(&rev);
-                assert!(
-                    gone.is_some(),
-                    "compacted revision {rev:?} missing from the log"
-                );
+                let gone = self
+                    .log
+                    .remove(&rev)
+                    .expect("compacted revision missing from the log");
+                self.digest = self.digest.wrapping_sub(record_digest(rev, &gone));
             }
             if touches.is_empty() {
                 emptied.push(key.clone());
@@ -176,5 +191,15 @@ impl Mvcc {
         for key in emptied {
             self.index.remove(&key);
         }
+    }
+
+    /// The order-free digest of every stored write.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Number of stored writes (tombstones included).
+    pub fn len(&self) -> usize {
+        self.log.len()
     }
 }
