@@ -1,0 +1,1043 @@
+//! Linearizability of a key-value history, checked one key at a time.
+//!
+//! A key-value store is a collection of independent registers, and
+//! linearizability is compositional (Herlihy & Wing's locality,
+//! "P-compositionality"): the history is linearizable iff the sub-history of
+//! every key is. Keys are therefore checked independently, on several threads;
+//! the verdict reports the first failing key in key order, so it does not
+//! depend on thread timing.
+//!
+//! Each key is checked with the Wing & Gong search in Lowe's just-in-time
+//! form, memoized as in Knossos and Porcupine: walk the call/return events in
+//! time order; at a call, try to linearize that operation now (if the register
+//! model allows it and the pair (set of linearized operations, register
+//! value) is new), otherwise look further; at the return of an operation not
+//! yet linearized, undo the last choice. The search succeeds when every
+//! operation with a known return has been linearized.
+//!
+//! Outcomes, as the history format defines them:
+//! * put/delete `ok:true` and cas `ok:true` take effect within their interval;
+//! * put/delete `ok:false` never happened and are dropped; get `ok:false` or
+//!   unknown constrains nothing and is dropped;
+//! * cas `ok:false` is an observation: at some point within its interval the
+//!   value differed from `expected`;
+//! * an unknown outcome (put, delete, cas) may take effect at any time after
+//!   its call, or never: it has no return event, and the search need not place
+//!   it. A cas with an unknown outcome is only placed where its comparison holds
+//!   (placing it elsewhere is a no-op, the same as never).
+//!
+//! Pruning of unknown outcomes (sound, see [`KeyChecker`]): an unknown
+//! operation writing `w` is only ever placed while some operation that could
+//! observe `w` is still unplaced. Placing it after all of them could be undone
+//! without changing any result, so the search never needs to.
+//!
+//! The memo key is an exact encoding of the linearized set (no hashing of
+//! bitsets with collisions): `k`, the length of the longest prefix (in call
+//! order) whose known-outcome operations are all linearized, then the
+//! linearized operations at or after `k`, then the linearized unknown
+//! operations before `k`. Its size follows the concurrency, not the history's
+//! length. The table is bounded ([`Config::max_memo_bytes`]); running out of
+//! it, or of time, makes the key [`Verdict::Undecided`].
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::history::{Op, OpKind};
+
+/// How to run the checker.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Give up (verdict [`Verdict::Undecided`]) after this long; `None`: never.
+    pub time_limit: Option<Duration>,
+    /// Worker threads; keys are spread over them.
+    pub threads: usize,
+    /// Upper bound on the memo table of one key, in (estimated) bytes.
+    pub max_memo_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            time_limit: None,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            max_memo_bytes: 512 << 20,
+        }
+    }
+}
+
+/// The checker's answer for a whole history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every key's sub-history is linearizable.
+    Linearizable,
+    /// This key's sub-history is not linearizable (the first such key in key
+    /// order among those decided).
+    NotLinearizable {
+        /// The key.
+        key: String,
+        /// A readable explanation: the longest linearizable prefix found and
+        /// the operations that could not be placed after it.
+        detail: String,
+    },
+    /// The time or memory limit ran out on this key before it was decided
+    /// (and no key was found to fail).
+    Undecided {
+        /// The key.
+        key: String,
+    },
+}
+
+/// The verdict with a few figures about the work done.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Number of distinct keys in the history.
+    pub keys: usize,
+    /// Number of operations in the history.
+    pub ops: usize,
+    /// Number of search states stored in memo tables, over all keys.
+    pub states: u64,
+}
+
+/// Checks a history with the given configuration.
+pub fn check(ops: &[Op], config: &Config) -> Report {
+    let mut by_key: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    for op in ops {
+        by_key.entry(op.key.as_str()).or_default().push(op);
+    }
+    let keys: Vec<(&str, Vec<&Op>)> = by_key.into_iter().collect();
+    let deadline = config.time_limit.map(|t| Instant::now() + t);
+    // Biggest keys first, for balance; the verdict uses key order (`rank`).
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(keys[i].1.len()), i));
+
+    let next = AtomicUsize::new(0);
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let results: Mutex<Vec<Option<KeyOutcome>>> = Mutex::new(vec![None; keys.len()]);
+    let states = std::sync::atomic::AtomicU64::new(0);
+    let workers = config.threads.clamp(1, keys.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let slot = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&rank) = order.get(slot) else { break };
+                if first_failure.load(Ordering::Relaxed) < rank {
+                    continue;
+                }
+                let stop = Stop {
+                    deadline,
+                    cancel: &|| first_failure.load(Ordering::Relaxed) < rank,
+                };
+                let (name, key_ops) = &keys[rank];
+                let mut checker = KeyChecker::new(key_ops, config.max_memo_bytes);
+                let outcome = checker.run(&stop);
+                states.fetch_add(checker.memo.len() as u64, Ordering::Relaxed);
+                let outcome = match outcome {
+                    Search::Linearizable => KeyOutcome::Ok,
+                    Search::Cancelled => KeyOutcome::Skipped,
+                    Search::OutOfTime | Search::OutOfMemory => KeyOutcome::Undecided,
+                    Search::Fails => {
+                        first_failure.fetch_min(rank, Ordering::Relaxed);
+                        KeyOutcome::Fails(checker.explain(name))
+                    }
+                };
+                results.lock().expect("no worker panicked")[rank] = Some(outcome);
+            });
+        }
+    });
+    let results = results.into_inner().expect("no worker panicked");
+    let mut verdict = Verdict::Linearizable;
+    for ((name, _), outcome) in keys.iter().zip(results) {
+        match outcome {
+            Some(KeyOutcome::Fails(detail)) => {
+                verdict = Verdict::NotLinearizable {
+                    key: name.to_string(),
+                    detail,
+                };
+                break;
+            }
+            Some(KeyOutcome::Undecided) if verdict == Verdict::Linearizable => {
+                verdict = Verdict::Undecided {
+                    key: name.to_string(),
+                }
+            }
+            _ => {}
+        }
+    }
+    Report {
+        verdict,
+        keys: keys.len(),
+        ops: ops.len(),
+        states: states.into_inner(),
+    }
+}
+
+/// Checks a history with the default configuration (no time limit).
+pub fn check_history(ops: &[Op]) -> Verdict {
+    check(ops, &Config::default()).verdict
+}
+
+#[derive(Clone, Debug)]
+enum KeyOutcome {
+    Ok,
+    Fails(String),
+    Undecided,
+    Skipped,
+}
+
+/// When a search must stop early.
+struct Stop<'a> {
+    deadline: Option<Instant>,
+    cancel: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// How one key's search ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Search {
+    Linearizable,
+    Fails,
+    OutOfTime,
+    OutOfMemory,
+    Cancelled,
+}
+
+/// A register value: 0 is "absent", others index [`KeyChecker::values`].
+type Val = u32;
+const ABSENT: Val = 0;
+
+/// One operation of a key, reduced to what the register model needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    /// Sets the value (put, delete with [`ABSENT`]).
+    Write(Val),
+    /// Reads exactly this value.
+    Read(Val),
+    /// Swaps `from` to `to`; must succeed.
+    Cas(Val, Val),
+    /// Observes a value other than this.
+    NotEqual(Val),
+}
+
+impl Effect {
+    /// The new register value if the operation can take effect on `s`.
+    /// (An unknown cas whose comparison fails would be a no-op, the same as
+    /// not happening at all, so it is never placed there.)
+    fn apply(self, s: Val) -> Option<Val> {
+        match self {
+            Effect::Write(v) => Some(v),
+            Effect::Read(v) => (s == v).then_some(s),
+            Effect::Cas(e, v) => (s == e).then_some(v),
+            Effect::NotEqual(e) => (s != e).then_some(s),
+        }
+    }
+
+    /// Whether this operation, placed after a write of `w`, could tell that
+    /// the write happened (see [`KeyChecker`] on pruning).
+    fn observes(self, w: Val) -> bool {
+        match self {
+            Effect::Write(_) => false,
+            Effect::Read(v) | Effect::Cas(v, _) => v == w,
+            Effect::NotEqual(e) => e != w,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct KOp<'a> {
+    call: u64,
+    /// `None`: unknown outcome, no return event.
+    ret: Option<u64>,
+    effect: Effect,
+    src: &'a Op,
+}
+
+const NIL: u32 = u32::MAX;
+
+/// A fast hasher for memo keys (which are small integer slices).
+#[derive(Default)]
+struct MemoHasher(u64);
+
+impl Hasher for MemoHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write(&(i as u64).to_le_bytes());
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+/// The search for one key.
+///
+/// Pruning of unknown outcomes, and why it is sound: let `o` be an unknown
+/// operation writing `w`, and suppose a valid linearization places `o` after
+/// every operation that [`Effect::observes`] `w` (and returned at or after
+/// `o`'s call). Between `o` and the next write, the register holds `w`; any
+/// operation linearized there is not an observer of `w`, so it is a write that
+/// ends the window, or a get/cas that would fail on `w` (impossible), or a
+/// `NotEqual(w)` (impossible, it would fail), or an unknown cas comparing
+/// against something other than `w` (a no-op, which may simply be left out).
+/// Removing `o` (and those no-ops) leaves every other result unchanged, and an
+/// unknown outcome may be left out. So the search never places an unknown
+/// operation whose observers are all placed (`alive[o] == 0`); an unknown
+/// operation that has no observers at all is never placed.
+struct KeyChecker<'a> {
+    ops: Vec<KOp<'a>>,
+    values: Vec<&'a str>,
+    /// Linked list of events (index `2*i` call of op `i`, `2*i+1` its
+    /// return); `head` is the first.
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    head: u32,
+    /// Known-outcome operations not yet linearized.
+    mandatory_left: usize,
+    lin: Vec<bool>,
+    /// First known-outcome operation (in call order) not linearized.
+    k: usize,
+    /// Known-outcome operations after `k` that are linearized.
+    ahead: BTreeSet<u32>,
+    /// Unknown-outcome operations that are linearized.
+    placed_unknown: BTreeSet<u32>,
+    /// For an unknown operation: unplaced observers (`u32::MAX`: never
+    /// pruned). For every operation: the unknown operations it observes.
+    alive: Vec<u32>,
+    observes: Vec<Vec<u32>>,
+    /// Unknown writes not linearized, grouped by the value they write.
+    unplaced_writes: BTreeMap<Val, BTreeSet<u32>>,
+    memo: HashSet<Box<[u32]>, BuildHasherDefault<MemoHasher>>,
+    memo_bytes: usize,
+    max_memo_bytes: usize,
+    scratch: Vec<u32>,
+    /// Longest linearization found: its first `best_valid` entries equal the
+    /// current stack's.
+    best: Vec<u32>,
+    best_valid: usize,
+}
+
+impl<'a> KeyChecker<'a> {
+    fn new(src: &[&'a Op], max_memo_bytes: usize) -> Self {
+        let mut values: Vec<&'a str> = vec![""];
+        let mut ids: BTreeMap<&'a str, Val> = BTreeMap::new();
+        let mut id = |v: &'a Option<String>| -> Val {
+            match v {
+                None => ABSENT,
+                Some(s) => *ids.entry(s.as_str()).or_insert_with(|| {
+                    values.push(s.as_str());
+                    (values.len() - 1) as Val
+                }),
+            }
+        };
+        let mut ops = Vec::with_capacity(src.len());
+        for &op in src {
+            let effect = match (op.op, op.ok) {
+                (OpKind::Put | OpKind::Delete, Some(false)) => continue,
+                (OpKind::Get, Some(false) | None) => continue,
+                (OpKind::Put, _) => Effect::Write(id(&op.value)),
+                (OpKind::Delete, _) => Effect::Write(ABSENT),
+                (OpKind::Get, Some(true)) => Effect::Read(id(&op.value)),
+                (OpKind::Cas, Some(false)) => Effect::NotEqual(id(&op.expected)),
+                (OpKind::Cas, _) => Effect::Cas(id(&op.expected), id(&op.value)),
+            };
+            assert_eq!(op.ok.is_none(), op.ret.is_none(), "validated history");
+            ops.push(KOp {
+                call: op.call,
+                ret: op.ret,
+                effect,
+                src: op,
+            });
+        }
+        ops.sort_by_key(|o| o.call);
+        assert!(
+            ops.len() < (NIL / 2) as usize,
+            "too many operations on one key"
+        );
+        let n = ops.len();
+
+        // Events in time order; at equal times calls come first (intervals are
+        // closed). Unknown outcomes have no return event.
+        let mut events: Vec<(u64, u8, u32)> = Vec::with_capacity(2 * n);
+        for (i, o) in ops.iter().enumerate() {
+            events.push((o.call, 0, 2 * i as u32));
+            if let Some(r) = o.ret {
+                events.push((r, 1, 2 * i as u32 + 1));
+            }
+        }
+        events.sort_unstable();
+        let mut next = vec![NIL; 2 * n];
+        let mut prev = vec![NIL; 2 * n];
+        for w in events.windows(2) {
+            next[w[0].2 as usize] = w[1].2;
+            prev[w[1].2 as usize] = w[0].2;
+        }
+        let head = events.first().map_or(NIL, |e| e.2);
+
+        // Observers of unknown outcomes, within a budget of pairs.
+        let mut alive = vec![0u32; n];
+        let mut observes = vec![Vec::new(); n];
+        let mut by_value: BTreeMap<Val, Vec<u32>> = BTreeMap::new();
+        let mut not_equal: Vec<u32> = Vec::new();
+        for (i, o) in ops.iter().enumerate() {
+            match o.effect {
+                Effect::Read(v) | Effect::Cas(v, _) => {
+                    by_value.entry(v).or_default().push(i as u32)
+                }
+                Effect::NotEqual(_) => not_equal.push(i as u32),
+                Effect::Write(_) => {}
+            }
+        }
+        let mut budget: usize = 4 << 20;
+        for (i, o) in ops.iter().enumerate() {
+            if o.ret.is_some() {
+                continue;
+            }
+            let w = match o.effect {
+                Effect::Write(w) | Effect::Cas(_, w) => w,
+                other => unreachable!("unknown outcome {other:?} was dropped"),
+            };
+            let same = by_value.get(&w).map_or(&[][..], |v| &v[..]);
+            if same.len() + not_equal.len() > budget {
+                alive[i] = u32::MAX;
+                continue;
+            }
+            budget -= same.len() + not_equal.len();
+            let mut seen_by: Vec<u32> = Vec::new();
+            let mut never_pruned = false;
+            for &x in same.iter().chain(&not_equal) {
+                let xo = &ops[x as usize];
+                if x as usize == i || !xo.effect.observes(w) {
+                    continue;
+                }
+                match xo.ret {
+                    // An unknown cas may observe `w`: never prune `i`, so that
+                    // being pruned depends only on the known ops placed.
+                    None => never_pruned = true,
+                    Some(r) if r >= o.call => seen_by.push(x),
+                    Some(_) => {}
+                }
+            }
+            if never_pruned {
+                alive[i] = u32::MAX;
+            } else {
+                alive[i] = seen_by.len() as u32;
+                for x in seen_by {
+                    observes[x as usize].push(i as u32);
+                }
+            }
+        }
+
+        let mut unplaced_writes: BTreeMap<Val, BTreeSet<u32>> = BTreeMap::new();
+        for (i, o) in ops.iter().enumerate() {
+            if let (None, Effect::Write(w)) = (o.ret, o.effect) {
+                unplaced_writes.entry(w).or_default().insert(i as u32);
+            }
+        }
+        let mandatory_left = ops.iter().filter(|o| o.ret.is_some()).count();
+        let mut checker = KeyChecker {
+            lin: vec![false; n],
+            k: 0,
+            ahead: BTreeSet::new(),
+            placed_unknown: BTreeSet::new(),
+            unplaced_writes,
+            mandatory_left,
+            alive,
+            observes,
+            next,
+            prev,
+            head,
+            values,
+            memo: HashSet::default(),
+            memo_bytes: 0,
+            max_memo_bytes,
+            scratch: Vec::new(),
+            best: Vec::new(),
+            best_valid: 0,
+            ops,
+        };
+        checker.k = checker.first_unplaced_from(0);
+        checker
+    }
+
+    fn mandatory(&self, i: usize) -> bool {
+        self.ops[i].ret.is_some()
+    }
+
+    /// The first known-outcome operation at or after `j` not linearized;
+    /// linearized known operations passed on the way leave `ahead`.
+    fn first_unplaced_from(&mut self, mut j: usize) -> usize {
+        while j < self.ops.len() {
+            if self.mandatory(j) {
+                if !self.lin[j] {
+                    break;
+                }
+                self.ahead.remove(&(j as u32));
+            }
+            j += 1;
+        }
+        j
+    }
+
+    fn unlink(&mut self, node: u32) {
+        let (p, n) = (self.prev[node as usize], self.next[node as usize]);
+        if p == NIL {
+            self.head = n;
+        } else {
+            self.next[p as usize] = n;
+        }
+        if n != NIL {
+            self.prev[n as usize] = p;
+        }
+    }
+
+    fn relink(&mut self, node: u32) {
+        let (p, n) = (self.prev[node as usize], self.next[node as usize]);
+        if p == NIL {
+            self.head = node;
+        } else {
+            self.next[p as usize] = node;
+        }
+        if n != NIL {
+            self.prev[n as usize] = node;
+        }
+    }
+
+    fn lift(&mut self, i: usize) {
+        assert!(!self.lin[i]);
+        self.lin[i] = true;
+        self.unlink(2 * i as u32);
+        if self.mandatory(i) {
+            self.unlink(2 * i as u32 + 1);
+            self.mandatory_left -= 1;
+        }
+        for idx in 0..self.observes[i].len() {
+            let o = self.observes[i][idx] as usize;
+            self.alive[o] -= 1;
+        }
+        if !self.mandatory(i) {
+            self.placed_unknown.insert(i as u32);
+            if let Effect::Write(w) = self.ops[i].effect {
+                let set = self.unplaced_writes.get_mut(&w).expect("grouped");
+                assert!(set.remove(&(i as u32)));
+            }
+        } else if i == self.k {
+            self.k = self.first_unplaced_from(i + 1);
+        } else {
+            assert!(i > self.k, "known ops before k are placed");
+            self.ahead.insert(i as u32);
+        }
+    }
+
+    fn unlift(&mut self, i: usize) {
+        assert!(self.lin[i]);
+        self.lin[i] = false;
+        if self.mandatory(i) {
+            self.relink(2 * i as u32 + 1);
+            self.mandatory_left += 1;
+        }
+        self.relink(2 * i as u32);
+        for idx in 0..self.observes[i].len() {
+            let o = self.observes[i][idx] as usize;
+            self.alive[o] += 1;
+        }
+        if !self.mandatory(i) {
+            self.placed_unknown.remove(&(i as u32));
+            if let Effect::Write(w) = self.ops[i].effect {
+                let set = self.unplaced_writes.get_mut(&w).expect("grouped");
+                assert!(set.insert(i as u32));
+            }
+        } else if i > self.k {
+            self.ahead.remove(&(i as u32));
+        } else {
+            assert!(i < self.k, "op k is not placed");
+            for j in i + 1..self.k {
+                if self.lin[j] && self.mandatory(j) {
+                    self.ahead.insert(j as u32);
+                }
+            }
+            self.k = i;
+        }
+    }
+
+    /// Whether unknown write `i` has a twin: an earlier-called unknown write
+    /// of the same value, not placed and not pruned. Both can be placed from
+    /// now on, at any time, with the same effect; the earlier one can be
+    /// placed whenever the later one could (its observers include the later
+    /// one's), so only the earliest is ever tried.
+    fn has_twin(&self, i: usize) -> bool {
+        const LOOK: usize = 16;
+        let Effect::Write(w) = self.ops[i].effect else {
+            return false;
+        };
+        let set = &self.unplaced_writes[&w];
+        set.range(..i as u32)
+            .rev()
+            .take(LOOK)
+            .any(|&o| self.alive[o as usize] > 0)
+    }
+
+    /// Records the current (linearized set, value) pair; false if it was
+    /// already seen.
+    fn remember(&mut self, state: Val, need: Option<Val>) -> bool {
+        self.scratch.clear();
+        self.scratch.push(state);
+        self.scratch.push(need.unwrap_or(NIL));
+        self.scratch.push(self.k as u32);
+        self.scratch.extend(self.ahead.iter().copied());
+        self.scratch.push(NIL);
+        // Placed unknown ops that can no longer be placed anyway (pruned) are
+        // left out: placed or not, the future search is the same.
+        let alive = &self.alive;
+        self.scratch.extend(
+            self.placed_unknown
+                .iter()
+                .copied()
+                .filter(|&o| alive[o as usize] > 0),
+        );
+        if self.memo.contains(&self.scratch[..]) {
+            return false;
+        }
+        self.memo_bytes += self.scratch.len() * 4 + 48;
+        self.memo.insert(self.scratch.clone().into_boxed_slice());
+        true
+    }
+
+    fn run(&mut self, stop: &Stop<'_>) -> Search {
+        // Frames: (op placed, value before it, `need` before it).
+        let mut stack: Vec<(u32, Val, Option<Val>)> = Vec::new();
+        let mut state: Val = ABSENT;
+        // Right after placing an unknown op: the value before it. The next op
+        // placed must be one that only the unknown op made possible.
+        let mut need: Option<Val> = None;
+        let mut entry = self.head;
+        let mut steps: u64 = 0;
+        loop {
+            if self.mandatory_left == 0 {
+                return Search::Linearizable;
+            }
+            steps += 1;
+            if steps % 1024 == 0 {
+                if (stop.cancel)() {
+                    return Search::Cancelled;
+                }
+                if stop.deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Search::OutOfTime;
+                }
+                if self.memo_bytes > self.max_memo_bytes {
+                    return Search::OutOfMemory;
+                }
+            }
+            assert!(entry != NIL, "a known-outcome op is left, so is its return");
+            let i = (entry / 2) as usize;
+            if entry % 2 == 0 {
+                // A call: try to linearize op `i` now.
+                let unknown = !self.mandatory(i);
+                let effect = self.ops[i].effect;
+                let pruned = need.is_some_and(|before| effect.apply(before).is_some())
+                    || (unknown && (self.alive[i] == 0 || self.has_twin(i)));
+                if !pruned {
+                    let placed = effect.apply(state);
+                    // An unknown op that leaves the value as it was is useless.
+                    if let Some(new_state) = placed.filter(|&v| !unknown || v != state) {
+                        let new_need = unknown.then_some(state);
+                        self.lift(i);
+                        if self.remember(new_state, new_need) {
+                            stack.push((i as u32, state, need));
+                            state = new_state;
+                            need = new_need;
+                            self.note_progress(&stack);
+                            entry = self.head;
+                            continue;
+                        }
+                        self.unlift(i);
+                    }
+                }
+                entry = self.next[entry as usize];
+            } else {
+                // The return of an op not linearized: undo the last choice.
+                let Some((j, old, old_need)) = stack.pop() else {
+                    return Search::Fails;
+                };
+                self.best_valid = self.best_valid.min(stack.len());
+                state = old;
+                need = old_need;
+                self.unlift(j as usize);
+                entry = self.next[2 * j as usize];
+            }
+        }
+    }
+
+    fn note_progress(&mut self, stack: &[(u32, Val, Option<Val>)]) {
+        if stack.len() > self.best.len() {
+            self.best.truncate(self.best_valid);
+            self.best
+                .extend(stack[self.best_valid..].iter().map(|&(i, _, _)| i));
+            self.best_valid = stack.len();
+        }
+    }
+
+    fn show(&self, v: Val) -> String {
+        if v == ABSENT {
+            "absent".to_string()
+        } else {
+            format!("{:?}", self.values[v as usize])
+        }
+    }
+
+    /// Explains a failed search from the longest linearization found.
+    fn explain(&self, key: &str) -> String {
+        const SHOW: usize = 8;
+        let mut state = ABSENT;
+        let mut placed = vec![false; self.ops.len()];
+        for &i in &self.best {
+            state = self.ops[i as usize].effect.apply(state).expect("was legal");
+            placed[i as usize] = true;
+        }
+        let total = self.ops.iter().filter(|o| o.ret.is_some()).count();
+        let placed_known = self
+            .best
+            .iter()
+            .filter(|&&i| self.mandatory(i as usize))
+            .count();
+        let mut out = format!(
+            "key {key:?}: no linearization exists. The longest linearizable prefix found places \
+             {placed_known} of {total} operations with a known outcome"
+        );
+        if self.best.is_empty() {
+            out.push_str(".\n");
+        } else {
+            out.push_str(", ending with:\n");
+            let from = self.best.len().saturating_sub(SHOW);
+            for &i in &self.best[from..] {
+                out.push_str(&format!("  {}\n", self.ops[i as usize].src.describe()));
+            }
+        }
+        out.push_str(&format!(
+            "After it the value is {}, and none of these operations can come next:\n",
+            self.show(state)
+        ));
+        // The unplaced known operations that had been called by the earliest
+        // unplaced return: one of them had to be next.
+        let deadline = self
+            .ops
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| !placed[*i] && o.ret.is_some())
+            .filter_map(|(_, o)| o.ret)
+            .min()
+            .expect("a failed search leaves a known op unplaced");
+        let mut shown = 0;
+        for (i, o) in self.ops.iter().enumerate() {
+            if placed[i] || o.ret.is_none() || o.call > deadline {
+                continue;
+            }
+            if shown == SHOW {
+                out.push_str("  ...\n");
+                break;
+            }
+            shown += 1;
+            let why = match o.effect {
+                Effect::Read(v) => format!("it read {}", self.show(v)),
+                Effect::Cas(e, _) => format!("it expected {}", self.show(e)),
+                Effect::NotEqual(e) => format!("it saw a value other than {}", self.show(e)),
+                Effect::Write(_) => {
+                    "it is a write, but an operation that returned before it must come first"
+                        .to_string()
+                }
+            };
+            out.push_str(&format!("  {} — {why}\n", o.src.describe()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(
+        client: u64,
+        kind: OpKind,
+        value: Option<&str>,
+        ok: Option<bool>,
+        call: u64,
+        ret: Option<u64>,
+    ) -> Op {
+        Op {
+            client,
+            op: kind,
+            key: "k".into(),
+            value: value.map(str::to_string),
+            expected: None,
+            ok,
+            call,
+            ret,
+        }
+    }
+    fn put(c: u64, v: &str, call: u64, ret: u64) -> Op {
+        op(c, OpKind::Put, Some(v), Some(true), call, Some(ret))
+    }
+    fn put_unknown(c: u64, v: &str, call: u64) -> Op {
+        op(c, OpKind::Put, Some(v), None, call, None)
+    }
+    fn get(c: u64, v: Option<&str>, call: u64, ret: u64) -> Op {
+        op(c, OpKind::Get, v, Some(true), call, Some(ret))
+    }
+    fn del(c: u64, call: u64, ret: u64) -> Op {
+        op(c, OpKind::Delete, None, Some(true), call, Some(ret))
+    }
+    fn cas(
+        c: u64,
+        expected: Option<&str>,
+        v: &str,
+        ok: Option<bool>,
+        call: u64,
+        ret: Option<u64>,
+    ) -> Op {
+        let mut o = op(c, OpKind::Cas, Some(v), ok, call, ret);
+        o.expected = expected.map(str::to_string);
+        o
+    }
+
+    fn verdict(ops: &[Op]) -> Verdict {
+        crate::history::validate(ops).expect("test history is well-formed");
+        check_history(ops)
+    }
+    fn assert_lin(ops: &[Op]) {
+        assert_eq!(verdict(ops), Verdict::Linearizable, "{ops:#?}");
+    }
+    fn assert_not_lin(ops: &[Op]) -> String {
+        match verdict(ops) {
+            Verdict::NotLinearizable { detail, .. } => detail,
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_and_sequential() {
+        assert_lin(&[]);
+        assert_lin(&[get(1, None, 0, 1)]);
+        assert_lin(&[
+            put(1, "a", 0, 1),
+            get(1, Some("a"), 2, 3),
+            del(1, 4, 5),
+            get(1, None, 6, 7),
+        ]);
+        assert_not_lin(&[get(1, Some("a"), 0, 1)]);
+        assert_not_lin(&[put(1, "a", 0, 1), del(1, 2, 3), get(1, Some("a"), 4, 5)]);
+    }
+
+    #[test]
+    fn stale_read() {
+        let h = [
+            put(1, "a", 0, 10),
+            put(1, "b", 20, 30),
+            get(2, Some("a"), 40, 50),
+        ];
+        let detail = assert_not_lin(&h);
+        assert!(detail.contains("get(\"k\") -> \"a\""), "{detail}");
+        assert!(detail.contains("the value is \"b\""), "{detail}");
+        // The same read concurrent with the second write is fine.
+        assert_lin(&[
+            put(1, "a", 0, 10),
+            put(1, "b", 20, 30),
+            get(2, Some("a"), 25, 50),
+        ]);
+    }
+
+    #[test]
+    fn lost_write() {
+        // b acknowledged, then a later read sees the initial absence.
+        assert_not_lin(&[put(1, "b", 0, 10), get(2, None, 20, 30)]);
+        // A read that sees b then a read that sees nothing.
+        assert_not_lin(&[
+            put(1, "b", 0, 100),
+            get(2, Some("b"), 10, 20),
+            get(3, None, 30, 40),
+        ]);
+    }
+
+    #[test]
+    fn concurrent_writes_either_order() {
+        // Two overlapping writes; readers afterwards see one or the other.
+        for last in ["a", "b"] {
+            assert_lin(&[
+                put(1, "a", 0, 10),
+                put(2, "b", 5, 15),
+                get(3, Some(last), 20, 30),
+            ]);
+        }
+        // But readers cannot disagree sequentially.
+        assert_not_lin(&[
+            put(1, "a", 0, 10),
+            put(2, "b", 5, 15),
+            get(3, Some("a"), 20, 30),
+            get(3, Some("b"), 31, 40),
+        ]);
+        // Closed intervals: touching at one instant is concurrency.
+        assert_lin(&[put(1, "a", 0, 10), get(2, None, 10, 20)]);
+        assert_not_lin(&[put(1, "a", 0, 10), get(2, None, 11, 20)]);
+    }
+
+    #[test]
+    fn cas_semantics() {
+        // ok:true swaps from the expected value.
+        assert_lin(&[
+            put(1, "a", 0, 1),
+            cas(1, Some("a"), "b", Some(true), 2, Some(3)),
+            get(1, Some("b"), 4, 5),
+        ]);
+        // cas from absent.
+        assert_lin(&[
+            cas(1, None, "a", Some(true), 0, Some(1)),
+            get(1, Some("a"), 2, 3),
+        ]);
+        // A successful cas whose expected value was never there.
+        assert_not_lin(&[
+            put(1, "a", 0, 1),
+            cas(1, Some("x"), "b", Some(true), 2, Some(3)),
+        ]);
+        // Two cas from the same value cannot both succeed.
+        assert_not_lin(&[
+            put(1, "a", 0, 1),
+            cas(2, Some("a"), "b", Some(true), 2, Some(10)),
+            cas(3, Some("a"), "c", Some(true), 2, Some(10)),
+        ]);
+        // A failed cas is an observation: it cannot fail while the value is
+        // certainly what it expected.
+        assert_not_lin(&[
+            put(1, "a", 0, 1),
+            cas(1, Some("a"), "b", Some(false), 2, Some(3)),
+        ]);
+        assert_not_lin(&[cas(1, None, "b", Some(false), 0, Some(3))]);
+        // ...but it can while a concurrent write changes it.
+        assert_lin(&[
+            put(1, "a", 0, 1),
+            put(2, "z", 2, 10),
+            cas(1, Some("a"), "b", Some(false), 2, Some(3)),
+        ]);
+        // Unknown cas: may happen if the comparison held...
+        assert_lin(&[
+            put(1, "a", 0, 1),
+            cas(2, Some("a"), "b", None, 2, None),
+            get(3, Some("b"), 100, 101),
+        ]);
+        // ...or never...
+        assert_lin(&[
+            put(1, "a", 0, 1),
+            cas(2, Some("a"), "b", None, 2, None),
+            get(3, Some("a"), 100, 101),
+        ]);
+        // ...but not when it did not hold.
+        assert_not_lin(&[
+            put(1, "a", 0, 1),
+            cas(2, Some("x"), "b", None, 2, None),
+            get(3, Some("b"), 100, 101),
+        ]);
+        // Failed puts and deletes never happened.
+        assert_not_lin(&[
+            put(1, "a", 0, 1),
+            op(1, OpKind::Put, Some("b"), Some(false), 2, Some(3)),
+            get(1, Some("b"), 4, 5),
+        ]);
+        assert_lin(&[
+            put(1, "a", 0, 1),
+            op(1, OpKind::Delete, None, Some(false), 2, Some(3)),
+            get(1, Some("a"), 4, 5),
+        ]);
+    }
+
+    #[test]
+    fn timed_out_write_is_unknown_not_finished() {
+        // A write that timed out at 30: recorded as unknown it may land after
+        // the read at [40, 50] that still sees the old value.
+        let mut h = vec![
+            put(1, "a", 0, 10),
+            put_unknown(2, "b", 20),
+            get(3, Some("a"), 40, 50),
+            get(3, Some("b"), 60, 70),
+        ];
+        assert_lin(&h);
+        // Recorded as finished at the timeout moment, it must land by 30:
+        // then the read at [40, 50] cannot see "a".
+        h[1] = put(2, "b", 20, 30);
+        assert_not_lin(&h);
+    }
+
+    #[test]
+    fn unknown_write_shows_up_much_later() {
+        let mut h = vec![put(1, "a", 0, 10), put_unknown(2, "late", 20)];
+        let mut t = 30;
+        for c in 0..200 {
+            h.push(get(3 + c % 4, Some("a"), t, t + 5));
+            h.push(put(7 + c % 3, "a", t + 6, t + 8));
+            t += 10;
+        }
+        h.push(get(20, Some("late"), 1_000_000, 1_000_001));
+        assert_lin(&h);
+        // The same value can't show up if the write was known to fail.
+        h[1] = op(2, OpKind::Put, Some("late"), Some(false), 20, Some(25));
+        assert_not_lin(&h);
+    }
+
+    #[test]
+    fn unknown_write_happens_once() {
+        // It may show up, but it cannot be undone by an older write and then
+        // show up again.
+        assert_not_lin(&[
+            put_unknown(1, "u", 0),
+            get(2, Some("u"), 10, 20),
+            put(2, "a", 30, 40),
+            get(2, Some("u"), 50, 60),
+        ]);
+        // Unknown deletes can explain an absence.
+        assert_lin(&[
+            put(1, "a", 0, 1),
+            op(2, OpKind::Delete, None, None, 2, None),
+            get(3, None, 10, 11),
+        ]);
+    }
+
+    #[test]
+    fn keys_are_independent() {
+        let mut h = vec![put(1, "a", 0, 10), get(2, Some("a"), 20, 30)];
+        let mut other = put(3, "x", 0, 10);
+        other.key = "j".into();
+        h.push(other);
+        let mut bad = get(4, Some("y"), 20, 30);
+        bad.key = "j".into();
+        h.push(bad);
+        match verdict(&h) {
+            Verdict::NotLinearizable { key, .. } => assert_eq!(key, "j"),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn memory_limit_gives_undecided() {
+        // Many concurrent writes then a read nobody wrote: exponential
+        // without the memo; a tiny memo budget must give up, not lie.
+        let mut h: Vec<Op> = (0..14).map(|c| put(c, &format!("v{c}"), 0, 100)).collect();
+        h.push(get(99, Some("never"), 200, 300));
+        let config = Config {
+            max_memo_bytes: 1000,
+            ..Config::default()
+        };
+        assert_eq!(
+            check(&h, &config).verdict,
+            Verdict::Undecided { key: "k".into() }
+        );
+        assert!(matches!(check_history(&h), Verdict::NotLinearizable { .. }));
+    }
+}

@@ -1,0 +1,1 @@
+//! Lost acknowledged writes (to come).

@@ -1,0 +1,51 @@
+//! Random linearizable histories must pass; the same histories with one read
+//! changed to a value nobody wrote must fail.
+
+use synod_check::generate::{linearizable, plant_impossible_read, Shape};
+use synod_check::{check, Config, Verdict};
+
+fn config() -> Config {
+    Config {
+        time_limit: Some(std::time::Duration::from_secs(20)),
+        ..Config::default()
+    }
+}
+
+fn shapes() -> impl Iterator<Item = Shape> {
+    (0..40u64).map(|seed| Shape {
+        ops: 300 + (seed as usize * 37) % 700,
+        keys: 1 + (seed as usize % 5),
+        clients: 2 + (seed as usize % 9),
+        unknown: [0.0, 0.01, 0.02, 0.05][seed as usize % 4],
+        cas: [0.0, 0.3, 0.8][seed as usize % 3],
+        max_latency: 200 + seed * 50,
+        seed,
+    })
+}
+
+#[test]
+fn random_linearizable_histories_pass() {
+    for shape in shapes() {
+        let g = linearizable(&shape);
+        synod_check::history::validate(&g.ops).unwrap();
+        let report = check(&g.ops, &config());
+        assert_eq!(report.verdict, Verdict::Linearizable, "{shape:?}");
+    }
+}
+
+#[test]
+fn an_impossible_read_always_fails() {
+    for shape in shapes() {
+        let mut g = linearizable(&shape);
+        let Some(i) = plant_impossible_read(&mut g.ops, shape.seed) else {
+            continue;
+        };
+        match check(&g.ops, &config()).verdict {
+            Verdict::NotLinearizable { key, detail } => {
+                assert_eq!(key, g.ops[i].key, "{shape:?}");
+                assert!(detail.contains("never-written"), "{detail}");
+            }
+            other => panic!("{shape:?}: planted read at {i} not caught: {other:?}"),
+        }
+    }
+}
