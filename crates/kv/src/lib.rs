@@ -14,6 +14,36 @@
 //!   past revisions and watch catch-up ([`KvStore::events_since`]) work.
 //! * Leases: [`KvStore`] holds which keys each lease owns; expiry in time is
 //!   the leader's business, tracked in ticks by a [`Lessor`].
+//!
+//! ```
+//! use synod_kv::*;
+//!
+//! let mut kv = KvStore::new();
+//! assert_eq!(kv.revision(), 1);
+//! let (put, events) = kv.apply(&Command::Put(PutRequest::new("greeting", "hello")));
+//! assert_eq!(put.unwrap().revision(), 2);
+//! assert_eq!(events[0].kind, EventKind::Put);
+//! kv.apply(&Command::Put(PutRequest::new("greeting", "bye"))).0.unwrap();
+//!
+//! // Reads at a past revision see the old value.
+//! let old = kv.range(&RangeRequest { revision: 2, ..RangeRequest::key("greeting") }).unwrap();
+//! assert_eq!(old.kvs[0].value, b"hello");
+//! assert_eq!((old.kvs[0].version, old.header_revision), (1, 3));
+//!
+//! // Compare-and-swap as a transaction.
+//! let cas = TxnRequest {
+//!     compare: vec![Compare {
+//!         key: b"greeting".to_vec(),
+//!         range_end: vec![],
+//!         target: CompareTarget::Value(b"bye".to_vec()),
+//!         result: CompareResult::Equal,
+//!     }],
+//!     success: vec![RequestOp::Put(PutRequest::new("greeting", "again"))],
+//!     failure: vec![],
+//! };
+//! let (r, _) = kv.apply(&Command::Txn(cas));
+//! assert!(matches!(r.unwrap(), Response::Txn { succeeded: true, revision: 4, .. }));
+//! ```
 
 #![deny(missing_docs)]
 

@@ -18,6 +18,9 @@ use crate::types::LeaseId;
 
 const MAGIC: &[u8; 8] = b"SYNODKV1";
 
+/// Revisions in a snapshot must stay below this.
+const MAX_REVISION: i64 = 1 << 62;
+
 #[derive(Serialize, Deserialize)]
 struct LeaseImage {
     id: LeaseId,
@@ -141,7 +144,11 @@ impl KvStore {
 
 /// Checks an image against the store's invariants and builds the store.
 fn build(image: Image, config: KvConfig) -> Result<KvStore, KvError> {
-    if image.rev < 1 || image.compact_rev < 0 || image.compact_rev > image.rev {
+    // Far below i64::MAX, so that no later revision or version arithmetic overflows.
+    if !(1..MAX_REVISION).contains(&image.rev)
+        || image.compact_rev < 0
+        || image.compact_rev > image.rev
+    {
         return Err(corrupt("revision out of range"));
     }
     let mut leases = BTreeMap::new();
@@ -192,7 +199,10 @@ fn build(image: Image, config: KvConfig) -> Result<KvStore, KvError> {
                 None if rev.main > image.compact_rev => {
                     kv.version == 1 && kv.create_revision == rev.main
                 }
-                None => kv.version >= 1 && (1..=rev.main).contains(&kv.create_revision),
+                None => {
+                    (1..=rev.main).contains(&kv.version)
+                        && (1..=rev.main).contains(&kv.create_revision)
+                }
             }
         };
         if !ok {

@@ -400,3 +400,52 @@ fn empty_keys_are_refused() {
     assert_eq!(KvError::LeaseNotFound.grpc_code(), "NotFound");
     assert_eq!(KvError::LeaseExists.grpc_code(), "FailedPrecondition");
 }
+
+#[test]
+fn commands_responses_and_events_round_trip_through_postcard() {
+    let cmd = Command::Txn(TxnRequest {
+        compare: vec![Compare {
+            key: b"k".to_vec(),
+            range_end: vec![0],
+            target: CompareTarget::Value(b"v".to_vec()),
+            result: CompareResult::NotEqual,
+        }],
+        success: vec![
+            RequestOp::Put(PutRequest {
+                lease: 3,
+                prev_kv: true,
+                ..PutRequest::new("k", "v")
+            }),
+            RequestOp::Range(RangeRequest {
+                sort_order: SortOrder::Descend,
+                sort_target: SortTarget::Mod,
+                limit: 2,
+                ..RangeRequest::prefix("k")
+            }),
+            RequestOp::Txn(TxnRequest {
+                failure: vec![RequestOp::DeleteRange(DeleteRangeRequest::key("z"))],
+                ..Default::default()
+            }),
+        ],
+        failure: vec![],
+    });
+    let bytes = postcard::to_allocvec(&cmd).unwrap();
+    assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), cmd);
+    let mut s = KvStore::new();
+    s.apply(&Command::LeaseGrant { id: 3, ttl: 5 }).0.unwrap();
+    let (resp, events) = s.apply(&cmd);
+    let resp = resp.unwrap();
+    assert_eq!(
+        postcard::from_bytes::<Response>(&postcard::to_allocvec(&resp).unwrap()).unwrap(),
+        resp
+    );
+    assert_eq!(
+        postcard::from_bytes::<Vec<Event>>(&postcard::to_allocvec(&events).unwrap()).unwrap(),
+        events
+    );
+    let err = KvError::Corrupt("x".into());
+    assert_eq!(
+        postcard::from_bytes::<KvError>(&postcard::to_allocvec(&err).unwrap()).unwrap(),
+        err
+    );
+}
