@@ -202,4 +202,35 @@ impl Mvcc {
     pub fn len(&self) -> usize {
         self.log.len()
     }
+
+    /// Asserts that the index and the log describe the same writes and that
+    /// the digest is their sum. O(data): for tests and simulation checks.
+    pub fn check(&self) {
+        let mut seen = 0usize;
+        let mut digest = 0u64;
+        for (key, touches) in &self.index {
+            assert!(!touches.is_empty(), "index holds a key with no writes");
+            assert!(!touches[0].1, "a key's first stored write is a tombstone");
+            for pair in touches.windows(2) {
+                assert!(pair[0].0 < pair[1].0, "key revisions out of order");
+                assert!(!(pair[0].1 && pair[1].1), "two tombstones in a row");
+            }
+            for (rev, tomb) in touches {
+                let rec = self.record(*rev);
+                assert_eq!(
+                    (&rec.kv.key, rec.tombstone),
+                    (key, *tomb),
+                    "index and log disagree at {rev:?}"
+                );
+                digest = digest.wrapping_add(record_digest(*rev, rec));
+                seen += 1;
+            }
+        }
+        assert_eq!(
+            seen,
+            self.log.len(),
+            "log holds writes the index does not name"
+        );
+        assert_eq!(digest, self.digest, "incremental digest drifted");
+    }
 }

@@ -193,6 +193,32 @@ impl KvStore {
         self.read(req, self.rev)
     }
 
+    /// Asserts every invariant of the store (index, log, digest, leases and
+    /// their keys, revisions). O(data): for tests and simulation checks.
+    pub fn check_invariants(&self) {
+        assert!(self.rev >= 1 && (0..=self.rev).contains(&self.compact_rev));
+        self.mvcc.check();
+        let mut attached = 0usize;
+        for kv in self.mvcc.range(span(b"\0", b"\0"), self.rev) {
+            assert!(kv.mod_revision <= self.rev && kv.create_revision <= kv.mod_revision);
+            assert!(kv.version >= 1);
+            if kv.lease != 0 {
+                let l = self
+                    .leases
+                    .get(&kv.lease)
+                    .expect("a live key's lease exists");
+                assert!(l.keys.contains(&kv.key), "live key missing from its lease");
+                attached += 1;
+            }
+        }
+        // Keys are never empty, so every key is >= "\0": the scan saw them all.
+        let listed: usize = self.leases.values().map(|l| l.keys.len()).sum();
+        assert_eq!(
+            listed, attached,
+            "a lease lists keys that are not live on it"
+        );
+    }
+
     // ---- validation -------------------------------------------------------
 
     fn check_put(&self, p: &PutRequest) -> Result<(), KvError> {

@@ -546,6 +546,7 @@ fn check(steps: &[Step]) -> Result<(), TestCaseError> {
                 prop_assert_eq!(&got, &expected, "command {:?}", cmd);
                 prop_assert_eq!(events, model.events(from), "events of {:?}", cmd);
                 prop_assert_eq!(store.revision(), model.rev);
+                store.check_invariants();
                 history.insert(store.revision(), store.hash_kv(0).unwrap().0);
             }
         }

@@ -45,6 +45,7 @@ fn sample() -> KvStore {
 
 /// Exercises a restored store; any broken invariant would panic here.
 fn exercise(mut s: KvStore) {
+    s.check_invariants();
     let all = RangeRequest {
         range_end: vec![0],
         ..RangeRequest::key("\0")
@@ -70,6 +71,7 @@ fn exercise(mut s: KvStore) {
     let _ = s.apply(&Command::Compact {
         revision: s.revision(),
     });
+    s.check_invariants();
     let again = KvStore::restore(&s.snapshot()).expect("a store's own snapshot restores");
     assert_eq!(again.hash(), s.hash());
 }
