@@ -18,7 +18,7 @@ fn shapes() -> impl Iterator<Item = Shape> {
         clients: 2 + (seed as usize % 9),
         unknown: [0.0, 0.01, 0.02, 0.05][seed as usize % 4],
         cas: [0.0, 0.3, 0.8][seed as usize % 3],
-        max_latency: 200 + seed * 50,
+        max_latency: 200 + seed * 20,
         seed,
     })
 }
