@@ -215,6 +215,135 @@ impl Model {
         Ok(())
     }
 
+    /// The first shape error of a txn tree, depth first (success before failure).
+    fn shape_error(t: &TxnRequest) -> Option<KvError> {
+        for op in t.success.iter().chain(&t.failure) {
+            let e = match op {
+                RequestOp::Put(p) if p.ignore_value && !p.value.is_empty() => {
+                    Some(KvError::ValueProvided)
+                }
+                RequestOp::Put(p) if p.ignore_lease && p.lease != 0 => Some(KvError::LeaseProvided),
+                RequestOp::Txn(n) => Model::shape_error(n),
+                _ => None,
+            };
+            if e.is_some() {
+                return e;
+            }
+        }
+        None
+    }
+
+    /// Every sequence of writes one run of `ops` can make, trying both
+    /// branches of every nested txn: `(key, range_end, is_put)`.
+    fn paths(ops: &[RequestOp]) -> Vec<Vec<(Vec<u8>, Vec<u8>, bool)>> {
+        let mut paths = vec![vec![]];
+        for op in ops {
+            let alternatives: Vec<Vec<(Vec<u8>, Vec<u8>, bool)>> = match op {
+                RequestOp::Range(_) => vec![vec![]],
+                RequestOp::Put(p) => vec![vec![(p.key.clone(), vec![], true)]],
+                RequestOp::DeleteRange(d) => {
+                    vec![vec![(d.key.clone(), d.range_end.clone(), false)]]
+                }
+                RequestOp::Txn(n) => {
+                    let mut alt = Model::paths(&n.success);
+                    alt.extend(Model::paths(&n.failure));
+                    alt
+                }
+            };
+            paths = paths
+                .iter()
+                .flat_map(|p| {
+                    alternatives
+                        .iter()
+                        .map(move |a| p.iter().chain(a).cloned().collect())
+                })
+                .collect();
+        }
+        paths
+    }
+
+    /// True if some run puts a key twice, or puts and deletes it.
+    fn duplicates(t: &TxnRequest) -> bool {
+        let bad = |path: &Vec<(Vec<u8>, Vec<u8>, bool)>| {
+            path.iter().enumerate().any(|(i, (k, _, put))| {
+                *put && path.iter().enumerate().any(|(j, (k2, e2, put2))| {
+                    i != j && if *put2 { k == k2 } else { in_range(k2, e2, k) }
+                })
+            })
+        };
+        Model::paths(&t.success).iter().any(bad) || Model::paths(&t.failure).iter().any(bad)
+    }
+
+    /// Branch verdicts of the txns met on the chosen path, against the state before the txn.
+    fn choose(&self, t: &TxnRequest, path: &mut Vec<bool>) {
+        let ok = t.compare.iter().all(|c| self.holds(c));
+        path.push(ok);
+        for op in if ok { &t.success } else { &t.failure } {
+            if let RequestOp::Txn(n) = op {
+                self.choose(n, path);
+            }
+        }
+    }
+
+    fn validate(&self, t: &TxnRequest, path: &[bool], pos: &mut usize) -> Result<(), KvError> {
+        let ok = path[*pos];
+        *pos += 1;
+        for op in if ok { &t.success } else { &t.failure } {
+            match op {
+                RequestOp::Put(p) => self.check_put(p)?,
+                RequestOp::Range(r) if r.revision > self.rev => {
+                    return Err(KvError::FutureRevision)
+                }
+                RequestOp::Range(r) if r.revision > 0 && r.revision < self.compact => {
+                    return Err(KvError::Compacted)
+                }
+                RequestOp::Txn(n) => self.validate(n, path, pos)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, t: &TxnRequest, path: &[bool], pos: &mut usize, before: usize) -> Response {
+        let ok = path[*pos];
+        *pos += 1;
+        let mut responses = vec![];
+        for op in if ok { &t.success } else { &t.failure } {
+            responses.push(match op {
+                RequestOp::Put(p) => self.put(p),
+                RequestOp::DeleteRange(d) => self.delete(d),
+                RequestOp::Range(q) => {
+                    let cur = if self.log.len() > before {
+                        self.rev + 1
+                    } else {
+                        self.rev
+                    };
+                    Response::Range(self.range(q, cur).unwrap())
+                }
+                RequestOp::Txn(n) => self.run(n, path, pos, before),
+            });
+        }
+        Response::Txn {
+            revision: 0,
+            succeeded: ok,
+            responses,
+        }
+    }
+
+    fn txn(&mut self, t: &TxnRequest) -> Result<Response, KvError> {
+        if let Some(e) = Model::shape_error(t) {
+            return Err(e);
+        }
+        if Model::duplicates(t) {
+            return Err(KvError::DuplicateKey);
+        }
+        let mut path = vec![];
+        self.choose(t, &mut path);
+        self.validate(t, &path, &mut 0)?;
+        let before = self.log.len();
+        Ok(self.run(t, &path, &mut 0, before))
+    }
+
     fn apply(&mut self, cmd: &Command) -> Result<Response, KvError> {
         let before = self.log.len();
         let mut r = match cmd {
@@ -223,31 +352,7 @@ impl Model {
                 self.put(p)
             }
             Command::DeleteRange(d) => self.delete(d),
-            Command::Txn(t) => {
-                // The generator makes flat txns of distinct keys, plain puts and reads.
-                let ok = t.compare.iter().all(|c| self.holds(c));
-                let mut responses = vec![];
-                for op in if ok { &t.success } else { &t.failure } {
-                    responses.push(match op {
-                        RequestOp::Put(p) => self.put(p),
-                        RequestOp::DeleteRange(d) => self.delete(d),
-                        RequestOp::Range(q) => {
-                            let cur = if self.log.len() > before {
-                                self.rev + 1
-                            } else {
-                                self.rev
-                            };
-                            Response::Range(self.range(q, cur).unwrap())
-                        }
-                        RequestOp::Txn(_) => unreachable!("not generated"),
-                    });
-                }
-                Response::Txn {
-                    revision: 0,
-                    succeeded: ok,
-                    responses,
-                }
-            }
+            Command::Txn(t) => self.txn(t)?,
             Command::Compact { revision } => {
                 if *revision <= self.compact {
                     return Err(KvError::Compacted);
@@ -502,6 +607,31 @@ fn range_req() -> impl Strategy<Value = RangeRequest> {
         )
 }
 
+/// Any txn: nested up to `depth`, keys may repeat, ops may be invalid.
+fn wild_txn(depth: u32) -> BoxedStrategy<TxnRequest> {
+    let leaf = prop_oneof![
+        2 => range_req().prop_map(RequestOp::Range),
+        3 => put_req().prop_map(RequestOp::Put),
+        2 => del_req().prop_map(RequestOp::DeleteRange),
+    ];
+    let op = if depth == 0 {
+        leaf.boxed()
+    } else {
+        prop_oneof![4 => leaf, 1 => wild_txn(depth - 1).prop_map(RequestOp::Txn)].boxed()
+    };
+    (
+        proptest::collection::vec(compare(), 0..3),
+        proptest::collection::vec(op.clone(), 0..4),
+        proptest::collection::vec(op, 0..3),
+    )
+        .prop_map(|(compare, success, failure)| TxnRequest {
+            compare,
+            success,
+            failure,
+        })
+        .boxed()
+}
+
 #[derive(Clone, Debug)]
 enum Step {
     Cmd(Command),
@@ -516,6 +646,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => del_req().prop_map(|d| Step::Cmd(Command::DeleteRange(d))),
         2 => (proptest::collection::vec(compare(), 0..3), branch(), branch())
             .prop_map(|(compare, success, failure)| Step::Cmd(Command::Txn(TxnRequest { compare, success, failure }))),
+        2 => wild_txn(2).prop_map(|t| Step::Cmd(Command::Txn(t))),
         1 => (1i64..=3).prop_map(|id| Step::Cmd(Command::LeaseGrant { id, ttl: 10 })),
         1 => (1i64..=3).prop_map(|id| Step::Cmd(Command::LeaseRevoke { id })),
         1 => (-1i64..6).prop_map(Step::CompactBack),
@@ -627,6 +758,15 @@ fn the_generator_reaches_the_interesting_cases() {
                     (Command::Put(p), (Ok(_), _)) if p.ignore_value => "ignore_value put",
                     (Command::Put(p), (Ok(_), _)) if p.lease != 0 => "put with lease",
                     (Command::DeleteRange(_), (Ok(_), ev)) if ev.len() > 1 => "multi-key delete",
+                    (Command::Txn(t), (Ok(_), ev))
+                        if !ev.is_empty()
+                            && t.success
+                                .iter()
+                                .chain(&t.failure)
+                                .any(|o| matches!(o, RequestOp::Txn(_))) =>
+                    {
+                        "nested txn with writes"
+                    }
                     (
                         Command::Txn(_),
                         (
@@ -649,6 +789,7 @@ fn the_generator_reaches_the_interesting_cases() {
                         "revoke deleting keys"
                     }
                     (_, (Err(KvError::KeyNotFound), _)) => "key not found",
+                    (_, (Err(KvError::DuplicateKey), _)) => "duplicate key",
                     _ => "other command",
                 },
                 Step::CompactBack(b) => match s
@@ -676,6 +817,8 @@ fn the_generator_reaches_the_interesting_cases() {
         "txn failure with writes",
         "revoke deleting keys",
         "key not found",
+        "duplicate key",
+        "nested txn with writes",
         "compaction",
         "refused compaction",
     ] {
