@@ -17,6 +17,9 @@ struct Write {
     lease: i64,
 }
 
+/// The writes of one run of a txn branch: `(key, range_end, is_put)`.
+type WritePath = Vec<(Vec<u8>, Vec<u8>, bool)>;
+
 #[derive(Default)]
 struct Model {
     rev: i64,
@@ -235,10 +238,10 @@ impl Model {
 
     /// Every sequence of writes one run of `ops` can make, trying both
     /// branches of every nested txn: `(key, range_end, is_put)`.
-    fn paths(ops: &[RequestOp]) -> Vec<Vec<(Vec<u8>, Vec<u8>, bool)>> {
+    fn paths(ops: &[RequestOp]) -> Vec<WritePath> {
         let mut paths = vec![vec![]];
         for op in ops {
-            let alternatives: Vec<Vec<(Vec<u8>, Vec<u8>, bool)>> = match op {
+            let alternatives: Vec<WritePath> = match op {
                 RequestOp::Range(_) => vec![vec![]],
                 RequestOp::Put(p) => vec![vec![(p.key.clone(), vec![], true)]],
                 RequestOp::DeleteRange(d) => {
@@ -264,7 +267,7 @@ impl Model {
 
     /// True if some run puts a key twice, or puts and deletes it.
     fn duplicates(t: &TxnRequest) -> bool {
-        let bad = |path: &Vec<(Vec<u8>, Vec<u8>, bool)>| {
+        let bad = |path: &WritePath| {
             path.iter().enumerate().any(|(i, (k, _, put))| {
                 *put && path.iter().enumerate().any(|(j, (k2, e2, put2))| {
                     i != j && if *put2 { k == k2 } else { in_range(k2, e2, k) }
