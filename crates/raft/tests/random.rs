@@ -76,6 +76,24 @@ fn check_state_machine(net: &Net, seed: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// ReadIndex safety (thesis §6.4): a read's index covers everything committed before it was requested.
+fn check_reads(net: &mut Net, read_floor: &BTreeMap<u64, u64>, seed: u64) -> Result<u64, String> {
+    let mut served = 0;
+    for (id, nd) in net.nodes.iter_mut() {
+        for r in nd.reads.drain(..) {
+            served += 1;
+            let floor = read_floor.get(&r.ctx).copied().unwrap_or(0);
+            if r.index < floor {
+                return Err(format!(
+                    "seed {seed}: node {id} read ctx {} at index {} < {floor} committed before it",
+                    r.ctx, r.index
+                ));
+            }
+        }
+    }
+    Ok(served)
+}
+
 fn leader(net: &Net) -> Option<u64> {
     net.nodes
         .iter()
@@ -85,14 +103,29 @@ fn leader(net: &Net) -> Option<u64> {
 }
 
 /// Runs one seeded scenario; `bug` plants a protocol bug.
-fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<(), String> {
+/// What a run exercised, so the generator's coverage can be checked.
+#[derive(Default, Debug)]
+struct Coverage {
+    reads: u64,
+    leaders: u64,
+    conf_changed: u64,
+    joined: u64,
+    compacted: u64,
+    issued: u64,
+    /// Steps during which two members both believed they led (different terms).
+    two_leaders: u64,
+}
+
+fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage, String> {
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
     let n: u64 = if rng.random_bool(0.5) { 3 } else { 5 };
     let pre_vote = rng.random_bool(0.5);
     let check_quorum = rng.random_bool(0.5);
     let mut net = Net::new();
     let voters: Vec<u64> = (1..=n).collect();
-    for id in 1..=n {
+    // Node n+1 starts outside the group (joins through membership changes).
+    let all = n + 1;
+    for id in 1..=all {
         let cfg = Config {
             id,
             seed: seed * 31 + id,
@@ -106,17 +139,22 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<(), Stri
             planted_bug: bug,
             ..Config::default()
         };
-        net.add_node(cfg, voters.clone(), Vec::new());
+        let v = if id <= n { voters.clone() } else { Vec::new() };
+        net.add_node(cfg, v, Vec::new());
     }
+    // ReadIndex safety: a read's index covers everything committed before it was requested.
+    let mut read_floor: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut next_ctx = 0u64;
+    let mut cov = Coverage::default();
     let mut o = Outcome {
         leaders_by_term: BTreeMap::new(),
     };
     let mut proposals = 0u64;
     for step in 0..steps {
-        let roll = rng.random_range(0..100);
-        let pick = rng.random_range(1..=n);
+        let roll = rng.random_range(0..110);
+        let pick = rng.random_range(1..=all);
         match roll {
-            0..=39 => {
+            0..=44 => {
                 if !net.inflight.is_empty() {
                     let i = rng.random_range(0..net.inflight.len());
                     let m = net.inflight.swap_remove(i);
@@ -131,8 +169,8 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<(), Stri
                     }
                 }
             }
-            40..=64 => net.nodes.get_mut(&pick).unwrap().raft.tick(),
-            65..=84 => {
+            45..=56 => net.nodes.get_mut(&pick).unwrap().raft.tick(),
+            57..=84 => {
                 net.process_ready(pick, false);
             }
             85..=93 => {
@@ -147,7 +185,10 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<(), Stri
                 }
             }
             94..=95 => {
-                if !net.nodes[&pick].raft.has_ready() || rng.random_bool(0.5) {
+                // Crashes are rarer than other events, so leaders live long enough to matter.
+                if rng.random_bool(0.1)
+                    && (!net.nodes[&pick].raft.has_ready() || rng.random_bool(0.5))
+                {
                     net.restart(pick);
                 }
             }
@@ -155,21 +196,108 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<(), Stri
                 let applied = net.nodes[&pick].raft.applied();
                 let _ = net.compact(pick, applied);
             }
+            100..=103 => {
+                if let Some(l) = leader(&net) {
+                    let other = rng.random_range(1..=n);
+                    let changes = match rng.random_range(0..5) {
+                        0 => vec![ConfChangeSingle::AddLearner(all)],
+                        1 => vec![ConfChangeSingle::AddVoter(all)],
+                        2 => vec![ConfChangeSingle::Remove(all)],
+                        3 => vec![
+                            ConfChangeSingle::AddVoter(all),
+                            ConfChangeSingle::Remove(other),
+                        ],
+                        _ => vec![ConfChangeSingle::AddVoter(other)],
+                    };
+                    let cc = ConfChange {
+                        changes,
+                        transition: ConfChangeTransition::Auto,
+                    };
+                    let _ = net.nodes.get_mut(&l).unwrap().raft.propose_conf_change(cc);
+                }
+            }
+            104..=105 => {
+                if let Some(l) = leader(&net) {
+                    net.nodes.get_mut(&l).unwrap().raft.transfer_leader(pick);
+                }
+            }
+            106..=109 => {
+                next_ctx += 1;
+                let floor = net
+                    .nodes
+                    .values()
+                    .map(|nd| nd.raft.commit())
+                    .max()
+                    .unwrap_or(0);
+                if net
+                    .nodes
+                    .get_mut(&pick)
+                    .unwrap()
+                    .raft
+                    .read_index(next_ctx)
+                    .is_ok()
+                {
+                    read_floor.insert(next_ctx, floor);
+                    cov.issued += 1;
+                }
+            }
             _ => {
-                if net.groups.is_some() || rng.random_bool(0.3) {
-                    net.groups = None;
+                // Partitions last a few hundred steps: long enough for elections on both sides.
+                if net.groups.is_some() {
+                    if rng.random_bool(0.1) {
+                        net.groups = None;
+                    }
                 } else {
-                    let cut = rng.random_range(1..=n);
-                    let rest: BTreeSet<u64> = (1..=n).filter(|&i| i != cut).collect();
+                    // Half the time isolate the leader: the interesting case for reads and terms.
+                    let cut = match leader(&net) {
+                        Some(l) if rng.random_bool(0.5) => l,
+                        _ => rng.random_range(1..=all),
+                    };
+                    let rest: BTreeSet<u64> = (1..=all).filter(|&i| i != cut).collect();
                     net.groups = Some(vec![[cut].into_iter().collect(), rest]);
                 }
             }
         }
         check_election_safety(&net, &mut o, seed)?;
+        if std::env::var("RAFT_DEBUG").is_ok() && step % 100 == 0 {
+            let roles: Vec<String> = net
+                .nodes
+                .values()
+                .map(|nd| {
+                    format!(
+                        "{:?}/{}/e{}",
+                        nd.raft.role(),
+                        nd.raft.term(),
+                        nd.raft.commit()
+                    )
+                })
+                .collect();
+            println!(
+                "step {step} groups={:?} cq={check_quorum} pv={pre_vote} {}",
+                net.groups,
+                roles.join(" ")
+            );
+        }
+        if net
+            .nodes
+            .values()
+            .filter(|nd| nd.raft.role() == Role::Leader)
+            .count()
+            > 1
+        {
+            cov.two_leaders += 1;
+        }
+        cov.reads += check_reads(&mut net, &read_floor, seed)?;
         if step % 50 == 0 {
             check_log_matching(&net, seed)?;
             check_state_machine(&net, seed)?;
         }
+    }
+    if std::env::var("RAFT_DEBUG").is_ok() {
+        println!(
+            "seed {seed}: inflight at end of fault phase: {}",
+            net.inflight.len()
+        );
     }
     // Liveness: heal everything and expect a leader to commit a fresh proposal.
     net.groups = None;
@@ -177,12 +305,32 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<(), Stri
     let mut target: Option<(u64, (u64, u64))> = None;
     let mut last_err = String::new();
     for _ in 0..400 {
-        for id in 1..=n {
+        for id in 1..=all {
             net.nodes.get_mut(&id).unwrap().raft.tick();
+        }
+        next_ctx += 1;
+        let pick = rng.random_range(1..=all);
+        let floor = net
+            .nodes
+            .values()
+            .map(|nd| nd.raft.commit())
+            .max()
+            .unwrap_or(0);
+        if net
+            .nodes
+            .get_mut(&pick)
+            .unwrap()
+            .raft
+            .read_index(next_ctx)
+            .is_ok()
+        {
+            read_floor.insert(next_ctx, floor);
+            cov.issued += 1;
         }
         if !net.try_stabilize(false) {
             return Err(format!("seed {seed}: messages never quiesce"));
         }
+        cov.reads += check_reads(&mut net, &read_floor, seed)?;
         check_election_safety(&net, &mut o, seed)?;
         let now = leader(&net).map(|l| (l, net.nodes[&l].raft.term()));
         if target.is_some_and(|(_, lt)| Some(lt) != now) {
@@ -201,8 +349,9 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<(), Stri
                 Err(e) => last_err = format!("{e:?}"),
             }
         }
-        if let Some((i, _)) = target {
-            if net.nodes.values().all(|nd| nd.raft.commit() >= i) {
+        if let Some((i, (l, _))) = target {
+            let members = net.nodes[&l].raft.conf_state().members();
+            if members.iter().all(|m| net.nodes[m].raft.commit() >= i) {
                 committed = true;
                 break;
             }
@@ -222,7 +371,13 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<(), Stri
             }
         ));
     }
-    Ok(())
+    cov.leaders = o.leaders_by_term.len() as u64;
+    let last = &net.nodes[&all].raft;
+    cov.joined = u64::from(last.conf_state().members().contains(&all));
+    cov.conf_changed =
+        u64::from(net.nodes[&1].raft.conf_state().voters.len() as u64 != n || cov.joined == 1);
+    cov.compacted = u64::from(net.nodes.values().any(|nd| nd.raft.first_index() > 1));
+    Ok(cov)
 }
 
 #[test]
@@ -232,9 +387,19 @@ fn random_clusters_are_safe_and_live() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
     let mut failures = Vec::new();
+    let mut total = Coverage::default();
     for seed in 0..seeds {
-        if let Err(e) = run_seed(seed, 1500, None) {
-            failures.push(e);
+        match run_seed(seed, 4000, None) {
+            Ok(c) => {
+                total.reads += c.reads;
+                total.leaders += c.leaders;
+                total.conf_changed += c.conf_changed;
+                total.joined += c.joined;
+                total.compacted += c.compacted;
+                total.issued += c.issued;
+                total.two_leaders += c.two_leaders;
+            }
+            Err(e) => failures.push(e),
         }
     }
     assert!(
@@ -243,13 +408,20 @@ fn random_clusters_are_safe_and_live() {
         failures.len(),
         failures.join("\n")
     );
+    println!("coverage over {seeds} seeds: {total:?}");
+    // The generator must actually exercise reads, elections, membership and compaction.
+    assert!(total.reads >= seeds, "{total:?}");
+    assert!(total.leaders >= 2 * seeds, "{total:?}");
+    assert!(total.conf_changed >= seeds / 4, "{total:?}");
+    assert!(total.joined >= seeds / 10, "{total:?}");
+    assert!(total.compacted >= seeds / 2, "{total:?}");
 }
 
 #[test]
 fn planted_vote_bug_is_caught() {
     // The checkers must be able to fail: without the §5.4.1 log check some seed breaks safety.
     let caught =
-        (0..300).any(|seed| run_seed(seed, 1500, Some(PlantedBug::VoteWithoutLogCheck)).is_err());
+        (0..300).any(|seed| run_seed(seed, 4000, Some(PlantedBug::VoteWithoutLogCheck)).is_err());
     assert!(caught, "no seed exposed VoteWithoutLogCheck");
 }
 
@@ -261,7 +433,7 @@ fn planted_bug_report() {
         PlantedBug::CommitOldTermByCounting,
     ] {
         let errs: Vec<String> = (0..300)
-            .filter_map(|s| run_seed(s, 1500, Some(bug)).err())
+            .filter_map(|s| run_seed(s, 4000, Some(bug)).err())
             .collect();
         println!(
             "{bug:?}: {} seeds fail; first: {:?}",
