@@ -198,6 +198,19 @@ impl Mvcc {
         self.digest
     }
 
+    /// The stored writes of one key with main revision `>= start`, in order.
+    pub fn key_since<'a>(
+        &'a self,
+        key: &[u8],
+        start: i64,
+    ) -> impl Iterator<Item = (&'a Rev, &'a Record)> + 'a {
+        let touches: &[Touch] = self.index.get(key).map_or(&[], |t| t.as_slice());
+        let from = touches.partition_point(|(r, _)| r.main < start);
+        touches[from..]
+            .iter()
+            .map(move |(r, _)| (r, self.record(*r)))
+    }
+
     /// Number of stored writes (tombstones included).
     pub fn len(&self) -> usize {
         self.log.len()

@@ -632,11 +632,18 @@ impl KvStore {
             return Err(KvError::Compacted);
         }
         let s = span(key, range_end);
+        // A single key is found through its index entry, a range by a scan of the log.
+        let writes: Box<dyn Iterator<Item = (&Rev, &Record)>> = if range_end.is_empty() {
+            Box::new(self.mvcc.key_since(key, start))
+        } else {
+            Box::new(
+                self.mvcc
+                    .since(start)
+                    .filter(|(_, rec)| span_contains(&s, &rec.kv.key)),
+            )
+        };
         let mut out: Vec<Event> = Vec::new();
-        for (rev, rec) in self.mvcc.since(start) {
-            if !span_contains(&s, &rec.kv.key) {
-                continue;
-            }
+        for (rev, rec) in writes {
             let same_rev = out.last().is_some_and(|e| e.kv.mod_revision == rev.main);
             if out.len() >= limit && !same_rev {
                 break;

@@ -698,6 +698,20 @@ fn check(steps: &[Step]) -> Result<(), TestCaseError> {
             want
         );
     }
+    // ... and for each single key, which takes another path through the store.
+    for key in KEYS {
+        let start = store.compact_revision() + 1;
+        let want: Vec<Event> = model
+            .log
+            .iter()
+            .filter(|w| w.main >= start && w.key == *key)
+            .map(|w| model.event(w))
+            .collect();
+        prop_assert_eq!(
+            store.events_since(start, key, b"", usize::MAX).unwrap(),
+            want
+        );
+    }
     // Snapshot round trip keeps the hash and every later behaviour.
     let mut restored = KvStore::restore(&store.snapshot()).unwrap();
     prop_assert_eq!(restored.hash(), store.hash());
