@@ -86,6 +86,8 @@ struct WalRun {
     records_per_s: f64,
     mb_per_s: f64,
     syncs_per_s: f64,
+    recovered: usize,
+    recovery_ms: f64,
 }
 
 fn wal_run(
@@ -120,6 +122,11 @@ fn wal_run(
     }
     let secs = start.elapsed().as_secs_f64();
     drop(wal);
+    // Recovery: reopen and read back everything still on disk.
+    let t = Instant::now();
+    let (wal, recs) = Wal::open(vfs.clone(), &wal_dir, cfg)?;
+    let recovery_ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(wal);
     for name in vfs.list(&wal_dir)? {
         vfs.remove(&wal_dir.join(name))?;
     }
@@ -127,6 +134,8 @@ fn wal_run(
         records_per_s: records as f64 / secs,
         mb_per_s: records as f64 * record_size as f64 / secs / 1e6,
         syncs_per_s: syncs as f64 / secs,
+        recovered: recs.len(),
+        recovery_ms,
     })
 }
 
@@ -150,19 +159,21 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("dir {}", args.dir.display());
     println!("raw 4 KiB write + fdatasync: {raw:.0} syncs/s");
     println!(
-        "{:>7} {:>12} {:>9} {:>9} {:>12} {:>14}",
-        "batch", "records/s", "MB/s", "syncs/s", "sync ratio", "records/raw"
+        "{:>7} {:>12} {:>9} {:>9} {:>12} {:>14} {:>22}",
+        "batch", "records/s", "MB/s", "syncs/s", "sync ratio", "records/raw", "recovery"
     );
     for &batch in &args.batches {
         let r = wal_run(&args.dir, batch, args.record_size, args.seconds)?;
         println!(
-            "{:>7} {:>12.0} {:>9.2} {:>9.0} {:>12.2} {:>14.1}",
+            "{:>7} {:>12.0} {:>9.2} {:>9.0} {:>12.2} {:>14.1} {:>10} recs {:>5.0} ms",
             batch,
             r.records_per_s,
             r.mb_per_s,
             r.syncs_per_s,
             r.syncs_per_s / raw,
-            r.records_per_s / raw
+            r.records_per_s / raw,
+            r.recovered,
+            r.recovery_ms
         );
     }
     Ok(())

@@ -49,6 +49,17 @@ impl Default for WalConfig {
 }
 
 impl WalConfig {
+    /// A configuration sized for the simulator: small sparse segments (256
+    /// KiB), records up to 64 KiB, so a simulated disk stays small in memory.
+    pub fn for_simulation() -> Self {
+        WalConfig {
+            segment_size: 256 << 10,
+            max_record_size: 64 << 10,
+            max_buffer_bytes: 1 << 20,
+            zero_fill: false,
+        }
+    }
+
     fn validate(&self) -> Result<(), WalError> {
         let need = (SEGMENT_HEADER + FRAME_HEADER + self.max_record_size) as u64;
         if self.segment_size < need {

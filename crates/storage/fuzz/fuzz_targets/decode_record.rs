@@ -1,7 +1,8 @@
 //! Fuzz target: decode arbitrary bytes (raw, and behind a valid header) as a
 //! WAL segment, both as the newest segment and as a sealed one. It must never
-//! panic, and whatever it accepts must be self-consistent: records tile the segment from the header to the
-//! reported end, and only the newest segment may have a torn tail.
+//! panic, and whatever it accepts must be self-consistent: records tile the
+//! segment from the header to the reported end, and only the newest segment
+//! may have a torn tail.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

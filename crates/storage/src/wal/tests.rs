@@ -110,6 +110,8 @@ fn limits_are_typed_errors() {
         }
     )
     .is_err());
+    assert!(WalConfig::default().validate().is_ok());
+    assert!(WalConfig::for_simulation().validate().is_ok());
 }
 
 #[test]
