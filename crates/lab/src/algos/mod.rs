@@ -1,6 +1,7 @@
 //! The algorithms, one module each, and the registry that lists them.
 
 pub mod clockwork;
+pub mod gossip_common;
 
 use crate::registry::Algorithm;
 
@@ -22,4 +23,6 @@ registry! {
     cristian,
     berkeley,
     chandy_lamport,
+    flooding,
+    echo,
 }
