@@ -42,6 +42,8 @@ struct Clock {
     /// Seconds left at the last checkpoint (0: none); used on promotion.
     remaining: i64,
     deadline: u64,
+    /// Reported by [`Lessor::expired`]; its revocation is on the way.
+    expiring: bool,
 }
 
 /// Deadlines of every lease, in ticks. Deterministic.
@@ -103,6 +105,7 @@ impl Lessor {
                 ttl: ttl_secs,
                 remaining: 0,
                 deadline,
+                expiring: false,
             },
         ) {
             self.queue.remove(&(old.deadline, id));
@@ -128,12 +131,18 @@ impl Lessor {
     }
 
     /// A keep-alive: the deadline moves to `now + ttl`. Returns the TTL.
-    /// Only the primary renews; others answer [`KvError::NotPrimary`].
+    /// Only the primary renews; others answer [`KvError::NotPrimary`]. A lease
+    /// past its deadline is not revived (its revocation may already be on the
+    /// way): it answers [`KvError::LeaseNotFound`], as etcd does once the
+    /// revocation lands.
     pub fn renew(&mut self, id: LeaseId, now: u64) -> Result<i64, KvError> {
         if !self.primary {
             return Err(KvError::NotPrimary);
         }
         let c = self.leases.get_mut(&id).ok_or(KvError::LeaseNotFound)?;
+        if c.expiring || c.deadline <= now {
+            return Err(KvError::LeaseNotFound);
+        }
         c.remaining = 0;
         let ttl = c.ttl;
         let deadline = now.saturating_add(self.ticks(ttl));
@@ -153,6 +162,7 @@ impl Lessor {
         for (id, secs) in ids {
             let deadline = now.saturating_add(self.ticks(secs));
             self.set_deadline(id, deadline);
+            self.leases.get_mut(&id).expect("listed lease").expiring = false;
         }
     }
 
@@ -183,6 +193,7 @@ impl Lessor {
             .collect();
         for id in &due {
             self.set_deadline(*id, now.saturating_add(self.config.retry_ticks.max(1)));
+            self.leases.get_mut(id).expect("due lease").expiring = true;
         }
         due
     }

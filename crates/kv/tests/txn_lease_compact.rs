@@ -858,3 +858,23 @@ fn txn_nesting_depth_is_bounded() {
     assert_eq!(txn(&mut s, nest(4)).0, Err(KvError::TooManyOps));
     assert_eq!(get(&s, "leaf").unwrap().version, 1);
 }
+
+#[test]
+fn an_expired_lease_cannot_be_renewed() {
+    let mut l = lessor();
+    l.grant(1, 1, 0); // deadline 10
+    l.grant(2, 1, 0);
+    l.promote(0);
+    assert_eq!(
+        l.renew(1, 10),
+        Err(KvError::LeaseNotFound),
+        "past its deadline"
+    );
+    assert_eq!(l.expired(10), vec![1, 2]);
+    // reported expired: pushed ahead for a retry, but still not renewable
+    assert_eq!(l.renew(2, 11), Err(KvError::LeaseNotFound));
+    // a new leader starts every lease afresh
+    l.demote();
+    l.promote(20);
+    assert_eq!(l.renew(2, 21), Ok(1));
+}
