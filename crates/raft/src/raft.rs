@@ -37,12 +37,12 @@ pub struct Ready {
     pub hard_state: Option<HardState>,
     /// Entries to persist; may overwrite a persisted suffix.
     pub entries: Vec<Entry>,
-    /// A complete snapshot received from the leader (or the bootstrap
-    /// configuration at index 0, with empty data): persist and apply.
+    /// A complete snapshot received from the leader: persist and apply.
     pub snapshot: Option<Snapshot>,
     /// Send only once the above is durable.
     pub messages: Vec<Message>,
-    /// Apply in order.
+    /// Apply in order. `ConfChange` entries take effect inside Raft on
+    /// `advance`; the application may skip them (or record membership).
     pub committed_entries: Vec<Entry>,
     /// Reads that may be served once the applied index reaches theirs.
     pub read_states: Vec<ReadState>,
@@ -824,7 +824,28 @@ impl Raft {
             if self.maybe_commit() {
                 self.pending_bcast = true;
             }
+            self.maybe_auto_leave();
         }
+    }
+
+    /// Thesis §4.3: once a joint configuration with `auto_leave` is applied (and
+    /// nothing else is pending), the leader proposes leaving it. This also covers a
+    /// leader elected while the group is joint.
+    fn maybe_auto_leave(&mut self) {
+        if !(self.conf.is_joint() && self.conf.auto_leave) || self.pending_conf_index > self.applied
+        {
+            return;
+        }
+        // Not subject to size limits or transfers: the group must not stay joint.
+        let e = Entry {
+            term: self.term,
+            index: self.log.last_index() + 1,
+            kind: EntryKind::ConfChange,
+            data: ConfChange::default().encode(),
+        };
+        self.pending_conf_index = e.index;
+        self.log.append_new(e);
+        self.pending_bcast = true;
     }
 
     fn apply_conf_changes_to(&mut self, to: u64) {
@@ -864,23 +885,6 @@ impl Raft {
         }
         if self.lead_transferee != NONE && !self.conf.is_voter(self.lead_transferee) {
             self.lead_transferee = NONE;
-        }
-        if self.conf.is_joint() && self.conf.auto_leave {
-            let idx = self
-                .append_proposal(EntryKind::ConfChange, ConfChange::default().encode())
-                .unwrap_or_else(|_| {
-                    // Size limits never refuse an empty change from the leader itself.
-                    let e = Entry {
-                        term: self.term,
-                        index: self.log.last_index() + 1,
-                        kind: EntryKind::ConfChange,
-                        data: ConfChange::default().encode(),
-                    };
-                    let i = e.index;
-                    self.log.append_new(e);
-                    i
-                });
-            self.pending_conf_index = idx;
         }
         self.maybe_commit();
         self.pending_bcast = true;

@@ -14,6 +14,7 @@ use synod_raft::*;
 
 struct Outcome {
     leaders_by_term: BTreeMap<u64, u64>,
+    joint_seen: bool,
 }
 
 fn check_election_safety(net: &Net, o: &mut Outcome, seed: u64) -> Result<(), String> {
@@ -114,6 +115,8 @@ struct Coverage {
     issued: u64,
     /// Steps during which two members both believed they led (different terms).
     two_leaders: u64,
+    /// Runs in which some member was in a joint configuration.
+    joint_seen: u64,
 }
 
 fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage, String> {
@@ -148,6 +151,7 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
     let mut cov = Coverage::default();
     let mut o = Outcome {
         leaders_by_term: BTreeMap::new(),
+        joint_seen: false,
     };
     let mut proposals = 0u64;
     for step in 0..steps {
@@ -278,6 +282,7 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
                 roles.join(" ")
             );
         }
+        o.joint_seen |= net.nodes.values().any(|nd| nd.raft.conf_state().is_joint());
         if net
             .nodes
             .values()
@@ -371,6 +376,23 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
             }
         ));
     }
+    // Thesis §4.3: an auto-leave joint configuration is always left once things calm down.
+    for _ in 0..50 {
+        for id in 1..=all {
+            net.nodes.get_mut(&id).unwrap().raft.tick();
+        }
+        net.stabilize(false);
+    }
+    if let Some(l) = leader(&net) {
+        let cs = net.nodes[&l].raft.conf_state();
+        if cs.is_joint() && cs.auto_leave {
+            return Err(format!(
+                "seed {seed}: stuck in joint configuration\n{}",
+                net.status(l)
+            ));
+        }
+        cov.joint_seen += u64::from(o.joint_seen);
+    }
     cov.leaders = o.leaders_by_term.len() as u64;
     let last = &net.nodes[&all].raft;
     cov.joined = u64::from(last.conf_state().members().contains(&all));
@@ -398,6 +420,7 @@ fn random_clusters_are_safe_and_live() {
                 total.compacted += c.compacted;
                 total.issued += c.issued;
                 total.two_leaders += c.two_leaders;
+                total.joint_seen += c.joint_seen;
             }
             Err(e) => failures.push(e),
         }
@@ -415,6 +438,7 @@ fn random_clusters_are_safe_and_live() {
     assert!(total.conf_changed >= seeds / 4, "{total:?}");
     assert!(total.joined >= seeds / 10, "{total:?}");
     assert!(total.compacted >= seeds / 2, "{total:?}");
+    assert!(total.joint_seen >= seeds / 10, "{total:?}");
 }
 
 #[test]
