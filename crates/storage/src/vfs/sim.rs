@@ -768,6 +768,34 @@ mod tests {
     }
 
     #[test]
+    fn rename_over_an_existing_file_replaces_it() {
+        let (vfs, dir) = setup();
+        let mut a = vfs.create(&dir.join("a")).unwrap();
+        a.write_at(0, b"new").unwrap();
+        a.sync_data().unwrap();
+        let mut b = vfs.create(&dir.join("b")).unwrap();
+        b.write_at(0, b"old").unwrap();
+        b.sync_data().unwrap();
+        vfs.sync_dir(&dir).unwrap();
+        vfs.rename(&dir.join("a"), &dir.join("b")).unwrap();
+        vfs.sync_dir(&dir).unwrap();
+        vfs.crash(&mut rng(5));
+        assert_eq!(vfs.list(&dir).unwrap(), vec!["b".to_string()]);
+        assert_eq!(
+            vfs.open(&dir.join("b")).unwrap().read_all().unwrap(),
+            b"new"
+        );
+        assert!(matches!(
+            vfs.open(&dir.join("a")),
+            Err(VfsError::NotFound { .. })
+        ));
+        assert!(matches!(
+            vfs.create(&PathBuf::from("/nowhere/x")),
+            Err(VfsError::NotFound { .. })
+        ));
+    }
+
+    #[test]
     fn corrupt_flips_durable_byte() {
         let (vfs, dir) = setup();
         let p = dir.join("f");

@@ -282,6 +282,50 @@ fn real_vfs_round_trip_and_torn_tail() {
     ));
 }
 
+#[test]
+fn same_seed_same_disk() {
+    let run = |seed: u64| {
+        let vfs = SimVfs::new();
+        let mut rng = Pcg64Mcg::seed_from_u64(seed);
+        vfs.set_random_faults(
+            seed,
+            crate::vfs::FaultRates {
+                write_error_ppm: 20_000,
+                sync_error_ppm: 20_000,
+                budget: 5,
+            },
+        );
+        let mut recovered = Vec::new();
+        for round in 0..5u64 {
+            let Ok((mut wal, recs)) = Wal::open(vfs.clone(), &dir(), small()) else {
+                vfs.crash(&mut rng);
+                continue;
+            };
+            recovered.push(recs.len());
+            for i in 0..20 {
+                if wal.append_one(1, &payload(round * 100 + i)).is_err() {
+                    break;
+                }
+                if i % 3 == 0 && wal.sync().is_err() {
+                    break;
+                }
+            }
+            drop(wal);
+            vfs.crash(&mut rng);
+        }
+        let mut disk = Vec::new();
+        for name in vfs.list(&dir()).unwrap() {
+            disk.push(vfs.durable_contents(&dir().join(&name)).unwrap());
+            disk.push(name.into_bytes());
+        }
+        (recovered, disk, vfs.injected_faults())
+    };
+    for seed in 0..8 {
+        assert_eq!(run(seed), run(seed), "seed {seed}");
+    }
+    assert_ne!(run(1), run(2));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Append(u8),
@@ -305,7 +349,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Any sequence of appends, syncs, failed syncs, truncations, restarts
     /// and crashes recovers exactly a prefix of what was appended, and that
