@@ -27,6 +27,7 @@ mod types;
 
 pub use raft::{
     Raft, Ready, ReadyToken, MAX_ENTRIES_PER_MSG, MAX_PENDING_READS, MAX_SNAPSHOT_BYTES,
+    MAX_TERM_OR_INDEX,
 };
 pub use tracker::ProgressState;
 pub use types::*;

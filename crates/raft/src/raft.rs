@@ -1554,7 +1554,45 @@ fn validate_config(c: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Terms and indexes beyond this are refused as malformed, so arithmetic on
+/// them can never overflow.
+pub const MAX_TERM_OR_INDEX: u64 = 1 << 62;
+
 fn validate_message(m: &Message) -> Result<(), StepError> {
+    let numbers: &[u64] = match &m.body {
+        MessageBody::Append {
+            index,
+            log_term,
+            commit,
+            ..
+        } => &[*index, *log_term, *commit],
+        MessageBody::AppendResponse {
+            index,
+            reject_hint,
+            hint_term,
+            ..
+        } => &[*index, *reject_hint, *hint_term],
+        MessageBody::Vote {
+            last_index,
+            last_term,
+            ..
+        }
+        | MessageBody::PreVote {
+            last_index,
+            last_term,
+        } => &[*last_index, *last_term],
+        MessageBody::Heartbeat { commit, .. } => &[*commit],
+        MessageBody::SnapshotChunk { meta, offset, .. } => &[meta.index, meta.term, *offset],
+        MessageBody::SnapshotResponse { index, next_offset } => &[*index, *next_offset],
+        MessageBody::ReadIndexResponse { index, .. } => match index {
+            Some(i) => std::slice::from_ref(i),
+            None => &[],
+        },
+        _ => &[],
+    };
+    if m.term >= MAX_TERM_OR_INDEX || numbers.iter().any(|&n| n >= MAX_TERM_OR_INDEX) {
+        return Err(StepError::Malformed("term or index out of range"));
+    }
     if let MessageBody::Append {
         index,
         log_term,

@@ -377,21 +377,21 @@ impl Net {
         }
     }
 
-    /// Delivers all queued messages whose recipient is in `to` (all if empty),
-    /// discarding those addressed to a node in `drop`.
+    /// Discards every queued message addressed to a node in `drop`, then delivers
+    /// those whose recipient is in `to` (all if empty).
     pub fn deliver_msgs(&mut self, to: &[u64], drop: &[u64], trace: bool) -> usize {
         let all = std::mem::take(&mut self.inflight);
         let mut n = 0;
         for m in all {
-            let selected = to.is_empty() || to.contains(&m.to);
-            if !selected {
-                self.inflight.push(m);
-                continue;
-            }
             if drop.contains(&m.to) {
                 if trace {
                     writeln!(self.out, "  dropped: {}", fmt_msg(&m)).unwrap();
                 }
+                continue;
+            }
+            let selected = to.is_empty() || to.contains(&m.to);
+            if !selected {
+                self.inflight.push(m);
                 continue;
             }
             n += 1;
