@@ -1584,10 +1584,7 @@ fn validate_message(m: &Message) -> Result<(), StepError> {
         MessageBody::Heartbeat { commit, .. } => &[*commit],
         MessageBody::SnapshotChunk { meta, offset, .. } => &[meta.index, meta.term, *offset],
         MessageBody::SnapshotResponse { index, next_offset } => &[*index, *next_offset],
-        MessageBody::ReadIndexResponse { index, .. } => match index {
-            Some(i) => std::slice::from_ref(i),
-            None => &[],
-        },
+        MessageBody::ReadIndexResponse { index: Some(i), .. } => std::slice::from_ref(i),
         _ => &[],
     };
     if m.term >= MAX_TERM_OR_INDEX || numbers.iter().any(|&n| n >= MAX_TERM_OR_INDEX) {
