@@ -181,6 +181,27 @@ pub fn run_with_crashes<P: Process>(sim: &mut Sim<P>, plan: &[(Time, ProcId)], u
     sim.run_until(until);
 }
 
+/// Period of one gossip round: long beside the 1–10 ms latency, so every
+/// round's messages arrive within the round.
+pub const ROUND: Time = 100_000;
+
+/// Runs `sim` round by round (each round ends 90 % into the next period,
+/// once its messages have arrived) until `done` holds or `max_rounds` have
+/// run; returns the number of rounds run. `done` is evaluated once a round.
+pub fn run_rounds<P: Process>(
+    sim: &mut Sim<P>,
+    max_rounds: u32,
+    mut done: impl FnMut(&Sim<P>) -> bool,
+) -> u32 {
+    for r in 0..=max_rounds {
+        sim.run_until(r as Time * ROUND + ROUND * 9 / 10);
+        if done(sim) {
+            return r;
+        }
+    }
+    max_rounds
+}
+
 /// `ln erfc(z)` for `z >= 0` (Numerical Recipes' Chebyshev fit of erfc,
 /// relative error below 1.2e-7 everywhere, so the logarithm stays accurate
 /// far into the tail where erfc itself underflows).

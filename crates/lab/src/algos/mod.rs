@@ -25,4 +25,6 @@ registry! {
     chandy_lamport,
     flooding,
     echo,
+    anti_entropy,
+    rumor_mongering,
 }
