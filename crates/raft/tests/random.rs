@@ -124,6 +124,8 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
     let n: u64 = if rng.random_bool(0.5) { 3 } else { 5 };
     let pre_vote = rng.random_bool(0.5);
     let check_quorum = rng.random_bool(0.5);
+    // Lease reads rely on bounded clock drift: in those runs every member ticks together.
+    let lease = check_quorum && rng.random_bool(0.5);
     let mut net = Net::new();
     let voters: Vec<u64> = (1..=n).collect();
     // Node n+1 starts outside the group (joins through membership changes).
@@ -140,6 +142,11 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
             max_msg_bytes: if bug.is_some() { 1 } else { 64 },
             snapshot_chunk_bytes: 16,
             planted_bug: bug,
+            read_only: if lease {
+                ReadOnlyOption::LeaseBased
+            } else {
+                ReadOnlyOption::Safe
+            },
             ..Config::default()
         };
         let v = if id <= n { voters.clone() } else { Vec::new() };
@@ -171,6 +178,11 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
                     } else {
                         net.deliver(m, false);
                     }
+                }
+            }
+            45..=56 if lease => {
+                for nd in net.nodes.values_mut() {
+                    nd.raft.tick();
                 }
             }
             45..=56 => net.nodes.get_mut(&pick).unwrap().raft.tick(),
