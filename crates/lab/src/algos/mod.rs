@@ -2,6 +2,7 @@
 
 pub mod clockwork;
 pub mod gossip_common;
+pub mod mutex_common;
 
 use crate::registry::Algorithm;
 
@@ -23,6 +24,7 @@ registry! {
     cristian,
     berkeley,
     chandy_lamport,
+    central_mutex,
     flooding,
     echo,
     anti_entropy,
