@@ -25,6 +25,10 @@ const KIND_HARD_STATE: u8 = 2;
 const KIND_COMPACT: u8 = 3;
 const KIND_INSTALL: u8 = 4;
 
+/// Indexes, terms and votes stay below this (on disk and through the API), so
+/// arithmetic on values read from disk can never overflow.
+pub const MAX_INDEX: u64 = 1 << 62;
+
 /// Bytes an entry record spends before the entry's data.
 pub const ENTRY_OVERHEAD: usize = 17;
 
@@ -130,6 +134,22 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 fn decode(rec: &Record) -> Result<Decoded, RaftLogError> {
+    let d = decode_unchecked(rec)?;
+    let in_range = match &d {
+        Decoded::Entry(e) => e.index >= 1 && e.index < MAX_INDEX && e.term < MAX_INDEX,
+        Decoded::HardState(h) => h.term < MAX_INDEX && h.vote < MAX_INDEX && h.commit < MAX_INDEX,
+        Decoded::Compact(m) | Decoded::Install(m) => m.index < MAX_INDEX && m.term < MAX_INDEX,
+    };
+    if !in_range {
+        return Err(RaftLogError::Inconsistent {
+            lsn: rec.lsn,
+            what: "index, term or vote out of range".into(),
+        });
+    }
+    Ok(d)
+}
+
+fn decode_unchecked(rec: &Record) -> Result<Decoded, RaftLogError> {
     let p = &rec.payload;
     let bad = |what: &str| RaftLogError::Inconsistent {
         lsn: rec.lsn,
@@ -382,6 +402,10 @@ impl<V: Vfs> RaftLogStore<V> {
         let Some(head) = entries.first() else {
             return Ok(());
         };
+        let tail = entries.last().expect("non-empty");
+        if tail.index >= MAX_INDEX || tail.term >= MAX_INDEX {
+            return Err(rejected(format!("entry {} out of range", tail.index)));
+        }
         for w in entries.windows(2) {
             if w[1].index != w[0].index + 1 || w[1].term < w[0].term {
                 return Err(rejected(format!(
@@ -427,6 +451,9 @@ impl<V: Vfs> RaftLogStore<V> {
         let cur = self.hard_state;
         if hs == cur {
             return Ok(());
+        }
+        if hs.term >= MAX_INDEX || hs.vote >= MAX_INDEX || hs.commit >= MAX_INDEX {
+            return Err(rejected(format!("hard state {hs:?} out of range")));
         }
         if hs.term < cur.term {
             return Err(rejected(format!(
@@ -505,6 +532,9 @@ impl<V: Vfs> RaftLogStore<V> {
     /// entry is dropped and the log continues at `marker.index + 1`. Syncs,
     /// and deletes the WAL segments it makes unnecessary.
     pub fn install_snapshot(&mut self, marker: SnapshotMarker) -> Result<usize, RaftLogError> {
+        if marker.index >= MAX_INDEX || marker.term >= MAX_INDEX {
+            return Err(rejected(format!("snapshot {} out of range", marker.index)));
+        }
         let snap = self.snapshot.as_ref().map_or(0, |s| s.index);
         if marker.index <= snap {
             return Err(rejected(format!(

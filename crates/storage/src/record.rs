@@ -18,6 +18,10 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"SYNODWAL";
 /// Version of the segment format written by this code.
 pub const SEGMENT_VERSION: u32 = 1;
 
+/// Segment numbers and LSNs stay below this, so arithmetic on them read
+/// from disk can never overflow.
+pub const MAX_SEQ: u64 = 1 << 62;
+
 /// The header of a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
@@ -56,10 +60,14 @@ impl SegmentHeader {
         if version != SEGMENT_VERSION {
             return Err(Corruption::BadHeader("unsupported segment version"));
         }
-        Ok(SegmentHeader {
+        let h = SegmentHeader {
             seq: u64::from_le_bytes(b[12..20].try_into().expect("8 bytes")),
             first_lsn: u64::from_le_bytes(b[20..28].try_into().expect("8 bytes")),
-        })
+        };
+        if h.seq >= MAX_SEQ || h.first_lsn >= MAX_SEQ {
+            return Err(Corruption::BadHeader("sequence number out of range"));
+        }
+        Ok(h)
     }
 }
 

@@ -14,7 +14,7 @@
 
 use crate::record::{
     encode_record, scan_segment, Corruption, ScanError, SegmentEnd, SegmentHeader, FRAME_HEADER,
-    SEGMENT_HEADER,
+    MAX_SEQ, SEGMENT_HEADER,
 };
 use crate::vfs::{Vfs, VfsError, VfsFile};
 use std::path::{Path, PathBuf};
@@ -167,10 +167,9 @@ pub fn parse_segment_name(name: &str) -> Option<(u64, Lsn)> {
     if a.len() != 16 || b.len() != 16 {
         return None;
     }
-    Some((
-        u64::from_str_radix(a, 16).ok()?,
-        u64::from_str_radix(b, 16).ok()?,
-    ))
+    let seq = u64::from_str_radix(a, 16).ok()?;
+    let lsn = u64::from_str_radix(b, 16).ok()?;
+    (seq < MAX_SEQ && lsn < MAX_SEQ).then_some((seq, lsn))
 }
 
 /// The write-ahead log.
