@@ -479,7 +479,10 @@ fn arb_record() -> impl Strategy<Value = (u8, Vec<u8>)> {
         })
 }
 
-fn arb_segment() -> impl Strategy<Value = (u64, u64, Vec<(u8, Vec<u8>)>, Vec<u8>)> {
+/// A segment to write: seq, first LSN, records, trailing bytes.
+type ArbSegment = (u64, u64, Vec<(u8, Vec<u8>)>, Vec<u8>);
+
+fn arb_segment() -> impl Strategy<Value = ArbSegment> {
     (
         arb_u64(),
         arb_u64(),
