@@ -23,7 +23,8 @@ impl Store {
             self.snap = Some(s.clone());
         }
         if let Some(first) = rd.entries.first() {
-            self.entries.retain(|e| e.index < first.index);
+            let keep = self.entries.partition_point(|e| e.index < first.index);
+            self.entries.truncate(keep);
             self.entries.extend(rd.entries.iter().cloned());
         }
         if let Some(h) = rd.hard_state {
