@@ -185,6 +185,9 @@ impl Raft {
                         data: cc.encode(),
                     });
                     r.log.commit = 1;
+                    // In force at once (the entry still goes out to be persisted and applied).
+                    r.conf = next_conf(&ConfState::default(), &cc).map_err(ConfigError::Invalid)?;
+                    r.conf_index = 1;
                 } else if !learners.is_empty() {
                     return Err(ConfigError::Invalid("learners without voters"));
                 }
@@ -400,7 +403,7 @@ impl Raft {
             return;
         }
         // A committed but unapplied configuration change may remove us: wait for it (etcd does too).
-        let unapplied_cc = (self.applied + 1..=self.log.commit).any(|i| {
+        let unapplied_cc = (self.applied.max(self.conf_index) + 1..=self.log.commit).any(|i| {
             self.log
                 .entry(i)
                 .is_some_and(|e| e.kind == EntryKind::ConfChange)
