@@ -29,4 +29,6 @@ registry! {
     echo,
     anti_entropy,
     rumor_mongering,
+    heartbeat,
+    phi_accrual,
 }
