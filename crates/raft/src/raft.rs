@@ -72,6 +72,7 @@ struct SnapshotAssembly {
 }
 
 /// One member of a Raft group, as a deterministic state machine.
+#[derive(Debug)]
 pub struct Raft {
     cfg: Config,
     term: u64,
@@ -324,6 +325,11 @@ impl Raft {
         };
         let span = u64::from(self.cfg.election_tick - self.cfg.lease_drift_ticks);
         self.ticks < sent + span
+    }
+
+    /// Whether this member is a learner in the configuration in force.
+    pub fn is_learner(&self) -> bool {
+        self.conf.learners.contains(&self.cfg.id) && !self.conf.is_voter(self.cfg.id)
     }
 
     fn promotable(&self) -> bool {
