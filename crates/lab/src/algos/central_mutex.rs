@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use synod_simnet::{Ctx, NetConfig, ProcId};
 
 use crate::algos::mutex_common::{
-    all_done, build, outcome, run_with_faults, Demand, Protocol, Site,
+    all_done, build, outcome, rounds, run_with_faults, Demand, Protocol, Site,
 };
 use crate::registry::Algorithm;
 use crate::report::{Cost, LabOptions, LabReport, LabRun};
@@ -133,15 +133,16 @@ impl Protocol for Central {
     }
 }
 
-fn demand(p: ProcId) -> Demand {
-    Demand {
-        requests: if p == 0 { 0 } else { 3 },
+fn demand(r: u32) -> impl Fn(ProcId) -> Demand + Copy {
+    move |p: ProcId| Demand {
+        requests: if p == 0 { 0 } else { r },
         think: (1_000, 30_000),
         cs: 5_000,
     }
 }
 
 fn run(opts: &LabOptions) -> LabRun {
+    let demand = demand(rounds(opts));
     let buggy = opts.is_variant("double-grant");
     let make = move |_| Central {
         buggy,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use synod_simnet::{Ctx, NetConfig, ProcId};
 
 use crate::algos::mutex_common::{
-    all_done, build, outcome, run_with_faults, Demand, Protocol, Site, Stamp,
+    all_done, build, outcome, rounds, run_with_faults, Demand, Protocol, Site, Stamp,
 };
 use crate::registry::Algorithm;
 use crate::report::{Cost, LabOptions, LabReport, LabRun};
@@ -142,9 +142,9 @@ impl Protocol for Lm {
     }
 }
 
-fn demand(_p: ProcId) -> Demand {
-    Demand {
-        requests: 3,
+fn demand(r: u32) -> impl Fn(ProcId) -> Demand + Copy {
+    move |_p: ProcId| Demand {
+        requests: r,
         think: (1_000, 40_000),
         cs: 5_000,
     }
@@ -157,14 +157,17 @@ fn run(opts: &LabOptions) -> LabRun {
         base.tail_prob = 0.3;
         base.tail_factor = 6;
     }
-    let demand_now: fn(ProcId) -> Demand = if opts.is_variant("non-fifo") {
-        |_p: ProcId| Demand {
-            requests: 4,
-            think: (500, 8_000),
-            cs: 2_000,
+    let (fast, normal) = (opts.is_variant("non-fifo"), demand(rounds(opts)));
+    let demand_now = move |p: ProcId| {
+        if fast {
+            Demand {
+                requests: 4,
+                think: (500, 8_000),
+                cs: 2_000,
+            }
+        } else {
+            normal(p)
         }
-    } else {
-        demand
     };
     let mut sim = build(opts, base, demand_now, |_| Lm::default());
     run_with_faults(&mut sim, opts, 3_000_000, 20_000, all_done, move |p, _| {

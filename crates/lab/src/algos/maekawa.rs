@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use synod_simnet::{Ctx, NetConfig, ProcId};
 
 use crate::algos::mutex_common::{
-    all_done, build, outcome, run_with_faults, Demand, Protocol, Site, Stamp,
+    all_done, build, outcome, rounds, run_with_faults, Demand, Protocol, Site, Stamp,
 };
 use crate::registry::Algorithm;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
@@ -261,15 +261,16 @@ impl Protocol for Mk {
     }
 }
 
-fn demand(_p: ProcId) -> Demand {
-    Demand {
-        requests: 3,
+fn demand(r: u32) -> impl Fn(ProcId) -> Demand + Copy {
+    move |_p: ProcId| Demand {
+        requests: r,
         think: (500, 6_000),
         cs: 3_000,
     }
 }
 
 fn run(opts: &LabOptions) -> LabRun {
+    let demand = demand(rounds(opts));
     let n = opts.nodes;
     let no_inquire = opts.is_variant("no-inquire");
     let make = move |p: ProcId| Mk::new(p, n, no_inquire);

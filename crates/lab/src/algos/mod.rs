@@ -25,6 +25,7 @@ registry! {
     berkeley,
     chandy_lamport,
     central_mutex,
+    token_ring,
     lamport_mutex,
     ricart_agrawala,
     maekawa,
@@ -34,4 +35,5 @@ registry! {
     rumor_mongering,
     heartbeat,
     phi_accrual,
+    swim,
 }

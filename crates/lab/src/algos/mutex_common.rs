@@ -339,5 +339,19 @@ pub fn all_done<P: Protocol>(sim: &Sim<Site<P>>) -> bool {
         .all(|(i, s)| !sim.is_up(i) || (s.left == 0 && s.phase == Phase::Idle))
 }
 
+/// Critical sections each site asks for: 3, or 25 when scheduled faults
+/// (crash, partition, …) are on, so the workload outlasts the fault window.
+pub fn rounds(opts: &LabOptions) -> u32 {
+    let scheduled = opts
+        .faults
+        .iter()
+        .any(|f| !matches!(f, Fault::Loss | Fault::Duplicate | Fault::Reorder));
+    if scheduled {
+        25
+    } else {
+        3
+    }
+}
+
 /// A Lamport timestamp with its tie-breaker: requests are ordered by `(ts, id)`.
 pub type Stamp = (u64, ProcId);

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use synod_simnet::{Ctx, NetConfig, ProcId};
 
 use crate::algos::mutex_common::{
-    all_done, build, outcome, run_with_faults, Demand, Protocol, Site, Stamp,
+    all_done, build, outcome, rounds, run_with_faults, Demand, Protocol, Site, Stamp,
 };
 use crate::registry::Algorithm;
 use crate::report::{Cost, LabOptions, LabReport, LabRun};
@@ -133,15 +133,16 @@ impl Protocol for Ra {
     }
 }
 
-fn demand(_p: ProcId) -> Demand {
-    Demand {
-        requests: 3,
+fn demand(r: u32) -> impl Fn(ProcId) -> Demand + Copy {
+    move |_p: ProcId| Demand {
+        requests: r,
         think: (1_000, 40_000),
         cs: 5_000,
     }
 }
 
 fn run(opts: &LabOptions) -> LabRun {
+    let demand = demand(rounds(opts));
     let lose = opts.is_variant("lost-reply");
     let make = move |p: ProcId| Ra {
         lose_next: lose && p == 1,
