@@ -172,11 +172,7 @@ impl Protocol for Ring {
 
     fn timer(&mut self, ctx: &mut Ctx<'_, Msg>, tag: u64) -> bool {
         match tag {
-            TAG_PASS => {
-                if !self.in_cs {
-                    self.pass(ctx);
-                }
-            }
+            TAG_PASS if !self.in_cs => self.pass(ctx),
             TAG_WATCH => {
                 ctx.set_timer(self.timeout / 2, TAG_WATCH);
                 let quiet = ctx.now().saturating_sub(self.last_token) >= self.timeout;
