@@ -36,4 +36,5 @@ registry! {
     heartbeat,
     phi_accrual,
     swim,
+    swim,
 }

@@ -1,0 +1,591 @@
+//! SWIM membership: randomized direct and indirect probing, suspicion with
+//! incarnation numbers, and membership updates piggybacked on the probes.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time, MILLIS};
+
+use crate::algos::gossip_common::{crash_plan, random_peers, run_with_crashes, sim_options};
+use crate::harness::net_for;
+use crate::registry::Algorithm;
+use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
+
+/// The registry entry.
+pub const ALGORITHM: Algorithm = Algorithm {
+    name: "swim",
+    family: "failure detection",
+    summary: "SWIM: ping, k ping-req probes, suspicion with incarnations, piggybacked gossip",
+    description: "SWIM (Das, Gupta, Motivala 2002) with the suspicion mechanism.\n\
+Every protocol period T = 200 ms each member probes one target, visiting all\n\
+members in a seeded round-robin order (so every member is probed within N\n\
+periods). It sends PING; if no ACK comes within 40 ms it asks k = 3 random\n\
+members with PING-REQ to ping the target for it and relay the ACK. Without any\n\
+ACK by the end of the period the target becomes SUSPECT (with its incarnation);\n\
+a suspect not cleared within (4 + log2 N) periods is declared DEAD. A member\n\
+that hears it is suspected increments its incarnation and spreads ALIVE, which\n\
+overrides suspicions of older incarnations. Updates (alive / suspect / dead,\n\
+member, incarnation) ride on every PING, PING-REQ and ACK: at most 6 per\n\
+message, each retransmitted 3·⌈log2(N+1)⌉ times.\n\
+A tenth of the members (at most 50) crash early in the run.\n\
+Checks: every crashed member is declared dead by every live member before the\n\
+run ends; no live member is declared dead while loss stays within the model\n\
+(at most 10 %, `--faults loss`).\n\
+Cost: messages per member per period are constant — one PING and one ACK, plus\n\
+4k more after a missed direct ACK (probability about 1 - (1-p)^2) — against\n\
+N - 1 for all-to-all heartbeats. First detection of a crash takes e/(e-1)\n\
+periods in expectation (T·1/(1-e^-1)), dissemination O(log N) periods.",
+    variants: &[
+        (
+            "naive",
+            "planted bug: no ping-req and no suspicion; a missed ACK declares the target dead",
+        ),
+        (
+            "no-refute",
+            "suspected members do not refute with a higher incarnation",
+        ),
+    ],
+    default_nodes: 6,
+    nodes: (2, 100_000),
+    run,
+};
+
+/// Protocol period.
+pub const PERIOD: Time = 200 * MILLIS;
+const PING_TIMEOUT: Time = 40 * MILLIS;
+const K: usize = 3;
+const MAX_PIGGY: usize = 6;
+const TAG_TICK: u64 = 0;
+const TAG_PING_TIMEOUT: u64 = 1;
+
+/// A member's status as some member sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    /// Believed up.
+    Alive,
+    /// Suspected of having failed.
+    Suspect,
+    /// Declared failed; final.
+    Dead,
+}
+
+/// A membership update: `member` has `status` at incarnation `inc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// Whom it is about.
+    pub member: ProcId,
+    /// Its status.
+    pub status: Status,
+    /// Its incarnation.
+    pub inc: u32,
+}
+
+/// SWIM messages; each carries piggybacked updates.
+#[derive(Clone, Debug)]
+pub enum SwimMsg {
+    /// A probe; `relay` is the member that asked for it (indirect probe).
+    Ping {
+        /// Probe number of the prober.
+        seq: u64,
+        /// The original prober, for an indirect probe.
+        relay: Option<ProcId>,
+        /// Piggybacked updates.
+        ups: Vec<Update>,
+    },
+    /// Asks the receiver to probe `target`.
+    PingReq {
+        /// Probe number.
+        seq: u64,
+        /// The member to probe.
+        target: ProcId,
+        /// Piggybacked updates.
+        ups: Vec<Update>,
+    },
+    /// `target` answered probe `seq`; `relay` as in the ping.
+    Ack {
+        /// Probe number.
+        seq: u64,
+        /// Who answered.
+        target: ProcId,
+        /// The original prober, when this ack is to be relayed.
+        relay: Option<ProcId>,
+        /// Piggybacked updates.
+        ups: Vec<Update>,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    target: ProcId,
+    seq: u64,
+    acked: bool,
+}
+
+/// One SWIM member.
+#[derive(Clone, Debug)]
+pub struct SwimProc {
+    naive: bool,
+    refute: bool,
+    inc: u32,
+    /// Members not alive at incarnation 0: (status, incarnation, since).
+    view: BTreeMap<ProcId, (Status, u32, Time)>,
+    /// Updates to spread, with transmissions left.
+    outbox: BTreeMap<ProcId, (Update, u32)>,
+    probe: Option<Probe>,
+    seq: u64,
+    order: (usize, usize, usize),
+    suspect_for: Time,
+    retransmit: u32,
+    /// When this member declared or learnt each death (local time).
+    pub dead_at: BTreeMap<ProcId, Time>,
+}
+
+impl SwimProc {
+    fn new(me: ProcId, n: usize, naive: bool, refute: bool, seed: u64) -> SwimProc {
+        let logn = (usize::BITS - n.leading_zeros()) as u64;
+        // A stride coprime with n gives a permutation visiting every member.
+        let mut stride = 1 + (seed as usize ^ me.wrapping_mul(0x9e37)) % n.max(1);
+        while gcd(stride, n) != 1 {
+            stride += 1;
+        }
+        SwimProc {
+            naive,
+            refute,
+            inc: 0,
+            view: BTreeMap::new(),
+            outbox: BTreeMap::new(),
+            probe: None,
+            seq: 0,
+            order: (stride, (me * 7 + seed as usize) % n.max(1), 0),
+            suspect_for: (4 + logn) * PERIOD,
+            retransmit: 3 * logn as u32,
+            dead_at: BTreeMap::new(),
+        }
+    }
+
+    fn status(&self, m: ProcId) -> (Status, u32) {
+        self.view
+            .get(&m)
+            .map_or((Status::Alive, 0), |&(s, i, _)| (s, i))
+    }
+
+    fn spread(&mut self, u: Update) {
+        self.outbox.insert(u.member, (u, self.retransmit));
+    }
+
+    fn piggyback(&mut self) -> Vec<Update> {
+        let mut best: Vec<(u32, ProcId)> = self
+            .outbox
+            .iter()
+            .map(|(&m, &(_, left))| (left, m))
+            .collect();
+        best.sort_unstable_by(|a, b| b.cmp(a));
+        best.truncate(MAX_PIGGY);
+        let mut ups = Vec::with_capacity(best.len());
+        for (_, m) in best {
+            let e = self.outbox.get_mut(&m).expect("chosen from the outbox");
+            ups.push(e.0);
+            e.1 -= 1;
+            if e.1 == 0 {
+                self.outbox.remove(&m);
+            }
+        }
+        ups
+    }
+
+    fn declare_dead(&mut self, ctx: &mut Ctx<'_, SwimMsg>, m: ProcId, inc: u32) {
+        let now = ctx.now();
+        self.view.insert(m, (Status::Dead, inc, now));
+        self.dead_at.entry(m).or_insert(now);
+        ctx.mark(&format!("P{m} dead"));
+        self.spread(Update {
+            member: m,
+            status: Status::Dead,
+            inc,
+        });
+    }
+
+    fn apply(&mut self, ctx: &mut Ctx<'_, SwimMsg>, u: Update) {
+        let me = ctx.id();
+        if u.member >= ctx.n() {
+            return;
+        }
+        if u.member == me {
+            if u.status != Status::Alive && self.refute && u.inc >= self.inc {
+                self.inc = u.inc + 1;
+                ctx.mark(&format!("refute, inc {}", self.inc));
+                self.spread(Update {
+                    member: me,
+                    status: Status::Alive,
+                    inc: self.inc,
+                });
+            }
+            return;
+        }
+        let (st, inc) = self.status(u.member);
+        if st == Status::Dead {
+            return;
+        }
+        let now = ctx.now();
+        match u.status {
+            Status::Alive if u.inc > inc => {
+                self.view.insert(u.member, (Status::Alive, u.inc, now));
+                self.spread(u);
+            }
+            Status::Suspect if u.inc > inc || (u.inc == inc && st == Status::Alive) => {
+                self.view.insert(u.member, (Status::Suspect, u.inc, now));
+                self.spread(u);
+            }
+            Status::Dead => self.declare_dead(ctx, u.member, u.inc),
+            _ => {}
+        }
+    }
+
+    fn next_target(&mut self, me: ProcId, n: usize) -> Option<ProcId> {
+        for _ in 0..n {
+            let (stride, offset, i) = self.order;
+            self.order.2 = i + 1;
+            let t = (offset + stride * (i % n)) % n;
+            if t != me && self.status(t).0 != Status::Dead {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    fn tick(&mut self, ctx: &mut Ctx<'_, SwimMsg>) {
+        let (me, n, now) = (ctx.id(), ctx.n(), ctx.now());
+        if let Some(p) = self.probe.take() {
+            let (st, inc) = self.status(p.target);
+            if !p.acked && st != Status::Dead {
+                if self.naive {
+                    self.declare_dead(ctx, p.target, inc);
+                } else if st == Status::Alive {
+                    self.view.insert(p.target, (Status::Suspect, inc, now));
+                    ctx.mark(&format!("suspect P{}", p.target));
+                    self.spread(Update {
+                        member: p.target,
+                        status: Status::Suspect,
+                        inc,
+                    });
+                }
+            }
+        }
+        let expired: Vec<(ProcId, u32)> = self
+            .view
+            .iter()
+            .filter(|(_, &(s, _, since))| s == Status::Suspect && now >= since + self.suspect_for)
+            .map(|(&m, &(_, inc, _))| (m, inc))
+            .collect();
+        for (m, inc) in expired {
+            self.declare_dead(ctx, m, inc);
+        }
+        if let Some(target) = self.next_target(me, n) {
+            self.seq += 1;
+            self.probe = Some(Probe {
+                target,
+                seq: self.seq,
+                acked: false,
+            });
+            let ups = self.piggyback();
+            ctx.send(
+                target,
+                SwimMsg::Ping {
+                    seq: self.seq,
+                    relay: None,
+                    ups,
+                },
+            );
+            if !self.naive {
+                ctx.set_timer(PING_TIMEOUT, TAG_PING_TIMEOUT);
+            }
+        }
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl Process for SwimProc {
+    type Msg = SwimMsg;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, SwimMsg>) {
+        // Spread the members' periods so they do not all probe at once.
+        let d = ctx.rng().random_range(1..=PERIOD);
+        ctx.set_timer(d, TAG_TICK);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, SwimMsg>, tag: u64) {
+        if tag == TAG_TICK {
+            ctx.set_timer(PERIOD, TAG_TICK);
+            self.tick(ctx);
+            return;
+        }
+        let Some(p) = self.probe else { return };
+        if p.acked {
+            return;
+        }
+        let (me, n) = (ctx.id(), ctx.n());
+        let mut helpers = random_peers(ctx.rng(), me, n, K * 2, p.target);
+        helpers.retain(|&h| self.status(h).0 != Status::Dead);
+        helpers.truncate(K);
+        for h in helpers {
+            let ups = self.piggyback();
+            ctx.send(
+                h,
+                SwimMsg::PingReq {
+                    seq: p.seq,
+                    target: p.target,
+                    ups,
+                },
+            );
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, SwimMsg>, from: ProcId, msg: SwimMsg) {
+        let me = ctx.id();
+        let (ups, reply) = match msg {
+            SwimMsg::Ping { seq, relay, ups } => (
+                ups,
+                Some((
+                    from,
+                    SwimMsg::Ack {
+                        seq,
+                        target: me,
+                        relay,
+                        ups: vec![],
+                    },
+                )),
+            ),
+            SwimMsg::PingReq { seq, target, ups } => (
+                ups,
+                Some((
+                    target,
+                    SwimMsg::Ping {
+                        seq,
+                        relay: Some(from),
+                        ups: vec![],
+                    },
+                )),
+            ),
+            SwimMsg::Ack {
+                seq,
+                target,
+                relay,
+                ups,
+            } => match relay {
+                Some(origin) => (
+                    ups,
+                    Some((
+                        origin,
+                        SwimMsg::Ack {
+                            seq,
+                            target,
+                            relay: None,
+                            ups: vec![],
+                        },
+                    )),
+                ),
+                None => {
+                    if let Some(p) = self.probe.as_mut() {
+                        if p.seq == seq && p.target == target {
+                            p.acked = true;
+                        }
+                    }
+                    (ups, None)
+                }
+            },
+        };
+        for u in ups {
+            self.apply(ctx, u);
+        }
+        if let Some((to, mut m)) = reply {
+            if to < ctx.n() {
+                let fresh = self.piggyback();
+                match &mut m {
+                    SwimMsg::Ping { ups, .. }
+                    | SwimMsg::PingReq { ups, .. }
+                    | SwimMsg::Ack { ups, .. } => *ups = fresh,
+                }
+                ctx.send(to, m);
+            }
+        }
+    }
+
+    fn msg_bytes(msg: &SwimMsg) -> usize {
+        let ups = match msg {
+            SwimMsg::Ping { ups, .. } | SwimMsg::PingReq { ups, .. } | SwimMsg::Ack { ups, .. } => {
+                ups.len()
+            }
+        };
+        // kind, seq, target/relay: 21 bytes; an update: member, status, incarnation: 9 bytes.
+        21 + 9 * ups
+    }
+
+    fn msg_label(msg: &SwimMsg) -> String {
+        match msg {
+            SwimMsg::Ping { relay: None, .. } => "Ping".into(),
+            SwimMsg::Ping { relay: Some(r), .. } => format!("Ping(for P{r})"),
+            SwimMsg::PingReq { target, .. } => format!("PingReq(P{target})"),
+            SwimMsg::Ack { .. } => "Ack".into(),
+        }
+    }
+}
+
+/// The run's length: the last crash, then time for detection, suspicion and dissemination.
+pub fn horizon(n: usize) -> Time {
+    let logn = (usize::BITS - n.leading_zeros()) as u64;
+    (6 + 4 + logn + 4 * logn + 10) * PERIOD
+}
+
+fn run(opts: &LabOptions) -> LabRun {
+    let n = opts.nodes;
+    let naive = opts.is_variant("naive");
+    let refute = !opts.is_variant("no-refute");
+    let procs = (0..n)
+        .map(|p| SwimProc::new(p, n, naive, refute, opts.seed))
+        .collect();
+    let net = net_for(&opts.faults, NetConfig::reliable());
+    let loss = net.loss;
+    let mut sim = Sim::with_options(
+        opts.seed,
+        procs,
+        net,
+        ClockConfig::perfect(),
+        sim_options(n),
+    );
+    let crashes = (n / 10).clamp(1, 50);
+    let plan = crash_plan(n, opts.seed, crashes, 2 * PERIOD, 6 * PERIOD);
+    let until = horizon(n);
+    run_with_crashes(&mut sim, &plan, until);
+    let live: Vec<ProcId> = (0..n).filter(|&p| sim.is_up(p)).collect();
+    let mut report = LabReport::new(ALGORITHM.name, opts);
+    let (mut missing, mut worst) = (None, 0);
+    for &(tc, c) in &plan {
+        for &o in &live {
+            match sim.proc(o).dead_at.get(&c) {
+                Some(&t) => worst = worst.max(t.saturating_sub(tc)),
+                None if missing.is_none() => {
+                    missing = Some(format!("P{o} never declared crashed P{c} dead"))
+                }
+                None => {}
+            }
+        }
+    }
+    report.checks.push(Check::new(
+        "every crashed member declared dead by every live member within the run",
+        missing.is_none(),
+        missing.unwrap_or_else(|| {
+            format!(
+                "{} crashes × {} live members, worst {} ms (run {} ms)",
+                plan.len(),
+                live.len(),
+                worst / MILLIS,
+                until / MILLIS
+            )
+        }),
+    ));
+    let wrong = live.iter().find_map(|&o| {
+        sim.proc(o)
+            .dead_at
+            .keys()
+            .find(|&&m| sim.is_up(m))
+            .map(|&m| format!("P{o} declared live P{m} dead"))
+    });
+    if loss <= 0.1 {
+        report.checks.push(Check::new(
+            "no live member declared dead (loss within the model's 10 %)",
+            wrong.is_none(),
+            wrong.unwrap_or_else(|| format!("loss {loss}: no false death")),
+        ));
+    }
+    let s = sim.stats();
+    let periods = until as f64 / PERIOD as f64;
+    let q = 1.0 - (1.0 - loss) * (1.0 - loss);
+    report.costs.push(Cost::new(
+        "messages per member per period",
+        s.sent as f64 / (n as f64 * periods),
+        &format!(
+            "2 + 4k·q = {:.2} with k = {K}, q = 1-(1-p)^2 (constant in N)",
+            2.0 + 4.0 * K as f64 * q
+        ),
+        None,
+    ));
+    report.costs.push(Cost::new(
+        "all-to-all heartbeat, same period",
+        (n - 1) as f64,
+        "N - 1 per member per period",
+        Some((n - 1) as f64),
+    ));
+    report.costs.push(Cost::new(
+        "worst time from crash to dead everywhere (periods)",
+        worst as f64 / PERIOD as f64,
+        &format!(
+            "first detection e/(e-1) ≈ 1.58 expected + suspicion {} + dissemination O(log N)",
+            4 + (usize::BITS - n.leading_zeros())
+        ),
+        None,
+    ));
+    report.costs.push(Cost::new(
+        "ping-req messages",
+        s.sent_of("PingReq") as f64,
+        "k per missed direct ack",
+        None,
+    ));
+    LabRun {
+        report,
+        trace: sim.take_trace(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(n: usize, seed: u64, variant: Option<&str>, faults: &str) -> LabOptions {
+        let mut o = LabOptions::new(n, seed);
+        o.variant = variant.map(str::to_string);
+        o.faults = synod_simnet::Fault::parse_list(faults).unwrap();
+        o
+    }
+
+    #[test]
+    fn detects_crashes_without_false_deaths() {
+        for seed in 0..3 {
+            for faults in ["none", "loss"] {
+                let r = run(&opts(12, seed, None, faults)).report;
+                assert!(r.passed(), "{faults}: {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn load_per_member_is_constant_in_n() {
+        let a = run(&opts(10, 1, None, "none")).report.costs[0].measured;
+        let b = run(&opts(200, 1, None, "none")).report.costs[0].measured;
+        assert!(a < 3.0 && b < 3.0 && (a - b).abs() < 0.5, "{a} vs {b}");
+    }
+
+    #[test]
+    fn naive_variant_declares_live_members_dead_under_loss() {
+        let caught = (0..3).any(|s| !run(&opts(10, s, Some("naive"), "loss")).report.passed());
+        assert!(caught);
+    }
+
+    #[test]
+    fn permutation_visits_every_member() {
+        for n in [2, 7, 12, 30] {
+            let mut p = SwimProc::new(3 % n, n, false, true, 5);
+            let mut seen: Vec<ProcId> =
+                (0..n - 1).filter_map(|_| p.next_target(3 % n, n)).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), n - 1);
+        }
+    }
+}
