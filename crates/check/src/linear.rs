@@ -39,7 +39,7 @@
 //! length. The table is bounded ([`Config::max_memo_bytes`]); running out of
 //! it, or of time, makes the key [`Verdict::Undecided`].
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -137,7 +137,7 @@ pub fn check(ops: &[Op], config: &Config) -> Report {
                 let (name, key_ops) = &keys[rank];
                 let mut checker = KeyChecker::new(key_ops, config.max_memo_bytes);
                 let outcome = checker.run(&stop);
-                states.fetch_add(checker.memo.len() as u64, Ordering::Relaxed);
+                states.fetch_add(checker.memo_states as u64, Ordering::Relaxed);
                 let outcome = match outcome {
                     Search::Linearizable => KeyOutcome::Ok,
                     Search::Cancelled => KeyOutcome::Skipped,
@@ -259,6 +259,28 @@ struct KOp<'a> {
 
 const NIL: u32 = u32::MAX;
 
+/// The memo table: base key (value, need, known ops placed) to the antichain
+/// of sets of unknown ops placed.
+type Memo = HashMap<Box<[u32]>, Vec<Box<[u32]>>, BuildHasherDefault<MemoHasher>>;
+
+/// Whether sorted `a` is a subset of sorted `b`.
+fn is_subset(a: &[u32], b: &[u32]) -> bool {
+    if a.len() > b.len() {
+        return false;
+    }
+    let mut j = 0;
+    for &x in a {
+        while j < b.len() && b[j] < x {
+            j += 1;
+        }
+        if j == b.len() || b[j] != x {
+            return false;
+        }
+        j += 1;
+    }
+    true
+}
+
 /// A fast hasher for memo keys (which are small integer slices).
 #[derive(Default)]
 struct MemoHasher(u64);
@@ -317,7 +339,10 @@ struct KeyChecker<'a> {
     observes: Vec<Vec<u32>>,
     /// Unknown writes not linearized, grouped by the value they write.
     unplaced_writes: BTreeMap<Val, BTreeSet<u32>>,
-    memo: HashSet<Box<[u32]>, BuildHasherDefault<MemoHasher>>,
+    /// Seen states: for each (value, need, known ops placed), the sets of
+    /// (not pruned) unknown ops placed, kept as an antichain under inclusion.
+    memo: Memo,
+    memo_states: usize,
     memo_bytes: usize,
     max_memo_bytes: usize,
     scratch: Vec<u32>,
@@ -360,6 +385,29 @@ impl<'a> KeyChecker<'a> {
             });
         }
         ops.sort_by_key(|o| o.call);
+        // Values that no operation ever compares against (no get read them, no
+        // cas expected them) all behave alike: every get and successful cas
+        // fails on them and every failed cas is satisfied. Merging them into
+        // one value is exact, and makes writes of such values interchangeable.
+        let mut mentioned: BTreeSet<Val> = BTreeSet::from([ABSENT]);
+        for o in &ops {
+            match o.effect {
+                Effect::Read(v) | Effect::Cas(v, _) | Effect::NotEqual(v) => {
+                    mentioned.insert(v);
+                }
+                Effect::Write(_) => {}
+            }
+        }
+        values.push("<a value no operation compared against>");
+        let unseen = (values.len() - 1) as Val;
+        let merge = |v: Val| if mentioned.contains(&v) { v } else { unseen };
+        for o in &mut ops {
+            o.effect = match o.effect {
+                Effect::Write(v) => Effect::Write(merge(v)),
+                Effect::Cas(e, v) => Effect::Cas(e, merge(v)),
+                other => other,
+            };
+        }
         assert!(
             ops.len() < (NIL / 2) as usize,
             "too many operations on one key"
@@ -398,43 +446,61 @@ impl<'a> KeyChecker<'a> {
                 Effect::Write(_) => {}
             }
         }
-        let mut budget: usize = 4 << 20;
-        for (i, o) in ops.iter().enumerate() {
-            if o.ret.is_some() {
-                continue;
-            }
+        // The observers of an unknown op's value: (known ones, unknown ones).
+        // Only ops that return at or after its call can come after it.
+        let direct = |i: usize, work: &mut usize| -> (Vec<u32>, Vec<u32>) {
+            let o = &ops[i];
             let w = match o.effect {
                 Effect::Write(w) | Effect::Cas(_, w) => w,
                 other => unreachable!("unknown outcome {other:?} was dropped"),
             };
             let same = by_value.get(&w).map_or(&[][..], |v| &v[..]);
-            if same.len() + not_equal.len() > budget {
-                alive[i] = u32::MAX;
-                continue;
-            }
-            budget -= same.len() + not_equal.len();
-            let mut seen_by: Vec<u32> = Vec::new();
-            let mut never_pruned = false;
+            *work += same.len() + not_equal.len();
+            let (mut known, mut unknown) = (Vec::new(), Vec::new());
             for &x in same.iter().chain(&not_equal) {
                 let xo = &ops[x as usize];
                 if x as usize == i || !xo.effect.observes(w) {
                     continue;
                 }
                 match xo.ret {
-                    // An unknown cas may observe `w`: never prune `i`, so that
-                    // being pruned depends only on the known ops placed.
-                    None => never_pruned = true,
-                    Some(r) if r >= o.call => seen_by.push(x),
+                    None => unknown.push(x),
+                    Some(r) if r >= o.call => known.push(x),
                     Some(_) => {}
                 }
             }
-            if never_pruned {
-                alive[i] = u32::MAX;
-            } else {
-                alive[i] = seen_by.len() as u32;
-                for x in seen_by {
-                    observes[x as usize].push(i as u32);
+            (known, unknown)
+        };
+        // An unknown op matters while a known op that observes its value, or
+        // the value of an unknown cas that observes it (and so on), is not
+        // placed; these sets depend only on the history.
+        let mut work: usize = 0;
+        const WORK_BUDGET: usize = 8 << 20;
+        for i in 0..n {
+            if ops[i].ret.is_some() {
+                continue;
+            }
+            let mut known_obs: BTreeSet<u32> = BTreeSet::new();
+            let mut visited: BTreeSet<u32> = BTreeSet::from([i as u32]);
+            let mut todo = vec![i];
+            while let Some(j) = todo.pop() {
+                if work > WORK_BUDGET {
+                    break;
                 }
+                let (known, unknown) = direct(j, &mut work);
+                known_obs.extend(known);
+                for u in unknown {
+                    if visited.insert(u) {
+                        todo.push(u as usize);
+                    }
+                }
+            }
+            if work > WORK_BUDGET {
+                alive[i] = u32::MAX;
+                continue;
+            }
+            alive[i] = known_obs.len() as u32;
+            for x in known_obs {
+                observes[x as usize].push(i as u32);
             }
         }
 
@@ -458,7 +524,8 @@ impl<'a> KeyChecker<'a> {
             prev,
             head,
             values,
-            memo: HashSet::default(),
+            memo: HashMap::default(),
+            memo_states: 0,
             memo_bytes: 0,
             max_memo_bytes,
             scratch: Vec::new(),
@@ -589,27 +656,47 @@ impl<'a> KeyChecker<'a> {
 
     /// Records the current (linearized set, value) pair; false if it was
     /// already seen.
+    /// Records the current state; false if it, or a state that can do
+    /// everything it can, was seen before. A state with fewer unknown ops
+    /// placed (and otherwise equal) can do everything a state with more can:
+    /// every op still placeable in the latter is placeable in the former.
     fn remember(&mut self, state: Val, need: Option<Val>) -> bool {
         self.scratch.clear();
         self.scratch.push(state);
         self.scratch.push(need.unwrap_or(NIL));
         self.scratch.push(self.k as u32);
         self.scratch.extend(self.ahead.iter().copied());
-        self.scratch.push(NIL);
         // Placed unknown ops that can no longer be placed anyway (pruned) are
         // left out: placed or not, the future search is the same.
         let alive = &self.alive;
-        self.scratch.extend(
-            self.placed_unknown
-                .iter()
-                .copied()
-                .filter(|&o| alive[o as usize] > 0),
-        );
-        if self.memo.contains(&self.scratch[..]) {
-            return false;
+        let placed: Box<[u32]> = self
+            .placed_unknown
+            .iter()
+            .copied()
+            .filter(|&o| alive[o as usize] > 0)
+            .collect();
+        let bytes = |u: &[u32]| u.len() * 4 + 32;
+        match self.memo.get_mut(&self.scratch[..]) {
+            Some(seen) => {
+                if seen.iter().any(|u| is_subset(u, &placed)) {
+                    return false;
+                }
+                let before: usize = seen.iter().map(|u| bytes(u)).sum();
+                let count = seen.len();
+                seen.retain(|u| !is_subset(&placed, u));
+                let after: usize = seen.iter().map(|u| bytes(u)).sum();
+                self.memo_states -= count - seen.len();
+                self.memo_bytes -= before - after;
+                self.memo_bytes += bytes(&placed);
+                seen.push(placed);
+            }
+            None => {
+                self.memo_bytes += self.scratch.len() * 4 + 64 + bytes(&placed);
+                self.memo
+                    .insert(self.scratch.clone().into_boxed_slice(), vec![placed]);
+            }
         }
-        self.memo_bytes += self.scratch.len() * 4 + 48;
-        self.memo.insert(self.scratch.clone().into_boxed_slice());
+        self.memo_states += 1;
         true
     }
 
@@ -621,6 +708,8 @@ impl<'a> KeyChecker<'a> {
         // placed must be one that only the unknown op made possible.
         let mut need: Option<Val> = None;
         let mut entry = self.head;
+        let mut second_pass = false;
+        let mut saw_unknown = false;
         let mut steps: u64 = 0;
         loop {
             if self.mandatory_left == 0 {
@@ -641,8 +730,14 @@ impl<'a> KeyChecker<'a> {
             assert!(entry != NIL, "a known-outcome op is left, so is its return");
             let i = (entry / 2) as usize;
             if entry % 2 == 0 {
-                // A call: try to linearize op `i` now.
+                // A call: try to linearize op `i` now (known ops in the first
+                // pass over the callable ops, unknown ones in the second).
                 let unknown = !self.mandatory(i);
+                if unknown != second_pass {
+                    saw_unknown |= unknown;
+                    entry = self.next[entry as usize];
+                    continue;
+                }
                 let effect = self.ops[i].effect;
                 let pruned = need.is_some_and(|before| effect.apply(before).is_some())
                     || (unknown && (self.alive[i] == 0 || self.has_twin(i)));
@@ -658,12 +753,17 @@ impl<'a> KeyChecker<'a> {
                             need = new_need;
                             self.note_progress(&stack);
                             entry = self.head;
+                            second_pass = false;
+                            saw_unknown = false;
                             continue;
                         }
                         self.unlift(i);
                     }
                 }
                 entry = self.next[entry as usize];
+            } else if !second_pass && saw_unknown {
+                second_pass = true;
+                entry = self.head;
             } else {
                 // The return of an op not linearized: undo the last choice.
                 let Some((j, old, old_need)) = stack.pop() else {
@@ -674,6 +774,9 @@ impl<'a> KeyChecker<'a> {
                 need = old_need;
                 self.unlift(j as usize);
                 entry = self.next[2 * j as usize];
+                second_pass = !self.mandatory(j as usize);
+                // Unknown ops may have been skipped before `j`'s call.
+                saw_unknown = true;
             }
         }
     }
@@ -699,9 +802,19 @@ impl<'a> KeyChecker<'a> {
     fn explain(&self, key: &str) -> String {
         const SHOW: usize = 8;
         let mut state = ABSENT;
+        // The value as written (several values may share one id, see `new`).
+        let mut shown = "absent".to_string();
         let mut placed = vec![false; self.ops.len()];
         for &i in &self.best {
-            state = self.ops[i as usize].effect.apply(state).expect("was legal");
+            let op = &self.ops[i as usize];
+            let after = op.effect.apply(state).expect("was legal");
+            if matches!(op.effect, Effect::Write(_) | Effect::Cas(..)) {
+                shown = match &op.src.value {
+                    Some(v) if op.src.op != OpKind::Delete => format!("{v:?}"),
+                    _ => "absent".to_string(),
+                };
+            }
+            state = after;
             placed[i as usize] = true;
         }
         let total = self.ops.iter().filter(|o| o.ret.is_some()).count();
@@ -724,8 +837,7 @@ impl<'a> KeyChecker<'a> {
             }
         }
         out.push_str(&format!(
-            "After it the value is {}, and none of these operations can come next:\n",
-            self.show(state)
+            "After it the value is {shown}, and none of these operations can come next:\n"
         ));
         // The unplaced known operations that had been called by the earliest
         // unplaced return: one of them had to be next.
@@ -737,16 +849,16 @@ impl<'a> KeyChecker<'a> {
             .filter_map(|(_, o)| o.ret)
             .min()
             .expect("a failed search leaves a known op unplaced");
-        let mut shown = 0;
+        let mut listed = 0;
         for (i, o) in self.ops.iter().enumerate() {
             if placed[i] || o.ret.is_none() || o.call > deadline {
                 continue;
             }
-            if shown == SHOW {
+            if listed == SHOW {
                 out.push_str("  ...\n");
                 break;
             }
-            shown += 1;
+            listed += 1;
             let why = match o.effect {
                 Effect::Read(v) => format!("it read {}", self.show(v)),
                 Effect::Cas(e, _) => format!("it expected {}", self.show(e)),
