@@ -13,5 +13,6 @@ pub mod history;
 pub mod linear;
 pub mod lost;
 
-pub use history::{read_jsonl, write_jsonl, HistoryError, Op, OpKind, Recorder};
+pub use history::{read_jsonl, write_jsonl, HistoryError, MonotonicClock, Op, OpKind, Recorder};
 pub use linear::{check, check_history, Config, Report, Verdict};
+pub use lost::{check_lost, LostWrite};
