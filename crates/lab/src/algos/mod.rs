@@ -31,6 +31,7 @@ registry! {
     maekawa,
     flooding,
     echo,
+    causal_broadcast,
     anti_entropy,
     rumor_mongering,
     heartbeat,
