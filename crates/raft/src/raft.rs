@@ -1104,14 +1104,24 @@ impl Raft {
                 MessageBody::Append { .. }
                 | MessageBody::Heartbeat { .. }
                 | MessageBody::SnapshotChunk { .. } => self.become_follower(m.term, m.from),
-                _ => self.become_follower(m.term, NONE),
+                _ => {
+                    // Raft §5.2: only a leader's message or a granted vote restarts the
+                    // election timer; a newer term alone does not, so a member that keeps
+                    // campaigning (say, removed without knowing it) cannot hold off elections.
+                    let elapsed = self.election_elapsed;
+                    self.become_follower(m.term, NONE);
+                    self.election_elapsed = elapsed;
+                }
             }
         } else if m.term < self.term {
             match m.body {
-                MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
-                    if self.cfg.check_quorum || self.cfg.pre_vote =>
-                {
-                    // Tell a stale leader about the newer term so it steps down.
+                MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::SnapshotChunk { .. } => {
+                    // Tell a stale leader about the newer term so it steps down. Needed
+                    // for liveness: a member whose term moved on but who cannot win an
+                    // election itself (e.g. a new member with no configuration yet) would
+                    // otherwise never hear from the group again.
                     self.send(
                         m.from,
                         MessageBody::AppendResponse {
@@ -1430,7 +1440,7 @@ impl Raft {
         self.log.restore(i, t);
         self.conf = snap.meta.conf_state.clone();
         self.conf_index = i;
-        self.applied = i;
+        // `applied` moves when the owner advances the Ready carrying this snapshot.
         self.pending_snapshot = Some(snap.clone());
         self.snapshot = Some(snap);
     }

@@ -62,6 +62,9 @@ fn check_log_matching(net: &Net, seed: u64) -> Result<(), String> {
 }
 
 fn check_state_machine(net: &Net, seed: u64) -> Result<(), String> {
+    if let Some(c) = &net.image_conflict {
+        return Err(format!("seed {seed}: {c}"));
+    }
     let mut seen: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     for (id, n) in &net.nodes {
         for (i, d) in &n.applied {
@@ -95,6 +98,23 @@ fn check_reads(net: &mut Net, read_floor: &BTreeMap<u64, u64>, seed: u64) -> Res
     Ok(served)
 }
 
+/// Ticks the members of the most advanced configuration only: like a real
+/// owner, the harness shuts down members that were removed (without pre-vote
+/// they would otherwise keep bumping terms, thesis §4.2.3).
+fn tick_members(net: &mut Net) {
+    let newest = net
+        .nodes
+        .values()
+        .max_by_key(|nd| (nd.raft.commit(), nd.raft.term()))
+        .map(|nd| nd.raft.conf_state().members())
+        .unwrap_or_default();
+    for (id, nd) in net.nodes.iter_mut() {
+        if newest.contains(id) {
+            nd.raft.tick();
+        }
+    }
+}
+
 fn leader(net: &Net) -> Option<u64> {
     net.nodes
         .iter()
@@ -119,7 +139,13 @@ struct Coverage {
     joint_seen: u64,
 }
 
-fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage, String> {
+/// `tiny_msgs`: one entry per append, so old-term entries replicate separately (figure 8).
+fn run_seed(
+    seed: u64,
+    steps: usize,
+    bug: Option<PlantedBug>,
+    tiny_msgs: bool,
+) -> Result<Coverage, String> {
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
     let n: u64 = if rng.random_bool(0.5) { 3 } else { 5 };
     let pre_vote = rng.random_bool(0.5);
@@ -139,7 +165,7 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
             pre_vote,
             check_quorum,
             max_inflight_msgs: 4,
-            max_msg_bytes: if bug.is_some() { 1 } else { 64 },
+            max_msg_bytes: if tiny_msgs { 1 } else { 64 },
             snapshot_chunk_bytes: 16,
             planted_bug: bug,
             read_only: if lease {
@@ -322,9 +348,7 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
     let mut target: Option<(u64, (u64, u64))> = None;
     let mut last_err = String::new();
     for _ in 0..400 {
-        for id in 1..=all {
-            net.nodes.get_mut(&id).unwrap().raft.tick();
-        }
+        tick_members(&mut net);
         next_ctx += 1;
         let pick = rng.random_range(1..=all);
         let floor = net
@@ -344,7 +368,8 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
             read_floor.insert(next_ctx, floor);
             cov.issued += 1;
         }
-        if !net.try_stabilize(false) {
+        let trace = std::env::var("RAFT_DEBUG").is_ok();
+        if !net.try_stabilize(trace) {
             return Err(format!("seed {seed}: messages never quiesce"));
         }
         cov.reads += check_reads(&mut net, &read_floor, seed)?;
@@ -374,6 +399,11 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
             }
         }
     }
+    if std::env::var("RAFT_DEBUG").is_ok() {
+        let lines: Vec<&str> = net.out.lines().collect();
+        let tail = lines.len().saturating_sub(4000);
+        println!("{}", lines[tail..].join("\n"));
+    }
     check_log_matching(&net, seed)?;
     check_state_machine(&net, seed)?;
     if !committed {
@@ -390,17 +420,25 @@ fn run_seed(seed: u64, steps: usize, bug: Option<PlantedBug>) -> Result<Coverage
     }
     // Thesis §4.3: an auto-leave joint configuration is always left once things calm down.
     for _ in 0..50 {
-        for id in 1..=all {
-            net.nodes.get_mut(&id).unwrap().raft.tick();
+        tick_members(&mut net);
+        if !net.try_stabilize(std::env::var("RAFT_DEBUG").is_ok()) {
+            return Err(format!("seed {seed}: messages never quiesce"));
         }
-        net.stabilize(false);
     }
     if let Some(l) = leader(&net) {
         let cs = net.nodes[&l].raft.conf_state();
+        if cs.is_joint() && cs.auto_leave && std::env::var("RAFT_DEBUG").is_ok() {
+            let lines: Vec<&str> = net.out.lines().collect();
+            println!("{}", lines[lines.len().saturating_sub(80)..].join("\n"));
+        }
         if cs.is_joint() && cs.auto_leave {
             return Err(format!(
                 "seed {seed}: stuck in joint configuration\n{}",
-                net.status(l)
+                net.nodes
+                    .keys()
+                    .map(|i| net.status(*i))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ));
         }
         cov.joint_seen += u64::from(o.joint_seen);
@@ -420,10 +458,14 @@ fn random_clusters_are_safe_and_live() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
+    let from: u64 = std::env::var("RAFT_SEED_FROM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut failures = Vec::new();
     let mut total = Coverage::default();
-    for seed in 0..seeds {
-        match run_seed(seed, 4000, None) {
+    for seed in from..seeds {
+        match run_seed(seed, 4000, None, seed % 5 == 0) {
             Ok(c) => {
                 total.reads += c.reads;
                 total.leaders += c.leaders;
@@ -444,6 +486,9 @@ fn random_clusters_are_safe_and_live() {
         failures.join("\n")
     );
     println!("coverage over {seeds} seeds: {total:?}");
+    if from > 0 {
+        return; // a replay of chosen seeds: coverage thresholds do not apply
+    }
     // The generator must actually exercise reads, elections, membership and compaction.
     assert!(total.reads >= seeds, "{total:?}");
     assert!(total.leaders >= 2 * seeds, "{total:?}");
@@ -456,9 +501,26 @@ fn random_clusters_are_safe_and_live() {
 #[test]
 fn planted_vote_bug_is_caught() {
     // The checkers must be able to fail: without the §5.4.1 log check some seed breaks safety.
-    let caught =
-        (0..300).any(|seed| run_seed(seed, 4000, Some(PlantedBug::VoteWithoutLogCheck)).is_err());
+    let caught = (0..300)
+        .any(|seed| run_seed(seed, 4000, Some(PlantedBug::VoteWithoutLogCheck), true).is_err());
     assert!(caught, "no seed exposed VoteWithoutLogCheck");
+}
+
+#[test]
+fn planted_commit_bug_is_caught() {
+    // Committing an old-term entry by counting (figure 8) needs a rare schedule;
+    // these seeds (found with `planted_bug_report`) produce one. If the generator
+    // changes, rerun the report and update the list.
+    let seeds = [446u64, 1054, 1692];
+    let caught = seeds.iter().any(|&seed| {
+        run_seed(seed, 4000, Some(PlantedBug::CommitOldTermByCounting), true)
+            .is_err_and(|e| e.contains("applied a different entry"))
+    });
+    assert!(caught, "none of {seeds:?} exposed CommitOldTermByCounting");
+    // The same seeds are fine without the bug.
+    for seed in seeds {
+        assert!(run_seed(seed, 4000, None, true).is_ok(), "seed {seed}");
+    }
 }
 
 #[test]
@@ -468,13 +530,16 @@ fn planted_bug_report() {
         PlantedBug::VoteWithoutLogCheck,
         PlantedBug::CommitOldTermByCounting,
     ] {
-        let errs: Vec<String> = (0..300)
-            .filter_map(|s| run_seed(s, 4000, Some(bug)).err())
+        let n: u64 = std::env::var("RAFT_SEEDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300);
+        let errs: Vec<String> = (0..n)
+            .filter_map(|s| run_seed(s, 4000, Some(bug), true).err())
             .collect();
-        println!(
-            "{bug:?}: {} seeds fail; first: {:?}",
-            errs.len(),
-            errs.first()
-        );
+        println!("{bug:?}: {} seeds fail", errs.len());
+        for e in errs.iter().take(12) {
+            println!("  {}", e.lines().next().unwrap_or(""));
+        }
     }
 }

@@ -49,6 +49,10 @@ pub struct Net {
     pub inflight: Vec<Message>,
     pub groups: Option<Vec<BTreeSet<u64>>>,
     pub out: String,
+    /// Every snapshot image seen, by (index, term): replicas must agree.
+    pub images: BTreeMap<(u64, u64), Vec<u8>>,
+    /// First disagreement between two snapshot images of the same point, if any.
+    pub image_conflict: Option<String>,
 }
 
 pub fn fmt_entry(e: &Entry) -> String {
@@ -210,6 +214,8 @@ impl Net {
             inflight: Vec::new(),
             groups: None,
             out: String::new(),
+            images: BTreeMap::new(),
+            image_conflict: None,
         }
     }
 
@@ -268,6 +274,15 @@ impl Net {
         let store = n.store.clone();
         self.restore_node(cfg, store.clone());
         let node = self.nodes.get_mut(&id).unwrap();
+        if std::env::var("RAFT_DEBUG").is_ok() {
+            eprintln!(
+                "EV restart {id}: snap={:?} entries={:?}..{:?} hard={:?}",
+                store.snap.as_ref().map(|s| (s.meta.index, s.data.len())),
+                store.entries.first().map(|e| e.index),
+                store.entries.last().map(|e| e.index),
+                store.hard
+            );
+        }
         if let Some(s) = &store.snap {
             node.applied = decode_state(&s.data);
             node.raft
@@ -289,9 +304,29 @@ impl Net {
             data: encode_state(&n.applied, index),
         };
         n.raft.compact(snap.clone())?;
+        let data = snap.data.clone();
+        if std::env::var("RAFT_DEBUG").is_ok() {
+            eprintln!("EV compact {id}: at {index} len={}", data.len());
+        }
+        self.record_image(id, index, term, data);
+        let n = self.nodes.get_mut(&id).unwrap();
         n.store.entries.retain(|e| e.index > index);
         n.store.snap = Some(snap);
         Ok(())
+    }
+
+    fn record_image(&mut self, id: u64, index: u64, term: u64, data: Vec<u8>) {
+        if let Some(prev) = self.images.insert((index, term), data.clone()) {
+            if prev != data && self.image_conflict.is_none() {
+                self.image_conflict = Some(format!(
+                    "node {id}: snapshot image at {term}/{index} differs ({} vs {} bytes): {:?} vs {:?}",
+                    prev.len(),
+                    data.len(),
+                    decode_state(&prev),
+                    decode_state(&data)
+                ));
+            }
+        }
     }
 
     fn connected(&self, a: u64, b: u64) -> bool {
@@ -311,6 +346,21 @@ impl Net {
         n.store.persist(&rd);
         if let Some(s) = &rd.snapshot {
             n.applied = decode_state(&s.data);
+            if std::env::var("RAFT_DEBUG").is_ok() {
+                eprintln!(
+                    "EV install {id}: snap={} len={}",
+                    s.meta.index,
+                    s.data.len()
+                );
+            }
+        }
+        if std::env::var("RAFT_DEBUG").is_ok() && !rd.committed_entries.is_empty() {
+            eprintln!(
+                "EV apply {id}: {}..{} (applied list len {})",
+                rd.committed_entries[0].index,
+                rd.committed_entries.last().unwrap().index,
+                n.applied.len()
+            );
         }
         for e in &rd.committed_entries {
             if e.kind == EntryKind::Normal && !e.data.is_empty() {
