@@ -2,6 +2,9 @@
 //! compactions and partitions over a network that reorders, drops and
 //! duplicates messages. Checks election safety (Raft §5.2), log matching
 //! (§5.3), state-machine safety (§5.4.3) and, after healing, liveness.
+//!
+//! `RAFT_SEEDS=N` runs seeds 0..N (default 300), `RAFT_SEED_FROM=S` starts at S
+//! (a replay: coverage thresholds are skipped), `RAFT_DEBUG=1` prints traces.
 
 mod common;
 
