@@ -55,6 +55,21 @@ pub mod v3electionpb {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/synod_descriptor.bin"));
 
+/// Message size limits matching etcd's defaults, for servers and clients
+/// built on these services (tonic's `max_decoding_message_size` and
+/// `max_encoding_message_size` on the generated `*Server`/`*Client` types).
+pub mod limits {
+    /// etcd's default `--max-request-bytes`: the largest request it accepts, 1.5 MiB.
+    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3 * 512 * 1024;
+    /// Room etcd allows on top of a request for gRPC framing: 512 KiB.
+    pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+    /// Largest message an etcd server decodes by default (request plus overhead, 2 MiB).
+    pub const DEFAULT_MAX_DECODING_MESSAGE_SIZE: usize =
+        DEFAULT_MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES;
+    /// Largest message an etcd server sends by default (`math.MaxInt32`).
+    pub const DEFAULT_MAX_ENCODING_MESSAGE_SIZE: usize = i32::MAX as usize;
+}
+
 /// gRPC service names, as they appear in method paths `/<service>/<method>`.
 pub mod service_names {
     /// `etcdserverpb.KV`

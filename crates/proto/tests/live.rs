@@ -7,16 +7,27 @@ use std::time::Duration;
 
 use synod_proto::etcdserverpb::kv_client::KvClient;
 use synod_proto::etcdserverpb::kv_server::{Kv, KvServer};
+use synod_proto::etcdserverpb::watch_client::WatchClient;
+use synod_proto::etcdserverpb::watch_server::{Watch, WatchServer};
+use synod_proto::etcdserverpb::{
+    watch_request, WatchCancelRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+};
 use synod_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
+use synod_proto::limits;
 use synod_proto::mvccpb::KeyValue;
+use synod_proto::mvccpb::{event, Event};
 use synod_proto::v3lockpb::lock_client::LockClient;
 use synod_proto::v3lockpb::lock_server::{Lock, LockServer};
 use synod_proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Streaming;
 use tonic::{Request, Response, Status};
 
 /// Upper bound for any one step of these tests.
@@ -236,4 +247,223 @@ async fn etcdctl_get_and_put_against_our_server() {
     assert_eq!(puts[0].value, b"v1");
     assert_eq!(puts[0].lease, 0x1f);
     assert!(puts[0].prev_kv);
+}
+
+// ------------------------------------------------------------------ streaming
+
+/// Answers each create with `created`, then one PUT event of `<key>` = "bar";
+/// each cancel with `canceled`. Responses go through a bounded channel.
+struct OneEventWatch;
+
+#[tonic::async_trait]
+impl Watch for OneEventWatch {
+    type WatchStream = ReceiverStream<Result<WatchResponse, Status>>;
+
+    async fn watch(
+        &self,
+        req: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let mut incoming = req.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut next_id = 1;
+            while let Ok(Some(msg)) = incoming.message().await {
+                let replies = match msg.request_union {
+                    Some(watch_request::RequestUnion::CreateRequest(create)) => {
+                        let id = if create.watch_id != 0 {
+                            create.watch_id
+                        } else {
+                            next_id
+                        };
+                        next_id += 1;
+                        let event = Event {
+                            r#type: event::EventType::Put as i32,
+                            kv: Some(KeyValue {
+                                key: create.key,
+                                create_revision: 8,
+                                mod_revision: 8,
+                                version: 1,
+                                value: b"bar".to_vec(),
+                                lease: 0,
+                            }),
+                            prev_kv: None,
+                        };
+                        vec![
+                            WatchResponse {
+                                header: header(7),
+                                watch_id: id,
+                                created: true,
+                                ..Default::default()
+                            },
+                            WatchResponse {
+                                header: header(8),
+                                watch_id: id,
+                                events: vec![event],
+                                ..Default::default()
+                            },
+                        ]
+                    }
+                    Some(watch_request::RequestUnion::CancelRequest(cancel)) => {
+                        vec![WatchResponse {
+                            header: header(8),
+                            watch_id: cancel.watch_id,
+                            canceled: true,
+                            ..Default::default()
+                        }]
+                    }
+                    _ => Vec::new(),
+                };
+                for reply in replies {
+                    if tx.send(Ok(reply)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// The next response on a watch stream, within [`STEP`].
+async fn next(responses: &mut Streaming<WatchResponse>) -> WatchResponse {
+    tokio::time::timeout(STEP, responses.message())
+        .await
+        .expect("response in time")
+        .expect("stream ok")
+        .expect("stream open")
+}
+
+async fn start_watch() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(WatchServer::new(OneEventWatch))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_bidi_stream_with_generated_client() {
+    let addr = start_watch().await;
+    let mut client = WatchClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(WatchRequest {
+        request_union: Some(watch_request::RequestUnion::CreateRequest(
+            WatchCreateRequest {
+                key: b"foo".to_vec(),
+                watch_id: 5,
+                ..Default::default()
+            },
+        )),
+    })
+    .await
+    .unwrap();
+    let mut responses = tokio::time::timeout(STEP, client.watch(ReceiverStream::new(rx)))
+        .await
+        .expect("watch in time")
+        .expect("watch ok")
+        .into_inner();
+    let created = next(&mut responses).await;
+    assert!(created.created);
+    assert_eq!(created.watch_id, 5);
+    let put = next(&mut responses).await;
+    assert_eq!(put.events.len(), 1);
+    assert_eq!(put.events[0].kv.as_ref().unwrap().key, b"foo");
+    tx.send(WatchRequest {
+        request_union: Some(watch_request::RequestUnion::CancelRequest(
+            WatchCancelRequest { watch_id: 5 },
+        )),
+    })
+    .await
+    .unwrap();
+    let canceled = next(&mut responses).await;
+    assert!(canceled.canceled);
+    assert_eq!(canceled.watch_id, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_watch_against_our_server() {
+    let addr = start_watch().await;
+    let spawned = tokio::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={addr}"))
+        .arg("--dial-timeout=5s")
+        .args(["watch", "foo"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("NOTICE: etcdctl not installed; skipping the etcdctl watch test");
+            return;
+        }
+        Err(e) => panic!("running etcdctl: {e}"),
+    };
+    // etcdctl prints each event as three lines: type, key, value.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let line = tokio::time::timeout(STEP, lines.next_line())
+            .await
+            .expect("etcdctl printed the event in time")
+            .expect("read etcdctl output")
+            .expect("etcdctl kept running");
+        seen.push(line);
+    }
+    assert_eq!(seen, ["PUT", "foo", "bar"]);
+    child.kill().await.expect("stop etcdctl");
+}
+
+// ------------------------------------------------------------------ limits
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_request_limit_rejects_oversized_put() {
+    let kv = FixedKv::default();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                KvServer::new(kv.clone())
+                    .max_decoding_message_size(limits::DEFAULT_MAX_DECODING_MESSAGE_SIZE),
+            )
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let mut client = KvClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let put = |len: usize| PutRequest {
+        key: b"big".to_vec(),
+        value: vec![7; len],
+        ..Default::default()
+    };
+    // Just under the limit (tag, length and key take a few bytes) passes.
+    let fits = limits::DEFAULT_MAX_DECODING_MESSAGE_SIZE - 64;
+    tokio::time::timeout(STEP, client.put(put(fits)))
+        .await
+        .expect("put in time")
+        .expect("a put under the limit is accepted");
+    let err = tokio::time::timeout(
+        STEP,
+        client.put(put(limits::DEFAULT_MAX_DECODING_MESSAGE_SIZE + 1)),
+    )
+    .await
+    .expect("put in time")
+    .expect_err("a put over the limit is refused");
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
+    assert_eq!(
+        kv.puts.lock().unwrap().len(),
+        1,
+        "only the small put reached the service"
+    );
 }
