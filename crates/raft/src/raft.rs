@@ -83,6 +83,9 @@ pub struct Raft {
     conf: ConfState,
     /// Index of the entry (or snapshot) that produced `conf`.
     conf_index: u64,
+    /// (index, configuration) for every configuration since the snapshot,
+    /// ascending; the first entry is the one in force at the snapshot.
+    conf_history: Vec<(u64, ConfState)>,
     applied: u64,
     prs: BTreeMap<NodeId, Progress>,
     votes: BTreeMap<NodeId, bool>,
@@ -127,6 +130,7 @@ impl Raft {
             log: RaftLog::new(0, 0),
             conf: ConfState::default(),
             conf_index: 0,
+            conf_history: vec![(0, ConfState::default())],
             applied: 0,
             prs: BTreeMap::new(),
             votes: BTreeMap::new(),
@@ -187,8 +191,8 @@ impl Raft {
                     });
                     r.log.commit = 1;
                     // In force at once (the entry still goes out to be persisted and applied).
-                    r.conf = next_conf(&ConfState::default(), &cc).map_err(ConfigError::Invalid)?;
-                    r.conf_index = 1;
+                    let cs = next_conf(&ConfState::default(), &cc).map_err(ConfigError::Invalid)?;
+                    r.set_conf(1, cs);
                 } else if !learners.is_empty() {
                     return Err(ConfigError::Invalid("learners without voters"));
                 }
@@ -229,8 +233,8 @@ impl Raft {
                 }
                 r.term = hard_state.term;
                 r.vote = hard_state.vote;
-                r.conf = meta.conf_state.clone();
-                r.conf_index = meta.index;
+                r.conf_history.clear();
+                r.set_conf(meta.index, meta.conf_state.clone());
                 r.applied = meta.index;
                 r.apply_conf_changes_to(applied);
                 r.applied = applied;
@@ -719,7 +723,17 @@ impl Raft {
         if self.log.term(idx) != Some(snapshot.meta.term) {
             return Err(CompactError::TermMismatch);
         }
+        if self.conf_at(idx) != Some(&snapshot.meta.conf_state) {
+            return Err(CompactError::ConfMismatch);
+        }
         self.log.compact(idx, snapshot.meta.term);
+        // Keep the configuration in force at the snapshot and everything after.
+        let keep_from = self
+            .conf_history
+            .iter()
+            .rposition(|(i, _)| *i <= idx)
+            .unwrap_or(0);
+        self.conf_history.drain(..keep_from);
         self.snapshot = Some(snapshot);
         Ok(())
     }
@@ -871,10 +885,28 @@ impl Raft {
             let Ok(next) = next_conf(&self.conf, &cc) else {
                 continue;
             };
-            self.conf = next;
-            self.conf_index = i;
+            self.set_conf(i, next);
             self.on_conf_applied();
         }
+    }
+
+    fn set_conf(&mut self, index: u64, cs: ConfState) {
+        assert!(
+            self.conf_history.last().is_none_or(|(i, _)| *i <= index),
+            "configurations are applied in log order"
+        );
+        self.conf = cs.clone();
+        self.conf_index = index;
+        self.conf_history.push((index, cs));
+    }
+
+    /// The configuration in force at `index` (known from the snapshot on).
+    fn conf_at(&self, index: u64) -> Option<&ConfState> {
+        self.conf_history
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= index)
+            .map(|(_, cs)| cs)
     }
 
     fn on_conf_applied(&mut self) {
@@ -1438,8 +1470,8 @@ impl Raft {
             return;
         }
         self.log.restore(i, t);
-        self.conf = snap.meta.conf_state.clone();
-        self.conf_index = i;
+        self.conf_history.clear();
+        self.set_conf(i, snap.meta.conf_state.clone());
         // `applied` moves when the owner advances the Ready carrying this snapshot.
         self.pending_snapshot = Some(snap.clone());
         self.snapshot = Some(snap);

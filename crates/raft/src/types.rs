@@ -544,4 +544,7 @@ pub enum CompactError {
     /// Term does not match the log.
     #[error("snapshot term does not match the log")]
     TermMismatch,
+    /// The configuration is not the one in force at the snapshot's index.
+    #[error("snapshot configuration is not the one in force at its index")]
+    ConfMismatch,
 }

@@ -563,27 +563,32 @@ fn compact_validates_its_snapshot() {
     elect(&mut net, 1);
     let r = &mut net.nodes.get_mut(&1).unwrap().raft;
     let applied = r.applied();
-    let snap = |index, term| Snapshot {
+    let conf = r.conf_state().clone();
+    let snap = |index, term, conf_state: &ConfState| Snapshot {
         meta: SnapshotMeta {
             index,
             term,
-            conf_state: ConfState::default(),
+            conf_state: conf_state.clone(),
         },
         data: vec![],
     };
     assert!(matches!(
-        r.compact(snap(applied + 1, 2)),
+        r.compact(snap(applied + 1, 2, &conf)),
         Err(CompactError::NotApplied { .. })
     ));
     assert!(matches!(
-        r.compact(snap(applied, 99)),
+        r.compact(snap(applied, 99, &conf)),
         Err(CompactError::TermMismatch)
     ));
     let t = r.term_at(applied).unwrap();
-    r.compact(snap(applied, t)).unwrap();
+    assert!(matches!(
+        r.compact(snap(applied, t, &ConfState::default())),
+        Err(CompactError::ConfMismatch)
+    ));
+    r.compact(snap(applied, t, &conf)).unwrap();
     assert_eq!(r.first_index(), applied + 1);
     assert!(matches!(
-        r.compact(snap(applied - 1, 1)),
+        r.compact(snap(applied - 1, 1, &conf)),
         Err(CompactError::Stale(_))
     ));
 }
