@@ -280,14 +280,16 @@ mod tests {
             },
             stamp: None,
         };
-        let mut t = Trace::default();
-        t.events = vec![
-            mark(0, "bcast 0.1"),
-            mark(1, "deliver 0.1"),
-            mark(1, "bcast 1.1"),
-            mark(2, "deliver 1.1"),
-            mark(2, "deliver 0.1"),
-        ];
+        let mut t = Trace {
+            events: vec![
+                mark(0, "bcast 0.1"),
+                mark(1, "deliver 0.1"),
+                mark(1, "bcast 1.1"),
+                mark(2, "deliver 1.1"),
+                mark(2, "deliver 0.1"),
+            ],
+            truncated: 0,
+        };
         assert!(check_trace(&t, 3).0.is_some());
         t.events.swap(3, 4);
         assert!(check_trace(&t, 3).0.is_none());
