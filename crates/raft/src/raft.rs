@@ -72,7 +72,7 @@ struct SnapshotAssembly {
 }
 
 /// One member of a Raft group, as a deterministic state machine.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Raft {
     cfg: Config,
     term: u64,
