@@ -3,6 +3,7 @@
 pub mod clockwork;
 pub mod gossip_common;
 pub mod mutex_common;
+pub mod deadlock_common;
 
 use crate::registry::Algorithm;
 
@@ -29,6 +30,8 @@ registry! {
     lamport_mutex,
     ricart_agrawala,
     maekawa,
+    wfg_detector,
+    chandy_misra_haas,
     flooding,
     echo,
     causal_broadcast,
@@ -36,6 +39,5 @@ registry! {
     rumor_mongering,
     heartbeat,
     phi_accrual,
-    swim,
     swim,
 }
