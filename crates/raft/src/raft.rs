@@ -1449,10 +1449,12 @@ impl Raft {
                 meta: a.meta,
                 data: a.data,
             });
+            // Only the snapshot's index is known to match the leader: entries we
+            // kept after it (fast-forward case) may still be a divergent suffix.
             self.send(
                 from,
                 MessageBody::AppendResponse {
-                    index: self.log.last_index(),
+                    index,
                     reject: false,
                     reject_hint: 0,
                     hint_term: 0,

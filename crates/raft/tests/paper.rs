@@ -620,3 +620,66 @@ fn same_seed_same_run() {
     assert!(a.contains("Leader"), "a leader was elected");
     assert_eq!(a, run());
 }
+
+#[test]
+fn snapshot_matching_our_log_fast_forwards_and_acks_only_its_index() {
+    // Raft §7: if the snapshot describes a prefix of our log, keep the entries after
+    // it; but only the snapshot's index is known to match the leader.
+    let mut r = lone(1, vec![1, 2]);
+    let ent = |term, index| Entry {
+        term,
+        index,
+        kind: EntryKind::Normal,
+        data: vec![],
+    };
+    r.step(msg(
+        2,
+        1,
+        2,
+        MessageBody::Append {
+            index: 1,
+            log_term: 1,
+            entries: vec![ent(2, 2), ent(2, 3)],
+            commit: 1,
+        },
+    ))
+    .unwrap();
+    let _ = drain(&mut r);
+    let conf = r.conf_state().clone();
+    r.step(msg(
+        2,
+        1,
+        3,
+        MessageBody::SnapshotChunk {
+            meta: SnapshotMeta {
+                index: 2,
+                term: 2,
+                conf_state: conf,
+            },
+            offset: 0,
+            data: vec![],
+            done: true,
+        },
+    ))
+    .unwrap();
+    let rd = drain(&mut r);
+    assert!(
+        rd.snapshot.is_none(),
+        "nothing to install: we hold the prefix"
+    );
+    assert_eq!(r.commit(), 2);
+    assert_eq!(r.last_index(), 3, "the suffix is kept");
+    let acks: Vec<u64> = rd
+        .messages
+        .iter()
+        .filter_map(|m| match m.body {
+            MessageBody::AppendResponse {
+                index,
+                reject: false,
+                ..
+            } => Some(index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, vec![2]);
+}
