@@ -364,6 +364,10 @@ struct KeyChecker<'a> {
     /// pruned). For every operation: the unknown operations it observes.
     alive: Vec<u32>,
     observes: Vec<Vec<u32>>,
+    /// Unknown ops not linearized and not pruned (`alive > 0`).
+    candidates: BTreeSet<u32>,
+    /// The values that unknown cas operations expect.
+    unknown_cas_from: BTreeSet<Val>,
     /// Unknown writes not linearized, grouped by the value they write.
     unplaced_writes: BTreeMap<Val, BTreeSet<u32>>,
     /// Seen states: for each (value, need, known ops placed), the sets of
@@ -445,8 +449,8 @@ impl<'a> KeyChecker<'a> {
         // closed). Unknown outcomes have no return event.
         let mut events: Vec<(u64, u8, u32)> = Vec::with_capacity(2 * n);
         for (i, o) in ops.iter().enumerate() {
-            events.push((o.call, 0, 2 * i as u32));
             if let Some(r) = o.ret {
+                events.push((o.call, 0, 2 * i as u32));
                 events.push((r, 1, 2 * i as u32 + 1));
             }
         }
@@ -543,7 +547,18 @@ impl<'a> KeyChecker<'a> {
             k: 0,
             ahead: BTreeSet::new(),
             placed_unknown: BTreeSet::new(),
+            candidates: (0..n as u32)
+                .filter(|&i| ops[i as usize].ret.is_none() && alive[i as usize] > 0)
+                .collect(),
             unplaced_writes,
+            unknown_cas_from: ops
+                .iter()
+                .filter(|o| o.ret.is_none())
+                .filter_map(|o| match o.effect {
+                    Effect::Cas(e, _) => Some(e),
+                    _ => None,
+                })
+                .collect(),
             mandatory_left,
             alive,
             observes,
@@ -610,16 +625,20 @@ impl<'a> KeyChecker<'a> {
     fn lift(&mut self, i: usize) {
         assert!(!self.lin[i]);
         self.lin[i] = true;
-        self.unlink(2 * i as u32);
         if self.mandatory(i) {
+            self.unlink(2 * i as u32);
             self.unlink(2 * i as u32 + 1);
             self.mandatory_left -= 1;
         }
         for idx in 0..self.observes[i].len() {
             let o = self.observes[i][idx] as usize;
             self.alive[o] -= 1;
+            if self.alive[o] == 0 && !self.lin[o] {
+                assert!(self.candidates.remove(&(o as u32)));
+            }
         }
         if !self.mandatory(i) {
+            assert!(self.candidates.remove(&(i as u32)));
             self.placed_unknown.insert(i as u32);
             if let Effect::Write(w) = self.ops[i].effect {
                 let set = self.unplaced_writes.get_mut(&w).expect("grouped");
@@ -638,14 +657,19 @@ impl<'a> KeyChecker<'a> {
         self.lin[i] = false;
         if self.mandatory(i) {
             self.relink(2 * i as u32 + 1);
+            self.relink(2 * i as u32);
             self.mandatory_left += 1;
         }
-        self.relink(2 * i as u32);
         for idx in 0..self.observes[i].len() {
             let o = self.observes[i][idx] as usize;
             self.alive[o] += 1;
+            if self.alive[o] == 1 && !self.lin[o] {
+                assert!(self.candidates.insert(o as u32));
+            }
         }
         if !self.mandatory(i) {
+            assert!(self.alive[i] > 0, "only unpruned unknown ops are placed");
+            assert!(self.candidates.insert(i as u32));
             self.placed_unknown.remove(&(i as u32));
             if let Effect::Write(w) = self.ops[i].effect {
                 let set = self.unplaced_writes.get_mut(&w).expect("grouped");
@@ -683,6 +707,44 @@ impl<'a> KeyChecker<'a> {
 
     /// Records the current (linearized set, value) pair; false if it was
     /// already seen.
+    /// The time of the first return event not yet passed: ops called by
+    /// then are the ones that may be placed now.
+    fn frontier(&self) -> u64 {
+        let mut entry = self.head;
+        while entry != NIL {
+            if entry % 2 == 1 {
+                return self.ops[(entry / 2) as usize].ret.expect("known op");
+            }
+            entry = self.next[entry as usize];
+        }
+        u64::MAX
+    }
+
+    /// Whether some op callable now, other than `o`, is legal on `after` but
+    /// not on `before`.
+    fn enables(&self, o: usize, before: Val, after: Val) -> bool {
+        let enabled = |x: usize| {
+            let e = self.ops[x].effect;
+            x != o && e.apply(before).is_none() && e.apply(after).is_some()
+        };
+        let mut entry = self.head;
+        while entry != NIL && entry % 2 == 0 {
+            if enabled((entry / 2) as usize) {
+                return true;
+            }
+            entry = self.next[entry as usize];
+        }
+        if !self.unknown_cas_from.contains(&after) {
+            return false;
+        }
+        let frontier = self.frontier();
+        self.candidates
+            .iter()
+            .map(|&x| x as usize)
+            .take_while(|&x| self.ops[x].call <= frontier)
+            .any(|x| matches!(self.ops[x].effect, Effect::Cas(..)) && enabled(x))
+    }
+
     /// Records the current state; false if it, or a state that can do
     /// everything it can, was seen before. A state with fewer unknown ops
     /// placed (and otherwise equal) can do everything a state with more can:
@@ -728,15 +790,22 @@ impl<'a> KeyChecker<'a> {
     }
 
     fn run(&mut self, stop: &Stop<'_>) -> Search {
+        /// Where the scan of the current search state is.
+        #[derive(Clone, Copy)]
+        enum Cursor {
+            /// Known ops, in the event list, from this entry on.
+            Known(u32),
+            /// Unknown candidates after this one (`None`: from the first),
+            /// called by `frontier`.
+            Unknown(Option<u32>, u64),
+        }
         // Frames: (op placed, value before it, `need` before it).
         let mut stack: Vec<(u32, Val, Option<Val>)> = Vec::new();
         let mut state: Val = ABSENT;
         // Right after placing an unknown op: the value before it. The next op
         // placed must be one that only the unknown op made possible.
         let mut need: Option<Val> = None;
-        let mut entry = self.head;
-        let mut second_pass = false;
-        let mut saw_unknown = false;
+        let mut cursor = Cursor::Known(self.head);
         let mut steps: u64 = 0;
         loop {
             if self.mandatory_left == 0 {
@@ -754,45 +823,29 @@ impl<'a> KeyChecker<'a> {
                     return Search::OutOfMemory;
                 }
             }
-            assert!(entry != NIL, "a known-outcome op is left, so is its return");
-            let i = (entry / 2) as usize;
-            if entry % 2 == 0 {
-                // A call: try to linearize op `i` now (known ops in the first
-                // pass over the callable ops, unknown ones in the second).
-                let unknown = !self.mandatory(i);
-                if unknown != second_pass {
-                    saw_unknown |= unknown;
-                    entry = self.next[entry as usize];
-                    continue;
-                }
-                let effect = self.ops[i].effect;
-                let pruned = need.is_some_and(|before| effect.apply(before).is_some())
-                    || (unknown && (self.alive[i] == 0 || self.has_twin(i)));
-                if !pruned {
-                    let placed = effect.apply(state);
-                    // An unknown op that leaves the value as it was is useless.
-                    if let Some(new_state) = placed.filter(|&v| !unknown || v != state) {
-                        let new_need = unknown.then_some(state);
-                        self.lift(i);
-                        if self.remember(new_state, new_need) {
-                            stack.push((i as u32, state, need));
-                            state = new_state;
-                            need = new_need;
-                            self.note_progress(&stack);
-                            entry = self.head;
-                            second_pass = false;
-                            saw_unknown = false;
-                            continue;
-                        }
-                        self.unlift(i);
+            // The next op to try in this state: known ops called before the
+            // first pending return first, then unknown ones called by then.
+            let candidate = match cursor {
+                Cursor::Known(entry) => {
+                    assert!(entry != NIL, "a known op is left, so is its return");
+                    if entry % 2 == 1 {
+                        let frontier = self.ops[(entry / 2) as usize].ret.expect("known");
+                        cursor = Cursor::Unknown(None, frontier);
+                        continue;
                     }
+                    Some((entry / 2) as usize)
                 }
-                entry = self.next[entry as usize];
-            } else if !second_pass && saw_unknown {
-                second_pass = true;
-                entry = self.head;
-            } else {
-                // The return of an op not linearized: undo the last choice.
+                Cursor::Unknown(after, frontier) => {
+                    let next = match after {
+                        None => self.candidates.iter().next(),
+                        Some(a) => self.candidates.range(a + 1..).next(),
+                    };
+                    next.map(|&o| o as usize)
+                        .filter(|&o| self.ops[o].call <= frontier)
+                }
+            };
+            let Some(i) = candidate else {
+                // Nothing can be placed: undo the last choice.
                 let Some((j, old, old_need)) = stack.pop() else {
                     return Search::Fails;
                 };
@@ -800,10 +853,42 @@ impl<'a> KeyChecker<'a> {
                 state = old;
                 need = old_need;
                 self.unlift(j as usize);
-                entry = self.next[2 * j as usize];
-                second_pass = !self.mandatory(j as usize);
-                // Unknown ops may have been skipped before `j`'s call.
-                saw_unknown = true;
+                cursor = if self.mandatory(j as usize) {
+                    Cursor::Known(self.next[2 * j as usize])
+                } else {
+                    Cursor::Unknown(Some(j), self.frontier())
+                };
+                continue;
+            };
+            cursor = match cursor {
+                Cursor::Known(entry) => Cursor::Known(self.next[entry as usize]),
+                Cursor::Unknown(_, frontier) => Cursor::Unknown(Some(i as u32), frontier),
+            };
+            let unknown = !self.mandatory(i);
+            let effect = self.ops[i].effect;
+            if need.is_some_and(|before| effect.apply(before).is_some())
+                || (unknown && self.has_twin(i))
+            {
+                continue;
+            }
+            let Some(new_state) = effect.apply(state) else {
+                continue;
+            };
+            // An unknown op that leaves the value as it was, or that makes no
+            // op callable now possible, is useless.
+            if unknown && (new_state == state || !self.enables(i, state, new_state)) {
+                continue;
+            }
+            let new_need = unknown.then_some(state);
+            self.lift(i);
+            if self.remember(new_state, new_need) {
+                stack.push((i as u32, state, need));
+                state = new_state;
+                need = new_need;
+                self.note_progress(&stack);
+                cursor = Cursor::Known(self.head);
+            } else {
+                self.unlift(i);
             }
         }
     }
