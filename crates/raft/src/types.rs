@@ -219,7 +219,12 @@ pub const MAX_CONF_CHANGES: usize = 64;
 
 impl ConfChange {
     /// Compact binary encoding stored in the entry's data.
+    /// Panics beyond [`MAX_CONF_CHANGES`] changes (proposals are checked before this).
     pub fn encode(&self) -> Vec<u8> {
+        assert!(
+            self.changes.len() <= MAX_CONF_CHANGES,
+            "too many changes to encode"
+        );
         let mut out = Vec::with_capacity(2 + 9 * self.changes.len());
         out.push(match self.transition {
             ConfChangeTransition::Auto => 0,
@@ -252,7 +257,7 @@ impl ConfChange {
             _ => return Err(bad),
         };
         let n = data[1] as usize;
-        if data.len() != 2 + 9 * n {
+        if n > MAX_CONF_CHANGES || data.len() != 2 + 9 * n {
             return Err(bad);
         }
         let mut changes = Vec::with_capacity(n);
