@@ -66,7 +66,8 @@ pub struct Config {
     pub time_limit: Option<Duration>,
     /// Worker threads; keys are spread over them.
     pub threads: usize,
-    /// Upper bound on the memo table of one key, in (estimated) bytes.
+    /// Upper bound on the memo tables, in (estimated) bytes, shared evenly by
+    /// the keys being checked at the same time (one per thread).
     pub max_memo_bytes: usize,
 }
 
@@ -77,7 +78,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-            max_memo_bytes: 512 << 20,
+            max_memo_bytes: 1 << 30,
         }
     }
 }
@@ -147,7 +148,7 @@ pub fn check(ops: &[Op], config: &Config) -> Report {
                     cancel: &|| first_failure.load(Ordering::Relaxed) < rank,
                 };
                 let (name, key_ops) = &keys[rank];
-                let mut checker = KeyChecker::new(key_ops, config.max_memo_bytes);
+                let mut checker = KeyChecker::new(key_ops, config.max_memo_bytes / workers);
                 let outcome = checker.run(&stop);
                 states.fetch_add(checker.memo_states as u64, Ordering::Relaxed);
                 let outcome = match outcome {
@@ -354,6 +355,8 @@ struct KeyChecker<'a> {
     /// Known-outcome operations not yet linearized.
     mandatory_left: usize,
     lin: Vec<bool>,
+    /// The same client's previous op, when it returned at this op's call.
+    pred: Vec<Option<u32>>,
     /// First known-outcome operation (in call order) not linearized.
     k: usize,
     /// Known-outcome operations after `k` that are linearized.
@@ -444,6 +447,21 @@ impl<'a> KeyChecker<'a> {
             "too many operations on one key"
         );
         let n = ops.len();
+
+        // Program order at a shared instant: a client's op called at the very
+        // moment its previous op returned (as a discrete-event simulator may
+        // record) still comes after it, which closed intervals alone would not
+        // say. (Within this key only; across keys real time is what counts.)
+        let mut pred: Vec<Option<u32>> = vec![None; n];
+        let mut last_of: BTreeMap<u64, usize> = BTreeMap::new();
+        for (i, o) in ops.iter().enumerate() {
+            if let Some(&a) = last_of.get(&o.src.client) {
+                if ops[a].ret == Some(o.call) {
+                    pred[i] = Some(a as u32);
+                }
+            }
+            last_of.insert(o.src.client, i);
+        }
 
         // Events in time order; at equal times calls come first (intervals are
         // closed). Unknown outcomes have no return event.
@@ -544,6 +562,7 @@ impl<'a> KeyChecker<'a> {
         let mandatory_left = ops.iter().filter(|o| o.ret.is_some()).count();
         let mut checker = KeyChecker {
             lin: vec![false; n],
+            pred,
             k: 0,
             ahead: BTreeSet::new(),
             placed_unknown: BTreeSet::new(),
@@ -689,7 +708,8 @@ impl<'a> KeyChecker<'a> {
     }
 
     /// Whether unknown write `i` has a twin: an earlier-called unknown write
-    /// of the same value, not placed and not pruned. Both can be placed from
+    /// of the same value, not placed, not pruned and not waiting for its
+    /// client's previous op. Both can be placed from
     /// now on, at any time, with the same effect; the earlier one can be
     /// placed whenever the later one could (its observers include the later
     /// one's), so only the earliest is ever tried.
@@ -699,10 +719,9 @@ impl<'a> KeyChecker<'a> {
             return false;
         };
         let set = &self.unplaced_writes[&w];
-        set.range(..i as u32)
-            .rev()
-            .take(LOOK)
-            .any(|&o| self.alive[o as usize] > 0)
+        set.range(..i as u32).rev().take(LOOK).any(|&o| {
+            self.alive[o as usize] > 0 && self.pred[o as usize].is_none_or(|p| self.lin[p as usize])
+        })
     }
 
     /// Records the current (linearized set, value) pair; false if it was
@@ -867,7 +886,7 @@ impl<'a> KeyChecker<'a> {
             let unknown = !self.mandatory(i);
             let effect = self.ops[i].effect;
             if need.is_some_and(|before| effect.apply(before).is_some())
-                || (unknown && self.has_twin(i))
+                || self.pred[i].is_some_and(|p| !self.lin[p as usize])
             {
                 continue;
             }
@@ -875,8 +894,10 @@ impl<'a> KeyChecker<'a> {
                 continue;
             };
             // An unknown op that leaves the value as it was, or that makes no
-            // op callable now possible, is useless.
-            if unknown && (new_state == state || !self.enables(i, state, new_state)) {
+            // op callable now possible, is useless; so is one with a twin.
+            if unknown
+                && (new_state == state || self.has_twin(i) || !self.enables(i, state, new_state))
+            {
                 continue;
             }
             let new_need = unknown.then_some(state);
@@ -1231,6 +1252,15 @@ mod tests {
             op(2, OpKind::Delete, None, None, 2, None),
             get(3, None, 10, 11),
         ]);
+    }
+
+    #[test]
+    fn a_client_is_ordered_even_at_one_instant() {
+        // Another client's read at the instant a write returns may miss it...
+        assert_lin(&[put(1, "a", 0, 5), get(2, None, 5, 7)]);
+        // ...but the writer's own next op comes after its write.
+        assert_not_lin(&[put(1, "a", 0, 5), get(1, None, 5, 7)]);
+        assert_lin(&[put(1, "a", 0, 5), get(1, Some("a"), 5, 7)]);
     }
 
     #[test]

@@ -30,7 +30,15 @@ fn oracle(ops: &[Op], placed: &mut Vec<bool>, state: &State) -> bool {
             .iter()
             .enumerate()
             .any(|(j, x)| j != i && !placed[j] && x.ret.is_some_and(|r| r < o.call));
-        if blocked {
+        // A client's op called at the instant its previous op returned still
+        // comes after it.
+        let after_own = ops[..i]
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, x)| x.client == o.client)
+            .is_some_and(|(j, x)| !placed[j] && x.ret == Some(o.call));
+        if blocked || after_own {
             continue;
         }
         let next: Option<State> = match (o.op, o.ok) {
@@ -67,9 +75,17 @@ fn random_history(rng: &mut Pcg64Mcg) -> Vec<Op> {
             Some(values[rng.random_range(0..values.len())].to_string())
         }
     };
-    (0..n)
-        .map(|c| {
-            let call = rng.random_range(0..20u64);
+    let mut ops: Vec<Op> = Vec::new();
+    for c in 0..n {
+        {
+            // Sometimes the previous op's client goes on at the very instant
+            // its op returned.
+            let chained = ops
+                .last()
+                .filter(|p| p.ret.is_some() && rng.random_bool(0.3))
+                .map(|p| (p.client, p.ret.unwrap()));
+            let call = chained.map_or_else(|| rng.random_range(0..20u64), |(_, t)| t);
+            let client = chained.map_or(c, |(client, _)| client);
             let ret = call + rng.random_range(0..8u64);
             let kind =
                 [OpKind::Put, OpKind::Get, OpKind::Cas, OpKind::Delete][rng.random_range(0..4)];
@@ -86,8 +102,8 @@ fn random_history(rng: &mut Pcg64Mcg) -> Vec<Op> {
                 OpKind::Get => pick(rng),
                 OpKind::Delete => None,
             };
-            Op {
-                client: c,
+            ops.push(Op {
+                client,
                 op: kind,
                 key: "k".into(),
                 value,
@@ -95,9 +111,10 @@ fn random_history(rng: &mut Pcg64Mcg) -> Vec<Op> {
                 ok,
                 call,
                 ret: if unknown { None } else { Some(ret) },
-            }
-        })
-        .collect()
+            });
+        }
+    }
+    ops
 }
 
 #[test]

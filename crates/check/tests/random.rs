@@ -81,3 +81,27 @@ fn many_unknown_outcomes() {
         }
     }
 }
+
+/// The size the brief asks for: 100 000 operations over 100 keys, 10 clients,
+/// some unknown outcomes — decided (both ways) well within the time limit.
+#[test]
+fn large_history_is_decided() {
+    let shape = Shape {
+        ops: 100_000,
+        keys: 100,
+        clients: 10,
+        unknown: 0.01,
+        cas: 0.2,
+        max_latency: 1_000_000,
+        seed: 9,
+    };
+    let mut g = linearizable(&shape);
+    let report = check(&g.ops, &config());
+    assert_eq!(report.verdict, Verdict::Linearizable);
+    assert_eq!((report.ops, report.keys), (100_000, 100));
+    let i = plant_impossible_read(&mut g.ops, 9).expect("there are reads");
+    match check(&g.ops, &config()).verdict {
+        Verdict::NotLinearizable { key, .. } => assert_eq!(key, g.ops[i].key),
+        other => panic!("{other:?}"),
+    }
+}
