@@ -165,7 +165,7 @@ pub enum HistoryError {
     },
     /// The line is not one JSON object of the expected shape (bad JSON, a
     /// missing or unknown field, a wrong type).
-    #[error("line {line}: {source}")]
+    #[error("line {line}, column {}: {}", .source.column(), json_message(.source))]
     Json {
         /// The line.
         line: usize,
@@ -181,6 +181,16 @@ pub enum HistoryError {
         /// The rule broken.
         violation: Violation,
     },
+}
+
+/// serde_json's message without its "at line 1 column N" (a history line is
+/// parsed on its own, so that line number would mislead).
+fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((message, _)) => message.to_string(),
+        None => text,
+    }
 }
 
 impl HistoryError {
@@ -573,7 +583,9 @@ mod tests {
     fn unknown_field_is_an_error() {
         let e = bad(r#""call":1"#, r#""call":1,"extra":0"#);
         assert!(matches!(e, HistoryError::Json { line: 1, .. }), "{e}");
-        assert!(e.to_string().contains("extra"), "{e}");
+        assert!(e.to_string().starts_with("line 1, column "), "{e}");
+        assert!(e.to_string().contains("unknown field `extra`"), "{e}");
+        assert!(!e.to_string().contains("at line"), "{e}");
     }
 
     #[test]
