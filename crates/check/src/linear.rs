@@ -380,6 +380,7 @@ struct KeyChecker<'a> {
     memo_bytes: usize,
     max_memo_bytes: usize,
     scratch: Vec<u32>,
+    scratch_placed: Vec<u32>,
     /// Longest linearization found: its first `best_valid` entries equal the
     /// current stack's.
     best: Vec<u32>,
@@ -590,6 +591,7 @@ impl<'a> KeyChecker<'a> {
             memo_bytes: 0,
             max_memo_bytes,
             scratch: Vec::new(),
+            scratch_placed: Vec::new(),
             best: Vec::new(),
             best_valid: 0,
             ops,
@@ -739,29 +741,37 @@ impl<'a> KeyChecker<'a> {
         u64::MAX
     }
 
-    /// Whether some op callable now, other than `o`, is legal on `after` but
-    /// not on `before`.
-    fn enables(&self, o: usize, before: Val, after: Val) -> bool {
-        let enabled = |x: usize| {
-            let e = self.ops[x].effect;
-            x != o && e.apply(before).is_none() && e.apply(after).is_some()
+    /// What an unknown op placed now could be good for: the values that
+    /// would let a callable op (blocked at `state`) go, and whether a callable
+    /// failed cas is blocked (any other value lets it go). An unknown op is
+    /// worth placing only if its value is one of these (the need rule).
+    fn wanted(&self, state: Val, frontier: u64, out: &mut Vec<Val>) -> bool {
+        out.clear();
+        let mut any_value = false;
+        let mut want = |e: Effect, out: &mut Vec<Val>| match e {
+            Effect::Read(v) | Effect::Cas(v, _) if v != state => out.push(v),
+            Effect::NotEqual(v) if v == state => any_value = true,
+            _ => {}
         };
         let mut entry = self.head;
         while entry != NIL && entry % 2 == 0 {
-            if enabled((entry / 2) as usize) {
-                return true;
-            }
+            want(self.ops[(entry / 2) as usize].effect, out);
             entry = self.next[entry as usize];
         }
-        if !self.unknown_cas_from.contains(&after) {
-            return false;
+        if !self.unknown_cas_from.is_empty() {
+            for &x in &self.candidates {
+                let x = x as usize;
+                if self.ops[x].call > frontier {
+                    break;
+                }
+                if matches!(self.ops[x].effect, Effect::Cas(..)) {
+                    want(self.ops[x].effect, out);
+                }
+            }
         }
-        let frontier = self.frontier();
-        self.candidates
-            .iter()
-            .map(|&x| x as usize)
-            .take_while(|&x| self.ops[x].call <= frontier)
-            .any(|x| matches!(self.ops[x].effect, Effect::Cas(..)) && enabled(x))
+        out.sort_unstable();
+        out.dedup();
+        any_value
     }
 
     /// Records the current state; false if it, or a state that can do
@@ -777,18 +787,18 @@ impl<'a> KeyChecker<'a> {
         // Placed unknown ops that can no longer be placed anyway (pruned) are
         // left out: placed or not, the future search is the same.
         let alive = &self.alive;
-        let placed: Box<[u32]> = self
-            .placed_unknown
-            .iter()
-            .copied()
-            .filter(|&o| alive[o as usize] > 0)
-            .collect();
+        let mut placed = std::mem::take(&mut self.scratch_placed);
+        placed.clear();
+        placed.extend(
+            self.placed_unknown
+                .iter()
+                .copied()
+                .filter(|&o| alive[o as usize] > 0),
+        );
         let bytes = |u: &[u32]| u.len() * 4 + 32;
-        match self.memo.get_mut(&self.scratch[..]) {
+        let fresh = match self.memo.get_mut(&self.scratch[..]) {
+            Some(seen) if seen.iter().any(|u| is_subset(u, &placed)) => false,
             Some(seen) => {
-                if seen.iter().any(|u| is_subset(u, &placed)) {
-                    return false;
-                }
                 let before: usize = seen.iter().map(|u| bytes(u)).sum();
                 let count = seen.len();
                 seen.retain(|u| !is_subset(&placed, u));
@@ -796,13 +806,21 @@ impl<'a> KeyChecker<'a> {
                 self.memo_states -= count - seen.len();
                 self.memo_bytes -= before - after;
                 self.memo_bytes += bytes(&placed);
-                seen.push(placed);
+                seen.push(placed.as_slice().into());
+                true
             }
             None => {
                 self.memo_bytes += self.scratch.len() * 4 + 64 + bytes(&placed);
-                self.memo
-                    .insert(self.scratch.clone().into_boxed_slice(), vec![placed]);
+                self.memo.insert(
+                    self.scratch.as_slice().into(),
+                    vec![placed.as_slice().into()],
+                );
+                true
             }
+        };
+        self.scratch_placed = placed;
+        if !fresh {
+            return false;
         }
         self.memo_states += 1;
         true
@@ -825,6 +843,9 @@ impl<'a> KeyChecker<'a> {
         // placed must be one that only the unknown op made possible.
         let mut need: Option<Val> = None;
         let mut cursor = Cursor::Known(self.head);
+        // In the unknown pass: what an unknown op could be good for.
+        let mut wanted: Vec<Val> = Vec::new();
+        let mut any_value = false;
         let mut steps: u64 = 0;
         loop {
             if self.mandatory_left == 0 {
@@ -849,6 +870,7 @@ impl<'a> KeyChecker<'a> {
                     assert!(entry != NIL, "a known op is left, so is its return");
                     if entry % 2 == 1 {
                         let frontier = self.ops[(entry / 2) as usize].ret.expect("known");
+                        any_value = self.wanted(state, frontier, &mut wanted);
                         cursor = Cursor::Unknown(None, frontier);
                         continue;
                     }
@@ -875,7 +897,9 @@ impl<'a> KeyChecker<'a> {
                 cursor = if self.mandatory(j as usize) {
                     Cursor::Known(self.next[2 * j as usize])
                 } else {
-                    Cursor::Unknown(Some(j), self.frontier())
+                    let frontier = self.frontier();
+                    any_value = self.wanted(state, frontier, &mut wanted);
+                    Cursor::Unknown(Some(j), frontier)
                 };
                 continue;
             };
@@ -896,7 +920,9 @@ impl<'a> KeyChecker<'a> {
             // An unknown op that leaves the value as it was, or that makes no
             // op callable now possible, is useless; so is one with a twin.
             if unknown
-                && (new_state == state || self.has_twin(i) || !self.enables(i, state, new_state))
+                && (new_state == state
+                    || !(any_value || wanted.binary_search(&new_state).is_ok())
+                    || self.has_twin(i))
             {
                 continue;
             }
