@@ -28,7 +28,7 @@
 //!
 //! Unknown outcomes are what makes such checks slow (each one stays
 //! concurrent with the rest of the history), so the search cuts them down,
-//! with reasons given at [`KeyChecker`]:
+//! with reasons given at `KeyChecker` (in the source):
 //! * an unknown operation is placed only right before an operation that it
 //!   makes possible (one that could not go at the value before it);
 //! * it is not placed once every known operation that could observe its value
@@ -47,6 +47,16 @@
 //! still matter. Its size follows the concurrency, not the history's length.
 //! The table is bounded ([`Config::max_memo_bytes`]); running out of it, or of
 //! time, makes the key [`Verdict::Undecided`], never a wrong verdict.
+//!
+//! A client's operation called at the very instant its previous operation on
+//! the same key returned is placed after it (program order), which closed
+//! intervals alone would not say.
+//!
+//! Known limit: a failed cas is satisfied by any value but the one it
+//! expected, so it keeps earlier unknown writes relevant. On a hot key with
+//! many unknown outcomes and failed cas operations, proving a violation (which
+//! must rule out every alternative) can take long; the verdict is then
+//! [`Verdict::Undecided`] at the time limit, never a wrong one.
 //!
 //! A brute-force oracle test (`tests/oracle.rs`) checks the verdict, with all
 //! of these shortcuts, on tens of thousands of small random histories.
