@@ -1,1 +1,719 @@
-//! placeholder
+//! One synod node as a sans-IO state machine.
+//!
+//! A [`Node`] hosts a set of Raft groups keyed by [`ShardId`]; each group
+//! drives a replicated [`StateMachine`] (the etcd-semantics key-value store
+//! plus client sessions). Today one shard covers the whole keyspace; routing
+//! goes through [`Node::shard_for`], so sharding is an addition, not a rewrite.
+//!
+//! The driver (the simulator, or the tokio runtime) feeds inputs —
+//! [`Node::step`] for a peer's message, [`Node::tick`] for time,
+//! [`Node::request`] for a client — then takes a [`Ready`] and must:
+//! 1. make every [`Persist`] in it durable,
+//! 2. only then send its `messages`,
+//! 3. call [`Node::advance`] with it (the "storage write completed" input).
+//!
+//! `replies` in a `Ready` answer clients and may be sent at once: a write is
+//! answered only after it was committed by a quorum and applied; a
+//! linearizable read only after a ReadIndex round and the apply of that index.
+//!
+//! Time is ticks. Nothing here reads a clock, draws OS randomness or iterates
+//! a hash map.
+
+#![deny(missing_docs)]
+
+mod sm;
+mod types;
+
+use std::collections::BTreeMap;
+
+pub use sm::{Applied, CorruptSnapshot, Proposal, StateMachine};
+pub use types::{
+    ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Envelope, Persist, ShardId,
+};
+
+use synod_kv::{Command, Event, Lessor, LessorConfig, Response};
+use synod_raft::{
+    Config as RaftConfig, EntryKind, Init, NodeId, ProposeError, Raft, ReadyToken, Role, Snapshot,
+    SnapshotMeta, StepError,
+};
+
+/// How a node runs its groups.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id (non-zero).
+    pub id: NodeId,
+    /// Template for every group's Raft configuration (`id` and `seed` are set per group).
+    pub raft: RaftConfig,
+    /// Seed from which every group's RNG seed is derived.
+    pub seed: u64,
+    /// Take a snapshot and compact the log after this many applied entries.
+    pub snapshot_every: u64,
+    /// Client sessions remembered per group.
+    pub max_sessions: usize,
+    /// Bound on writes awaiting apply and reads awaiting confirmation, per group.
+    pub max_pending: usize,
+    /// Ticks per second of lease time.
+    pub ticks_per_second: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            id: 1,
+            raft: RaftConfig::default(),
+            seed: 0,
+            snapshot_every: 1000,
+            max_sessions: 10_000,
+            max_pending: 10_000,
+            ticks_per_second: 10,
+        }
+    }
+}
+
+/// How one group starts on this node.
+#[derive(Clone, Debug)]
+pub struct GroupInit {
+    /// The group.
+    pub shard: ShardId,
+    /// Raft's start: bootstrap, or restore from what was persisted.
+    pub raft: Init,
+    /// On restore: the persisted snapshot's data (the state machine image), if any.
+    pub snapshot_data: Option<Vec<u8>>,
+}
+
+/// An input the node refused.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The message is for a group this node does not host.
+    #[error("no group for shard {0} on this node")]
+    UnknownShard(ShardId),
+    /// Raft refused the message.
+    #[error("shard {shard}: {err}")]
+    Step {
+        /// The group.
+        shard: ShardId,
+        /// Why.
+        err: StepError,
+    },
+    /// A group could not be created.
+    #[error("shard {shard}: {err}")]
+    Config {
+        /// The group.
+        shard: ShardId,
+        /// Why.
+        err: synod_raft::ConfigError,
+    },
+    /// A persisted snapshot could not be decoded.
+    #[error("shard {shard}: {err}")]
+    Snapshot {
+        /// The group.
+        shard: ShardId,
+        /// Why.
+        err: CorruptSnapshot,
+    },
+}
+
+/// Everything the driver must do after feeding inputs; see the crate docs.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Make these durable first.
+    pub persist: Vec<Persist>,
+    /// Then send these.
+    pub messages: Vec<Envelope>,
+    /// Answers to clients; may be sent at once.
+    pub replies: Vec<ClientReply>,
+    /// Watch events produced by the entries applied in this round, in
+    /// revision order per shard (for the driver's watchers).
+    pub events: Vec<(ShardId, Event)>,
+    raft: Vec<(ShardId, ReadyToken)>,
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_empty()
+            && self.messages.is_empty()
+            && self.replies.is_empty()
+            && self.events.is_empty()
+            && self.raft.is_empty()
+    }
+}
+
+/// A read waiting for its ReadIndex or for the apply of that index.
+#[derive(Debug)]
+struct WaitingRead {
+    req: ClientRequest,
+}
+
+/// One Raft group hosted on this node and its state machine.
+struct Group {
+    shard: ShardId,
+    raft: Raft,
+    sm: StateMachine,
+    applied: u64,
+    snapshot_index: u64,
+    /// Writes this node proposed, by session, with the index they were given.
+    pending_writes: BTreeMap<(u64, u64), u64>,
+    /// Linearizable reads not yet sent for confirmation.
+    unconfirmed: Vec<WaitingRead>,
+    /// Reads sent for confirmation under a context.
+    confirming: BTreeMap<u64, Vec<WaitingRead>>,
+    /// Confirmed reads waiting for `applied >= index`.
+    confirmed: Vec<(u64, WaitingRead)>,
+    next_ctx: u64,
+    lessor: Lessor,
+    role: Role,
+    /// A snapshot taken by compaction, to persist with the next Ready.
+    local_snapshot: Option<Snapshot>,
+}
+
+impl Group {
+    fn pending(&self) -> usize {
+        self.pending_writes.len()
+            + self.unconfirmed.len()
+            + self.confirming.values().map(Vec::len).sum::<usize>()
+            + self.confirmed.len()
+    }
+}
+
+/// A synod node: a set of Raft groups and their state machines.
+pub struct Node {
+    cfg: NodeConfig,
+    groups: BTreeMap<ShardId, Group>,
+    ticks: u64,
+    replies: Vec<ClientReply>,
+}
+
+impl Node {
+    /// Creates a node hosting the given groups.
+    pub fn new(cfg: NodeConfig, groups: Vec<GroupInit>) -> Result<Node, NodeError> {
+        assert!(cfg.id != 0, "node id 0 is reserved");
+        let mut node = Node {
+            cfg,
+            groups: BTreeMap::new(),
+            ticks: 0,
+            replies: Vec::new(),
+        };
+        for g in groups {
+            node.add_group(g)?;
+        }
+        Ok(node)
+    }
+
+    fn add_group(&mut self, g: GroupInit) -> Result<(), NodeError> {
+        let shard = g.shard;
+        let mut rc = self.cfg.raft.clone();
+        rc.id = self.cfg.id;
+        rc.seed = splitmix(self.cfg.seed ^ splitmix(shard) ^ self.cfg.id.rotate_left(32));
+        let (sm, applied) = match (&g.raft, &g.snapshot_data) {
+            (
+                Init::Restore {
+                    snapshot: Some(meta),
+                    ..
+                },
+                Some(data),
+            ) => {
+                let sm = StateMachine::restore(data, self.cfg.max_sessions)
+                    .map_err(|err| NodeError::Snapshot { shard, err })?;
+                (sm, meta.index)
+            }
+            (
+                Init::Restore {
+                    snapshot: Some(meta),
+                    ..
+                },
+                None,
+            ) => {
+                assert_eq!(
+                    meta.index, 0,
+                    "a snapshot past index 0 must come with its data"
+                );
+                (StateMachine::new(self.cfg.max_sessions), 0)
+            }
+            _ => (StateMachine::new(self.cfg.max_sessions), 0),
+        };
+        rc.applied = applied;
+        let raft = Raft::new(rc, g.raft).map_err(|err| NodeError::Config { shard, err })?;
+        let lessor = Lessor::from_store(lessor_config(&self.cfg), sm.kv(), self.ticks);
+        let role = raft.role();
+        self.groups.insert(
+            shard,
+            Group {
+                shard,
+                raft,
+                sm,
+                applied,
+                snapshot_index: applied,
+                pending_writes: BTreeMap::new(),
+                unconfirmed: Vec::new(),
+                confirming: BTreeMap::new(),
+                confirmed: Vec::new(),
+                next_ctx: 1,
+                lessor,
+                role,
+                local_snapshot: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    /// The shard that owns `key`. One shard covers the keyspace today.
+    pub fn shard_for(&self, _key: &[u8]) -> ShardId {
+        *self
+            .groups
+            .keys()
+            .next()
+            .expect("a node hosts at least one group")
+    }
+
+    /// The shards hosted here.
+    pub fn shards(&self) -> impl Iterator<Item = ShardId> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// Read access to a group's Raft (for status and the simulator's checkers).
+    pub fn raft(&self, shard: ShardId) -> Option<&Raft> {
+        self.groups.get(&shard).map(|g| &g.raft)
+    }
+
+    /// Read access to a group's state machine.
+    pub fn state_machine(&self, shard: ShardId) -> Option<&StateMachine> {
+        self.groups.get(&shard).map(|g| &g.sm)
+    }
+
+    /// The highest applied index of a group.
+    pub fn applied(&self, shard: ShardId) -> Option<u64> {
+        self.groups.get(&shard).map(|g| g.applied)
+    }
+
+    /// Advances time by one tick: elections, heartbeats, lease expiry.
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+        let now = self.ticks;
+        for g in self.groups.values_mut() {
+            g.raft.tick();
+            if g.raft.role() == Role::Leader {
+                // The lessor reports an expired lease again after a while if
+                // its revocation has not been applied by then.
+                for id in g.lessor.expired(now) {
+                    let p = Proposal {
+                        client: 0,
+                        seq: 0,
+                        cmd: Command::LeaseRevoke { id },
+                    };
+                    let _ = g.raft.propose(p.encode());
+                }
+            }
+        }
+    }
+
+    /// Feeds a message from a peer.
+    pub fn step(&mut self, env: Envelope) -> Result<(), NodeError> {
+        let shard = env.shard;
+        let g = self
+            .groups
+            .get_mut(&shard)
+            .ok_or(NodeError::UnknownShard(shard))?;
+        g.raft
+            .step(env.msg)
+            .map_err(|err| NodeError::Step { shard, err })
+    }
+
+    /// Takes a client request; its reply comes out in a later [`Ready`].
+    pub fn request(&mut self, req: ClientRequest) {
+        if req.client == 0 {
+            self.reply(
+                &req,
+                Err(ClientError::Invalid("client id 0 is reserved".into())),
+            );
+            return;
+        }
+        let key: &[u8] = match &req.op {
+            ClientOp::Write(cmd) => command_key(cmd),
+            ClientOp::Range { req, .. } => &req.key,
+            ClientOp::LeaseKeepAlive { .. } => &[],
+        };
+        let shard = self.shard_for(key);
+        let max_pending = self.cfg.max_pending;
+        let now = self.ticks;
+        let g = self
+            .groups
+            .get_mut(&shard)
+            .expect("shard_for returns a hosted shard");
+        let leader = g.raft.leader();
+        match &req.op {
+            ClientOp::Write(cmd) => {
+                if g.pending() >= max_pending {
+                    return self.reply(&req, Err(ClientError::Busy));
+                }
+                if g.pending_writes.contains_key(&(req.client, req.seq)) {
+                    return; // already proposed here; the reply will come from the apply
+                }
+                let p = Proposal {
+                    client: req.client,
+                    seq: req.seq,
+                    cmd: cmd.clone(),
+                };
+                match g.raft.propose(p.encode()) {
+                    Ok(index) => {
+                        g.pending_writes.insert((req.client, req.seq), index);
+                    }
+                    Err(ProposeError::NotLeader { leader }) => {
+                        self.reply(&req, Err(ClientError::NotLeader { leader }))
+                    }
+                    Err(_) => self.reply(&req, Err(ClientError::Busy)),
+                }
+            }
+            ClientOp::Range {
+                req: r,
+                serializable,
+            } => {
+                if *serializable {
+                    let result =
+                        g.sm.kv()
+                            .range(r)
+                            .map(ClientResponse::Range)
+                            .map_err(ClientError::Kv);
+                    return self.reply(&req, result);
+                }
+                if g.pending() >= max_pending {
+                    return self.reply(&req, Err(ClientError::Busy));
+                }
+                g.unconfirmed.push(WaitingRead { req });
+            }
+            ClientOp::LeaseKeepAlive { id } => {
+                let id = *id;
+                if g.raft.role() != Role::Leader {
+                    return self.reply(&req, Err(ClientError::NotLeader { leader }));
+                }
+                let result = match g.lessor.renew(id, now) {
+                    Ok(ttl) => Ok(ClientResponse::LeaseKeepAlive { id, ttl }),
+                    Err(e) => Err(ClientError::Kv(e)),
+                };
+                self.reply(&req, result);
+            }
+        }
+    }
+
+    fn reply(&mut self, req: &ClientRequest, result: Result<ClientResponse, ClientError>) {
+        self.replies.push(ClientReply {
+            client: req.client,
+            seq: req.seq,
+            result,
+        });
+    }
+
+    /// Whether [`Node::ready`] has anything to hand out.
+    pub fn has_ready(&self) -> bool {
+        !self.replies.is_empty()
+            || self.groups.values().any(|g| {
+                g.raft.has_ready() || !g.unconfirmed.is_empty() || g.local_snapshot.is_some()
+            })
+    }
+
+    /// Collects what to persist, send and answer; applies committed entries.
+    pub fn ready(&mut self) -> Ready {
+        let mut rd = Ready::default();
+        let now = self.ticks;
+        for g in self.groups.values_mut() {
+            // One ReadIndex round confirms every read that arrived since the last one.
+            if !g.unconfirmed.is_empty() {
+                let ctx = g.next_ctx;
+                g.next_ctx += 1;
+                let batch = std::mem::take(&mut g.unconfirmed);
+                match g.raft.read_index(ctx) {
+                    Ok(()) => {
+                        g.confirming.insert(ctx, batch);
+                    }
+                    Err(_) => {
+                        let leader = g.raft.leader();
+                        for w in batch {
+                            self.replies.push(refuse(&w.req, leader));
+                        }
+                    }
+                }
+            }
+            if let Some(snap) = g.local_snapshot.take() {
+                rd.persist.push(Persist {
+                    shard: g.shard,
+                    snapshot: Some(snap),
+                    ..Persist::default()
+                });
+            }
+            if !g.raft.has_ready() {
+                continue;
+            }
+            let mut r = g.raft.ready();
+            if let Some((role, leader)) = r.soft_state {
+                if role == Role::Leader && g.role != Role::Leader {
+                    g.lessor.promote(now);
+                }
+                if role != Role::Leader && g.role == Role::Leader {
+                    g.lessor.demote();
+                    // Reads still waiting for confirmation will not get it from us.
+                    for (_, batch) in std::mem::take(&mut g.confirming) {
+                        for w in batch {
+                            self.replies.push(refuse(&w.req, leader));
+                        }
+                    }
+                }
+                g.role = role;
+            }
+            if let Some(snap) = &r.snapshot {
+                if snap.meta.index > g.applied {
+                    g.sm = match StateMachine::restore(&snap.data, self.cfg.max_sessions) {
+                        Ok(sm) => sm,
+                        // A leader sent a snapshot that does not decode: it was
+                        // checksummed end to end, so this is a bug, not bad input.
+                        Err(e) => panic!(
+                            "shard {}: snapshot from leader does not decode: {e}",
+                            g.shard
+                        ),
+                    };
+                    g.lessor = Lessor::from_store(lessor_config(&self.cfg), g.sm.kv(), now);
+                    if g.role == Role::Leader {
+                        g.lessor.promote(now);
+                    }
+                    g.applied = snap.meta.index;
+                    g.snapshot_index = snap.meta.index;
+                }
+            }
+            for e in std::mem::take(&mut r.committed_entries) {
+                for ev in apply_entry(g, &e, now, &mut self.replies) {
+                    rd.events.push((g.shard, ev));
+                }
+            }
+            for rs in std::mem::take(&mut r.read_states) {
+                if let Some(batch) = g.confirming.remove(&rs.ctx) {
+                    for w in batch {
+                        g.confirmed.push((rs.index, w));
+                    }
+                }
+            }
+            serve_confirmed(g, &mut self.replies);
+            rd.persist.push(Persist {
+                shard: g.shard,
+                hard_state: r.hard_state,
+                entries: std::mem::take(&mut r.entries),
+                snapshot: r.snapshot.take(),
+            });
+            rd.messages.extend(r.messages.drain(..).map(|msg| Envelope {
+                shard: g.shard,
+                msg,
+            }));
+            rd.raft.push((g.shard, r.token));
+        }
+        rd.persist.retain(|p| !p.is_empty());
+        rd.replies = std::mem::take(&mut self.replies);
+        rd
+    }
+
+    /// The driver made `rd`'s state durable and sent its messages.
+    pub fn advance(&mut self, rd: Ready) {
+        for (shard, token) in rd.raft {
+            if let Some(g) = self.groups.get_mut(&shard) {
+                g.raft.advance(token);
+                // Compact once Raft knows the entries are applied.
+                if g.applied >= g.snapshot_index + self.cfg.snapshot_every
+                    && g.local_snapshot.is_none()
+                {
+                    g.local_snapshot = take_snapshot(g);
+                }
+            }
+        }
+    }
+
+    /// Proposes a membership change in `shard`.
+    pub fn propose_conf_change(
+        &mut self,
+        shard: ShardId,
+        cc: synod_raft::ConfChange,
+    ) -> Result<u64, ProposeError> {
+        let g = self
+            .groups
+            .get_mut(&shard)
+            .ok_or(ProposeError::NotLeader { leader: 0 })?;
+        g.raft.propose_conf_change(cc)
+    }
+
+    /// Asks `shard`'s leader (if this node) to hand leadership to `to`.
+    pub fn transfer_leader(&mut self, shard: ShardId, to: NodeId) {
+        if let Some(g) = self.groups.get_mut(&shard) {
+            g.raft.transfer_leader(to);
+        }
+    }
+}
+
+fn lessor_config(cfg: &NodeConfig) -> LessorConfig {
+    LessorConfig {
+        ticks_per_second: cfg.ticks_per_second,
+        ..LessorConfig::default()
+    }
+}
+
+fn refuse(req: &ClientRequest, leader: NodeId) -> ClientReply {
+    ClientReply {
+        client: req.client,
+        seq: req.seq,
+        result: Err(ClientError::NotLeader { leader }),
+    }
+}
+
+fn command_key(cmd: &Command) -> &[u8] {
+    match cmd {
+        Command::Put(p) => &p.key,
+        Command::DeleteRange(d) => &d.key,
+        Command::Txn(t) => t.compare.first().map(|c| c.key.as_slice()).unwrap_or(&[]),
+        _ => &[],
+    }
+}
+
+fn apply_entry(
+    g: &mut Group,
+    e: &synod_raft::Entry,
+    now: u64,
+    replies: &mut Vec<ClientReply>,
+) -> Vec<Event> {
+    assert_eq!(
+        e.index,
+        g.applied + 1,
+        "shard {}: entries apply in order",
+        g.shard
+    );
+    g.applied = e.index;
+    // Proposals of this node that were given this index but lost it to another
+    // leader's entry will never apply: tell their clients to retry.
+    let lost: Vec<(u64, u64)> = g
+        .pending_writes
+        .iter()
+        .filter(|(_, idx)| **idx <= e.index)
+        .map(|(k, _)| *k)
+        .collect();
+    if e.kind != EntryKind::Normal || e.data.is_empty() {
+        fail_lost(g, &lost, None, replies);
+        return Vec::new();
+    }
+    let p = match Proposal::decode(&e.data) {
+        Ok(p) => p,
+        Err(_) => {
+            // Every replica skips the same undecodable entry: state stays identical.
+            fail_lost(g, &lost, None, replies);
+            return Vec::new();
+        }
+    };
+    let (applied, events) = g.sm.apply(e.index, &p);
+    if let Applied::Fresh(Ok(resp)) = &applied {
+        track_leases(g, &p.cmd, resp, now);
+    }
+    let mine = g.pending_writes.remove(&(p.client, p.seq)).is_some();
+    fail_lost(g, &lost, Some((p.client, p.seq)), replies);
+    if p.client == 0 {
+        return events;
+    }
+    if mine {
+        let result = match applied {
+            Applied::Fresh(r) | Applied::Duplicate(r) => {
+                r.map(ClientResponse::Write).map_err(ClientError::Kv)
+            }
+            Applied::Stale { latest } => Err(ClientError::StaleSequence { seq: p.seq, latest }),
+        };
+        replies.push(ClientReply {
+            client: p.client,
+            seq: p.seq,
+            result,
+        });
+    }
+    events
+}
+
+fn fail_lost(
+    g: &mut Group,
+    lost: &[(u64, u64)],
+    except: Option<(u64, u64)>,
+    replies: &mut Vec<ClientReply>,
+) {
+    let leader = g.raft.leader();
+    for k in lost {
+        if Some(*k) == except {
+            continue;
+        }
+        g.pending_writes.remove(k);
+        replies.push(ClientReply {
+            client: k.0,
+            seq: k.1,
+            result: Err(ClientError::NotLeader { leader }),
+        });
+    }
+}
+
+fn track_leases(g: &mut Group, cmd: &Command, resp: &Response, now: u64) {
+    match (cmd, resp) {
+        (Command::LeaseGrant { .. }, Response::LeaseGrant { id, ttl, .. }) => {
+            g.lessor.grant(*id, *ttl, now);
+        }
+        (Command::LeaseRevoke { id }, _) => {
+            g.lessor.revoke(*id);
+        }
+        (Command::LeaseCheckpoint { id, remaining_ttl }, _) => {
+            g.lessor.checkpoint(*id, *remaining_ttl);
+        }
+        _ => {}
+    }
+}
+
+fn serve_confirmed(g: &mut Group, replies: &mut Vec<ClientReply>) {
+    let applied = g.applied;
+    let mut i = 0;
+    while i < g.confirmed.len() {
+        if g.confirmed[i].0 <= applied {
+            let (_, w) = g.confirmed.swap_remove(i);
+            let ClientOp::Range { req, .. } = &w.req.op else {
+                unreachable!("only reads wait for confirmation")
+            };
+            let result =
+                g.sm.kv()
+                    .range(req)
+                    .map(ClientResponse::Range)
+                    .map_err(ClientError::Kv);
+            replies.push(ClientReply {
+                client: w.req.client,
+                seq: w.req.seq,
+                result,
+            });
+        } else {
+            i += 1;
+        }
+    }
+}
+
+fn take_snapshot(g: &mut Group) -> Option<Snapshot> {
+    let index = g.applied;
+    let term = g.raft.term_at(index)?;
+    let snap = Snapshot {
+        meta: SnapshotMeta {
+            index,
+            term,
+            conf_state: g.raft.conf_state().clone(),
+        },
+        data: g.sm.snapshot(),
+    };
+    match g.raft.compact(snap.clone()) {
+        Ok(()) => {
+            g.snapshot_index = index;
+            Some(snap)
+        }
+        Err(_) => None,
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}

@@ -9,27 +9,50 @@ const DETERMINISTIC_CRATES: &[&str] = &["raft", "kv", "node", "simnet", "lab"];
 
 /// Tokens that must not appear in the non-test source of a deterministic crate.
 const FORBIDDEN: &[(&str, &str)] = &[
-    ("std::time::Instant", "the OS clock; take time as ticks or from the driver"),
-    ("Instant::now", "the OS clock; take time as ticks or from the driver"),
-    ("SystemTime", "the OS clock; take time as ticks or from the driver"),
-    ("HashMap", "iteration order is random per process; use BTreeMap"),
-    ("HashSet", "iteration order is random per process; use BTreeSet"),
+    (
+        "std::time::Instant",
+        "the OS clock; take time as ticks or from the driver",
+    ),
+    (
+        "Instant::now",
+        "the OS clock; take time as ticks or from the driver",
+    ),
+    (
+        "SystemTime",
+        "the OS clock; take time as ticks or from the driver",
+    ),
+    (
+        "HashMap",
+        "iteration order is random per process; use BTreeMap",
+    ),
+    (
+        "HashSet",
+        "iteration order is random per process; use BTreeSet",
+    ),
     ("thread_rng", "OS randomness; use the node's seeded RNG"),
     ("rand::random", "OS randomness; use the node's seeded RNG"),
     ("OsRng", "OS randomness; use the node's seeded RNG"),
     ("getrandom", "OS randomness; use the node's seeded RNG"),
     ("tokio", "no async runtime in the core; the driver owns IO"),
-    ("std::thread", "no threads in the core; the driver owns concurrency"),
+    (
+        "std::thread",
+        "no threads in the core; the driver owns concurrency",
+    ),
     ("std::fs", "no file IO in the core; the driver persists"),
     ("std::net", "no network IO in the core; the driver sends"),
 ];
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries {
         let p = e.unwrap().path();
         if p.is_dir() {
@@ -80,7 +103,11 @@ fn deterministic_core_uses_no_os_time_randomness_or_io() {
     for c in DETERMINISTIC_CRATES {
         rust_files(&root.join("crates").join(c).join("src"), &mut files);
     }
-    assert!(!files.is_empty(), "no source files found under {}", root.display());
+    assert!(
+        !files.is_empty(),
+        "no source files found under {}",
+        root.display()
+    );
     let v = scan(&files, FORBIDDEN);
     assert!(v.is_empty(), "determinism rules broken:\n{}", v.join("\n"));
 }
@@ -119,7 +146,8 @@ fn scanner_catches_a_planted_violation() {
 #[test]
 fn every_crate_is_described_in_architecture_md() {
     let root = workspace_root();
-    let arch = fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md at the root");
+    let arch =
+        fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md at the root");
     for e in fs::read_dir(root.join("crates")).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
         assert!(

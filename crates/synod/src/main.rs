@@ -4,7 +4,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "synod", version, about = "A distributed key-value database and a laboratory of distributed algorithms")]
+#[command(
+    name = "synod",
+    version,
+    about = "A distributed key-value database and a laboratory of distributed algorithms"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,7 +27,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Sim(a) => synod_sim::cli::run(a),
+        Command::Sim(a) => synod_sim::cli::run_cli(a),
         Command::Check(a) => synod_check::cli::run(a),
         Command::Lab(a) => synod_lab::cli::run(a),
     };

@@ -1,9 +1,9 @@
 //! The algorithms, one module each, and the registry that lists them.
 
 pub mod clockwork;
+pub mod deadlock_common;
 pub mod gossip_common;
 pub mod mutex_common;
-pub mod deadlock_common;
 
 use crate::registry::Algorithm;
 

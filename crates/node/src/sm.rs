@@ -1,0 +1,177 @@
+//! The replicated state machine of one group: the key-value store plus the
+//! client-session table that makes retried proposals apply exactly once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use synod_kv::{Command, Event, KvError, KvStore, Response};
+
+/// What a log entry of a group carries (encoded with postcard).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The client session (0: an internal proposal, such as a lease expiry, with no session).
+    pub client: u64,
+    /// The sequence number within the session.
+    pub seq: u64,
+    /// The command.
+    pub cmd: Command,
+}
+
+impl Proposal {
+    /// Encodes for a log entry.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("postcard encoding into a Vec cannot fail")
+    }
+    /// Decodes a log entry's payload.
+    pub fn decode(data: &[u8]) -> Result<Proposal, postcard::Error> {
+        postcard::from_bytes(data)
+    }
+}
+
+/// The last applied request of one client session and its outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Session {
+    seq: u64,
+    outcome: Result<Response, KvError>,
+    /// Log index at which the session was last used (eviction order).
+    at: u64,
+}
+
+/// The outcome of applying one proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied now.
+    Fresh(Result<Response, KvError>),
+    /// A retry of the session's latest request: not applied again; the recorded outcome.
+    Duplicate(Result<Response, KvError>),
+    /// Older than the session's latest request: ignored.
+    Stale {
+        /// The session's latest seq.
+        latest: u64,
+    },
+}
+
+/// The key-value store plus sessions; deterministic.
+#[derive(Clone, Debug)]
+pub struct StateMachine {
+    kv: KvStore,
+    sessions: BTreeMap<u64, Session>,
+    by_age: BTreeSet<(u64, u64)>,
+    max_sessions: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Image {
+    kv: Vec<u8>,
+    sessions: Vec<(u64, Session)>,
+}
+
+/// A snapshot image that could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt state machine snapshot: {0}")]
+pub struct CorruptSnapshot(String);
+
+impl StateMachine {
+    /// An empty state machine keeping at most `max_sessions` sessions (the
+    /// least recently used is forgotten first; a forgotten session's retry is
+    /// applied again, so clients must not retry after that many others).
+    pub fn new(max_sessions: usize) -> Self {
+        assert!(max_sessions > 0);
+        StateMachine {
+            kv: KvStore::new(),
+            sessions: BTreeMap::new(),
+            by_age: BTreeSet::new(),
+            max_sessions,
+        }
+    }
+
+    /// The key-value store (for reads).
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+
+    /// Applies the proposal found at log `index`.
+    pub fn apply(&mut self, index: u64, p: &Proposal) -> (Applied, Vec<Event>) {
+        if p.client != 0 {
+            if let Some(s) = self.sessions.get(&p.client) {
+                if p.seq == s.seq {
+                    return (Applied::Duplicate(s.outcome.clone()), Vec::new());
+                }
+                if p.seq < s.seq {
+                    return (Applied::Stale { latest: s.seq }, Vec::new());
+                }
+            }
+        }
+        let (outcome, events) = self.kv.apply(&p.cmd);
+        if p.client != 0 {
+            if let Some(old) = self.sessions.remove(&p.client) {
+                self.by_age.remove(&(old.at, p.client));
+            }
+            self.sessions.insert(
+                p.client,
+                Session {
+                    seq: p.seq,
+                    outcome: outcome.clone(),
+                    at: index,
+                },
+            );
+            self.by_age.insert((index, p.client));
+            while self.sessions.len() > self.max_sessions {
+                let oldest = *self
+                    .by_age
+                    .iter()
+                    .next()
+                    .expect("sessions and by_age agree");
+                self.by_age.remove(&oldest);
+                self.sessions.remove(&oldest.1);
+            }
+        }
+        assert_eq!(self.sessions.len(), self.by_age.len());
+        (Applied::Fresh(outcome), events)
+    }
+
+    /// A deterministic image of the whole state.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let image = Image {
+            kv: self.kv.snapshot(),
+            sessions: self.sessions.iter().map(|(c, s)| (*c, s.clone())).collect(),
+        };
+        postcard::to_allocvec(&image).expect("postcard encoding into a Vec cannot fail")
+    }
+
+    /// Rebuilds from [`StateMachine::snapshot`]'s output. Empty data is the empty state.
+    pub fn restore(data: &[u8], max_sessions: usize) -> Result<Self, CorruptSnapshot> {
+        let mut sm = StateMachine::new(max_sessions);
+        if data.is_empty() {
+            return Ok(sm);
+        }
+        let image: Image =
+            postcard::from_bytes(data).map_err(|e| CorruptSnapshot(e.to_string()))?;
+        sm.kv = KvStore::restore(&image.kv).map_err(|e| CorruptSnapshot(e.to_string()))?;
+        for (c, s) in image.sessions {
+            sm.by_age.insert((s.at, c));
+            sm.sessions.insert(c, s);
+        }
+        Ok(sm)
+    }
+
+    /// A hash of the whole state, sessions included, for comparing replicas.
+    pub fn hash(&self) -> u64 {
+        let mut h = self.kv.hash();
+        for (c, s) in &self.sessions {
+            h = mix(h
+                ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ s.seq.rotate_left(17)
+                ^ s.at.rotate_left(41));
+        }
+        h
+    }
+}
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}

@@ -1,0 +1,125 @@
+//! The values a node exchanges with its driver: envelopes between nodes,
+//! client requests and replies, and what must be persisted.
+
+use serde::{Deserialize, Serialize};
+use synod_kv::{Command, KvError, RangeRequest, RangeResponse, Response};
+use synod_raft::{Entry, HardState, Message, NodeId, Snapshot};
+
+/// Identifies a Raft group: one shard of the keyspace.
+pub type ShardId = u64;
+
+/// A Raft message addressed to a (shard, node) pair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The group the message belongs to.
+    pub shard: ShardId,
+    /// The message; `msg.to` is the destination node.
+    pub msg: Message,
+}
+
+/// What a client asks of the database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientOp {
+    /// A command replicated through the log (put, delete, txn, compact, lease grant/revoke).
+    Write(Command),
+    /// A read of the key-value state.
+    Range {
+        /// What to read.
+        req: RangeRequest,
+        /// Serve from local state without confirming leadership (may be stale).
+        serializable: bool,
+    },
+    /// Renew a lease (served by the leader alone, not replicated, as in etcd).
+    LeaseKeepAlive {
+        /// The lease.
+        id: i64,
+    },
+}
+
+/// A client request. `(client, seq)` names it for exactly-once application:
+/// a retry carries the same pair and is applied at most once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// The client's session id (non-zero).
+    pub client: u64,
+    /// The request's sequence number within the session, increasing.
+    pub seq: u64,
+    /// What to do.
+    pub op: ClientOp,
+}
+
+/// A successful outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientResponse {
+    /// The outcome of a replicated command.
+    Write(Response),
+    /// The outcome of a read.
+    Range(RangeResponse),
+    /// A renewed lease and its TTL in seconds.
+    LeaseKeepAlive {
+        /// The lease.
+        id: i64,
+        /// Its TTL.
+        ttl: i64,
+    },
+}
+
+/// Why a request failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ClientError {
+    /// This node cannot serve the request; `leader` is its best guess (0 = unknown).
+    /// The request certainly did not and will not take effect through this node.
+    #[error("not leader (leader hint {leader})")]
+    NotLeader {
+        /// The leader this node knows of, or 0.
+        leader: NodeId,
+    },
+    /// Too much work is pending; retry later. The request was not taken.
+    #[error("server busy")]
+    Busy,
+    /// The key-value state machine refused the command.
+    #[error("{0}")]
+    Kv(KvError),
+    /// The request's sequence number is older than the session's latest.
+    #[error("stale request: seq {seq} < session's {latest}")]
+    StaleSequence {
+        /// The request's seq.
+        seq: u64,
+        /// The session's latest applied seq.
+        latest: u64,
+    },
+    /// The request is malformed (for example client id 0).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// The answer to a [`ClientRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientReply {
+    /// Echoes the request's client.
+    pub client: u64,
+    /// Echoes the request's seq.
+    pub seq: u64,
+    /// The outcome.
+    pub result: Result<ClientResponse, ClientError>,
+}
+
+/// What one group needs persisted before the messages of the same [`crate::Ready`] leave.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Persist {
+    /// The group.
+    pub shard: ShardId,
+    /// New hard state, if it changed.
+    pub hard_state: Option<HardState>,
+    /// Entries to append; the first may overwrite a suffix of what is stored.
+    pub entries: Vec<Entry>,
+    /// A snapshot to store (received from a leader, or taken locally by compaction).
+    pub snapshot: Option<Snapshot>,
+}
+
+impl Persist {
+    /// Whether there is nothing to persist.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none() && self.entries.is_empty() && self.snapshot.is_none()
+    }
+}

@@ -1,0 +1,657 @@
+//! The processes of a simulated database: servers (a [`Node`] on a
+//! [`SimDisk`]) and clients (a workload that records its history).
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use synod_check::OpKind;
+use synod_kv::{
+    Command, Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest,
+    RequestOp, Response, TxnRequest,
+};
+use synod_node::{
+    ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Envelope, GroupInit, Node,
+    NodeConfig,
+};
+use synod_raft::{Init, MessageBody, NodeId};
+use synod_simnet::{Ctx, ProcId, Process, Time, TimerId, MILLIS};
+
+use crate::disk::SimDisk;
+
+/// The shard every simulated key lives in today.
+pub const SHARD: u64 = 1;
+
+/// A message on the simulated network.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// Between servers.
+    Raft(Envelope),
+    /// Client to server.
+    Request(ClientRequest),
+    /// Server to client.
+    Reply(ClientReply),
+}
+
+/// A simulated process.
+pub enum Proc {
+    /// A database node.
+    Server(Box<Server>),
+    /// A workload client.
+    Client(Box<Client>),
+}
+
+impl Proc {
+    /// The server, if this is one.
+    pub fn server(&self) -> Option<&Server> {
+        match self {
+            Proc::Server(s) => Some(s),
+            Proc::Client(_) => None,
+        }
+    }
+    /// The client, if this is one.
+    pub fn client_mut(&mut self) -> Option<&mut Client> {
+        match self {
+            Proc::Client(c) => Some(c),
+            Proc::Server(_) => None,
+        }
+    }
+}
+
+impl Process for Proc {
+    type Msg = Msg;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        match self {
+            Proc::Server(s) => s.on_start(ctx),
+            Proc::Client(c) => c.on_start(ctx),
+        }
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: ProcId, msg: Msg) {
+        match self {
+            Proc::Server(s) => s.on_message(ctx, from, msg),
+            Proc::Client(c) => c.on_message(ctx, msg),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, tag: u64) {
+        match self {
+            Proc::Server(s) => s.on_timer(ctx, tag),
+            Proc::Client(c) => c.on_timer(ctx, tag),
+        }
+    }
+
+    fn msg_bytes(msg: &Msg) -> usize {
+        match msg {
+            Msg::Raft(env) => match &env.msg.body {
+                MessageBody::Append { entries, .. } => {
+                    48 + entries.iter().map(|e| 24 + e.data.len()).sum::<usize>()
+                }
+                MessageBody::SnapshotChunk { data, .. } => 64 + data.len(),
+                _ => 40,
+            },
+            Msg::Request(_) | Msg::Reply(_) => 64,
+        }
+    }
+
+    fn msg_label(msg: &Msg) -> String {
+        match msg {
+            Msg::Raft(env) => {
+                let m = &env.msg;
+                match &m.body {
+                    MessageBody::Append {
+                        index,
+                        log_term,
+                        entries,
+                        commit,
+                    } => format!(
+                        "Append t{} prev=({index},{log_term}) n={} commit={commit}",
+                        m.term,
+                        entries.len()
+                    ),
+                    MessageBody::AppendResponse { index, reject, .. } => {
+                        format!("AppendResponse t{} index={index} reject={reject}", m.term)
+                    }
+                    MessageBody::Vote {
+                        last_index,
+                        last_term,
+                        ..
+                    } => {
+                        format!("Vote t{} last=({last_index},{last_term})", m.term)
+                    }
+                    MessageBody::VoteResponse { reject } => {
+                        format!("VoteResponse t{} reject={reject}", m.term)
+                    }
+                    MessageBody::PreVote { .. } => format!("PreVote t{}", m.term),
+                    MessageBody::PreVoteResponse { reject } => {
+                        format!("PreVoteResponse t{} reject={reject}", m.term)
+                    }
+                    other => format!("{} t{}", other.name(), m.term),
+                }
+            }
+            Msg::Request(r) => format!("Request c{}#{} {}", r.client, r.seq, op_name(&r.op)),
+            Msg::Reply(r) => format!(
+                "Reply c{}#{} {}",
+                r.client,
+                r.seq,
+                match &r.result {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => e.to_string(),
+                }
+            ),
+        }
+    }
+}
+
+fn op_name(op: &ClientOp) -> &'static str {
+    match op {
+        ClientOp::Write(Command::Put(_)) => "put",
+        ClientOp::Write(Command::DeleteRange(_)) => "delete",
+        ClientOp::Write(Command::Txn(_)) => "txn",
+        ClientOp::Write(_) => "write",
+        ClientOp::Range { .. } => "range",
+        ClientOp::LeaseKeepAlive { .. } => "keepalive",
+    }
+}
+
+const TICK: u64 = 1;
+const SYNC: u64 = 2;
+
+/// Timing of a simulated server.
+#[derive(Clone, Debug)]
+pub struct ServerTiming {
+    /// One Raft tick of local time.
+    pub tick: Time,
+    /// Bounds of one fdatasync.
+    pub sync_min: Time,
+    /// Upper bound of one fdatasync.
+    pub sync_max: Time,
+}
+
+/// A database node on a simulated disk.
+pub struct Server {
+    /// The node (sans-IO core).
+    pub node: Node,
+    /// Its disk: survives crashes, minus what was not synced.
+    pub disk: SimDisk,
+    timing: ServerTiming,
+    /// The Ready whose writes are being synced; its messages leave after.
+    syncing: Option<synod_node::Ready>,
+    reply_to: BTreeMap<u64, ProcId>,
+    /// Messages the node refused (stale terms and the like): counted, not fatal.
+    pub refused: u64,
+}
+
+/// Proc id of the server with Raft id `id`.
+pub fn proc_of(id: NodeId) -> ProcId {
+    (id - 1) as ProcId
+}
+
+impl Server {
+    /// Builds a server from its disk: a bootstrap if nothing was ever synced,
+    /// otherwise a restore of what was.
+    pub fn boot(
+        cfg: NodeConfig,
+        voters: Vec<NodeId>,
+        disk: SimDisk,
+        timing: ServerTiming,
+    ) -> Server {
+        let img = disk.image();
+        let init = match img.snapshot_meta() {
+            None => GroupInit {
+                shard: SHARD,
+                raft: Init::Bootstrap {
+                    voters,
+                    learners: Vec::new(),
+                },
+                snapshot_data: None,
+            },
+            Some(meta) => GroupInit {
+                shard: SHARD,
+                raft: Init::Restore {
+                    hard_state: img.hard_state,
+                    snapshot: Some(meta),
+                    entries: img.entries.clone(),
+                },
+                snapshot_data: img.snapshot.as_ref().map(|s| s.data.clone()),
+            },
+        };
+        let node = Node::new(cfg, vec![init])
+            .unwrap_or_else(|e| panic!("recovering from a valid disk image: {e}"));
+        Server {
+            node,
+            disk,
+            timing,
+            syncing: None,
+            reply_to: BTreeMap::new(),
+            refused: 0,
+        }
+    }
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        ctx.set_timer(self.timing.tick, TICK);
+        self.drive(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: ProcId, msg: Msg) {
+        match msg {
+            Msg::Raft(env) => {
+                if self.node.step(env).is_err() {
+                    self.refused += 1;
+                }
+            }
+            Msg::Request(req) => {
+                if self.reply_to.len() >= 4096 && !self.reply_to.contains_key(&req.client) {
+                    let oldest = *self.reply_to.keys().next().expect("non-empty");
+                    self.reply_to.remove(&oldest);
+                }
+                self.reply_to.insert(req.client, from);
+                self.node.request(req);
+            }
+            Msg::Reply(_) => {}
+        }
+        self.drive(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, tag: u64) {
+        match tag {
+            TICK => {
+                self.node.tick();
+                ctx.set_timer(self.timing.tick, TICK);
+            }
+            SYNC => {
+                let rd = self
+                    .syncing
+                    .take()
+                    .expect("a sync completes only while one is running");
+                self.disk.sync();
+                self.send(ctx, rd)
+            }
+            _ => unreachable!("unknown server timer {tag}"),
+        }
+        self.drive(ctx);
+    }
+
+    fn send(&mut self, ctx: &mut Ctx<'_, Msg>, mut rd: synod_node::Ready) {
+        for env in rd.messages.drain(..) {
+            let to = proc_of(env.msg.to);
+            ctx.send(to, Msg::Raft(env));
+        }
+        self.node.advance(rd);
+    }
+
+    /// Hands out Readies until one needs a sync (at most one sync runs at a time).
+    fn drive(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        for _ in 0..64 {
+            if self.syncing.is_some() || !self.node.has_ready() {
+                return;
+            }
+            let mut rd = self.node.ready();
+            for r in rd.replies.drain(..) {
+                if let Some(&to) = self.reply_to.get(&r.client) {
+                    ctx.send(to, Msg::Reply(r));
+                }
+            }
+            if rd.persist.is_empty() {
+                self.send(ctx, rd);
+                continue;
+            }
+            for p in rd.persist.drain(..) {
+                self.disk.write(p);
+            }
+            self.syncing = Some(rd);
+            let t = ctx
+                .rng()
+                .random_range(self.timing.sync_min..=self.timing.sync_max);
+            ctx.set_timer(t, SYNC);
+        }
+    }
+}
+
+/// What a client reports to the harness, which stamps it with true time.
+#[derive(Clone, Debug)]
+pub enum ClientEvent {
+    /// An operation starts.
+    Invoke {
+        /// History client id.
+        client: u64,
+        /// Kind.
+        op: OpKind,
+        /// Key.
+        key: String,
+        /// Value written (put, cas).
+        value: Option<String>,
+        /// Expected value (cas).
+        expected: Option<String>,
+    },
+    /// The running operation ended with a known outcome.
+    Complete {
+        /// Succeeded (cas: swapped).
+        ok: bool,
+        /// Value read (get).
+        read: Option<String>,
+    },
+    /// The running operation's outcome will never be known.
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+struct Running {
+    kind: OpKind,
+    req: ClientRequest,
+    attempts: u32,
+    /// Local time at which the client gives up.
+    deadline: Time,
+    attempt_timer: Option<TimerId>,
+}
+
+/// Timing and shape of a client's workload.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Operations this client performs.
+    pub ops: u64,
+    /// Keys it touches (`k0`..).
+    pub keys: u32,
+    /// Give up on an operation (outcome unknown) after this long.
+    pub op_timeout: Time,
+    /// Retry an attempt on another server after this long without a reply.
+    pub attempt_timeout: Time,
+    /// Pause between operations, at most.
+    pub think_max: Time,
+}
+
+const NEXT_OP: u64 = 1;
+const ATTEMPT: u64 = 2;
+const RETRY: u64 = 3;
+
+/// A workload client: one operation at a time, retried across servers with the
+/// same session and sequence number so the database applies it once.
+pub struct Client {
+    index: u64,
+    servers: usize,
+    work: Workload,
+    /// History/session id; changes after an unknown outcome.
+    session: u64,
+    generation: u64,
+    seq: u64,
+    done: u64,
+    target: ProcId,
+    running: Option<Running>,
+    writes: u64,
+    /// The value this client last read or wrote per key (for cas).
+    seen: BTreeMap<String, Option<String>>,
+    /// A probe reads every key once, in order, when woken.
+    probe: bool,
+    dormant: bool,
+    /// Events for the harness to stamp and record.
+    pub outbox: Vec<ClientEvent>,
+}
+
+impl Client {
+    /// Client number `index` of a cluster with `servers` servers.
+    pub fn new(index: u64, servers: usize, work: Workload) -> Client {
+        let mut c = Client {
+            index,
+            servers,
+            work,
+            session: 0,
+            generation: 0,
+            seq: 0,
+            done: 0,
+            target: index as usize % servers,
+            running: None,
+            writes: 0,
+            seen: BTreeMap::new(),
+            probe: false,
+            dormant: false,
+            outbox: Vec::new(),
+        };
+        c.new_session();
+        c
+    }
+
+    /// A dormant probe that, once [`Client::wake`]d, reads `k0`..`k{ops-1}`
+    /// linearizably, one after the other.
+    pub fn probe(index: u64, servers: usize, work: Workload) -> Client {
+        let mut c = Client::new(index, servers, work);
+        c.probe = true;
+        c.dormant = true;
+        c
+    }
+
+    /// Whether this is the liveness phase's probe.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// Starts a dormant probe.
+    pub fn wake(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.dormant {
+            self.dormant = false;
+            self.start_op(ctx);
+        }
+    }
+
+    fn new_session(&mut self) {
+        self.generation += 1;
+        self.session = (self.index + 1) * 1_000_000 + self.generation;
+        self.seq = 0;
+    }
+
+    /// Whether the workload is finished.
+    pub fn finished(&self) -> bool {
+        !self.dormant && self.done >= self.work.ops && self.running.is_none()
+    }
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.dormant {
+            return;
+        }
+        let t = ctx.rng().random_range(1..=self.work.think_max.max(1));
+        ctx.set_timer(t, NEXT_OP);
+    }
+
+    fn start_op(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.done >= self.work.ops {
+            return;
+        }
+        let rng = ctx.rng();
+        let (key, roll) = if self.probe {
+            (format!("k{}", self.done), 50)
+        } else {
+            (
+                format!("k{}", rng.random_range(0..self.work.keys)),
+                rng.random_range(0..100),
+            )
+        };
+        self.writes += 1;
+        let fresh = format!("v{}-{}", self.index, self.writes);
+        let (kind, op, value, expected) = if roll < 40 {
+            let op = ClientOp::Write(Command::Put(PutRequest {
+                key: key.clone().into_bytes(),
+                value: fresh.clone().into_bytes(),
+                ..Default::default()
+            }));
+            (OpKind::Put, op, Some(fresh), None)
+        } else if roll < 80 {
+            let op = ClientOp::Range {
+                req: RangeRequest {
+                    key: key.clone().into_bytes(),
+                    ..Default::default()
+                },
+                serializable: false,
+            };
+            (OpKind::Get, op, None, None)
+        } else if roll < 92 {
+            // Compare-and-set from the value this client last saw for the key.
+            let expected = self.seen.get(&key).cloned().flatten();
+            let target = match &expected {
+                Some(v) => CompareTarget::Value(v.clone().into_bytes()),
+                None => CompareTarget::CreateRevision(0),
+            };
+            let op = ClientOp::Write(Command::Txn(TxnRequest {
+                compare: vec![Compare {
+                    key: key.clone().into_bytes(),
+                    range_end: Vec::new(),
+                    target,
+                    result: CompareResult::Equal,
+                }],
+                success: vec![RequestOp::Put(PutRequest {
+                    key: key.clone().into_bytes(),
+                    value: fresh.clone().into_bytes(),
+                    ..Default::default()
+                })],
+                failure: Vec::new(),
+            }));
+            (OpKind::Cas, op, Some(fresh), expected)
+        } else {
+            let op = ClientOp::Write(Command::DeleteRange(DeleteRangeRequest {
+                key: key.clone().into_bytes(),
+                ..Default::default()
+            }));
+            (OpKind::Delete, op, None, None)
+        };
+        self.seq += 1;
+        let req = ClientRequest {
+            client: self.session,
+            seq: self.seq,
+            op,
+        };
+        self.outbox.push(ClientEvent::Invoke {
+            client: self.session,
+            op: kind,
+            key,
+            value,
+            expected,
+        });
+        self.running = Some(Running {
+            kind,
+            req,
+            attempts: 0,
+            deadline: ctx.now() + self.work.op_timeout,
+            attempt_timer: None,
+        });
+        self.attempt(ctx);
+    }
+
+    fn attempt(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let Some(r) = self.running.as_mut() else {
+            return;
+        };
+        if ctx.now() >= r.deadline || r.attempts >= 64 {
+            return self.give_up(ctx);
+        }
+        r.attempts += 1;
+        ctx.send(self.target, Msg::Request(r.req.clone()));
+        let t = ctx.set_timer(self.work.attempt_timeout, ATTEMPT | (self.seq << 8));
+        r.attempt_timer = Some(t);
+    }
+
+    fn give_up(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if let Some(r) = self.running.take() {
+            if let Some(t) = r.attempt_timer {
+                ctx.cancel_timer(t);
+            }
+            self.outbox.push(ClientEvent::Unknown);
+            self.done += 1;
+            self.new_session();
+            self.schedule_next(ctx);
+        }
+    }
+
+    fn finish(&mut self, ctx: &mut Ctx<'_, Msg>, ok: bool, read: Option<String>) {
+        let r = self.running.take().expect("finish with a running op");
+        let key = match &r.req.op {
+            ClientOp::Write(Command::Put(p)) => Some((p.key.clone(), Some(p.value.clone()))),
+            ClientOp::Write(Command::DeleteRange(d)) => Some((d.key.clone(), None)),
+            ClientOp::Range { req, .. } => {
+                Some((req.key.clone(), read.clone().map(String::into_bytes)))
+            }
+            _ => None,
+        };
+        if let (true, Some((k, v))) = (ok, key) {
+            let k = String::from_utf8_lossy(&k).into_owned();
+            self.seen
+                .insert(k, v.map(|v| String::from_utf8_lossy(&v).into_owned()));
+        }
+        if let Some(t) = r.attempt_timer {
+            ctx.cancel_timer(t);
+        }
+        self.outbox.push(ClientEvent::Complete { ok, read });
+        self.done += 1;
+        self.schedule_next(ctx);
+    }
+
+    fn schedule_next(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let t = ctx.rng().random_range(1..=self.work.think_max.max(1));
+        ctx.set_timer(t, NEXT_OP);
+    }
+
+    fn retry_elsewhere(&mut self, ctx: &mut Ctx<'_, Msg>, leader: NodeId) {
+        if let Some(r) = self.running.as_mut() {
+            if let Some(t) = r.attempt_timer.take() {
+                ctx.cancel_timer(t);
+            }
+        }
+        self.target =
+            if leader != 0 && proc_of(leader) < self.servers && proc_of(leader) != self.target {
+                proc_of(leader)
+            } else {
+                (self.target + 1 + ctx.rng().random_range(0..self.servers.max(2) - 1))
+                    % self.servers
+            };
+        ctx.set_timer(5 * MILLIS, RETRY | (self.seq << 8));
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, msg: Msg) {
+        let Msg::Reply(reply) = msg else { return };
+        let Some(r) = self.running.as_ref() else {
+            return;
+        };
+        if reply.client != r.req.client || reply.seq != r.req.seq {
+            return; // a late reply to an earlier attempt or operation
+        }
+        let kind = r.kind;
+        match reply.result {
+            Ok(ClientResponse::Range(rr)) => {
+                assert_eq!(kind, OpKind::Get);
+                let read = rr
+                    .kvs
+                    .first()
+                    .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+                self.finish(ctx, true, read);
+            }
+            Ok(ClientResponse::Write(Response::Txn { succeeded, .. })) => {
+                assert_eq!(kind, OpKind::Cas);
+                self.finish(ctx, succeeded, None);
+            }
+            Ok(ClientResponse::Write(_)) => self.finish(ctx, true, None),
+            Ok(ClientResponse::LeaseKeepAlive { .. }) => {
+                unreachable!("this workload sends no keep-alives")
+            }
+            Err(ClientError::NotLeader { leader }) => self.retry_elsewhere(ctx, leader),
+            Err(ClientError::Busy) => self.retry_elsewhere(ctx, 0),
+            // The state machine refused the command: it took no effect.
+            Err(ClientError::Kv(_)) if kind != OpKind::Get => self.finish(ctx, false, None),
+            Err(_) => self.give_up(ctx),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, tag: u64) {
+        let seq = tag >> 8;
+        match tag & 0xff {
+            NEXT_OP => self.start_op(ctx),
+            ATTEMPT | RETRY if self.running.is_some() && seq == self.seq => {
+                if tag & 0xff == ATTEMPT {
+                    // No answer in time: try another server with the same seq.
+                    if let Some(r) = self.running.as_mut() {
+                        r.attempt_timer = None;
+                    }
+                    self.target = (self.target + 1) % self.servers;
+                }
+                self.attempt(ctx);
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Raft's safety properties, checked continuously from outside the nodes
+//! (Raft paper, figure 3): election safety, log matching and leader
+//! completeness over committed entries, state-machine safety, and replicas
+//! identical at equal applied index.
+
+use std::collections::BTreeMap;
+
+use synod_node::Node;
+use synod_raft::{NodeId, Role};
+
+use crate::cluster::SHARD;
+
+/// Watches every server after every event.
+#[derive(Debug, Default)]
+pub struct Invariants {
+    /// The leader seen for each term.
+    leaders: BTreeMap<u64, NodeId>,
+    /// Every committed entry seen: index -> (term, hash of the payload).
+    committed: BTreeMap<u64, (u64, u64)>,
+    /// Per server: highest committed index already compared.
+    checked: BTreeMap<NodeId, u64>,
+    /// Per server: (role, term) last seen.
+    roles: BTreeMap<NodeId, (Role, u64)>,
+    /// State hash of the replicated state machine at each applied index.
+    states: BTreeMap<u64, (u64, NodeId)>,
+    /// Per server: applied index last hashed.
+    applied: BTreeMap<NodeId, u64>,
+    /// What went wrong, in order.
+    pub violations: Vec<String>,
+}
+
+const MAX_VIOLATIONS: usize = 32;
+
+impl Invariants {
+    /// A server restarted: its volatile view starts over.
+    pub fn restarted(&mut self, id: NodeId) {
+        self.checked.remove(&id);
+        self.roles.remove(&id);
+        self.applied.remove(&id);
+    }
+
+    fn violate(&mut self, v: String) {
+        if self.violations.len() < MAX_VIOLATIONS {
+            self.violations.push(v);
+        }
+    }
+
+    /// Checks one live server.
+    pub fn observe(&mut self, node: &Node, now: u64) {
+        let id = node.id();
+        let Some(raft) = node.raft(SHARD) else { return };
+        let (role, term) = (raft.role(), raft.term());
+
+        // Election safety (§5.2): at most one leader per term.
+        if role == Role::Leader {
+            let l = *self.leaders.entry(term).or_insert(id);
+            if l != id {
+                self.violate(format!(
+                    "election safety: nodes {l} and {id} are both leader of term {term} (t={now}µs)"
+                ));
+            }
+        }
+
+        // Log matching and state-machine safety over committed entries
+        // (§5.3, §5.4.3): every node's entry at a committed index is the same.
+        let commit = raft.commit();
+        let from = self
+            .checked
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
+            .max(raft.first_index().saturating_sub(1));
+        if commit > from {
+            for i in from + 1..=commit {
+                let Some(e) = raft.entry(i) else { continue };
+                let h = (e.term, fnv(&e.data));
+                match self.committed.get(&i) {
+                    Some(&seen) if seen != h => self.violate(format!(
+                        "state machine safety: node {id} committed (term {}, index {i}) but (term {}) was committed there before (t={now}µs)",
+                        h.0, seen.0
+                    )),
+                    Some(_) => {}
+                    None => {
+                        self.committed.insert(i, h);
+                    }
+                }
+            }
+        }
+        self.checked.insert(id, commit);
+
+        // Leader completeness (§5.4): a new leader holds every committed entry.
+        let prev = self.roles.insert(id, (role, term));
+        if role == Role::Leader && prev != Some((Role::Leader, term)) {
+            let first = raft.first_index();
+            let missing: Vec<u64> = self
+                .committed
+                .range(first..)
+                .filter(|(i, h)| raft.entry(**i).map(|e| (e.term, fnv(&e.data))) != Some(**h))
+                .map(|(i, _)| *i)
+                .take(4)
+                .collect();
+            if !missing.is_empty() {
+                self.violate(format!(
+                    "leader completeness: node {id} leads term {term} without committed entries at {missing:?} (t={now}µs)"
+                ));
+            }
+        }
+
+        // Replicas identical at equal applied index.
+        let applied = node.applied(SHARD).unwrap_or(0);
+        if self.applied.get(&id) != Some(&applied) {
+            self.applied.insert(id, applied);
+            let h = node.state_machine(SHARD).map_or(0, |sm| sm.hash());
+            match self.states.get(&applied) {
+                Some(&(seen, other)) if seen != h => self.violate(format!(
+                    "replica divergence: nodes {other} and {id} differ at applied index {applied} (t={now}µs)"
+                )),
+                Some(_) => {}
+                None => {
+                    self.states.insert(applied, (h, id));
+                }
+            }
+        }
+    }
+
+    /// Number of committed entries seen.
+    pub fn committed(&self) -> usize {
+        self.committed.len()
+    }
+
+    /// Highest term that had a leader.
+    pub fn max_term(&self) -> u64 {
+        self.leaders.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Number of distinct leaderships seen.
+    pub fn leader_terms(&self) -> usize {
+        self.leaders.len()
+    }
+}
+
+/// FNV-1a, for payload fingerprints.
+pub fn fnv(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

@@ -1,0 +1,519 @@
+//! One simulated run of the database: build a cluster from a seed, run the
+//! workload through a fault phase, heal, require progress within a bound
+//! (the liveness phase), read every key back, and check everything.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use synod_check::{history::Pending, Op, Recorder, Verdict};
+use synod_node::NodeConfig;
+use synod_raft::{Config as RaftConfig, NodeId, PlantedBug, ReadOnlyOption};
+use synod_simnet::{
+    ClockConfig, FaultSet, NemesisAction, NemesisConfig, NetConfig, ProcId, Sim, Time, Trace,
+    MILLIS, SECONDS,
+};
+
+use crate::cluster::{Client, ClientEvent, Proc, Server, ServerTiming, Workload};
+use crate::disk::SimDisk;
+use crate::invariants::Invariants;
+
+/// Everything that defines a run. Together with the seed it is the replay key.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The seed: it picks latencies, the fault schedule, the workload, everything.
+    pub seed: u64,
+    /// Servers.
+    pub nodes: usize,
+    /// Workload clients.
+    pub clients: usize,
+    /// Operations over all clients.
+    pub ops: u64,
+    /// Keys the workload touches.
+    pub keys: u32,
+    /// Faults allowed; with `swarm`, each seed switches a random subset of them on.
+    pub faults: FaultSet,
+    /// Swarm testing: let the seed choose which of `faults` are on.
+    pub swarm: bool,
+    /// A deliberate protocol bug, to show the checkers catch it.
+    pub bug: Option<PlantedBug>,
+    /// Serve linearizable reads from the leader lease instead of ReadIndex rounds.
+    pub lease_reads: bool,
+    /// Record a full trace (for a failing seed's report).
+    pub trace: bool,
+    /// Faults stop (everything heals) at this virtual time.
+    pub fault_end: Time,
+    /// After healing, the cluster must answer the final reads within this bound.
+    pub liveness_bound: Time,
+}
+
+impl RunConfig {
+    /// Defaults for `seed`: 3 nodes, every fault kind in the swarm.
+    pub fn new(seed: u64) -> Self {
+        RunConfig {
+            seed,
+            nodes: 3,
+            clients: 4,
+            ops: 200,
+            keys: 4,
+            faults: FaultSet::all(),
+            swarm: true,
+            bug: None,
+            lease_reads: false,
+            trace: false,
+            fault_end: 5 * SECONDS,
+            liveness_bound: 5 * SECONDS,
+        }
+    }
+
+    /// The faults this seed actually runs with.
+    pub fn active_faults(&self) -> FaultSet {
+        if self.swarm {
+            self.faults.swarm_subset(self.seed)
+        } else {
+            self.faults.clone()
+        }
+    }
+
+    /// The `synod sim` command line that replays this run.
+    pub fn replay_command(&self) -> String {
+        let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
+        let mut s = format!(
+            "synod sim --seed {} --nodes {} --clients {} --ops {} --faults {}",
+            self.seed,
+            self.nodes,
+            self.clients,
+            self.ops,
+            if faults.is_empty() {
+                "none".to_string()
+            } else {
+                faults.join(",")
+            }
+        );
+        if !self.swarm {
+            s.push_str(" --no-swarm");
+        }
+        if self.lease_reads {
+            s.push_str(" --lease-reads");
+        }
+        if let Some(b) = self.bug {
+            s.push_str(&format!(" --planted-bug {}", bug_name(b)));
+        }
+        s
+    }
+}
+
+/// The command-line name of a planted bug.
+pub fn bug_name(b: PlantedBug) -> &'static str {
+    match b {
+        PlantedBug::VoteWithoutLogCheck => "vote-without-log-check",
+        PlantedBug::CommitOldTermByCounting => "commit-old-term",
+    }
+}
+
+/// Parses a planted bug's command-line name.
+pub fn parse_bug(s: &str) -> Option<PlantedBug> {
+    match s {
+        "vote-without-log-check" => Some(PlantedBug::VoteWithoutLogCheck),
+        "commit-old-term" => Some(PlantedBug::CommitOldTermByCounting),
+        _ => None,
+    }
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The configuration it ran.
+    pub config: RunConfig,
+    /// The faults this seed switched on.
+    pub active: FaultSet,
+    /// Every violation found (empty: the run passed).
+    pub violations: Vec<String>,
+    /// The client history.
+    pub history: Vec<Op>,
+    /// The linearizability verdict.
+    pub verdict: Verdict,
+    /// Virtual time the run took.
+    pub sim_time: Time,
+    /// Simulator events processed.
+    pub events: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Committed entries seen.
+    pub committed: usize,
+    /// Terms that had a leader.
+    pub leader_terms: usize,
+    /// Server crashes.
+    pub crashes: u64,
+    /// Operations with a known outcome.
+    pub completed_ops: usize,
+    /// Hash of every event: equal for equal seeds (determinism).
+    pub trace_hash: u64,
+    /// The full trace, when asked for.
+    pub trace: Option<Trace>,
+}
+
+impl RunReport {
+    /// Whether every check held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+fn derive(seed: u64, stream: u64) -> u64 {
+    let mut x = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+struct Harness {
+    cfg: RunConfig,
+    sim: Sim<Proc>,
+    inv: Invariants,
+    recorder: Recorder,
+    pending: BTreeMap<ProcId, Pending>,
+    incarnation: Vec<u64>,
+    crash_rng: Pcg64Mcg,
+    crashes: u64,
+    timing: ServerTiming,
+}
+
+impl Harness {
+    fn node_config(&self, i: usize) -> NodeConfig {
+        let raft = RaftConfig {
+            election_tick: 10,
+            heartbeat_tick: 2,
+            max_inflight_msgs: 16,
+            max_msg_bytes: 64 << 10,
+            read_only: if self.cfg.lease_reads {
+                ReadOnlyOption::LeaseBased
+            } else {
+                ReadOnlyOption::Safe
+            },
+            lease_drift_ticks: 2,
+            snapshot_chunk_bytes: 512,
+            planted_bug: self.cfg.bug,
+            ..RaftConfig::default()
+        };
+        NodeConfig {
+            id: i as NodeId + 1,
+            raft,
+            seed: derive(self.cfg.seed, 1000 + i as u64 * 7919 + self.incarnation[i]),
+            snapshot_every: 50,
+            max_sessions: 1000,
+            max_pending: 1000,
+            ticks_per_second: 100,
+        }
+    }
+
+    fn voters(&self) -> Vec<NodeId> {
+        (1..=self.cfg.nodes as NodeId).collect()
+    }
+
+    fn drain_clients(&mut self) {
+        let now_ns = self.sim.now() * 1000;
+        for i in self.cfg.nodes..self.sim.len() {
+            let Some(c) = self.sim.proc_mut(i).client_mut() else {
+                continue;
+            };
+            if c.outbox.is_empty() {
+                continue;
+            }
+            let events = std::mem::take(&mut c.outbox);
+            for ev in events {
+                match ev {
+                    ClientEvent::Invoke {
+                        client,
+                        op,
+                        key,
+                        value,
+                        expected,
+                    } => {
+                        let p = self
+                            .recorder
+                            .invoke(client, op, &key, value, expected, now_ns);
+                        self.pending.insert(i, p);
+                    }
+                    ClientEvent::Complete { ok, read } => {
+                        let p = self
+                            .pending
+                            .remove(&i)
+                            .expect("completion of an invoked op");
+                        self.recorder.complete(p, ok, read, now_ns);
+                    }
+                    ClientEvent::Unknown => {
+                        let p = self.pending.remove(&i).expect("outcome of an invoked op");
+                        self.recorder.complete_unknown(p);
+                    }
+                }
+            }
+        }
+    }
+
+    fn observe(&mut self) {
+        let now = self.sim.now();
+        for i in 0..self.cfg.nodes {
+            if self.sim.is_up(i) {
+                if let Some(s) = self.sim.proc(i).server() {
+                    self.inv.observe(&s.node, now);
+                }
+            }
+        }
+    }
+
+    fn step(&mut self) -> bool {
+        let more = self.sim.step();
+        self.observe();
+        self.drain_clients();
+        more
+    }
+
+    fn apply(&mut self, action: &NemesisAction) {
+        match action {
+            NemesisAction::Crash(p) => {
+                if self.sim.is_up(*p) {
+                    self.sim.crash(*p);
+                    self.crashes += 1;
+                }
+            }
+            NemesisAction::Restart(p) => self.restart(*p),
+            NemesisAction::Partition(groups) => {
+                // Split the servers only: clients keep reaching every side.
+                for (gi, a) in groups.iter().enumerate() {
+                    for b in groups.iter().skip(gi + 1) {
+                        for &x in a {
+                            for &y in b {
+                                self.sim.block(x, y);
+                                self.sim.block(y, x);
+                            }
+                        }
+                    }
+                }
+            }
+            other => {
+                self.sim.apply(other);
+            }
+        }
+    }
+
+    fn restart(&mut self, p: ProcId) {
+        if self.sim.is_up(p) {
+            return;
+        }
+        let Some(old) = self.sim.proc(p).server() else {
+            return;
+        };
+        let mut disk: SimDisk = old.disk.clone();
+        disk.crash(&mut self.crash_rng);
+        self.incarnation[p] += 1;
+        let server = Server::boot(
+            self.node_config(p),
+            self.voters(),
+            disk,
+            self.timing.clone(),
+        );
+        self.inv.restarted(p as NodeId + 1);
+        self.sim.restart(p, Proc::Server(Box::new(server)));
+    }
+
+    fn clients_done(&self) -> bool {
+        (self.cfg.nodes..self.sim.len()).all(|i| match self.sim.proc(i) {
+            Proc::Client(c) => c.finished() || c.is_probe(),
+            Proc::Server(_) => true,
+        })
+    }
+
+    fn run_until(&mut self, limit: Time, mut done: impl FnMut(&Harness) -> bool) -> bool {
+        while !done(self) {
+            match self.sim.next_event_time() {
+                Some(t) if t <= limit => {
+                    self.step();
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Runs one seed and checks it.
+pub fn run(cfg: RunConfig) -> RunReport {
+    assert!(cfg.nodes >= 1 && cfg.nodes <= 64, "1..=64 nodes");
+    let active = cfg.active_faults();
+    let timing = ServerTiming {
+        tick: 10 * MILLIS,
+        sync_min: 100,
+        sync_max: 2 * MILLIS,
+    };
+    let mut net = NetConfig::reliable();
+    net.latency_min = 200;
+    net.latency_max = 3 * MILLIS;
+    net.fifo = false;
+    let clocks = ClockConfig {
+        max_skew: 50 * MILLIS,
+        max_drift_ppm: 200,
+    };
+    let mut setup = Pcg64Mcg::seed_from_u64(derive(cfg.seed, 1));
+    let clients = cfg.clients.max(1);
+    let per_client = cfg.ops.div_ceil(clients as u64);
+    let work = Workload {
+        ops: per_client,
+        keys: cfg.keys.max(1),
+        op_timeout: 2 * SECONDS,
+        attempt_timeout: 400 * MILLIS,
+        think_max: setup.random_range(1..=20) * MILLIS,
+    };
+
+    let mut h = Harness {
+        sim: Sim::new(derive(cfg.seed, 2), Vec::new(), net.clone(), clocks),
+        inv: Invariants::default(),
+        recorder: Recorder::new(),
+        pending: BTreeMap::new(),
+        incarnation: vec![0; cfg.nodes],
+        crash_rng: Pcg64Mcg::seed_from_u64(derive(cfg.seed, 3)),
+        crashes: 0,
+        timing: timing.clone(),
+        cfg: cfg.clone(),
+    };
+    let mut procs = Vec::new();
+    for i in 0..cfg.nodes {
+        procs.push(Proc::Server(Box::new(Server::boot(
+            h.node_config(i),
+            h.voters(),
+            SimDisk::default(),
+            timing.clone(),
+        ))));
+    }
+    for c in 0..clients {
+        procs.push(Proc::Client(Box::new(Client::new(
+            c as u64,
+            cfg.nodes,
+            work.clone(),
+        ))));
+    }
+    // The probe of the liveness phase: dormant until everything has healed.
+    let probe = procs.len();
+    let probe_work = Workload {
+        ops: cfg.keys.max(1) as u64,
+        keys: cfg.keys.max(1),
+        op_timeout: cfg.liveness_bound,
+        attempt_timeout: 400 * MILLIS,
+        think_max: MILLIS,
+    };
+    procs.push(Proc::Client(Box::new(Client::probe(
+        clients as u64,
+        cfg.nodes,
+        probe_work,
+    ))));
+    h.sim = Sim::new(derive(cfg.seed, 2), procs, net, clocks);
+    h.sim.set_tracing(cfg.trace);
+
+    // Fault phase: the nemesis acts on the servers only.
+    let mut ncfg = NemesisConfig::new(cfg.nodes, 300 * MILLIS, cfg.fault_end);
+    ncfg.max_jump = 30 * MILLIS;
+    let schedule = if active.is_empty() {
+        Vec::new()
+    } else {
+        synod_simnet::Nemesis::new(derive(cfg.seed, 4), active.clone(), cfg.nodes, ncfg).schedule()
+    };
+    let max_time = cfg.fault_end + 60 * SECONDS;
+    let mut next = 0;
+    loop {
+        let t_action = schedule.get(next).map(|(t, _)| *t);
+        let t_event = h.sim.next_event_time();
+        match (t_action, t_event) {
+            (Some(ta), Some(te)) if ta <= te => {
+                h.sim.run_until(ta);
+                let action = schedule[next].1.clone();
+                h.apply(&action);
+                next += 1;
+            }
+            (Some(ta), None) => {
+                h.sim.run_until(ta);
+                let action = schedule[next].1.clone();
+                h.apply(&action);
+                next += 1;
+            }
+            (_, Some(te)) if te <= max_time => {
+                h.step();
+            }
+            _ => break,
+        }
+        if next >= schedule.len() && h.sim.now() >= cfg.fault_end && h.clients_done() {
+            break;
+        }
+    }
+    let mut violations = Vec::new();
+    if !h.clients_done() {
+        violations.push(format!(
+            "liveness: the workload did not finish by t={}s",
+            max_time / SECONDS
+        ));
+    }
+
+    // Liveness phase: everything is healed; restart whoever is down, then a
+    // probe client must read every key back within the bound.
+    h.sim.heal();
+    h.sim.unclog_all();
+    for p in 0..cfg.nodes {
+        h.restart(p);
+    }
+    let healed_at = h.sim.now();
+    h.sim.with_ctx(probe, |p, ctx| {
+        if let Proc::Client(c) = p {
+            c.wake(ctx)
+        }
+    });
+    h.drain_clients();
+    let deadline = healed_at + cfg.liveness_bound;
+    let probed = h.run_until(deadline, |h| match h.sim.proc(probe) {
+        Proc::Client(c) => c.finished(),
+        Proc::Server(_) => true,
+    });
+    if !probed {
+        violations.push(format!(
+            "liveness: after healing at t={}ms the cluster did not answer linearizable reads of every key within {}ms",
+            healed_at / MILLIS,
+            cfg.liveness_bound / MILLIS
+        ));
+    }
+    // Let followers catch up, then compare replicas.
+    h.run_until(h.sim.now() + SECONDS, |_| false);
+    h.drain_clients();
+
+    violations.extend(h.inv.violations.iter().cloned());
+    let history = std::mem::take(&mut h.recorder).into_history();
+    let verdict = synod_check::check_history(&history);
+    match &verdict {
+        Verdict::Linearizable => {}
+        Verdict::NotLinearizable { key, detail } => {
+            violations.push(format!("linearizability: key {key}: {detail}"))
+        }
+        Verdict::Undecided { key } => {
+            violations.push(format!("linearizability undecided on key {key}"))
+        }
+    }
+    let completed_ops = history.iter().filter(|o| o.ok.is_some()).count();
+    let stats = h.sim.stats();
+    RunReport {
+        active,
+        violations,
+        verdict,
+        sim_time: h.sim.now(),
+        events: stats.events,
+        delivered: stats.delivered,
+        committed: h.inv.committed(),
+        leader_terms: h.inv.leader_terms(),
+        crashes: h.crashes,
+        completed_ops,
+        trace_hash: h.sim.trace_hash(),
+        trace: if cfg.trace {
+            Some(h.sim.take_trace())
+        } else {
+            None
+        },
+        history,
+        config: cfg,
+    }
+}
