@@ -1,7 +1,8 @@
 //! Runs the gossip, membership and spanning-tree algorithms with 10 000
 //! simulated processes and prints each run's wall time, checks and costs.
 //!
-//! `cargo run -p synod-lab --release --example scale [-- NODES]`
+//! `cargo run -p synod-lab --release --example scale [-- NODES [ALGORITHM]]`
+//! (with ALGORITHM, only that algorithm's runs).
 //!
 //! Big runs record only the first few thousand trace events (see
 //! `algos::gossip_common::TRACE_ALL_NODES`), so time goes to the protocol.
@@ -26,13 +27,24 @@ fn main() {
         Some(s) => match s.parse() {
             Ok(n) => n,
             Err(_) => {
-                eprintln!("usage: scale [NODES]  (got {s:?})");
+                eprintln!("usage: scale [NODES [ALGORITHM]]  (got {s:?})");
                 std::process::exit(2);
             }
         },
     };
+    let only = std::env::args().nth(2);
+    if let Some(o) = &only {
+        if !RUNS.iter().any(|(name, _)| name == o) {
+            let names: Vec<&str> = RUNS.iter().map(|(name, _)| *name).collect();
+            eprintln!("scale: no run of {o:?}; runs: {}", names.join(", "));
+            std::process::exit(2);
+        }
+    }
     let mut failed = false;
     for &(name, variant) in RUNS {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let alg = find(name).expect("registered algorithm");
         let mut opts = LabOptions::new(nodes, 1);
         opts.variant = variant.map(str::to_string);

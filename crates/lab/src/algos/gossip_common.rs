@@ -89,7 +89,7 @@ impl Graph {
     /// Number of undirected edges |E|.
     pub fn edges(&self) -> usize {
         let twice: usize = self.adj.iter().map(Vec::len).sum();
-        assert!(twice % 2 == 0, "adjacency lists are not symmetric");
+        assert!(twice.is_multiple_of(2), "adjacency lists are not symmetric");
         twice / 2
     }
 

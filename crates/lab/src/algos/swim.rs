@@ -1,10 +1,10 @@
 //! SWIM membership: randomized direct and indirect probing, suspicion with
 //! incarnation numbers, and membership updates piggybacked on the probes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
-use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time, MILLIS};
+use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time, TimerId, MILLIS};
 
 use crate::algos::gossip_common::{crash_plan, random_peers, run_with_crashes, sim_options};
 use crate::harness::net_for;
@@ -119,6 +119,42 @@ struct Probe {
     target: ProcId,
     seq: u64,
     acked: bool,
+    /// The ping timeout, cancelled once the ack is in.
+    timeout: Option<TimerId>,
+}
+
+/// A member's view of the others that are not alive at incarnation 0:
+/// (member, status, incarnation, since), sorted by member. Sorted vectors
+/// with 32-bit keys rather than a map: with 10 000 members a lookup is mostly
+/// cache misses, and a compact array takes far fewer of them.
+#[derive(Clone, Debug, Default)]
+struct View {
+    members: Vec<u32>,
+    entries: Vec<(Status, u32, Time)>,
+}
+
+impl View {
+    fn key(m: ProcId) -> u32 {
+        u32::try_from(m).expect("member ids fit in 32 bits (nodes ≤ 100 000)")
+    }
+
+    fn get(&self, m: ProcId) -> Option<(Status, u32, Time)> {
+        self.members
+            .binary_search(&View::key(m))
+            .ok()
+            .map(|i| self.entries[i])
+    }
+
+    fn set(&mut self, m: ProcId, entry: (Status, u32, Time)) {
+        let m = View::key(m);
+        match self.members.binary_search(&m) {
+            Ok(i) => self.entries[i] = entry,
+            Err(i) => {
+                self.members.insert(i, m);
+                self.entries.insert(i, entry);
+            }
+        }
+    }
 }
 
 /// One SWIM member.
@@ -128,9 +164,14 @@ pub struct SwimProc {
     refute: bool,
     inc: u32,
     /// Members not alive at incarnation 0: (status, incarnation, since).
-    view: BTreeMap<ProcId, (Status, u32, Time)>,
-    /// Updates to spread, with transmissions left.
-    outbox: BTreeMap<ProcId, (Update, u32)>,
+    view: View,
+    /// The members whose status in `view` is `Suspect` (so a period's
+    /// expiry scan does not walk the dead).
+    suspects: BTreeSet<ProcId>,
+    /// Updates to spread, at most one per member, with transmissions left;
+    /// ordered by (transmissions left, member), the largest first, so the
+    /// freshest updates ride first.
+    outbox: Vec<(u32, Update)>,
     probe: Option<Probe>,
     seq: u64,
     order: (usize, usize, usize),
@@ -152,8 +193,9 @@ impl SwimProc {
             naive,
             refute,
             inc: 0,
-            view: BTreeMap::new(),
-            outbox: BTreeMap::new(),
+            view: View::default(),
+            suspects: BTreeSet::new(),
+            outbox: Vec::new(),
             probe: None,
             seq: 0,
             order: (stride, (me * 7 + seed as usize) % n.max(1), 0),
@@ -165,29 +207,49 @@ impl SwimProc {
 
     fn status(&self, m: ProcId) -> (Status, u32) {
         self.view
-            .get(&m)
-            .map_or((Status::Alive, 0), |&(s, i, _)| (s, i))
+            .get(m)
+            .map_or((Status::Alive, 0), |(s, i, _)| (s, i))
     }
 
+    /// Records `m`'s status, keeping the suspect set in step with the view.
+    fn set_view(&mut self, m: ProcId, entry: (Status, u32, Time)) {
+        if entry.0 == Status::Suspect {
+            self.suspects.insert(m);
+        } else {
+            self.suspects.remove(&m);
+        }
+        self.view.set(m, entry);
+    }
+
+    /// Queues `u` for `retransmit` transmissions, replacing any older
+    /// update about the same member.
     fn spread(&mut self, u: Update) {
-        self.outbox.insert(u.member, (u, self.retransmit));
+        if let Some(i) = self.outbox.iter().position(|e| e.1.member == u.member) {
+            self.outbox.remove(i);
+        }
+        let key = (self.retransmit, u.member);
+        let at = self.outbox.partition_point(|e| (e.0, e.1.member) > key);
+        self.outbox.insert(at, (self.retransmit, u));
     }
 
+    /// The updates to ride on the next message: those with the most
+    /// transmissions left (ties: the higher member id), at most `MAX_PIGGY`.
     fn piggyback(&mut self) -> Vec<Update> {
-        let mut best: Vec<(u32, ProcId)> = self
-            .outbox
-            .iter()
-            .map(|(&m, &(_, left))| (left, m))
-            .collect();
-        best.sort_unstable_by(|a, b| b.cmp(a));
-        best.truncate(MAX_PIGGY);
-        let mut ups = Vec::with_capacity(best.len());
-        for (_, m) in best {
-            let e = self.outbox.get_mut(&m).expect("chosen from the outbox");
-            ups.push(e.0);
-            e.1 -= 1;
-            if e.1 == 0 {
-                self.outbox.remove(&m);
+        let k = self.outbox.len().min(MAX_PIGGY);
+        if k == 0 {
+            return Vec::new();
+        }
+        let ups: Vec<Update> = self.outbox[..k].iter().map(|e| e.1).collect();
+        let mut head = [(0, ups[0]); MAX_PIGGY];
+        head[..k].copy_from_slice(&self.outbox[..k]);
+        self.outbox.drain(..k);
+        // Put each sent update back with one transmission fewer, where its
+        // new key sorts (the outbox holds at most one update per member).
+        for &(left, u) in &head[..k] {
+            if left > 1 {
+                let key = (left - 1, u.member);
+                let at = self.outbox.partition_point(|e| (e.0, e.1.member) > key);
+                self.outbox.insert(at, (left - 1, u));
             }
         }
         ups
@@ -195,7 +257,7 @@ impl SwimProc {
 
     fn declare_dead(&mut self, ctx: &mut Ctx<'_, SwimMsg>, m: ProcId, inc: u32) {
         let now = ctx.now();
-        self.view.insert(m, (Status::Dead, inc, now));
+        self.set_view(m, (Status::Dead, inc, now));
         self.dead_at.entry(m).or_insert(now);
         ctx.mark(&format!("P{m} dead"));
         self.spread(Update {
@@ -229,11 +291,11 @@ impl SwimProc {
         let now = ctx.now();
         match u.status {
             Status::Alive if u.inc > inc => {
-                self.view.insert(u.member, (Status::Alive, u.inc, now));
+                self.set_view(u.member, (Status::Alive, u.inc, now));
                 self.spread(u);
             }
             Status::Suspect if u.inc > inc || (u.inc == inc && st == Status::Alive) => {
-                self.view.insert(u.member, (Status::Suspect, u.inc, now));
+                self.set_view(u.member, (Status::Suspect, u.inc, now));
                 self.spread(u);
             }
             Status::Dead => self.declare_dead(ctx, u.member, u.inc),
@@ -261,7 +323,7 @@ impl SwimProc {
                 if self.naive {
                     self.declare_dead(ctx, p.target, inc);
                 } else if st == Status::Alive {
-                    self.view.insert(p.target, (Status::Suspect, inc, now));
+                    self.set_view(p.target, (Status::Suspect, inc, now));
                     ctx.mark(&format!("suspect P{}", p.target));
                     self.spread(Update {
                         member: p.target,
@@ -271,22 +333,19 @@ impl SwimProc {
                 }
             }
         }
-        let expired: Vec<(ProcId, u32)> = self
-            .view
-            .iter()
-            .filter(|(_, &(s, _, since))| s == Status::Suspect && now >= since + self.suspect_for)
-            .map(|(&m, &(_, inc, _))| (m, inc))
-            .collect();
+        let mut expired: Vec<(ProcId, u32)> = Vec::new();
+        for &m in &self.suspects {
+            let (st, inc, since) = self.view.get(m).expect("suspects are in the view");
+            assert_eq!(st, Status::Suspect, "suspect set out of step with the view");
+            if now >= since + self.suspect_for {
+                expired.push((m, inc));
+            }
+        }
         for (m, inc) in expired {
             self.declare_dead(ctx, m, inc);
         }
         if let Some(target) = self.next_target(me, n) {
             self.seq += 1;
-            self.probe = Some(Probe {
-                target,
-                seq: self.seq,
-                acked: false,
-            });
             let ups = self.piggyback();
             ctx.send(
                 target,
@@ -296,9 +355,13 @@ impl SwimProc {
                     ups,
                 },
             );
-            if !self.naive {
-                ctx.set_timer(PING_TIMEOUT, TAG_PING_TIMEOUT);
-            }
+            let timeout = (!self.naive).then(|| ctx.set_timer(PING_TIMEOUT, TAG_PING_TIMEOUT));
+            self.probe = Some(Probe {
+                target,
+                seq: self.seq,
+                acked: false,
+                timeout,
+            });
         }
     }
 }
@@ -393,8 +456,11 @@ impl Process for SwimProc {
                 ),
                 None => {
                     if let Some(p) = self.probe.as_mut() {
-                        if p.seq == seq && p.target == target {
+                        if p.seq == seq && p.target == target && !p.acked {
                             p.acked = true;
+                            if let Some(t) = p.timeout.take() {
+                                ctx.cancel_timer(t);
+                            }
                         }
                     }
                     (ups, None)
@@ -450,7 +516,11 @@ fn run(opts: &LabOptions) -> LabRun {
     let procs = (0..n)
         .map(|p| SwimProc::new(p, n, naive, refute, opts.seed))
         .collect();
-    let net = net_for(&opts.faults, NetConfig::reliable());
+    // SWIM assumes nothing about message order; FIFO links would only cost
+    // the simulator a per-pair bookkeeping entry (millions at 10 000 members).
+    let mut base = NetConfig::reliable();
+    base.fifo = false;
+    let net = net_for(&opts.faults, base);
     let loss = net.loss;
     let mut sim = Sim::with_options(
         opts.seed,
@@ -575,6 +645,41 @@ mod tests {
     fn naive_variant_declares_live_members_dead_under_loss() {
         let caught = (0..3).any(|s| !run(&opts(10, s, Some("naive"), "loss")).report.passed());
         assert!(caught);
+    }
+
+    #[test]
+    fn piggyback_sends_the_freshest_updates_and_retires_spent_ones() {
+        let mut p = SwimProc::new(0, 8, false, true, 1);
+        p.retransmit = 2;
+        let up = |member, status| Update {
+            member,
+            status,
+            inc: 0,
+        };
+        for m in 1..=7 {
+            p.spread(up(m, Status::Suspect));
+        }
+        // Ties on transmissions left go to the higher member id.
+        let first: Vec<ProcId> = p.piggyback().iter().map(|u| u.member).collect();
+        assert_eq!(first, [7, 6, 5, 4, 3, 2]);
+        // A newer update about a member replaces its older one and goes first.
+        p.spread(up(3, Status::Dead));
+        let second = p.piggyback();
+        assert_eq!(second[0], up(3, Status::Dead));
+        assert_eq!(second.len(), 6);
+        assert!(second.iter().filter(|u| u.member == 3).count() == 1);
+        // Each update goes out `retransmit` times, then leaves the outbox.
+        let mut sent = first.len() + second.len();
+        loop {
+            let ups = p.piggyback();
+            if ups.is_empty() {
+                break;
+            }
+            sent += ups.len();
+        }
+        // P3's suspicion went out once before its death replaced it.
+        assert_eq!(sent, 6 * 2 + 1 + 2);
+        assert!(p.outbox.is_empty());
     }
 
     #[test]
