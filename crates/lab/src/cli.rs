@@ -6,11 +6,9 @@ use std::path::PathBuf;
 use synod_simnet::Fault;
 
 use crate::diagram::{render_html, render_mermaid, render_svg, DiagramOptions, DEFAULT_MAX_EVENTS};
+use crate::output::{figure_path, write_file};
 use crate::registry::{algorithms, find, Algorithm};
 use crate::report::{LabOptions, LabReport};
-
-#[path = "../io/write_file.rs"]
-mod write_file;
 
 /// Arguments of `synod lab`.
 #[derive(clap::Args, Debug)]
@@ -33,10 +31,11 @@ pub struct LabArgs {
     /// Output format.
     #[arg(short = 'w', long = "write-out", default_value = "simple", value_parser = ["simple", "json"])]
     pub write_out: String,
-    /// Write the space-time diagram as SVG.
+    /// Write the space-time diagram as SVG; a run's extra figures (φ-accrual's
+    /// suspicion plot) go beside it as FILE-NAME.svg (run.svg → run-phi.svg).
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Write a self-contained HTML page (diagram, legend, checks, costs).
+    /// Write a self-contained HTML page (diagram, extra figures, legend, checks, costs).
     #[arg(long)]
     pub html: Option<PathBuf>,
     /// Write a Mermaid sequence diagram.
@@ -168,18 +167,29 @@ fn run_algorithm(name: &str, args: &LabArgs) -> u8 {
             alg.name, opts.nodes, opts.seed, opts.faults
         ),
     };
-    let outputs: [(&Option<PathBuf>, &dyn Fn() -> String); 3] = [
-        (&args.svg, &|| render_svg(&lab.trace, &dopts)),
-        (&args.html, &|| {
-            render_html(&lab.trace, &lab.report, alg.description, &dopts)
-        }),
-        (&args.mermaid, &|| render_mermaid(&lab.trace, &dopts)),
-    ];
-    for (path, render) in outputs {
-        if let Some(p) = path {
-            if let Err(e) = write_file::write_file(p, &render()) {
-                return usage(&format!("cannot write {}: {e}", p.display()));
-            }
+    let mut files: Vec<(PathBuf, String)> = vec![];
+    if let Some(p) = &args.svg {
+        files.push((p.clone(), render_svg(&lab.trace, &dopts)));
+        for f in &lab.figures {
+            files.push((figure_path(p, &f.name), f.svg.clone()));
+        }
+    }
+    if let Some(p) = &args.html {
+        let page = render_html(
+            &lab.trace,
+            &lab.report,
+            &lab.figures,
+            alg.description,
+            &dopts,
+        );
+        files.push((p.clone(), page));
+    }
+    if let Some(p) = &args.mermaid {
+        files.push((p.clone(), render_mermaid(&lab.trace, &dopts)));
+    }
+    for (path, contents) in &files {
+        if let Err(e) = write_file(path, contents) {
+            return usage(&format!("cannot write {}: {e}", path.display()));
         }
     }
     if lab.report.passed() {

@@ -33,8 +33,9 @@ pub mod causality;
 pub mod cli;
 pub mod diagram;
 pub mod harness;
+pub mod output;
 pub mod registry;
 pub mod report;
 
 pub use registry::{algorithms, find, Algorithm};
-pub use report::{Check, Cost, LabError, LabOptions, LabReport, LabRun};
+pub use report::{Check, Cost, Figure, LabError, LabOptions, LabReport, LabRun};

@@ -118,13 +118,39 @@ impl LabReport {
     }
 }
 
-/// A finished run: the report and the trace to draw.
+/// A finished run: the report, the trace to draw, and any extra figures.
 #[derive(Clone, Debug)]
 pub struct LabRun {
     /// Checks and costs.
     pub report: LabReport,
     /// The run's trace.
     pub trace: Trace,
+    /// Figures beside the space-time diagram (for example φ-accrual's
+    /// suspicion level over time), drawn from this same run.
+    pub figures: Vec<Figure>,
+}
+
+impl LabRun {
+    /// A run with no extra figures.
+    pub fn new(report: LabReport, trace: Trace) -> Self {
+        LabRun {
+            report,
+            trace,
+            figures: vec![],
+        }
+    }
+}
+
+/// An extra figure of a run, as a complete SVG document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Figure {
+    /// A short name, lower case, for file names: `--svg run.svg` writes this
+    /// figure to `run-NAME.svg`.
+    pub name: String,
+    /// What the figure shows, one line (the HTML page's caption).
+    pub caption: String,
+    /// The SVG document.
+    pub svg: String,
 }
 
 /// A lab request that cannot be run.

@@ -13,7 +13,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use synod_lab::algos::phi_accrual::suspicion_plot;
 use synod_lab::diagram::{render_html, DiagramOptions};
 use synod_lab::{find, LabOptions};
 
@@ -116,7 +115,7 @@ fn family_page(alg: &str, nodes: usize, variant: Option<&str>) -> String {
         max_events: 400,
         title: format!("{alg} · browser test"),
     };
-    render_html(&run.trace, &run.report, a.description, &d)
+    render_html(&run.trace, &run.report, &run.figures, a.description, &d)
 }
 
 #[test]
@@ -151,14 +150,25 @@ fn failure_detection_diagram_renders() {
     }
 }
 
+/// The φ-accrual run carries its suspicion plot as a figure; the page puts
+/// it beside the diagram, and the plot on its own renders.
 #[test]
 fn phi_plot_renders() {
-    let svg = suspicion_plot(&LabOptions::new(4, 1));
+    let page = family_page("phi-accrual", 4, None);
+    assert!(page.contains("id=\"figure-phi\"") && page.matches("<svg").count() == 2);
+    let run = find("phi-accrual")
+        .unwrap()
+        .execute(&LabOptions::new(4, 1))
+        .unwrap();
+    let svg = &run.figures[0].svg;
     let html = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body>{svg}</body></html>"
     );
     if let Some(img) = screenshot("phi-plot", &html) {
         assert_rendered("phi-plot", &img);
+    }
+    if let Some(img) = screenshot("phi-page", &page) {
+        assert_rendered("phi-page", &img);
     }
 }
 

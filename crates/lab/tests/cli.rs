@@ -121,3 +121,30 @@ fn every_algorithm_is_deterministic() {
         assert!(find(a.name).is_ok());
     }
 }
+
+/// `--svg run.svg` writes φ-accrual's suspicion plot beside the diagram as
+/// `run-phi.svg`; `--html` shows it on the page; algorithms without extra
+/// figures write only the diagram.
+#[test]
+fn svg_and_html_carry_the_phi_plot() {
+    let dir = std::env::temp_dir().join(format!("synod-lab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut a = args(&["phi-accrual"]);
+    a.svg = Some(dir.join("run.svg"));
+    a.html = Some(dir.join("run.html"));
+    assert_eq!(run(a), EXIT_OK);
+    let diagram = std::fs::read_to_string(dir.join("run.svg")).unwrap();
+    let plot = std::fs::read_to_string(dir.join("run-phi.svg")).unwrap();
+    let page = std::fs::read_to_string(dir.join("run.html")).unwrap();
+    assert!(diagram.starts_with("<svg") && diagram.contains(">P3<"));
+    assert!(plot.starts_with("<svg") && plot.contains("<polyline") && plot.contains("Φ = 8"));
+    assert!(page.contains("id=\"figure-phi\"") && page.contains(&plot));
+    let mut l = args(&["lamport-clock"]);
+    l.svg = Some(dir.join("l.svg"));
+    assert_eq!(run(l), EXIT_OK);
+    assert!(dir.join("l.svg").exists() && !dir.join("l-phi.svg").exists());
+    let mut bad = args(&["lamport-clock"]);
+    bad.svg = Some(dir.join("no-such-dir").join("x.svg"));
+    assert_eq!(run(bad), EXIT_USAGE);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -75,7 +75,7 @@ fn drops_crashes_and_partitions_are_drawn() {
     let mm = render_mermaid(&run.trace, &d);
     assert!(mm.starts_with("sequenceDiagram\n"));
     assert!(mm.contains("-x") && mm.contains("CRASH") && mm.contains("->>"));
-    let html = render_html(&run.trace, &run.report, "desc <b>", &d);
+    let html = render_html(&run.trace, &run.report, &run.figures, "desc <b>", &d);
     assert!(
         html.starts_with("<!DOCTYPE html>")
             && html.contains("<svg")

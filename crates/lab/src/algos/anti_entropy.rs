@@ -278,10 +278,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "72-byte update, 16-byte digest",
         None,
     ));
-    LabRun {
-        report,
-        trace: sim.take_trace(),
-    }
+    LabRun::new(report, sim.take_trace())
 }
 
 #[cfg(test)]

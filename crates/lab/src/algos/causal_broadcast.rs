@@ -238,7 +238,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "4 (origin) + 4N (vector) + 32 (payload)",
         Some((4 + 4 * n + 32) as f64),
     ));
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

@@ -176,7 +176,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "0 without faults",
         None,
     ));
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

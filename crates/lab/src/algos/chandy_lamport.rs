@@ -224,7 +224,7 @@ fn run(opts: &LabOptions) -> LabRun {
     if let (Some(a), Some(b)) = (first, last) {
         report.costs.push(Cost::new("snapshot duration (µs)", (b - a) as f64, "O(diameter × max delay); diameter 1 here", None));
     }
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

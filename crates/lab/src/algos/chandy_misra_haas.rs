@@ -61,10 +61,7 @@ fn run(opts: &LabOptions) -> LabRun {
     report
         .costs
         .push(Cost::new("mean cycle length L", mean_len, "2..N", None));
-    LabRun {
-        report,
-        trace: sim.take_trace(),
-    }
+    LabRun::new(report, sim.take_trace())
 }
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ fn run(opts: &LabOptions) -> LabRun {
     report.costs.push(Cost::new("messages", s.sent as f64, "2k(n−1), k samples per client", Some((2 * SAMPLES * (n as u64 - 1)) as f64)));
     report.costs.push(Cost::new("mean |error|, all samples (µs)", all_err as f64 / all_n.max(1) as f64, "≤ rtt/2 each", None));
     report.costs.push(Cost::new("mean |error|, min-RTT samples (µs)", best_err as f64 / best_n.max(1) as f64, "≤ rtt_min/2", None));
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

@@ -299,10 +299,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "≤ 2·(N-1) hops; about 2·eccentricity on random graphs",
         None,
     ));
-    LabRun {
-        report,
-        trace: sim.take_trace(),
-    }
+    LabRun::new(report, sim.take_trace())
 }
 
 #[cfg(test)]

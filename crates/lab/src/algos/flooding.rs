@@ -173,10 +173,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "random connected graph, N·degree/2",
         None,
     ));
-    LabRun {
-        report,
-        trace: sim.take_trace(),
-    }
+    LabRun::new(report, sim.take_trace())
 }
 
 #[cfg(test)]

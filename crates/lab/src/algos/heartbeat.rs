@@ -280,10 +280,7 @@ fn run(opts: &LabOptions) -> LabRun {
         },
         None,
     ));
-    LabRun {
-        report,
-        trace: sim.take_trace(),
-    }
+    LabRun::new(report, sim.take_trace())
 }
 
 #[cfg(test)]

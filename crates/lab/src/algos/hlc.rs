@@ -157,7 +157,7 @@ fn run(opts: &LabOptions) -> LabRun {
     report.costs.push(Cost::new("max l − pt (µs)", worst_ahead as f64, "≤ ε, the largest skew between clocks", Some(eps as f64)));
     report.costs.push(Cost::new("max counter c", worst_c as f64, "small: bounded by events within ε", None));
     report.costs.push(Cost::new("timestamp bytes per message", s.bytes as f64 / s.sent.max(1) as f64, "16 (l and c)", Some(16.0)));
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "8 (one integer)",
         Some(8.0),
     ));
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

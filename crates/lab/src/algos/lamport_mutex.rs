@@ -194,7 +194,7 @@ fn run(opts: &LabOptions) -> LabRun {
             Some(n1),
         ));
     }
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

@@ -315,7 +315,7 @@ fn run(opts: &LabOptions) -> LabRun {
             None,
         ));
     }
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

@@ -180,7 +180,7 @@ fn run(opts: &LabOptions) -> LabRun {
     report.costs.push(Cost::new("timestamp bytes per message", s.bytes as f64 / s.sent.max(1) as f64, "8n² (n² integers)", Some(8.0 * nn)));
     let left: usize = (0..n).map(|p| sim.proc(p).log.len()).sum();
     report.costs.push(Cost::new("log entries left uncollected", left as f64, "entries not yet known to all", None));
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::algos::gossip_common::{
 };
 use crate::harness::net_for;
 use crate::registry::Algorithm;
-use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
+use crate::report::{Check, Cost, Figure, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
 pub const ALGORITHM: Algorithm = Algorithm {
@@ -32,7 +32,7 @@ Guarantees: completeness — φ of a crashed peer grows without bound, so it\n\
 crosses any Φ; accuracy without loss — with Φ = 8 no live peer is suspected.\n\
 Costs: detection time and false suspicions for Φ = 1, 2, 3, 5, 8, 12, all\n\
 measured in the same run (a larger Φ detects later but errs less).\n\
-The suspicion levels over time can be drawn as a plot (`suspicion_plot`).",
+`--svg FILE` also writes the suspicion levels over time as a plot to\nFILE-phi.svg (FILE without its .svg), and `--html` shows it under the diagram.",
     variants: &[
         ("exponential", "fit an exponential inter-arrival distribution instead of a normal one"),
         ("low-threshold", "planted bug: Φ = 0.5, so live peers are suspected all the time"),
@@ -238,9 +238,13 @@ fn simulate(opts: &LabOptions) -> (Sim<PhiProc>, Vec<(Time, ProcId)>, f64) {
 }
 
 /// The suspicion level φ of the first peers over time, as an SVG plot, with
-/// the thresholds and the crashes marked.
+/// the thresholds and the crashes marked: the figure `run` attaches.
 pub fn suspicion_plot(opts: &LabOptions) -> String {
     let (sim, plan, _) = simulate(opts);
+    plot(&sim, &plan, opts)
+}
+
+fn plot(sim: &Sim<PhiProc>, plan: &[(Time, ProcId)], opts: &LabOptions) -> String {
     let m = sim.proc(0);
     let series: Vec<Series> = m
         .samples
@@ -386,10 +390,17 @@ fn run(opts: &LabOptions) -> LabRun {
         &format!("(N-1)·10 = {} while all are up", (n - 1) * 10),
         None,
     ));
-    LabRun {
-        report,
-        trace: sim.take_trace(),
-    }
+    let figure = Figure {
+        name: "phi".to_string(),
+        caption: format!(
+            "suspicion level φ over time of P1..P{} as the monitor P0 sees it, with thresholds and crashes",
+            m.samples.len()
+        ),
+        svg: plot(&sim, &plan, opts),
+    };
+    let mut run = LabRun::new(report, sim.take_trace());
+    run.figures.push(figure);
+    run
 }
 
 #[cfg(test)]

@@ -177,7 +177,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "N-1",
         Some(n1),
     ));
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

@@ -282,10 +282,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "2 per push (rumor + feedback)",
         Some(2.0 * pushes as f64),
     ));
-    LabRun {
-        report,
-        trace: sim.take_trace(),
-    }
+    LabRun::new(report, sim.take_trace())
 }
 
 #[cfg(test)]

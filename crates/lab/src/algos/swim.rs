@@ -607,10 +607,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "k per missed direct ack",
         None,
     ));
-    LabRun {
-        report,
-        trace: sim.take_trace(),
-    }
+    LabRun::new(report, sim.take_trace())
 }
 
 #[cfg(test)]

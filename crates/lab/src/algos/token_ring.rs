@@ -315,7 +315,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "≤ N per claim; N per successful regeneration",
         None,
     ));
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ fn run(opts: &LabOptions) -> LabRun {
     ));
     let (sends, _) = counts(&trace);
     report.costs.push(Cost::new("messages", s.sent as f64, "one per send event; the clock adds none", Some(sends as f64)));
-    LabRun { report, trace }
+    LabRun::new(report, trace)
 }
 
 #[cfg(test)]

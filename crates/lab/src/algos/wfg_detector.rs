@@ -67,10 +67,7 @@ fn run(opts: &LabOptions) -> LabRun {
         "1",
         Some(1.0),
     ));
-    LabRun {
-        report,
-        trace: sim.take_trace(),
-    }
+    LabRun::new(report, sim.take_trace())
 }
 
 #[cfg(test)]

@@ -1,16 +1,19 @@
-//! A self-contained HTML page: the SVG, a legend, and the checks and costs.
+//! A self-contained HTML page: the SVG, the run's extra figures beside it, a
+//! legend, and the checks and costs.
 
 use std::fmt::Write;
 
 use synod_simnet::Trace;
 
 use super::{esc, render_svg, DiagramOptions};
-use crate::report::LabReport;
+use crate::report::{Figure, LabReport};
 
-/// Renders a page with the diagram of `trace`, a legend and `report`'s tables.
+/// Renders a page with the diagram of `trace`, the `figures` beside it, a
+/// legend and `report`'s tables.
 pub fn render_html(
     trace: &Trace,
     report: &LabReport,
+    figures: &[Figure],
     description: &str,
     opts: &DiagramOptions,
 ) -> String {
@@ -20,7 +23,8 @@ pub fn render_html(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
 body{{font-family:sans-serif;margin:1.5em;color:#222}} table{{border-collapse:collapse;margin:1em 0}} \
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}} .ok{{color:#080}} .bad{{color:#c00;font-weight:bold}} \
-.legend span{{margin-right:1.5em}} pre{{white-space:pre-wrap;background:#f6f6f6;padding:.8em}} .svg{{overflow-x:auto}}\
+.legend span{{margin-right:1.5em}} pre{{white-space:pre-wrap;background:#f6f6f6;padding:.8em}} .svg{{overflow-x:auto}} \
+.figures{{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}} figure{{margin:0}} figcaption{{color:#555;font-size:90%}}\
 </style></head><body>\n",
         esc(&opts.title)
     );
@@ -36,7 +40,22 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
             "<span class=\"bad\">a check failed</span>"
         }
     );
-    let _ = writeln!(s, "<div class=\"svg\">{}</div>", render_svg(trace, opts));
+    s.push_str("<div class=\"figures\">\n");
+    let _ = writeln!(
+        s,
+        "<figure class=\"svg\">{}<figcaption>space-time diagram</figcaption></figure>",
+        render_svg(trace, opts)
+    );
+    for f in figures {
+        let _ = writeln!(
+            s,
+            "<figure class=\"svg\" id=\"figure-{}\">{}<figcaption>{}</figcaption></figure>",
+            esc(&f.name),
+            f.svg,
+            esc(&f.caption)
+        );
+    }
+    s.push_str("</div>\n");
     s.push_str(
         "<p class=\"legend\"><span style=\"color:#2a5db0\">● send</span><span style=\"color:#2a5db0\">○ receive</span>\
 <span style=\"color:#2a5db0\">→ message</span><span style=\"color:#c33\">- - × dropped message</span>\
