@@ -291,6 +291,13 @@ impl Node {
         self.groups.get(&shard).map(|g| g.applied)
     }
 
+    /// Seconds left on lease `id` by this node's lessor (authoritative on
+    /// the group's leader), or `None` if the lessor does not know it.
+    pub fn lease_remaining(&self, shard: ShardId, id: i64) -> Option<i64> {
+        let g = self.groups.get(&shard)?;
+        g.lessor.remaining_ttl(id, self.ticks)
+    }
+
     /// Advances time by one tick: elections, heartbeats, lease expiry.
     pub fn tick(&mut self) {
         self.ticks += 1;

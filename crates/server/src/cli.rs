@@ -1,0 +1,298 @@
+//! `synod server` (one member, etcd's flag names) and `synod demo` (a local
+//! cluster in one process on etcd's local-cluster ports).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::config::RawConfig;
+use crate::server::{start, Running};
+use crate::ServerConfig;
+
+/// `synod server`: one member of a cluster. Flags follow etcd's names and meanings.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Human-readable name of this member (must appear in --initial-cluster).
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Directory for the write-ahead log and snapshots.
+    #[arg(long, default_value = "default.synod")]
+    pub data_dir: PathBuf,
+    /// URL to listen on for client traffic (the first of a comma-separated list).
+    #[arg(long, default_value = "http://127.0.0.1:2379")]
+    pub listen_client_urls: String,
+    /// Client URLs announced to the rest of the cluster.
+    #[arg(long, default_value = "http://127.0.0.1:2379")]
+    pub advertise_client_urls: String,
+    /// URL to listen on for peer traffic.
+    #[arg(long, default_value = "http://127.0.0.1:2380")]
+    pub listen_peer_urls: String,
+    /// This member's peer URL as the others reach it.
+    #[arg(long, default_value = "http://127.0.0.1:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Every initial member: NAME=PEER_URL,NAME=PEER_URL,…
+    #[arg(long, default_value = "default=http://127.0.0.1:2380")]
+    pub initial_cluster: String,
+    /// `new` to bootstrap, `existing` to refuse bootstrapping an empty data dir.
+    #[arg(long, default_value = "new")]
+    pub initial_cluster_state: String,
+    /// Token that tells clusters apart (part of the member and cluster ids).
+    #[arg(long, default_value = "synod-cluster")]
+    pub initial_cluster_token: String,
+    /// Largest client request accepted, in bytes.
+    #[arg(long, default_value_t = synod_proto::limits::DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// Heartbeat interval (one tick) in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Election timeout in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Applied entries between snapshots.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_count: u64,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl ServerArgs {
+    /// The flags as a raw configuration.
+    pub fn raw(&self) -> RawConfig {
+        RawConfig {
+            name: self.name.clone(),
+            data_dir: self.data_dir.clone(),
+            listen_client_urls: self.listen_client_urls.clone(),
+            advertise_client_urls: self.advertise_client_urls.clone(),
+            listen_peer_urls: self.listen_peer_urls.clone(),
+            initial_advertise_peer_urls: self.initial_advertise_peer_urls.clone(),
+            initial_cluster: self.initial_cluster.clone(),
+            initial_cluster_state: self.initial_cluster_state.clone(),
+            initial_cluster_token: self.initial_cluster_token.clone(),
+            max_request_bytes: self.max_request_bytes,
+            heartbeat_interval_ms: self.heartbeat_interval,
+            election_timeout_ms: self.election_timeout,
+            snapshot_count: self.snapshot_count,
+        }
+    }
+}
+
+/// `synod demo`: a local cluster in one process.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Number of members (1 to 6).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Keep data here instead of a temporary directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Print member log lines.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// The client and peer ports of member `k` (from 1) of the local cluster,
+/// after etcd's convention: 2379/12380, 22379/22380, 32379/32380, …
+pub fn demo_ports(k: usize) -> (u16, u16) {
+    assert!((1..=6).contains(&k), "the local cluster has 1 to 6 members");
+    let client = if k == 1 { 2379 } else { k * 10_000 + 2379 };
+    (client as u16, (k * 10_000 + 2380) as u16)
+}
+
+/// Configurations of an `n`-member cluster on 127.0.0.1 with the given
+/// (client, peer) ports, data under `dir/<name>`.
+pub fn local_cluster(dir: &Path, ports: &[(u16, u16)], token: &str) -> Vec<ServerConfig> {
+    let initial: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| format!("n{}=http://127.0.0.1:{p}", i + 1))
+        .collect();
+    let initial = initial.join(",");
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (c, p))| {
+            let name = format!("n{}", i + 1);
+            RawConfig {
+                data_dir: dir.join(&name),
+                name,
+                listen_client_urls: format!("http://127.0.0.1:{c}"),
+                advertise_client_urls: format!("http://127.0.0.1:{c}"),
+                listen_peer_urls: format!("http://127.0.0.1:{p}"),
+                initial_advertise_peer_urls: format!("http://127.0.0.1:{p}"),
+                initial_cluster: initial.clone(),
+                initial_cluster_token: token.to_string(),
+                ..RawConfig::default()
+            }
+            .validate()
+            .expect("a local cluster's configuration is valid")
+        })
+        .collect()
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("synod")
+        .build()
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs `synod server`; returns the exit code.
+pub fn run_server(args: ServerArgs) -> u8 {
+    let cfg = match args.raw().validate() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("synod server: {e}");
+            return 2;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("synod server: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async {
+        let running = match start(cfg, !args.quiet).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("synod server: {e}");
+                return 1;
+            }
+        };
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = wait_finished(&running) => {
+                eprintln!("synod server: the node stopped");
+            }
+        }
+        match running.stop().await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("synod server: {e}");
+                1
+            }
+        }
+    })
+}
+
+async fn wait_finished(r: &Running) {
+    while !r.is_finished() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs `synod demo`; returns the exit code.
+pub fn run_demo(args: DemoArgs) -> u8 {
+    if !(1..=6).contains(&args.nodes) {
+        eprintln!("synod demo: --nodes must be between 1 and 6");
+        return 2;
+    }
+    let (_tmp, dir) = match &args.data_dir {
+        Some(d) => (None, d.clone()),
+        None => match tempfile::Builder::new().prefix("synod-demo-").tempdir() {
+            Ok(t) => {
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+            Err(e) => {
+                eprintln!("synod demo: cannot create a temporary directory: {e}");
+                return 1;
+            }
+        },
+    };
+    let ports: Vec<(u16, u16)> = (1..=args.nodes).map(demo_ports).collect();
+    let cfgs = local_cluster(&dir, &ports, "synod-demo");
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("synod demo: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async {
+        let mut running = Vec::new();
+        for cfg in cfgs {
+            match start(cfg, args.verbose).await {
+                Ok(r) => running.push(r),
+                Err(e) => {
+                    eprintln!("synod demo: {e}");
+                    for r in running {
+                        let _ = r.stop().await;
+                    }
+                    return 1;
+                }
+            }
+        }
+        let endpoints: Vec<String> = ports
+            .iter()
+            .map(|(c, _)| format!("127.0.0.1:{c}"))
+            .collect();
+        let endpoints = endpoints.join(",");
+        println!(
+            "synod demo: {} members running, data in {}",
+            args.nodes,
+            dir.display()
+        );
+        for (i, (c, p)) in ports.iter().enumerate() {
+            println!(
+                "  n{}: clients http://127.0.0.1:{c}  peers http://127.0.0.1:{p}",
+                i + 1
+            );
+        }
+        println!("try:");
+        println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} put greeting hello");
+        println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} get greeting");
+        println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table");
+        println!("Ctrl-C stops the cluster.");
+        shutdown_signal().await;
+        println!("synod demo: stopping");
+        let mut code = 0;
+        for r in running {
+            if let Err(e) = r.stop().await {
+                eprintln!("synod demo: {e}");
+                code = 1;
+            }
+        }
+        code
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_ports_follow_etcds_local_cluster() {
+        assert_eq!(demo_ports(1), (2379, 12380));
+        assert_eq!(demo_ports(2), (22379, 22380));
+        assert_eq!(demo_ports(3), (32379, 32380));
+    }
+
+    #[test]
+    fn a_local_cluster_agrees_on_ids() {
+        let d = Path::new("/tmp/x");
+        let cs = local_cluster(d, &[(1, 2), (3, 4), (5, 6)], "t");
+        assert_eq!(cs.len(), 3);
+        assert!(cs.iter().all(|c| c.cluster_id == cs[0].cluster_id));
+        assert!(cs.iter().all(|c| c.members == cs[0].members));
+        assert_ne!(cs[0].id, cs[1].id);
+    }
+}

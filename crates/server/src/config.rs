@@ -1,0 +1,299 @@
+//! A server's configuration: parsed from etcd-style flags, then validated
+//! into [`ServerConfig`], which the runtime trusts.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ids;
+
+/// A configuration that cannot be used, with the flag at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A URL that is not `http://HOST:PORT`.
+    #[error("{flag}: bad URL {url:?}: {why}")]
+    BadUrl {
+        /// The flag.
+        flag: &'static str,
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// Anything else.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One member of the cluster as every member knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Member id (= Raft node id).
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Its advertised peer URL.
+    pub peer_url: String,
+    /// The address its peer URL resolves to.
+    pub peer_addr: SocketAddr,
+}
+
+/// Everything a server runs with.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// This member's name.
+    pub name: String,
+    /// This member's id.
+    pub id: u64,
+    /// Where its WAL and snapshots live.
+    pub data_dir: PathBuf,
+    /// Address the gRPC (client) listener binds.
+    pub client_addr: SocketAddr,
+    /// Client URLs announced to others (member list).
+    pub advertise_client_urls: Vec<String>,
+    /// Address the peer listener binds.
+    pub peer_addr: SocketAddr,
+    /// Every initial member, this one included.
+    pub members: Vec<Member>,
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// `new`: bootstrap a fresh log when the data dir is empty; `existing`: never bootstrap.
+    pub initial_state_new: bool,
+    /// Largest client request accepted (etcd's `--max-request-bytes`).
+    pub max_request_bytes: usize,
+    /// Length of one tick.
+    pub tick: Duration,
+    /// Election timeout in ticks.
+    pub election_ticks: u32,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_ticks: u32,
+    /// Take a snapshot after this many applied entries.
+    pub snapshot_every: u64,
+    /// Size of a WAL segment file.
+    pub wal_segment_bytes: u64,
+}
+
+/// Parses `http://HOST:PORT` (or `HOST:PORT`) into a socket address.
+pub fn parse_url(flag: &'static str, url: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = |why: &str| ConfigError::BadUrl {
+        flag,
+        url: url.to_string(),
+        why: why.to_string(),
+    };
+    let rest = if let Some(r) = url.strip_prefix("http://") {
+        r
+    } else if url.starts_with("https://") || url.starts_with("unix") {
+        return Err(bad("only http:// URLs are supported (no TLS yet)"));
+    } else if url.contains("://") {
+        return Err(bad("unknown scheme"));
+    } else {
+        url
+    };
+    let hostport = rest.trim_end_matches('/');
+    let mut addrs = hostport
+        .to_socket_addrs()
+        .map_err(|e| bad(&e.to_string()))?;
+    addrs.next().ok_or_else(|| bad("resolves to no address"))
+}
+
+/// Parses `name=URL,name=URL,…`.
+pub fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (name, url) = part.split_once('=').ok_or_else(|| {
+            ConfigError::Invalid(format!("--initial-cluster: {part:?} is not NAME=URL"))
+        })?;
+        if out.iter().any(|(n, _): &(String, String)| n == name) {
+            return Err(ConfigError::Invalid(format!(
+                "--initial-cluster: member {name:?} given twice"
+            )));
+        }
+        out.push((name.to_string(), url.to_string()));
+    }
+    if out.is_empty() {
+        return Err(ConfigError::Invalid("--initial-cluster is empty".into()));
+    }
+    if out.len() > 64 {
+        return Err(ConfigError::Invalid(
+            "--initial-cluster: at most 64 members".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The settings of one server before validation (what the flags say).
+#[derive(Clone, Debug)]
+pub struct RawConfig {
+    /// `--name`
+    pub name: String,
+    /// `--data-dir`
+    pub data_dir: PathBuf,
+    /// `--listen-client-urls` (the first is used)
+    pub listen_client_urls: String,
+    /// `--advertise-client-urls`
+    pub advertise_client_urls: String,
+    /// `--listen-peer-urls` (the first is used)
+    pub listen_peer_urls: String,
+    /// `--initial-advertise-peer-urls`
+    pub initial_advertise_peer_urls: String,
+    /// `--initial-cluster`
+    pub initial_cluster: String,
+    /// `--initial-cluster-state`
+    pub initial_cluster_state: String,
+    /// `--initial-cluster-token`
+    pub initial_cluster_token: String,
+    /// `--max-request-bytes`
+    pub max_request_bytes: usize,
+    /// `--heartbeat-interval` in ms (one tick)
+    pub heartbeat_interval_ms: u64,
+    /// `--election-timeout` in ms
+    pub election_timeout_ms: u64,
+    /// `--snapshot-count`
+    pub snapshot_count: u64,
+}
+
+impl RawConfig {
+    /// Checks everything and derives ids.
+    pub fn validate(&self) -> Result<ServerConfig, ConfigError> {
+        let first = |s: &str| s.split(',').next().unwrap_or("").trim().to_string();
+        let client_addr = parse_url("--listen-client-urls", &first(&self.listen_client_urls))?;
+        let peer_addr = parse_url("--listen-peer-urls", &first(&self.listen_peer_urls))?;
+        let advertise_client_urls: Vec<String> = self
+            .advertise_client_urls
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for u in &advertise_client_urls {
+            parse_url("--advertise-client-urls", u)?;
+        }
+        let my_peer_url = first(&self.initial_advertise_peer_urls);
+        parse_url("--initial-advertise-peer-urls", &my_peer_url)?;
+        let token = &self.initial_cluster_token;
+        let mut members = Vec::new();
+        for (name, url) in parse_initial_cluster(&self.initial_cluster)? {
+            let peer_addr = parse_url("--initial-cluster", &url)?;
+            members.push(Member {
+                id: ids::member_id(&name, &url, token),
+                name,
+                peer_url: url,
+                peer_addr,
+            });
+        }
+        let me = members
+            .iter()
+            .find(|m| m.name == self.name)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "--initial-cluster has no member named {:?} (--name)",
+                    self.name
+                ))
+            })?;
+        if me.peer_url != my_peer_url {
+            return Err(ConfigError::Invalid(format!(
+                "--initial-cluster gives {} the peer URL {}, but --initial-advertise-peer-urls says {}",
+                self.name, me.peer_url, my_peer_url
+            )));
+        }
+        let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+        let mut uniq = ids.clone();
+        uniq.sort_unstable();
+        uniq.dedup();
+        if uniq.len() != ids.len() {
+            return Err(ConfigError::Invalid(
+                "--initial-cluster: two members hash to the same id".into(),
+            ));
+        }
+        let initial_state_new = match self.initial_cluster_state.as_str() {
+            "new" => true,
+            "existing" => false,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "--initial-cluster-state must be new or existing, not {other:?}"
+                )))
+            }
+        };
+        if self.heartbeat_interval_ms == 0
+            || self.election_timeout_ms < 5 * self.heartbeat_interval_ms
+        {
+            return Err(ConfigError::Invalid(
+                "--election-timeout must be at least 5 times --heartbeat-interval (and both above 0)"
+                    .into(),
+            ));
+        }
+        if self.max_request_bytes == 0 || self.max_request_bytes > 64 << 20 {
+            return Err(ConfigError::Invalid(
+                "--max-request-bytes must be in 1..=64 MiB".into(),
+            ));
+        }
+        let election_ticks = (self.election_timeout_ms / self.heartbeat_interval_ms) as u32;
+        Ok(ServerConfig {
+            name: self.name.clone(),
+            id: me.id,
+            data_dir: self.data_dir.clone(),
+            client_addr,
+            advertise_client_urls,
+            peer_addr,
+            cluster_id: ids::cluster_id(token, &ids),
+            members,
+            initial_state_new,
+            max_request_bytes: self.max_request_bytes,
+            tick: Duration::from_millis(self.heartbeat_interval_ms),
+            election_ticks,
+            heartbeat_ticks: 1,
+            snapshot_every: self.snapshot_count.max(1),
+            wal_segment_bytes: 64 << 20,
+        })
+    }
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            name: "default".into(),
+            data_dir: PathBuf::from("default.synod"),
+            listen_client_urls: "http://127.0.0.1:2379".into(),
+            advertise_client_urls: "http://127.0.0.1:2379".into(),
+            listen_peer_urls: "http://127.0.0.1:2380".into(),
+            initial_advertise_peer_urls: "http://127.0.0.1:2380".into(),
+            initial_cluster: "default=http://127.0.0.1:2380".into(),
+            initial_cluster_state: "new".into(),
+            initial_cluster_token: "synod-cluster".into(),
+            max_request_bytes: synod_proto::limits::DEFAULT_MAX_REQUEST_BYTES,
+            heartbeat_interval_ms: 100,
+            election_timeout_ms: 1000,
+            snapshot_count: 10_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_bad_ones_name_the_flag() {
+        assert_eq!(
+            parse_url("--x", "http://127.0.0.1:2379").unwrap(),
+            "127.0.0.1:2379".parse().unwrap()
+        );
+        let e = parse_url("--listen-client-urls", "https://127.0.0.1:1").unwrap_err();
+        assert!(e.to_string().contains("--listen-client-urls"), "{e}");
+        assert!(parse_url("--x", "http://nohost").is_err());
+    }
+
+    #[test]
+    fn a_name_missing_from_the_cluster_is_refused() {
+        let raw = RawConfig {
+            name: "zz".into(),
+            ..RawConfig::default()
+        };
+        assert!(raw.validate().unwrap_err().to_string().contains("zz"));
+        assert!(RawConfig {
+            name: "default".into(),
+            ..RawConfig::default()
+        }
+        .validate()
+        .is_ok());
+    }
+}

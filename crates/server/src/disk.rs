@@ -1,0 +1,352 @@
+//! A node's durable state: the Raft log on synod-storage's WAL, plus the
+//! latest state-machine snapshot image in its own checksummed file.
+//!
+//! A snapshot image is written atomically (temporary file, fsync, rename,
+//! fsync of the directory) *before* the WAL records the marker that points
+//! at it, so a marker on disk always has its image. Every [`Disk::persist`]
+//! ends in one fdatasync of the WAL: one group commit for a whole `Ready`.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use synod_node::{GroupInit, Persist, ShardId};
+use synod_raft::{ConfState, Entry, EntryKind, HardState, Init, SnapshotMeta};
+use synod_storage::{
+    HardState as DiskHardState, LogEntry, RaftLogError, RaftLogStore, RealVfs, SnapshotMarker,
+    WalConfig,
+};
+
+const SNAP_MAGIC: &[u8; 8] = b"SYNODSNP";
+const SNAP_VERSION: u32 = 1;
+/// Largest snapshot image accepted when reading one back.
+pub const MAX_SNAPSHOT_BYTES: u64 = 4 << 30;
+
+/// A storage failure. Any of them stops the node: after a failed fsync the
+/// state of the disk is unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// The Raft log failed or is damaged.
+    #[error("raft log in {dir}: {err}")]
+    Log {
+        /// Its directory.
+        dir: PathBuf,
+        /// What went wrong.
+        err: RaftLogError,
+    },
+    /// A file operation failed.
+    #[error("{path}: {err}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        err: std::io::Error,
+    },
+    /// A snapshot image is damaged or missing.
+    #[error("snapshot {path}: {what}")]
+    Snapshot {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
+    move |err| DiskError::Io {
+        path: path.to_path_buf(),
+        err,
+    }
+}
+
+/// The durable state of one node (one group today).
+pub struct Disk {
+    dir: PathBuf,
+    log: RaftLogStore<RealVfs>,
+    snap_index: u64,
+    /// Bytes of the current snapshot image (for status).
+    snap_bytes: u64,
+}
+
+/// What [`Disk::open`] found.
+pub struct Opened {
+    /// The disk, ready for writes.
+    pub disk: Disk,
+    /// How the group starts: `None` for a fresh data dir.
+    pub init: Option<GroupInit>,
+}
+
+fn to_disk_entry(e: &Entry) -> LogEntry {
+    LogEntry {
+        index: e.index,
+        term: e.term,
+        kind: match e.kind {
+            EntryKind::Normal => 0,
+            EntryKind::ConfChange => 1,
+        },
+        data: e.data.clone(),
+    }
+}
+
+fn from_disk_entry(e: LogEntry) -> Result<Entry, String> {
+    let kind = match e.kind {
+        0 => EntryKind::Normal,
+        1 => EntryKind::ConfChange,
+        k => return Err(format!("entry {} has unknown kind {k}", e.index)),
+    };
+    Ok(Entry {
+        term: e.term,
+        index: e.index,
+        kind,
+        data: e.data,
+    })
+}
+
+fn to_disk_hs(hs: HardState) -> DiskHardState {
+    DiskHardState {
+        term: hs.term,
+        vote: hs.vote,
+        commit: hs.commit,
+    }
+}
+
+impl Disk {
+    /// Opens (creating if needed) the data dir and recovers what it holds.
+    pub fn open(dir: &Path, shard: ShardId, segment_bytes: u64) -> Result<Opened, DiskError> {
+        let snap_dir = dir.join("snap");
+        fs::create_dir_all(&snap_dir).map_err(io(&snap_dir))?;
+        let wal_dir = dir.join("wal");
+        let cfg = WalConfig {
+            segment_size: segment_bytes,
+            ..WalConfig::default()
+        };
+        let (log, rec) =
+            RaftLogStore::open_with_config(RealVfs::new(), &wal_dir, cfg).map_err(|err| {
+                DiskError::Log {
+                    dir: wal_dir.clone(),
+                    err,
+                }
+            })?;
+        let fresh = rec.hard_state == DiskHardState::default()
+            && rec.entries.is_empty()
+            && rec.snapshot_marker.is_none();
+        let mut disk = Disk {
+            dir: dir.to_path_buf(),
+            log,
+            snap_index: 0,
+            snap_bytes: 0,
+        };
+        if fresh {
+            return Ok(Opened { disk, init: None });
+        }
+        let mut snapshot = None;
+        let mut snapshot_data = None;
+        if let Some(m) = &rec.snapshot_marker {
+            let conf: ConfState =
+                postcard::from_bytes(&m.conf).map_err(|e| DiskError::Snapshot {
+                    path: wal_dir.clone(),
+                    what: format!("marker at {} has a bad configuration: {e}", m.index),
+                })?;
+            if m.index > 0 {
+                let data = read_image(&snap_path(&snap_dir, m.index, m.term), m.index, m.term)?;
+                disk.snap_bytes = data.len() as u64;
+                snapshot_data = Some(data);
+            }
+            disk.snap_index = m.index;
+            snapshot = Some(SnapshotMeta {
+                index: m.index,
+                term: m.term,
+                conf_state: conf,
+            });
+        }
+        let entries = rec
+            .entries
+            .into_iter()
+            .map(from_disk_entry)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|what| DiskError::Snapshot {
+                path: wal_dir.clone(),
+                what,
+            })?;
+        let hs = rec.hard_state;
+        Ok(Opened {
+            disk,
+            init: Some(GroupInit {
+                shard,
+                raft: Init::Restore {
+                    hard_state: HardState {
+                        term: hs.term,
+                        vote: hs.vote,
+                        commit: hs.commit,
+                    },
+                    snapshot,
+                    entries,
+                },
+                snapshot_data,
+            }),
+        })
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Size of the latest snapshot image in bytes.
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.snap_bytes
+    }
+
+    /// Makes every `Persist` of one `Ready` durable, ending in one fdatasync.
+    pub fn persist(&mut self, ps: &[Persist]) -> Result<(), DiskError> {
+        let wal_dir = self.dir.join("wal");
+        let logerr = |err| DiskError::Log {
+            dir: wal_dir.clone(),
+            err,
+        };
+        for p in ps {
+            if let Some(hs) = p.hard_state {
+                self.log.set_hard_state(to_disk_hs(hs)).map_err(logerr)?;
+            }
+            if let Some(s) = &p.snapshot {
+                if s.meta.index > self.snap_index {
+                    let snap_dir = self.dir.join("snap");
+                    write_image(&snap_dir, s.meta.index, s.meta.term, &s.data)?;
+                    let marker = SnapshotMarker {
+                        index: s.meta.index,
+                        term: s.meta.term,
+                        conf: postcard::to_allocvec(&s.meta.conf_state)
+                            .expect("encoding into a Vec cannot fail"),
+                    };
+                    let matches = self.log.term(s.meta.index) == Some(s.meta.term);
+                    if matches {
+                        // Our log holds the snapshot's last entry: keep what follows.
+                        let mut hs = self.log.hard_state();
+                        if hs.commit < s.meta.index {
+                            hs.commit = s.meta.index;
+                            self.log.set_hard_state(hs).map_err(logerr)?;
+                        }
+                        self.log.compact(marker).map_err(logerr)?;
+                    } else {
+                        self.log.install_snapshot(marker).map_err(logerr)?;
+                    }
+                    self.snap_index = s.meta.index;
+                    self.snap_bytes = s.data.len() as u64;
+                    remove_images_below(&snap_dir, s.meta.index);
+                }
+            }
+            let entries: Vec<LogEntry> = p
+                .entries
+                .iter()
+                .filter(|e| e.index > self.snap_index)
+                .map(to_disk_entry)
+                .collect();
+            self.log.append(&entries).map_err(logerr)?;
+        }
+        self.log.sync().map_err(logerr)
+    }
+}
+
+fn snap_path(dir: &Path, index: u64, term: u64) -> PathBuf {
+    dir.join(format!("{index:016x}-{term:016x}.snap"))
+}
+
+fn write_image(dir: &Path, index: u64, term: u64, data: &[u8]) -> Result<(), DiskError> {
+    let path = snap_path(dir, index, term);
+    let tmp = path.with_extension("tmp");
+    let mut buf = Vec::with_capacity(data.len() + 40);
+    buf.extend_from_slice(SNAP_MAGIC);
+    buf.extend_from_slice(&SNAP_VERSION.to_le_bytes());
+    buf.extend_from_slice(&index.to_le_bytes());
+    buf.extend_from_slice(&term.to_le_bytes());
+    buf.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    buf.extend_from_slice(data);
+    let crc = crc32c::crc32c(&buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&buf).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}
+
+/// Reads and verifies a snapshot image.
+pub fn read_image(path: &Path, index: u64, term: u64) -> Result<Vec<u8>, DiskError> {
+    let bad = |what: String| DiskError::Snapshot {
+        path: path.to_path_buf(),
+        what,
+    };
+    let mut f = File::open(path).map_err(io(path))?;
+    let len = f.metadata().map_err(io(path))?.len();
+    if len > MAX_SNAPSHOT_BYTES + 40 {
+        return Err(bad(format!("{len} bytes is over the limit")));
+    }
+    let mut buf = Vec::with_capacity(len as usize);
+    f.read_to_end(&mut buf).map_err(io(path))?;
+    if buf.len() < 36 || &buf[..8] != SNAP_MAGIC {
+        return Err(bad("not a synod snapshot image".into()));
+    }
+    let (body, crc) = buf.split_at(buf.len() - 4);
+    let want = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+    if crc32c::crc32c(body) != want {
+        return Err(bad("checksum mismatch".into()));
+    }
+    let u64_at = |o: usize| u64::from_le_bytes(body[o..o + 8].try_into().expect("8 bytes"));
+    let version = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes"));
+    if version != SNAP_VERSION {
+        return Err(bad(format!("unknown version {version}")));
+    }
+    if u64_at(12) != index || u64_at(20) != term {
+        return Err(bad(format!(
+            "holds index {} term {}, expected {index} {term}",
+            u64_at(12),
+            u64_at(20)
+        )));
+    }
+    let n = u64_at(28) as usize;
+    if body.len() != 36 + n {
+        return Err(bad("length mismatch".into()));
+    }
+    Ok(body[36..].to_vec())
+}
+
+fn remove_images_below(dir: &Path, keep: u64) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(idx) = name.split('-').next() else {
+            continue;
+        };
+        if let Ok(i) = u64::from_str_radix(idx, 16) {
+            if i < keep {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_round_trips_and_a_flipped_byte_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        write_image(dir.path(), 7, 2, b"state").unwrap();
+        let p = snap_path(dir.path(), 7, 2);
+        assert_eq!(read_image(&p, 7, 2).unwrap(), b"state");
+        assert!(read_image(&p, 8, 2).is_err());
+        let mut bytes = fs::read(&p).unwrap();
+        bytes[38] ^= 1;
+        fs::write(&p, bytes).unwrap();
+        assert!(read_image(&p, 7, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
+    }
+}

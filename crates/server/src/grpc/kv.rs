@@ -1,0 +1,142 @@
+//! The KV service: Range, Put, DeleteRange, Txn, Compact.
+
+use synod_kv::{Command, Response as KvResponse};
+use synod_node::{ClientOp, ClientResponse};
+use synod_proto::etcdserverpb as pb;
+use synod_proto::etcdserverpb::kv_server::Kv;
+use tonic::{Request, Response, Status};
+
+use super::Api;
+use crate::convert::{self, TOO_LARGE};
+
+fn unexpected() -> Status {
+    Status::internal("synod: unexpected response kind")
+}
+
+impl Api {
+    fn check_size(&self, m: &impl prost::Message) -> Result<(), Status> {
+        if m.encoded_len() > self.shared().cfg.max_request_bytes {
+            return Err(Status::invalid_argument(TOO_LARGE));
+        }
+        Ok(())
+    }
+
+    async fn write(&self, cmd: Command) -> Result<KvResponse, Status> {
+        match self.call(ClientOp::Write(cmd)).await? {
+            ClientResponse::Write(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Kv for Api {
+    async fn range(
+        &self,
+        req: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        self.check_leader(&req)?;
+        let r = req.into_inner();
+        let serializable = r.serializable;
+        let rr = convert::range_in(r)?;
+        match self
+            .call(ClientOp::Range {
+                req: rr,
+                serializable,
+            })
+            .await?
+        {
+            ClientResponse::Range(resp) => {
+                let h = self.header(resp.header_revision);
+                Ok(Response::new(convert::range_out(resp, h)))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        self.check_leader(&req)?;
+        let p = req.into_inner();
+        self.check_size(&p)?;
+        if p.key.is_empty() {
+            return Err(Status::invalid_argument("etcdserver: key is not provided"));
+        }
+        match self.write(Command::Put(convert::put_in(p))).await? {
+            KvResponse::Put { revision, prev_kv } => Ok(Response::new(pb::PutResponse {
+                header: Some(self.header(revision)),
+                prev_kv: prev_kv.map(convert::kv_out),
+            })),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        req: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        self.check_leader(&req)?;
+        let d = req.into_inner();
+        if d.key.is_empty() {
+            return Err(Status::invalid_argument("etcdserver: key is not provided"));
+        }
+        match self
+            .write(Command::DeleteRange(convert::delete_in(d)))
+            .await?
+        {
+            KvResponse::DeleteRange {
+                revision,
+                deleted,
+                prev_kvs,
+            } => Ok(Response::new(pb::DeleteRangeResponse {
+                header: Some(self.header(revision)),
+                deleted,
+                prev_kvs: prev_kvs.into_iter().map(convert::kv_out).collect(),
+            })),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        self.check_leader(&req)?;
+        let t = req.into_inner();
+        self.check_size(&t)?;
+        let t = convert::txn_in(t, 0)?;
+        match self.write(Command::Txn(t)).await? {
+            KvResponse::Txn {
+                revision,
+                succeeded,
+                responses,
+            } => {
+                let hdr = |r: i64| self.header(r);
+                Ok(Response::new(pb::TxnResponse {
+                    header: Some(self.header(revision)),
+                    succeeded,
+                    responses: responses
+                        .into_iter()
+                        .map(|r| convert::op_out(r, &hdr))
+                        .collect(),
+                }))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn compact(
+        &self,
+        req: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
+        self.check_leader(&req)?;
+        let c = req.into_inner();
+        match self
+            .write(Command::Compact {
+                revision: c.revision,
+            })
+            .await?
+        {
+            KvResponse::Compact { revision } => Ok(Response::new(pb::CompactionResponse {
+                header: Some(self.header(revision)),
+            })),
+            _ => Err(unexpected()),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The Lease service: Grant, Revoke, KeepAlive (stream), TimeToLive, Leases.
+
+use std::pin::Pin;
+
+use synod_kv::{Command, KvError, Response as KvResponse};
+use synod_node::{ClientOp, ClientResponse};
+use synod_proto::etcdserverpb as pb;
+use synod_proto::etcdserverpb::lease_server::Lease;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::Api;
+use crate::wire::{Answer, Ask};
+
+type KeepAliveOut = Result<pb::LeaseKeepAliveResponse, Status>;
+
+#[tonic::async_trait]
+impl Lease for Api {
+    async fn lease_grant(
+        &self,
+        req: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        self.check_leader(&req)?;
+        let r = req.into_inner();
+        let cmd = Command::LeaseGrant {
+            id: r.id,
+            ttl: r.ttl,
+        };
+        match self.call(ClientOp::Write(cmd)).await? {
+            ClientResponse::Write(KvResponse::LeaseGrant { revision, id, ttl }) => {
+                Ok(Response::new(pb::LeaseGrantResponse {
+                    header: Some(self.header(revision)),
+                    id,
+                    ttl,
+                    error: String::new(),
+                }))
+            }
+            _ => Err(Status::internal("synod: unexpected response kind")),
+        }
+    }
+
+    async fn lease_revoke(
+        &self,
+        req: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        self.check_leader(&req)?;
+        let r = req.into_inner();
+        match self
+            .call(ClientOp::Write(Command::LeaseRevoke { id: r.id }))
+            .await?
+        {
+            ClientResponse::Write(resp) => Ok(Response::new(pb::LeaseRevokeResponse {
+                header: Some(self.header(resp.revision().max(self.shared().revision()))),
+            })),
+            _ => Err(Status::internal("synod: unexpected response kind")),
+        }
+    }
+
+    type LeaseKeepAliveStream = Pin<Box<dyn Stream<Item = KeepAliveOut> + Send + 'static>>;
+
+    async fn lease_keep_alive(
+        &self,
+        req: Request<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        self.check_leader(&req)?;
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel::<KeepAliveOut>(64);
+        let api = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = tx.closed() => return,
+                };
+                let id = match msg {
+                    Ok(Some(r)) => r.id,
+                    Ok(None) | Err(_) => return,
+                };
+                let out = match api.call(ClientOp::LeaseKeepAlive { id }).await {
+                    Ok(ClientResponse::LeaseKeepAlive { id, ttl }) => {
+                        Ok(pb::LeaseKeepAliveResponse {
+                            header: Some(api.header_now()),
+                            id,
+                            ttl,
+                        })
+                    }
+                    // etcd answers a keep-alive of an unknown lease with TTL 0.
+                    Err(s) if s.code() == Code::NotFound => Ok(pb::LeaseKeepAliveResponse {
+                        header: Some(api.header_now()),
+                        id,
+                        ttl: 0,
+                    }),
+                    Ok(_) => Err(Status::internal("synod: unexpected response kind")),
+                    Err(s) => Err(s),
+                };
+                let stop = out.is_err();
+                if tx.send(out).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        self.check_leader(&req)?;
+        let r = req.into_inner();
+        let Answer::LeaseTtl(res) = self
+            .ask(Ask::LeaseTtl {
+                id: r.id,
+                keys: r.keys,
+            })
+            .await?;
+        match res {
+            Ok(t) => Ok(Response::new(pb::LeaseTimeToLiveResponse {
+                header: Some(self.header_now()),
+                id: r.id,
+                ttl: t.ttl,
+                granted_ttl: t.granted,
+                keys: t.keys,
+            })),
+            // etcd reports an unknown (expired) lease with TTL -1, not an error.
+            Err(synod_node::ClientError::Kv(KvError::LeaseNotFound)) => {
+                Ok(Response::new(pb::LeaseTimeToLiveResponse {
+                    header: Some(self.header_now()),
+                    id: r.id,
+                    ttl: -1,
+                    granted_ttl: 0,
+                    keys: Vec::new(),
+                }))
+            }
+            Err(e) => Err(crate::convert::client_status(&e)),
+        }
+    }
+
+    async fn lease_leases(
+        &self,
+        req: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+        self.check_leader(&req)?;
+        let ids = self.with(|core| core.kv().leases()).await?;
+        Ok(Response::new(pb::LeaseLeasesResponse {
+            header: Some(self.header_now()),
+            leases: ids.into_iter().map(|id| pb::LeaseStatus { id }).collect(),
+        }))
+    }
+}

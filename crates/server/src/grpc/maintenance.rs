@@ -1,0 +1,212 @@
+//! The Maintenance service: Status, Hash/HashKV, Snapshot, MoveLeader, and
+//! the no-op Alarm and Defragment etcd clients call.
+
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use synod_proto::etcdserverpb as pb;
+use synod_proto::etcdserverpb::maintenance_server::Maintenance;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::Api;
+
+/// The etcd version synod reports, so version-checking clients accept it.
+pub const ETCD_VERSION: &str = "3.5.0";
+/// Bytes per snapshot stream message.
+const SNAPSHOT_CHUNK: usize = 32 << 10;
+
+type SnapOut = Result<pb::SnapshotResponse, Status>;
+
+#[tonic::async_trait]
+impl Maintenance for Api {
+    async fn alarm(
+        &self,
+        req: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
+        self.check_leader(&req)?;
+        // synod raises no alarms (no space quota, no corruption alarm yet).
+        Ok(Response::new(pb::AlarmResponse {
+            header: Some(self.header_now()),
+            alarms: Vec::new(),
+        }))
+    }
+
+    async fn status(
+        &self,
+        req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        self.check_leader(&req)?;
+        let (leader, term, commit, applied, rev, learner) = self
+            .with(|core| {
+                let r = core
+                    .node
+                    .raft(core.shard)
+                    .expect("the node hosts its shard");
+                (
+                    r.leader(),
+                    r.term(),
+                    r.commit(),
+                    core.node.applied(core.shard).unwrap_or(0),
+                    core.kv().revision(),
+                    r.is_learner(),
+                )
+            })
+            .await?;
+        let size = self
+            .shared()
+            .snapshot_bytes
+            .load(std::sync::atomic::Ordering::Relaxed) as i64;
+        Ok(Response::new(pb::StatusResponse {
+            header: Some(self.header(rev)),
+            version: ETCD_VERSION.into(),
+            db_size: size,
+            leader,
+            raft_index: commit,
+            raft_term: term,
+            raft_applied_index: applied,
+            errors: Vec::new(),
+            db_size_in_use: size,
+            is_learner: learner,
+            storage_version: String::new(),
+            db_size_quota: 0,
+            downgrade_info: None,
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        req: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        self.check_leader(&req)?;
+        // Nothing to defragment: the store is compacted in place.
+        Ok(Response::new(pb::DefragmentResponse {
+            header: Some(self.header_now()),
+        }))
+    }
+
+    async fn hash(
+        &self,
+        req: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
+        self.check_leader(&req)?;
+        let (h, rev) = self
+            .with(|core| (core.kv().hash(), core.kv().revision()))
+            .await?;
+        Ok(Response::new(pb::HashResponse {
+            header: Some(self.header(rev)),
+            hash: (h ^ (h >> 32)) as u32,
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        req: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
+        self.check_leader(&req)?;
+        let (h, rev, compact) = self
+            .with(|core| {
+                let kv = core.kv();
+                (kv.hash(), kv.revision(), kv.compact_revision())
+            })
+            .await?;
+        Ok(Response::new(pb::HashKvResponse {
+            header: Some(self.header(rev)),
+            hash: (h ^ (h >> 32)) as u32,
+            compact_revision: compact,
+            hash_revision: rev,
+        }))
+    }
+
+    type SnapshotStream = Pin<Box<dyn Stream<Item = SnapOut> + Send + 'static>>;
+
+    async fn snapshot(
+        &self,
+        req: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.check_leader(&req)?;
+        let (image, rev) = self
+            .with(|core| {
+                let sm = core
+                    .node
+                    .state_machine(core.shard)
+                    .expect("the node hosts its shard");
+                (sm.snapshot(), sm.kv().revision())
+            })
+            .await?;
+        let (tx, rx) = mpsc::channel::<SnapOut>(4);
+        let header = self.header(rev);
+        tokio::spawn(async move {
+            let total = image.len();
+            let mut sent = 0;
+            loop {
+                let end = (sent + SNAPSHOT_CHUNK).min(total);
+                let msg = pb::SnapshotResponse {
+                    header: Some(header),
+                    remaining_bytes: (total - end) as u64,
+                    blob: image[sent..end].to_vec(),
+                    version: ETCD_VERSION.into(),
+                };
+                if tx.send(Ok(msg)).await.is_err() {
+                    return;
+                }
+                sent = end;
+                if sent >= total {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn move_leader(
+        &self,
+        req: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        self.check_leader(&req)?;
+        let target = req.into_inner().target_id;
+        let me = self.shared().cfg.id;
+        if !self.shared().cfg.members.iter().any(|m| m.id == target) {
+            return Err(Status::failed_precondition(
+                "etcdserver: bad leader transferee",
+            ));
+        }
+        let started = self
+            .with(move |core| {
+                if !core.is_leader() {
+                    return false;
+                }
+                if target != me {
+                    core.node.transfer_leader(core.shard, target);
+                }
+                true
+            })
+            .await?;
+        if !started {
+            return Err(Status::failed_precondition("etcdserver: not leader"));
+        }
+        let c = &self.shared().cfg;
+        let limit = c.tick * c.election_ticks * 3;
+        let t0 = Instant::now();
+        while self.shared().leader() != target {
+            if t0.elapsed() > limit {
+                return Err(Status::deadline_exceeded(
+                    "etcdserver: leader transfer timeout",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: Some(self.header_now()),
+        }))
+    }
+
+    async fn downgrade(
+        &self,
+        _req: Request<pb::DowngradeRequest>,
+    ) -> Result<Response<pb::DowngradeResponse>, Status> {
+        Err(Status::unimplemented("synod: downgrade is not supported"))
+    }
+}

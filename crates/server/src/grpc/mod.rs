@@ -1,0 +1,292 @@
+//! The etcd v3 gRPC services over the node's actor.
+//!
+//! Every handler turns its request into a [`ClientOp`] (or a closure run
+//! inside the actor for local state), waits for the reply with a deadline,
+//! and answers with etcd's header, gRPC code and message. Requests are named
+//! by sessions from a pool: a retry after "not leader" or a lost forward
+//! reuses the same (client, seq), so a write applies at most once.
+
+mod cluster;
+mod kv;
+mod lease;
+mod maintenance;
+mod watch;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use synod_node::{ClientError, ClientOp, ClientRequest, ClientResponse};
+use synod_proto::etcdserverpb::ResponseHeader;
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+use crate::convert::{client_status, NO_LEADER, TIMED_OUT};
+use crate::runtime::{Core, Input};
+use crate::shared::Shared;
+use crate::wire::{Answer, Ask};
+
+/// How long a request may take before "request timed out" (etcd: 5 s + election).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
+/// How long one attempt waits before retrying the same request.
+const ATTEMPT: Duration = Duration::from_millis(1500);
+/// Free sessions kept for reuse.
+const POOL: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct Session {
+    client: u64,
+    seq: u64,
+}
+
+struct Inner {
+    inbox: mpsc::Sender<Input>,
+    shared: Arc<Shared>,
+    pool: Mutex<Vec<Session>>,
+    next_client: AtomicU64,
+    next_stream: AtomicU64,
+}
+
+/// The handle every service holds.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Api {
+    /// A handle over the actor's inbox.
+    pub fn new(inbox: mpsc::Sender<Input>, shared: Arc<Shared>) -> Api {
+        // Session ids must not collide with those of other members or of this
+        // member's earlier lives: mix the member id with the start time.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let base = splitmix(shared.cfg.id ^ splitmix(nanos));
+        Api {
+            inner: Arc::new(Inner {
+                inbox,
+                shared,
+                pool: Mutex::new(Vec::new()),
+                next_client: AtomicU64::new(base),
+                next_stream: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Published node state.
+    pub fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    fn take_session(&self) -> Session {
+        if let Some(s) = self.inner.pool.lock().expect("pool lock").pop() {
+            return s;
+        }
+        loop {
+            let c = self.inner.next_client.fetch_add(1, Ordering::Relaxed);
+            let client = splitmix(c);
+            if client != 0 {
+                return Session { client, seq: 0 };
+            }
+        }
+    }
+
+    fn give_back(&self, s: Session) {
+        let mut p = self.inner.pool.lock().expect("pool lock");
+        if p.len() < POOL {
+            p.push(s);
+        }
+    }
+
+    /// A fresh stream id (for watch streams).
+    pub fn next_stream(&self) -> u64 {
+        self.inner.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A response header at `revision`.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        let s = &self.inner.shared;
+        ResponseHeader {
+            cluster_id: s.cfg.cluster_id,
+            member_id: s.cfg.id,
+            revision,
+            raft_term: s.term(),
+        }
+    }
+
+    /// A header at the current revision.
+    pub fn header_now(&self) -> ResponseHeader {
+        self.header(self.inner.shared.revision())
+    }
+
+    /// Refuses with etcd's "no leader" when the request demands a leader and none is known.
+    pub fn check_leader<T>(&self, req: &tonic::Request<T>) -> Result<(), Status> {
+        let wants = req
+            .metadata()
+            .get("hasleader")
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if wants && self.inner.shared.leader() == 0 {
+            return Err(Status::unavailable(NO_LEADER));
+        }
+        Ok(())
+    }
+
+    /// Runs a client operation to its final outcome, retrying through leader changes.
+    pub async fn call(&self, op: ClientOp) -> Result<ClientResponse, Status> {
+        let mut s = self.take_session();
+        s.seq += 1;
+        let r = self.call_with(s, op).await;
+        self.give_back(s);
+        r
+    }
+
+    async fn call_with(&self, s: Session, op: ClientOp) -> Result<ClientResponse, Status> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let mut backoff = Duration::from_millis(10);
+        let mut last_no_leader = false;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Status::unavailable(if last_no_leader {
+                    NO_LEADER
+                } else {
+                    TIMED_OUT
+                }));
+            }
+            let (tx, rx) = oneshot::channel();
+            let req = ClientRequest {
+                client: s.client,
+                seq: s.seq,
+                op: op.clone(),
+            };
+            if self
+                .inner
+                .inbox
+                .send(Input::Call { req, tx })
+                .await
+                .is_err()
+            {
+                return Err(Status::unavailable("etcdserver: server stopped"));
+            }
+            let wait = ATTEMPT.min(deadline - now);
+            match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(reply)) => match reply.result {
+                    Ok(r) => return Ok(r),
+                    Err(ClientError::NotLeader { leader }) => {
+                        last_no_leader = leader == 0;
+                    }
+                    Err(ClientError::Busy) => {
+                        last_no_leader = false;
+                    }
+                    Err(e) => return Err(client_status(&e)),
+                },
+                // The actor dropped the request (stopping, or the wait table was pruned).
+                Ok(Err(_)) => {}
+                // No answer yet: ask again under the same name (applied at most once).
+                Err(_) => {
+                    last_no_leader = self.inner.shared.leader() == 0;
+                    continue;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Asks the leader a question, retrying through leader changes.
+    pub async fn ask(&self, ask: Ask) -> Result<Answer, Status> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Status::unavailable(TIMED_OUT));
+            }
+            let (tx, rx) = oneshot::channel();
+            if self
+                .inner
+                .inbox
+                .send(Input::Ask {
+                    ask: ask.clone(),
+                    tx,
+                })
+                .await
+                .is_err()
+            {
+                return Err(Status::unavailable("etcdserver: server stopped"));
+            }
+            if let Ok(Ok(a)) = tokio::time::timeout(ATTEMPT.min(deadline - now), rx).await {
+                let retry = matches!(&a, Answer::LeaseTtl(Err(ClientError::NotLeader { .. })));
+                if !retry {
+                    return Ok(a);
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs `f` inside the actor and returns its result.
+    pub async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> R + Send + 'static,
+    ) -> Result<R, Status> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(move |core: &mut Core| {
+            let _ = tx.send(f(core));
+        });
+        self.inner
+            .inbox
+            .send(Input::With(job))
+            .await
+            .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+        tokio::time::timeout(REQUEST_TIMEOUT, rx)
+            .await
+            .map_err(|_| Status::unavailable(TIMED_OUT))?
+            .map_err(|_| Status::unavailable("etcdserver: server stopped"))
+    }
+}
+
+/// Every service, ready to be added to a tonic router.
+pub fn router(api: Api, max_request_bytes: usize) -> tonic::service::Routes {
+    use synod_proto::etcdserverpb::{
+        cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+        maintenance_server::MaintenanceServer, watch_server::WatchServer,
+    };
+    let dec = max_request_bytes + synod_proto::limits::GRPC_OVERHEAD_BYTES;
+    let enc = synod_proto::limits::DEFAULT_MAX_ENCODING_MESSAGE_SIZE;
+    let mut b = tonic::service::RoutesBuilder::default();
+    b.add_service(
+        KvServer::new(api.clone())
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.add_service(
+        WatchServer::new(api.clone())
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.add_service(
+        LeaseServer::new(api.clone())
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.add_service(
+        ClusterServer::new(api.clone())
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.add_service(
+        MaintenanceServer::new(api)
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.routes()
+}

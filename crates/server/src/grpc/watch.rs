@@ -1,0 +1,210 @@
+//! The Watch service: one bidirectional stream carries creates, cancels and
+//! progress requests in, and every watcher's responses out (through one
+//! bounded queue; see [`crate::watch`]).
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+
+use synod_proto::etcdserverpb as pb;
+use synod_proto::etcdserverpb::watch_server::Watch;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::Api;
+use crate::watch::{WatchOut, Watcher, MAX_WATCHERS};
+
+/// Responses queued per watch stream.
+const STREAM_QUEUE: usize = 256;
+/// Most watchers on one stream.
+const MAX_PER_STREAM: usize = 10_000;
+
+fn plain(header: pb::ResponseHeader, watch_id: i64) -> pb::WatchResponse {
+    pb::WatchResponse {
+        header: Some(header),
+        watch_id,
+        created: false,
+        canceled: false,
+        compact_revision: 0,
+        cancel_reason: String::new(),
+        fragment: false,
+        events: Vec::new(),
+    }
+}
+
+struct StreamState {
+    api: Api,
+    stream: u64,
+    tx: mpsc::Sender<WatchOut>,
+    ids: BTreeSet<i64>,
+    next_id: i64,
+}
+
+impl StreamState {
+    async fn create(&mut self, c: pb::WatchCreateRequest) -> Result<(), ()> {
+        let id = if c.watch_id != 0 {
+            c.watch_id
+        } else {
+            while self.ids.contains(&self.next_id) {
+                self.next_id += 1;
+            }
+            self.next_id
+        };
+        if self.ids.contains(&id) || self.ids.len() >= MAX_PER_STREAM || id < 0 {
+            let mut r = plain(self.api.header_now(), id);
+            r.created = true;
+            r.canceled = true;
+            r.cancel_reason = if id < 0 || self.ids.contains(&id) {
+                "etcdserver: duplicate watch ID".into()
+            } else {
+                "etcdserver: too many watchers on this stream".into()
+            };
+            return self.tx.send(Ok(r)).await.map_err(|_| ());
+        }
+        self.ids.insert(id);
+        let mut created = plain(self.api.header_now(), id);
+        created.created = true;
+        self.tx.send(Ok(created)).await.map_err(|_| ())?;
+        let no_put = c
+            .filters
+            .contains(&(pb::watch_create_request::FilterType::Noput as i32));
+        let no_delete = c
+            .filters
+            .contains(&(pb::watch_create_request::FilterType::Nodelete as i32));
+        let fragment = if c.fragment {
+            self.api.shared().cfg.max_request_bytes
+        } else {
+            0
+        };
+        let w = Watcher::new(
+            c.key,
+            c.range_end,
+            c.start_revision,
+            c.prev_kv,
+            no_put,
+            no_delete,
+            fragment,
+            self.tx.clone(),
+        );
+        let stream = self.stream;
+        let added = self
+            .api
+            .with(move |core| {
+                if core.watches.len() >= MAX_WATCHERS {
+                    return false;
+                }
+                let h = core.header_info();
+                let kv = core
+                    .node
+                    .state_machine(core.shard)
+                    .expect("the node hosts its shard")
+                    .kv();
+                core.watches.add(stream, id, w, kv, h);
+                true
+            })
+            .await
+            .unwrap_or(false);
+        if !added {
+            self.ids.remove(&id);
+            let mut r = plain(self.api.header_now(), id);
+            r.canceled = true;
+            r.cancel_reason = "etcdserver: too many watchers".into();
+            return self.tx.send(Ok(r)).await.map_err(|_| ());
+        }
+        Ok(())
+    }
+
+    async fn cancel(&mut self, id: i64) -> Result<(), ()> {
+        let stream = self.stream;
+        let existed = self
+            .api
+            .with(move |core| core.watches.cancel(stream, id))
+            .await
+            .unwrap_or(false);
+        self.ids.remove(&id);
+        if existed {
+            let mut r = plain(self.api.header_now(), id);
+            r.canceled = true;
+            return self.tx.send(Ok(r)).await.map_err(|_| ());
+        }
+        Ok(())
+    }
+
+    async fn progress(&mut self) -> Result<(), ()> {
+        let stream = self.stream;
+        let rev = self
+            .api
+            .with(move |core| {
+                let kv = core
+                    .node
+                    .state_machine(core.shard)
+                    .expect("the node hosts its shard")
+                    .kv();
+                core.watches.synced_revision(stream, kv)
+            })
+            .await
+            .ok()
+            .flatten();
+        if let Some(rev) = rev {
+            // Not tied to one watcher: etcd's "invalid watch id" (-1).
+            return self
+                .tx
+                .send(Ok(plain(self.api.header(rev), -1)))
+                .await
+                .map_err(|_| ());
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Watch for Api {
+    type WatchStream = Pin<Box<dyn Stream<Item = WatchOut> + Send + 'static>>;
+
+    async fn watch(
+        &self,
+        req: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.check_leader(&req)?;
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let mut st = StreamState {
+            api: self.clone(),
+            stream: self.next_stream(),
+            tx,
+            ids: BTreeSet::new(),
+            next_id: 0,
+        };
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = st.tx.closed() => break,
+                };
+                let r = match msg {
+                    Ok(Some(pb::WatchRequest {
+                        request_union: Some(u),
+                    })) => match u {
+                        pb::watch_request::RequestUnion::CreateRequest(c) => st.create(c).await,
+                        pb::watch_request::RequestUnion::CancelRequest(c) => {
+                            st.cancel(c.watch_id).await
+                        }
+                        pb::watch_request::RequestUnion::ProgressRequest(_) => st.progress().await,
+                    },
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) | Err(_) => break,
+                };
+                if r.is_err() {
+                    break;
+                }
+            }
+            let stream = st.stream;
+            let _ = st
+                .api
+                .with(move |core| core.watches.cancel_stream(stream))
+                .await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,34 @@
+//! The synod server: a real cluster speaking the etcd v3 API.
+//!
+//! * [`runtime`]: the node's actor on tokio — ticks, peer messages and
+//!   client requests in; durable records (one fdatasync per `Ready`), then
+//!   messages and replies out.
+//! * [`disk`]: the Raft log on synod-storage's WAL plus checksummed,
+//!   atomically written snapshot images.
+//! * [`transport`] and [`wire`]: TCP between peers — handshake, length-framed
+//!   postcard, batching, bounded queues, reconnect with backoff.
+//! * [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services,
+//!   with etcd's headers, codes and messages; [`watch`] keeps watchers.
+//! * [`server`]: start and stop one member; [`cli`]: `synod server` and
+//!   `synod demo`.
+//!
+//! The deterministic core (synod-node, synod-raft, synod-kv) decides
+//! everything; this crate only moves bytes and time.
+
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod convert;
+pub mod disk;
+pub mod grpc;
+pub mod ids;
+pub mod runtime;
+pub mod server;
+pub mod shared;
+pub mod transport;
+pub mod watch;
+pub mod wire;
+
+pub use config::{RawConfig, ServerConfig};
+pub use server::{start, Running, StartError};

@@ -1,0 +1,386 @@
+//! The node runtime: one tokio task (the actor) owns the sans-IO [`Node`]
+//! and feeds it ticks, peer messages and client requests from one bounded
+//! inbox; a dedicated thread makes each `Ready`'s records durable with one
+//! fdatasync (group commit: whatever arrives during a sync goes into the
+//! next one); only then are that `Ready`'s messages sent and the node
+//! advanced.
+//!
+//! Client requests that need the leader (writes, lease keep-alives) are
+//! forwarded to it by the transport when this node is a follower;
+//! linearizable reads are confirmed by Raft's ReadIndex (which a follower
+//! forwards by itself) and served here, serializable reads at once.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use synod_node::{ClientError, ClientOp, ClientReply, ClientRequest, Node, Persist, ShardId};
+use synod_raft::Role;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::disk::{Disk, DiskError};
+use crate::shared::Shared;
+use crate::transport::Transport;
+use crate::watch::{HeaderInfo, WatchHub};
+use crate::wire::{Answer, Ask, LeaseTtl, PeerMsg};
+
+/// Capacity of the actor's inbox.
+pub const INBOX: usize = 4096;
+/// Most requests waiting for a reply in one node.
+const MAX_WAITING: usize = 65_536;
+/// A waiting request is forgotten after this many ticks without a reply
+/// (its caller has long given up and retried or failed).
+const WAITING_TICKS: u64 = 600;
+
+/// Something for the actor to do.
+pub enum Input {
+    /// A frame from a peer.
+    Peer {
+        /// The peer.
+        from: u64,
+        /// The message.
+        msg: PeerMsg,
+    },
+    /// A client request; the reply goes to `tx`.
+    Call {
+        /// The request.
+        req: ClientRequest,
+        /// Where the reply goes.
+        tx: oneshot::Sender<ClientReply>,
+    },
+    /// A question for the leader.
+    Ask {
+        /// The question.
+        ask: Ask,
+        /// Where the answer goes.
+        tx: oneshot::Sender<Answer>,
+    },
+    /// Run a closure with the node (queries, watch registration).
+    With(Box<dyn FnOnce(&mut Core) + Send>),
+    /// Stop after the sync in flight.
+    Stop,
+}
+
+enum Origin {
+    Local(oneshot::Sender<ClientReply>),
+    Peer(u64),
+}
+
+/// Everything the actor owns.
+pub struct Core {
+    /// The node.
+    pub node: Node,
+    /// Its one shard.
+    pub shard: ShardId,
+    /// Published state.
+    pub shared: Arc<Shared>,
+    /// Watchers.
+    pub watches: WatchHub,
+    transport: Transport,
+    waiting: BTreeMap<(u64, u64), (Origin, u64)>,
+    asks: BTreeMap<u64, (oneshot::Sender<Answer>, u64)>,
+    next_ask: u64,
+    ticks: u64,
+}
+
+impl Core {
+    /// Wraps a node.
+    pub fn new(node: Node, shared: Arc<Shared>, transport: Transport) -> Core {
+        let shard = node.shard_for(b"");
+        Core {
+            node,
+            shard,
+            shared,
+            watches: WatchHub::default(),
+            transport,
+            waiting: BTreeMap::new(),
+            asks: BTreeMap::new(),
+            next_ask: 1,
+            ticks: 0,
+        }
+    }
+
+    /// Header data for responses built inside the actor.
+    pub fn header_info(&self) -> HeaderInfo {
+        HeaderInfo {
+            cluster_id: self.shared.cfg.cluster_id,
+            member_id: self.shared.cfg.id,
+            term: self.node.raft(self.shard).map_or(0, |r| r.term()),
+        }
+    }
+
+    /// The leader known to this node (0: none).
+    pub fn leader(&self) -> u64 {
+        self.node.raft(self.shard).map_or(0, |r| r.leader())
+    }
+
+    /// Whether this node leads its group.
+    pub fn is_leader(&self) -> bool {
+        self.node
+            .raft(self.shard)
+            .is_some_and(|r| r.role() == Role::Leader)
+    }
+
+    /// The key-value store.
+    pub fn kv(&self) -> &synod_kv::KvStore {
+        self.node
+            .state_machine(self.shard)
+            .expect("the node hosts its shard")
+            .kv()
+    }
+
+    /// Sends a peer message.
+    pub fn send_peer(&self, to: u64, msg: PeerMsg) {
+        self.transport.send(to, msg);
+    }
+
+    fn on_tick(&mut self) {
+        self.ticks += 1;
+        self.node.tick();
+        let h = self.header_info();
+        let kv = self
+            .node
+            .state_machine(self.shard)
+            .expect("the node hosts its shard")
+            .kv();
+        self.watches.catch_up(kv, h);
+        if self.ticks.is_multiple_of(50) {
+            let now = self.ticks;
+            self.waiting.retain(|_, (_, at)| now - *at < WAITING_TICKS);
+            self.asks.retain(|_, (_, at)| now - *at < WAITING_TICKS);
+        }
+    }
+
+    fn wait(&mut self, req: &ClientRequest, origin: Origin) -> bool {
+        let key = (req.client, req.seq);
+        if self.waiting.len() >= MAX_WAITING && !self.waiting.contains_key(&key) {
+            self.answer(
+                origin,
+                ClientReply {
+                    client: req.client,
+                    seq: req.seq,
+                    result: Err(ClientError::Busy),
+                },
+            );
+            return false;
+        }
+        self.waiting.insert(key, (origin, self.ticks));
+        true
+    }
+
+    fn answer(&self, origin: Origin, reply: ClientReply) {
+        match origin {
+            Origin::Local(tx) => {
+                let _ = tx.send(reply);
+            }
+            Origin::Peer(p) => self.transport.send(p, PeerMsg::ForwardReply(reply)),
+        }
+    }
+
+    fn on_call(&mut self, req: ClientRequest, origin: Origin) {
+        let needs_leader = matches!(req.op, ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. });
+        let leader = self.leader();
+        let me = self.shared.cfg.id;
+        if needs_leader && leader != 0 && leader != me {
+            match origin {
+                // Never forward twice: the caller will retry at the leader we name.
+                Origin::Peer(_) => {
+                    let reply = ClientReply {
+                        client: req.client,
+                        seq: req.seq,
+                        result: Err(ClientError::NotLeader { leader }),
+                    };
+                    self.answer(origin, reply);
+                }
+                Origin::Local(_) => {
+                    if self.wait(&req, origin) {
+                        self.transport.send(leader, PeerMsg::Forward(req));
+                    }
+                }
+            }
+            return;
+        }
+        if self.wait(&req, origin) {
+            self.node.request(req);
+        }
+    }
+
+    fn lease_ttl(&self, id: i64, keys: bool) -> Result<LeaseTtl, ClientError> {
+        if !self.is_leader() {
+            return Err(ClientError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let (granted, keys) = self
+            .kv()
+            .lease_time_to_live(id, keys)
+            .map_err(ClientError::Kv)?;
+        let ttl = self.node.lease_remaining(self.shard, id).unwrap_or(granted);
+        Ok(LeaseTtl { ttl, granted, keys })
+    }
+
+    fn on_ask(&mut self, ask: &Ask) -> Answer {
+        match ask {
+            Ask::LeaseTtl { id, keys } => Answer::LeaseTtl(self.lease_ttl(*id, *keys)),
+        }
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Peer { from, msg } => match msg {
+                PeerMsg::Raft(env) => {
+                    // A stale or misaddressed message is ordinary network noise.
+                    let _ = self.node.step(env);
+                }
+                PeerMsg::Forward(req) => self.on_call(req, Origin::Peer(from)),
+                PeerMsg::ForwardReply(reply) => {
+                    if let Some((o, _)) = self.waiting.remove(&(reply.client, reply.seq)) {
+                        self.answer(o, reply);
+                    }
+                }
+                PeerMsg::Ask { id, ask } => {
+                    let answer = self.on_ask(&ask);
+                    self.transport.send(from, PeerMsg::Answer { id, answer });
+                }
+                PeerMsg::Answer { id, answer } => {
+                    if let Some((tx, _)) = self.asks.remove(&id) {
+                        let _ = tx.send(answer);
+                    }
+                }
+            },
+            Input::Call { req, tx } => self.on_call(req, Origin::Local(tx)),
+            Input::Ask { ask, tx } => {
+                let leader = self.leader();
+                if self.is_leader() || leader == 0 || self.asks.len() >= MAX_WAITING {
+                    let _ = tx.send(self.on_ask(&ask));
+                } else {
+                    let id = self.next_ask;
+                    self.next_ask += 1;
+                    self.asks.insert(id, (tx, self.ticks));
+                    self.transport.send(leader, PeerMsg::Ask { id, ask });
+                }
+            }
+            Input::With(f) => f(self),
+            Input::Stop => {}
+        }
+    }
+
+    fn publish(&self) {
+        let s = &self.shared;
+        if let Some(r) = self.node.raft(self.shard) {
+            let old = s.leader.swap(r.leader(), Ordering::Relaxed);
+            if old != r.leader() {
+                s.log(format_args!(
+                    "leader is now {:x} (term {})",
+                    r.leader(),
+                    r.term()
+                ));
+            }
+            s.term.store(r.term(), Ordering::Relaxed);
+        }
+        s.revision.store(self.kv().revision(), Ordering::Relaxed);
+    }
+
+    /// Hands out Readies until one needs a sync; returns it (its records
+    /// already handed to the disk thread) or `None`.
+    fn drive(
+        &mut self,
+        disk: &std::sync::mpsc::SyncSender<Vec<Persist>>,
+    ) -> Option<synod_node::Ready> {
+        for _ in 0..64 {
+            if !self.node.has_ready() {
+                break;
+            }
+            let mut rd = self.node.ready();
+            for r in rd.replies.drain(..) {
+                if let Some((o, _)) = self.waiting.remove(&(r.client, r.seq)) {
+                    self.answer(o, r);
+                }
+            }
+            if !rd.events.is_empty() {
+                let events: Vec<synod_kv::Event> = rd.events.drain(..).map(|(_, e)| e).collect();
+                let h = self.header_info();
+                let kv = self
+                    .node
+                    .state_machine(self.shard)
+                    .expect("the node hosts its shard")
+                    .kv();
+                self.watches.publish(&events, kv, h);
+            }
+            self.publish();
+            if rd.persist.is_empty() {
+                self.send_and_advance(rd);
+                continue;
+            }
+            let ps = std::mem::take(&mut rd.persist);
+            disk.send(ps)
+                .expect("the disk thread outlives the actor's loop");
+            return Some(rd);
+        }
+        None
+    }
+
+    fn send_and_advance(&mut self, mut rd: synod_node::Ready) {
+        for env in rd.messages.drain(..) {
+            let to = env.msg.to;
+            self.transport.send(to, PeerMsg::Raft(env));
+        }
+        self.node.advance(rd);
+    }
+}
+
+/// Runs the actor until [`Input::Stop`] or until every sender is gone.
+pub async fn run(
+    mut core: Core,
+    mut inbox: mpsc::Receiver<Input>,
+    mut disk: Disk,
+) -> Result<(), DiskError> {
+    let (ptx, prx) = std::sync::mpsc::sync_channel::<Vec<Persist>>(1);
+    let (dtx, mut drx) = mpsc::channel::<Result<u64, DiskError>>(1);
+    let shared = core.shared.clone();
+    std::thread::Builder::new()
+        .name(format!("synod-disk-{}", shared.cfg.name))
+        .spawn(move || {
+            while let Ok(ps) = prx.recv() {
+                let r = disk.persist(&ps).map(|()| disk.snapshot_bytes());
+                if dtx.blocking_send(r).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|err| DiskError::Io {
+            path: shared.cfg.data_dir.clone(),
+            err,
+        })?;
+    let mut interval = tokio::time::interval(shared.cfg.tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut in_flight: Option<synod_node::Ready> = None;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            _ = interval.tick(), if !stopping => core.on_tick(),
+            m = inbox.recv(), if !stopping => match m {
+                Some(Input::Stop) | None => stopping = true,
+                Some(i) => core.on_input(i),
+            },
+            r = drx.recv(), if in_flight.is_some() => match r {
+                Some(Ok(bytes)) => {
+                    shared.snapshot_bytes.store(bytes, Ordering::Relaxed);
+                    let rd = in_flight.take().expect("a sync was in flight");
+                    core.send_and_advance(rd);
+                }
+                Some(Err(e)) => {
+                    shared.log(format_args!("storage failed, stopping: {e}"));
+                    return Err(e);
+                }
+                None => unreachable!("the disk thread answers every request"),
+            },
+        }
+        if stopping && in_flight.is_none() {
+            return Ok(());
+        }
+        if in_flight.is_none() && !stopping {
+            in_flight = core.drive(&ptx);
+        }
+    }
+}

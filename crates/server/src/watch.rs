@@ -1,0 +1,430 @@
+//! Watchers, kept by the node's actor beside the state machine, so that a
+//! watch's catch-up from a past revision and the live events that follow it
+//! are cut from one history with no gap and no repeat.
+//!
+//! Each gRPC watch stream has one bounded output queue. A watcher whose
+//! stream queue is full is not dropped: it falls behind ("lagging") and
+//! catches up from the store's history on later ticks, as etcd's unsynced
+//! watchers do; if that history was compacted meanwhile it is cancelled with
+//! etcd's compacted-revision answer.
+
+use std::collections::BTreeMap;
+
+use synod_kv::{Event, EventKind, KvError, KvStore};
+use synod_proto::etcdserverpb::{ResponseHeader, WatchResponse};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use crate::convert::event_out;
+
+/// What a watch stream receives.
+pub type WatchOut = Result<WatchResponse, Status>;
+
+/// Most events sent in one catch-up round of one watcher.
+const CATCH_UP_EVENTS: usize = 1000;
+/// Most watchers in one node.
+pub const MAX_WATCHERS: usize = 100_000;
+
+/// One watch.
+pub struct Watcher {
+    /// First key.
+    pub key: Vec<u8>,
+    /// Range end (etcd rules).
+    pub range_end: Vec<u8>,
+    /// Send previous kvs.
+    pub prev_kv: bool,
+    /// Drop put events.
+    pub no_put: bool,
+    /// Drop delete events.
+    pub no_delete: bool,
+    /// Events before this revision are not wanted (the start revision).
+    pub min_rev: i64,
+    /// Largest bytes of events in one response when fragmenting (0: never fragment).
+    pub fragment: usize,
+    /// The stream's queue.
+    pub out: mpsc::Sender<WatchOut>,
+    /// The first revision not yet delivered (meaningful when lagging).
+    next_rev: i64,
+    lagging: bool,
+}
+
+impl Watcher {
+    /// A watcher that starts from `min_rev` (0: from now).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        key: Vec<u8>,
+        range_end: Vec<u8>,
+        min_rev: i64,
+        prev_kv: bool,
+        no_put: bool,
+        no_delete: bool,
+        fragment: usize,
+        out: mpsc::Sender<WatchOut>,
+    ) -> Watcher {
+        Watcher {
+            key,
+            range_end,
+            prev_kv,
+            no_put,
+            no_delete,
+            min_rev,
+            fragment,
+            out,
+            next_rev: 0,
+            lagging: false,
+        }
+    }
+
+    fn covers(&self, key: &[u8]) -> bool {
+        if self.range_end.is_empty() {
+            return key == self.key.as_slice();
+        }
+        if key < self.key.as_slice() {
+            return false;
+        }
+        self.range_end == [0] || key < self.range_end.as_slice()
+    }
+
+    fn wants(&self, e: &Event) -> bool {
+        e.kv.mod_revision >= self.min_rev
+            && self.covers(&e.kv.key)
+            && !(self.no_put && e.kind == EventKind::Put)
+            && !(self.no_delete && e.kind == EventKind::Delete)
+    }
+}
+
+/// Builds response headers.
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderInfo {
+    /// Cluster id.
+    pub cluster_id: u64,
+    /// Member id.
+    pub member_id: u64,
+    /// Raft term.
+    pub term: u64,
+}
+
+impl HeaderInfo {
+    /// A header at `revision`.
+    pub fn at(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision,
+            raft_term: self.term,
+        }
+    }
+}
+
+/// Every watcher of a node, by (stream, watch id).
+#[derive(Default)]
+pub struct WatchHub {
+    watchers: BTreeMap<(u64, i64), Watcher>,
+}
+
+enum Sent {
+    Ok,
+    Full,
+    Closed,
+}
+
+fn send(w: &Watcher, resp: WatchResponse) -> Sent {
+    match w.out.try_send(Ok(resp)) {
+        Ok(()) => Sent::Ok,
+        Err(mpsc::error::TrySendError::Full(_)) => Sent::Full,
+        Err(mpsc::error::TrySendError::Closed(_)) => Sent::Closed,
+    }
+}
+
+/// Splits `events` into responses, fragmenting when asked for.
+fn responses(
+    w: &Watcher,
+    id: i64,
+    events: Vec<Event>,
+    header: ResponseHeader,
+) -> Vec<WatchResponse> {
+    let evs: Vec<_> = events
+        .into_iter()
+        .map(|e| event_out(e, w.prev_kv))
+        .collect();
+    let mut out = Vec::new();
+    if w.fragment == 0 {
+        out.push(evs);
+    } else {
+        let mut cur = Vec::new();
+        let mut bytes = 0;
+        for e in evs {
+            let n = prost::Message::encoded_len(&e);
+            if !cur.is_empty() && bytes + n > w.fragment {
+                out.push(std::mem::take(&mut cur));
+                bytes = 0;
+            }
+            bytes += n;
+            cur.push(e);
+        }
+        out.push(cur);
+    }
+    let last = out.len() - 1;
+    out.into_iter()
+        .enumerate()
+        .map(|(i, events)| WatchResponse {
+            header: Some(header),
+            watch_id: id,
+            created: false,
+            canceled: false,
+            compact_revision: 0,
+            cancel_reason: String::new(),
+            fragment: i < last,
+            events,
+        })
+        .collect()
+}
+
+impl WatchHub {
+    /// Number of watchers.
+    pub fn len(&self) -> usize {
+        self.watchers.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.watchers.is_empty()
+    }
+
+    /// Registers a watcher (its `created` answer was already queued) and
+    /// starts its catch-up if it asked for a past revision.
+    pub fn add(&mut self, stream: u64, id: i64, mut w: Watcher, kv: &KvStore, h: HeaderInfo) {
+        let now = kv.revision();
+        if w.min_rev > 0 && w.min_rev <= now {
+            w.lagging = true;
+            w.next_rev = w.min_rev;
+        } else {
+            w.next_rev = now + 1;
+        }
+        let lagging = w.lagging;
+        self.watchers.insert((stream, id), w);
+        if lagging {
+            self.catch_up_one(stream, id, kv, h);
+        }
+    }
+
+    /// Removes a watcher; whether it existed.
+    pub fn cancel(&mut self, stream: u64, id: i64) -> bool {
+        self.watchers.remove(&(stream, id)).is_some()
+    }
+
+    /// Removes every watcher of a stream.
+    pub fn cancel_stream(&mut self, stream: u64) {
+        self.watchers.retain(|(s, _), _| *s != stream);
+    }
+
+    /// Whether a stream already has this watch id.
+    pub fn exists(&self, stream: u64, id: i64) -> bool {
+        self.watchers.contains_key(&(stream, id))
+    }
+
+    /// Delivers freshly applied events to every synced watcher.
+    pub fn publish(&mut self, events: &[Event], kv: &KvStore, h: HeaderInfo) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        let rev = kv.revision();
+        let mut closed = Vec::new();
+        for (&(stream, id), w) in self.watchers.iter_mut() {
+            if w.lagging {
+                continue;
+            }
+            let mine: Vec<Event> = events.iter().filter(|e| w.wants(e)).cloned().collect();
+            if mine.is_empty() {
+                w.next_rev = rev + 1;
+                continue;
+            }
+            let first = mine[0].kv.mod_revision;
+            for resp in responses(w, id, mine, h.at(rev)) {
+                match send(w, resp) {
+                    Sent::Ok => {}
+                    Sent::Full => {
+                        // Fall behind; resend from the first revision of this batch
+                        // (a fragment already queued may be repeated: rare, and the
+                        // client-side revision check drops duplicates).
+                        w.lagging = true;
+                        w.next_rev = first;
+                        break;
+                    }
+                    Sent::Closed => {
+                        closed.push((stream, id));
+                        break;
+                    }
+                }
+            }
+            if !w.lagging {
+                w.next_rev = rev + 1;
+            }
+        }
+        for k in closed {
+            self.watchers.remove(&k);
+        }
+    }
+
+    /// One catch-up round for every lagging watcher (called on ticks).
+    pub fn catch_up(&mut self, kv: &KvStore, h: HeaderInfo) {
+        let lagging: Vec<(u64, i64)> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.lagging)
+            .map(|(k, _)| *k)
+            .collect();
+        for (s, id) in lagging {
+            self.catch_up_one(s, id, kv, h);
+        }
+    }
+
+    fn catch_up_one(&mut self, stream: u64, id: i64, kv: &KvStore, h: HeaderInfo) {
+        let Some(w) = self.watchers.get_mut(&(stream, id)) else {
+            return;
+        };
+        let rev = kv.revision();
+        match kv.events_since(w.next_rev, &w.key, &w.range_end, CATCH_UP_EVENTS) {
+            Err(KvError::Compacted) => {
+                let resp = WatchResponse {
+                    header: Some(h.at(rev)),
+                    watch_id: id,
+                    created: false,
+                    canceled: true,
+                    compact_revision: kv.compact_revision(),
+                    cancel_reason: KvError::Compacted.to_string(),
+                    fragment: false,
+                    events: Vec::new(),
+                };
+                match send(w, resp) {
+                    Sent::Full => {}
+                    Sent::Ok | Sent::Closed => {
+                        self.watchers.remove(&(stream, id));
+                    }
+                }
+            }
+            Err(_) => {
+                self.watchers.remove(&(stream, id));
+            }
+            Ok(all) => {
+                let complete = all.len() < CATCH_UP_EVENTS;
+                let upto = if complete {
+                    rev
+                } else {
+                    all.last().map_or(rev, |e| e.kv.mod_revision)
+                };
+                let mine: Vec<Event> = all.into_iter().filter(|e| w.wants(e)).collect();
+                if !mine.is_empty() {
+                    for resp in responses(w, id, mine, h.at(rev)) {
+                        match send(w, resp) {
+                            Sent::Ok => {}
+                            Sent::Full => return, // try again next tick from the same revision
+                            Sent::Closed => {
+                                self.watchers.remove(&(stream, id));
+                                return;
+                            }
+                        }
+                    }
+                }
+                w.next_rev = upto + 1;
+                if complete {
+                    w.lagging = false;
+                }
+            }
+        }
+    }
+
+    /// The revision up to which every watcher of `stream` has been sent all
+    /// events (for progress notifications), or `None` if one is lagging.
+    pub fn synced_revision(&self, stream: u64, kv: &KvStore) -> Option<i64> {
+        let lag = self
+            .watchers
+            .iter()
+            .any(|((s, _), w)| *s == stream && w.lagging);
+        (!lag).then(|| kv.revision())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_kv::{Command, PutRequest};
+
+    fn hdr() -> HeaderInfo {
+        HeaderInfo {
+            cluster_id: 1,
+            member_id: 2,
+            term: 3,
+        }
+    }
+
+    fn put(kv: &mut KvStore, k: &str, v: &str) -> Vec<Event> {
+        kv.apply(&Command::Put(PutRequest::new(k, v))).1
+    }
+
+    fn revs(rx: &mut mpsc::Receiver<WatchOut>) -> Vec<i64> {
+        let mut out = Vec::new();
+        while let Ok(r) = rx.try_recv() {
+            for e in r.unwrap().events {
+                out.push(e.kv.unwrap().mod_revision);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_full_queue_makes_a_watcher_lag_and_catch_up_without_gaps() {
+        let mut kv = KvStore::new();
+        let mut hub = WatchHub::default();
+        let (tx, mut rx) = mpsc::channel(2);
+        let w = Watcher::new(b"a".to_vec(), vec![0], 0, false, false, false, 0, tx);
+        hub.add(1, 7, w, &kv, hdr());
+        let mut want = Vec::new();
+        for i in 0..6 {
+            let evs = put(&mut kv, "a", &i.to_string());
+            want.push(kv.revision());
+            hub.publish(&evs, &kv, hdr());
+        }
+        let mut got = revs(&mut rx);
+        for _ in 0..10 {
+            hub.catch_up(&kv, hdr());
+            got.extend(revs(&mut rx));
+        }
+        assert_eq!(got, want);
+        // Other keys are not delivered, and the watcher is synced again.
+        let evs = put(&mut kv, "0", "x");
+        hub.publish(&evs, &kv, hdr());
+        assert!(revs(&mut rx).is_empty());
+        assert_eq!(hub.synced_revision(1, &kv), Some(kv.revision()));
+    }
+
+    #[test]
+    fn a_start_revision_replays_history_and_a_compacted_one_cancels() {
+        let mut kv = KvStore::new();
+        for i in 0..3 {
+            put(&mut kv, "k", &i.to_string());
+        }
+        let mut hub = WatchHub::default();
+        let (tx, mut rx) = mpsc::channel(16);
+        hub.add(
+            1,
+            1,
+            Watcher::new(b"k".to_vec(), vec![], 3, false, false, false, 0, tx.clone()),
+            &kv,
+            hdr(),
+        );
+        assert_eq!(revs(&mut rx), vec![3, 4]);
+        kv.apply(&Command::Compact { revision: 3 }).0.unwrap();
+        hub.add(
+            1,
+            2,
+            Watcher::new(b"k".to_vec(), vec![], 2, false, false, false, 0, tx),
+            &kv,
+            hdr(),
+        );
+        let r = rx.try_recv().unwrap().unwrap();
+        assert!(r.canceled);
+        assert_eq!(r.compact_revision, 3);
+        assert!(!hub.exists(1, 2));
+    }
+}

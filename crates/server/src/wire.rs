@@ -1,0 +1,187 @@
+//! What travels between peers: a handshake, then length-framed postcard
+//! messages (Raft envelopes and forwarded client requests).
+//!
+//! Frame: a 4-byte little-endian length, then that many bytes of postcard.
+//! A frame over [`MAX_FRAME`] is refused and the connection dropped.
+
+use serde::{Deserialize, Serialize};
+use synod_node::{ClientError, ClientReply, ClientRequest, Envelope};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Identifies a synod peer connection ("SYND").
+pub const MAGIC: u32 = 0x5359_4e44;
+/// The peer protocol's version; both ends must speak the same one.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest frame accepted (a Raft append is bounded by 1 MiB of payload,
+/// a snapshot chunk by 256 KiB, a forwarded request by the request limit).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// The first frame on a connection, from the dialing side.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`MAGIC`].
+    pub magic: u32,
+    /// [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// The dialer's cluster.
+    pub cluster_id: u64,
+    /// The dialer's member id.
+    pub from: u64,
+    /// The member id the dialer expects to reach.
+    pub to: u64,
+    /// The dialer's name.
+    pub name: String,
+    /// The dialer's client URLs (for member lists).
+    pub client_urls: Vec<String>,
+}
+
+/// The answer to a [`Hello`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// Accepted.
+    Welcome {
+        /// The acceptor's name.
+        name: String,
+        /// The acceptor's client URLs.
+        client_urls: Vec<String>,
+    },
+    /// Refused, and why.
+    Refused(String),
+}
+
+/// A question only the leader can answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ask {
+    /// A lease's time to live, by the leader's lessor.
+    LeaseTtl {
+        /// The lease.
+        id: i64,
+        /// Also list its keys.
+        keys: bool,
+    },
+}
+
+/// A lease as the leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseTtl {
+    /// Seconds left.
+    pub ttl: i64,
+    /// Seconds granted.
+    pub granted: i64,
+    /// Keys attached (when asked for).
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// The leader's answer to an [`Ask`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// The lease, or why not (`Kv(LeaseNotFound)` when it does not exist).
+    LeaseTtl(Result<LeaseTtl, ClientError>),
+}
+
+/// A message between peers after the handshake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    /// A Raft message.
+    Raft(Envelope),
+    /// A client request forwarded to the leader.
+    Forward(ClientRequest),
+    /// The leader's reply to a forwarded request.
+    ForwardReply(ClientReply),
+    /// A question for the leader.
+    Ask {
+        /// Matches the answer.
+        id: u64,
+        /// The question.
+        ask: Ask,
+    },
+    /// The leader's answer.
+    Answer {
+        /// The question's id.
+        id: u64,
+        /// The answer.
+        answer: Answer,
+    },
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The connection failed or closed.
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer announced a frame over [`MAX_FRAME`].
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// The bytes do not decode.
+    #[error("undecodable frame: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+/// Appends one frame holding `msg` to `out`.
+pub fn encode_frame<T: Serialize>(msg: &T, out: &mut Vec<u8>) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let body =
+        postcard::to_extend(msg, std::mem::take(out)).expect("encoding into a Vec cannot fail");
+    *out = body;
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Reads one frame and decodes it.
+pub async fn read_frame<T, R>(r: &mut R) -> Result<T, FrameError>
+where
+    T: for<'de> Deserialize<'de>,
+    R: AsyncReadExt + Unpin,
+{
+    let len = r.read_u32_le().await? as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut buf = vec![0; len];
+    r.read_exact(&mut buf).await?;
+    Ok(postcard::from_bytes(&buf)?)
+}
+
+/// Encodes and writes one frame.
+pub async fn write_frame<T: Serialize, W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    msg: &T,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    encode_frame(msg, &mut buf);
+    w.write_all(&buf).await?;
+    w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversized_ones_are_refused() {
+        let mut buf = Vec::new();
+        let a = PeerMsg::Ask {
+            id: 3,
+            ask: Ask::LeaseTtl { id: 9, keys: true },
+        };
+        encode_frame(&a, &mut buf);
+        encode_frame(&a, &mut buf);
+        let mut r = &buf[..];
+        assert_eq!(read_frame::<PeerMsg, _>(&mut r).await.unwrap(), a);
+        assert_eq!(read_frame::<PeerMsg, _>(&mut r).await.unwrap(), a);
+        let big = ((MAX_FRAME + 1) as u32).to_le_bytes();
+        let mut r = &big[..];
+        assert!(matches!(
+            read_frame::<PeerMsg, _>(&mut r).await,
+            Err(FrameError::TooLarge(_))
+        ));
+        let junk = [3u8, 0, 0, 0, 0xff, 0xff, 0xff];
+        let mut r = &junk[..];
+        assert!(matches!(
+            read_frame::<PeerMsg, _>(&mut r).await,
+            Err(FrameError::Decode(_))
+        ));
+    }
+}

@@ -1,0 +1,236 @@
+//! A real cluster on 127.0.0.1 for tests: every member on its own tokio
+//! runtime (so a member can be killed by dropping its runtime), test-chosen
+//! ephemeral ports, data in a temporary directory; and `etcdctl` runs.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use synod_server::cli::local_cluster;
+use synod_server::{start, Running, ServerConfig};
+
+/// Ports nobody is using right now (bound then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// One member: its runtime and the running server.
+pub struct Member {
+    pub rt: tokio::runtime::Runtime,
+    pub running: Option<Running>,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub cfgs: Vec<ServerConfig>,
+    pub members: Vec<Option<Member>>,
+}
+
+fn verbose() -> bool {
+    std::env::var_os("SYNOD_TEST_LOG").is_some()
+}
+
+impl Cluster {
+    /// Starts `n` members with small timings (tick 50 ms, election 10 ticks).
+    pub fn start(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(2 * n);
+        let pairs: Vec<(u16, u16)> = (0..n).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
+        let mut cfgs = local_cluster(dir.path(), &pairs, "synod-test");
+        for c in &mut cfgs {
+            c.tick = Duration::from_millis(50);
+            c.wal_segment_bytes = 8 << 20;
+            c.snapshot_every = 200;
+        }
+        let mut cl = Cluster {
+            dir,
+            cfgs,
+            members: Vec::new(),
+        };
+        for i in 0..n {
+            cl.members.push(None);
+            cl.boot(i);
+        }
+        cl
+    }
+
+    /// Starts (or restarts) member `i` from its data dir.
+    pub fn boot(&mut self, i: usize) {
+        assert!(self.members[i].is_none(), "member {i} is running");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let cfg = self.cfgs[i].clone();
+        let running = rt.block_on(async {
+            // The port may linger briefly after a kill: retry the bind.
+            let t0 = Instant::now();
+            loop {
+                match start(cfg.clone(), verbose()).await {
+                    Ok(r) => return r,
+                    Err(e) if t0.elapsed() < Duration::from_secs(5) => {
+                        eprintln!("retrying start of member {i}: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("member {i} does not start: {e}"),
+                }
+            }
+        });
+        self.members[i] = Some(Member {
+            rt,
+            running: Some(running),
+        });
+    }
+
+    /// Kills member `i` at once: its runtime is dropped, tasks abandoned mid-flight.
+    pub fn kill(&mut self, i: usize) {
+        let m = self.members[i].take().expect("member is running");
+        drop(m.running);
+        m.rt.shutdown_background();
+        // Let the disk thread finish the write it was doing.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// Stops member `i` cleanly.
+    pub fn stop(&mut self, i: usize) {
+        let mut m = self.members[i].take().expect("member is running");
+        let r = m.running.take().unwrap();
+        m.rt.block_on(r.stop()).unwrap();
+        m.rt.shutdown_timeout(Duration::from_secs(2));
+    }
+
+    pub fn endpoint(&self, i: usize) -> String {
+        self.cfgs[i].client_addr.to_string()
+    }
+
+    /// Every member's endpoint, comma-separated.
+    pub fn endpoints(&self) -> String {
+        (0..self.cfgs.len())
+            .map(|i| self.endpoint(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Endpoints of the running members.
+    pub fn live_endpoints(&self) -> String {
+        (0..self.cfgs.len())
+            .filter(|&i| self.members[i].is_some())
+            .map(|i| self.endpoint(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The member id of member `i`.
+    pub fn id(&self, i: usize) -> u64 {
+        self.cfgs[i].id
+    }
+
+    /// The leader all running members agree on, waiting up to `limit`.
+    pub fn wait_leader(&self, limit: Duration) -> Option<usize> {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            let seen: Vec<u64> = self
+                .members
+                .iter()
+                .flatten()
+                .map(|m| m.running.as_ref().unwrap().shared().leader())
+                .collect();
+            if let Some(&l) = seen.first() {
+                if l != 0 && seen.iter().all(|&x| x == l) {
+                    if let Some(i) = self.cfgs.iter().position(|c| c.id == l) {
+                        if self.members[i].is_some() {
+                            return Some(i);
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for m in self.members.iter_mut() {
+            if let Some(m) = m.take() {
+                drop(m.running);
+                m.rt.shutdown_background();
+            }
+        }
+    }
+}
+
+/// Whether etcdctl is installed; prints a notice when not.
+pub fn have_etcdctl() -> bool {
+    let ok = Command::new("etcdctl")
+        .arg("version")
+        .env("ETCDCTL_API", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("NOTICE: etcdctl not found; skipping (install Debian's etcd-client)");
+    }
+    ok
+}
+
+/// Result of one etcdctl run.
+pub struct Ctl {
+    pub ok: bool,
+    pub out: String,
+    pub err: String,
+}
+
+impl std::fmt::Debug for Ctl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ok={} out={:?} err={:?}", self.ok, self.out, self.err)
+    }
+}
+
+/// Runs etcdctl against `endpoints` with a command timeout.
+pub fn ctl(endpoints: &str, args: &[&str]) -> Ctl {
+    ctl_stdin(endpoints, args, None)
+}
+
+/// Runs etcdctl, feeding `stdin` if given.
+pub fn ctl_stdin(endpoints: &str, args: &[&str], stdin: Option<&str>) -> Ctl {
+    use std::io::Write;
+    let mut cmd = Command::new("etcdctl");
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .arg("--command-timeout=10s")
+        .arg("--dial-timeout=3s")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("etcdctl runs");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let o: Output = child.wait_with_output().unwrap();
+    Ctl {
+        ok: o.status.success(),
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Runs etcdctl and insists it succeeds; returns stdout.
+pub fn ctl_ok(endpoints: &str, args: &[&str]) -> String {
+    let r = ctl(endpoints, args);
+    assert!(r.ok, "etcdctl {args:?} failed: {r:?}");
+    r.out
+}
