@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
     about = "A distributed key-value database and a laboratory of distributed algorithms"
 )]
 struct Cli {
+    /// Client connection flags (global `--endpoints`).
+    #[command(flatten)]
+    conn: synod_client::cli::ConnArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,6 +25,9 @@ enum Command {
     Check(synod_check::cli::CheckArgs),
     /// Run a textbook algorithm in the simulator: checks, costs and a space-time diagram.
     Lab(synod_lab::cli::LabArgs),
+    /// Client commands: put, get, del, txn, watch, lease, lock, elect, member, status, bench.
+    #[command(flatten)]
+    Client(synod_client::cli::ClientCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +36,7 @@ fn main() -> std::process::ExitCode {
         Command::Sim(a) => synod_sim::cli::run_cli(a),
         Command::Check(a) => synod_check::cli::run(a),
         Command::Lab(a) => synod_lab::cli::run(a),
+        Command::Client(c) => synod_client::cli::run(&cli.conn, c),
     };
     std::process::ExitCode::from(code)
 }
