@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use synod_simnet::Fault;
 
-use crate::diagram::{render_html, render_mermaid, render_svg, DiagramOptions, DEFAULT_MAX_EVENTS};
+use crate::diagram::{
+    render_html, render_mermaid, render_svg, DiagramOptions, DEFAULT_MAX_EVENTS, DEFAULT_MAX_LANES,
+};
 use crate::output::{figure_path, write_file};
 use crate::registry::{algorithms, find, Algorithm};
 use crate::report::{LabOptions, LabReport};
@@ -44,6 +46,10 @@ pub struct LabArgs {
     /// Draw at most this many events.
     #[arg(long, default_value_t = DEFAULT_MAX_EVENTS)]
     pub max_events: usize,
+    /// Draw lanes for at most this many processes (the first ones); the
+    /// drawing names how many more were left out.
+    #[arg(long, default_value_t = DEFAULT_MAX_LANES)]
+    pub max_lanes: usize,
 }
 
 /// Exit code: every check held.
@@ -162,6 +168,7 @@ fn run_algorithm(name: &str, args: &LabArgs) -> u8 {
     let dopts = DiagramOptions {
         nodes: opts.nodes,
         max_events: args.max_events,
+        max_lanes: args.max_lanes,
         title: format!(
             "{} · {} nodes · seed {} · faults {}",
             alg.name, opts.nodes, opts.seed, opts.faults

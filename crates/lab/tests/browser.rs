@@ -113,6 +113,7 @@ fn family_page(alg: &str, nodes: usize, variant: Option<&str>) -> String {
     let d = DiagramOptions {
         nodes,
         max_events: 400,
+        max_lanes: 32,
         title: format!("{alg} · browser test"),
     };
     render_html(&run.trace, &run.report, &run.figures, a.description, &d)

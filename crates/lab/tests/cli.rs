@@ -15,6 +15,7 @@ fn args(words: &[&str]) -> LabArgs {
         html: None,
         mermaid: None,
         max_events: 400,
+        max_lanes: 32,
     }
 }
 

@@ -14,6 +14,7 @@ fn opts(max_events: usize) -> DiagramOptions {
     DiagramOptions {
         nodes: 3,
         max_events,
+        max_lanes: 32,
         title: "lamport-clock golden".to_string(),
     }
 }
@@ -67,6 +68,7 @@ fn drops_crashes_and_partitions_are_drawn() {
     let d = DiagramOptions {
         nodes: 4,
         max_events: 5_000,
+        max_lanes: 32,
         title: "faults".into(),
     };
     let svg = render_svg(&run.trace, &d);
@@ -82,4 +84,68 @@ fn drops_crashes_and_partitions_are_drawn() {
             && html.contains("desc &lt;b&gt;")
     );
     assert!(html.contains("<h2>Checks</h2>") && html.contains("legend"));
+}
+
+/// A 10 000-process run draws 32 lanes, says how many it left out, and
+/// stays a small file; the Mermaid output has the same participants.
+#[test]
+fn big_runs_draw_only_the_first_lanes() {
+    let run = find("flooding")
+        .unwrap()
+        .execute(&LabOptions::new(10_000, 1))
+        .unwrap();
+    let d = DiagramOptions::new(10_000, "flooding at scale");
+    let svg = render_svg(&run.trace, &d);
+    assert!(svg.contains(">P31<") && !svg.contains(">P32<"));
+    assert!(
+        svg.contains("…9968 more processes not drawn (P32..P9999)"),
+        "{svg}"
+    );
+    assert!(svg.len() < 200_000, "{} bytes", svg.len());
+    // Events come from the drawn lanes only: every dot sits on a lane.
+    let lanes_bottom = 70.0 + 31.0 * 60.0;
+    for c in svg.split("<circle").skip(1) {
+        let cy: f64 = c
+            .split("cy=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(cy <= lanes_bottom, "a dot below the last lane: {c}");
+    }
+    assert!(
+        svg.matches("<circle").count() > 20,
+        "the drawn lanes have events"
+    );
+    let mm = render_mermaid(&run.trace, &d);
+    assert_eq!(mm.matches("participant ").count(), 32);
+    assert!(mm.contains("more processes not drawn"));
+    for line in mm.lines().filter(|l| l.contains("->>") || l.contains("-x")) {
+        let ids: Vec<usize> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .take(2)
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert!(ids.iter().all(|&p| p < 32), "{line}");
+    }
+}
+
+/// Lanes are capped only when the run has more processes than the cap:
+/// an uncapped drawing has no note, a capped small one leaves out the
+/// arrows to hidden processes.
+#[test]
+fn lane_cap_on_a_small_run() {
+    let run = small_run(3);
+    let full = render_svg(&run.trace, &opts(400));
+    assert!(!full.contains("not drawn"));
+    let mut two = opts(400);
+    two.max_lanes = 2;
+    let capped = render_svg(&run.trace, &two);
+    assert!(capped.contains("…1 more process not drawn (P2..P2)"));
+    assert!(!capped.contains(">P2<"));
+    assert!(capped.matches("marker-end").count() < full.matches("marker-end").count());
 }

@@ -13,24 +13,28 @@ fn clean(s: &str) -> String {
 
 /// Renders `trace` as a Mermaid `sequenceDiagram`.
 pub fn render_mermaid(trace: &Trace, opts: &DiagramOptions) -> String {
-    let view = View::new(trace, opts.max_events);
+    let view = View::new(trace, opts);
+    let lanes = opts.lanes();
     let mut s = String::from("sequenceDiagram\n");
     let _ = writeln!(s, "    %% {}", clean(&opts.title));
     if view.is_cut() {
         let _ = writeln!(s, "    %% {}", view.cut_note());
     }
-    for p in 0..opts.nodes {
+    if let Some(note) = opts.lanes_note() {
+        let _ = writeln!(s, "    %% {}", clean(&note));
+    }
+    for p in 0..lanes {
         let _ = writeln!(s, "    participant P{p}");
     }
-    let last = opts.nodes.saturating_sub(1);
-    for e in view.events {
+    let last = lanes.saturating_sub(1);
+    for &e in &view.events {
         let stamp = e
             .stamp
             .as_deref()
             .map(|st| format!(" [{}]", clean(st)))
             .unwrap_or_default();
         match &e.kind {
-            TraceKind::Deliver { from, label, .. } if *from != EXTERNAL => {
+            TraceKind::Deliver { from, label, .. } if *from != EXTERNAL && *from < lanes => {
                 let _ = writeln!(
                     s,
                     "    P{from}->>P{}: {}{stamp}",
@@ -42,8 +46,11 @@ pub fn render_mermaid(trace: &Trace, opts: &DiagramOptions) -> String {
                 let Some(&si) = view.sends.get(msg_id) else {
                     continue;
                 };
-                let send = &view.events[si];
+                let send = view.events[si];
                 if let TraceKind::Send { label, to, .. } = &send.kind {
+                    if *to >= lanes {
+                        continue;
+                    }
                     let _ = writeln!(
                         s,
                         "    P{}-xP{to}: {} (dropped: {})",

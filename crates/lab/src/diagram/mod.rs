@@ -1,8 +1,10 @@
 //! Space-time diagrams of a trace: SVG, a self-contained HTML page, Mermaid.
 //!
 //! All renderers are pure functions of the trace, so a seed always yields the
-//! same bytes. Large runs are cut to the first `max_events` trace events and
-//! the drawing says so.
+//! same bytes. Large runs are cut, and the drawing says so: only the first
+//! `max_lanes` processes get a lane (a 10 000-process run stays a small
+//! file), and only the first `max_events` trace events on those lanes are
+//! drawn.
 
 mod html;
 mod mermaid;
@@ -14,56 +16,114 @@ pub use svg::render_svg;
 
 use std::collections::BTreeMap;
 
-use synod_simnet::{Trace, TraceEvent, TraceKind};
+use synod_simnet::{Trace, TraceEvent, TraceKind, ALL};
 
 /// Default number of trace events drawn.
 pub const DEFAULT_MAX_EVENTS: usize = 400;
+/// Default number of process lanes drawn.
+pub const DEFAULT_MAX_LANES: usize = 32;
 
 /// What to draw.
 #[derive(Clone, Debug)]
 pub struct DiagramOptions {
-    /// Number of process lanes.
+    /// Number of processes in the run.
     pub nodes: usize,
-    /// Draw at most this many trace events (the first ones).
+    /// Draw at most this many trace events (the first ones on drawn lanes).
     pub max_events: usize,
+    /// Draw lanes for at most this many processes (the first ones).
+    pub max_lanes: usize,
     /// A title.
     pub title: String,
 }
 
+impl DiagramOptions {
+    /// Options for a run of `nodes` processes with the default limits.
+    pub fn new(nodes: usize, title: impl Into<String>) -> Self {
+        DiagramOptions {
+            nodes,
+            max_events: DEFAULT_MAX_EVENTS,
+            max_lanes: DEFAULT_MAX_LANES,
+            title: title.into(),
+        }
+    }
+
+    /// Number of lanes drawn (at least one, so an empty drawing has a lane).
+    pub fn lanes(&self) -> usize {
+        self.nodes.min(self.max_lanes.max(1))
+    }
+
+    /// The note for processes without a lane, if any.
+    pub fn lanes_note(&self) -> Option<String> {
+        let hidden = self.nodes - self.lanes();
+        (hidden > 0).then(|| {
+            format!(
+                "…{hidden} more process{} not drawn (P{}..P{})",
+                if hidden == 1 { "" } else { "es" },
+                self.lanes(),
+                self.nodes - 1
+            )
+        })
+    }
+}
+
 /// The part of the trace to draw, with sends indexed for arrows.
 pub(crate) struct View<'a> {
-    pub events: &'a [TraceEvent],
+    /// Events on drawn lanes (and whole-network faults), in trace order.
+    pub events: Vec<&'a TraceEvent>,
+    /// Events of the whole run, recorded or not.
     pub total: usize,
+    /// Whether events were left out (the cut, hidden lanes, or recording limits).
+    cut: bool,
+    /// Lanes drawn, when fewer than the processes.
+    hidden_from: Option<usize>,
     /// `msg_id` → index of its send in `events`.
     pub sends: BTreeMap<u64, usize>,
 }
 
 impl<'a> View<'a> {
-    pub fn new(trace: &'a Trace, max_events: usize) -> Self {
-        let events = &trace.events[..trace.events.len().min(max_events)];
+    pub fn new(trace: &'a Trace, opts: &DiagramOptions) -> Self {
+        let lanes = opts.lanes();
+        let on_lane = |e: &&TraceEvent| e.proc < lanes || e.proc == ALL;
+        let events: Vec<&TraceEvent> = trace
+            .events
+            .iter()
+            .filter(on_lane)
+            .take(opts.max_events)
+            .collect();
         let mut sends = BTreeMap::new();
         for (i, e) in events.iter().enumerate() {
             if let TraceKind::Send { msg_id, .. } = e.kind {
                 sends.insert(msg_id, i);
             }
         }
+        let total = trace.events.len() + trace.truncated as usize;
         View {
+            cut: events.len() < total,
+            hidden_from: (lanes < opts.nodes).then_some(lanes),
             events,
-            total: trace.events.len() + trace.truncated as usize,
+            total,
             sends,
         }
     }
 
     pub fn is_cut(&self) -> bool {
-        self.events.len() < self.total
+        self.cut
     }
 
     pub fn cut_note(&self) -> String {
-        format!(
-            "showing the first {} of {} events",
-            self.events.len(),
-            self.total
-        )
+        match self.hidden_from {
+            None => format!(
+                "showing the first {} of {} events",
+                self.events.len(),
+                self.total
+            ),
+            Some(lanes) => format!(
+                "showing the first {} events of P0..P{} ({} events in all)",
+                self.events.len(),
+                lanes - 1,
+                self.total
+            ),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The SVG space-time diagram: one horizontal lane per process, time to the right.
+//! The SVG space-time diagram: one horizontal lane per process (the first
+//! `max_lanes` of them), time to the right.
 
 use std::fmt::Write;
 
@@ -28,15 +29,22 @@ impl Layout {
 
 /// Draws `trace` as an SVG space-time diagram.
 pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
-    let view = View::new(trace, opts.max_events);
-    let n = opts.nodes;
+    let view = View::new(trace, opts);
+    let n = opts.lanes();
+    let lanes_note = opts.lanes_note();
     let t0 = view.events.first().map_or(0, |e| e.time);
     let t1 = view.events.last().map_or(0, |e| e.time);
     let lay = Layout {
         t0,
         span: (t1 - t0).max(1) as f64,
     };
-    let height = TOP + n as f64 * LANE;
+    let lanes_height = TOP + n as f64 * LANE;
+    let height = lanes_height
+        + if lanes_note.is_some() {
+            LANE / 2.0
+        } else {
+            0.0
+        };
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -72,8 +80,16 @@ pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
             y + 4.0
         );
     }
+    if let Some(note) = &lanes_note {
+        let _ = writeln!(
+            s,
+            r##"<text x="10" y="{:.1}" fill="#666">{}</text>"##,
+            lanes_height - LANE / 2.0 + 16.0,
+            esc(note)
+        );
+    }
     // Messages first, so dots are drawn on top.
-    for e in view.events {
+    for &e in &view.events {
         let (msg_id, dropped) = match &e.kind {
             TraceKind::Deliver { msg_id, from, .. } if *from != EXTERNAL => (*msg_id, false),
             TraceKind::Drop { msg_id, .. } => (*msg_id, true),
@@ -82,7 +98,7 @@ pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
         let Some(&si) = view.sends.get(&msg_id) else {
             continue;
         };
-        let send = &view.events[si];
+        let send = view.events[si];
         let (x1, y1) = (lay.x(send.time), Layout::y(send.proc));
         let (x2, y2) = (lay.x(e.time), Layout::y(e.proc));
         let label = match &send.kind {
@@ -109,7 +125,7 @@ pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
             esc(&label)
         );
     }
-    for e in view.events {
+    for &e in &view.events {
         let x = lay.x(e.time);
         if e.proc == ALL {
             if let TraceKind::Fault { desc } = &e.kind {
