@@ -28,6 +28,10 @@ enum Command {
     /// Client commands: put, get, del, txn, watch, lease, lock, elect, member, status, bench.
     #[command(flatten)]
     Client(synod_client::cli::ClientCommand),
+    /// Run one member of a synod cluster (etcd's flag names).
+    Server(synod_server::cli::ServerArgs),
+    /// Run a local cluster in one process on etcd's local-cluster ports.
+    Demo(synod_server::cli::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +41,8 @@ fn main() -> std::process::ExitCode {
         Command::Check(a) => synod_check::cli::run(a),
         Command::Lab(a) => synod_lab::cli::run(a),
         Command::Client(c) => synod_client::cli::run(&cli.conn, c),
+        Command::Server(a) => synod_server::cli::run_server(a),
+        Command::Demo(a) => synod_server::cli::run_demo(a),
     };
     std::process::ExitCode::from(code)
 }
