@@ -538,6 +538,12 @@ fn spawn_progress(
     })
 }
 
+/// Runs a benchmark and returns its report (the object `-w json` prints).
+pub async fn report(endpoints: &[String], args: &BenchArgs) -> Result<Value> {
+    let plan = args.validate()?;
+    execute(endpoints, &plan).await
+}
+
 /// Runs `synod bench`; prints the result; returns the exit status.
 pub async fn run(endpoints: &[String], args: BenchArgs) -> Result<u8> {
     let plan = args.validate()?;

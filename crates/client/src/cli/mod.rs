@@ -501,7 +501,8 @@ pub fn run(conn: &ConnArgs, cmd: ClientCommand) -> u8 {
             return 1;
         }
     };
-    match rt.block_on(dispatch(conn, cmd)) {
+    let mut stdout = std::io::stdout();
+    match rt.block_on(execute(conn, cmd, &mut stdout)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -526,14 +527,18 @@ fn out_args(cmd: &ClientCommand) -> Option<&OutArgs> {
     })
 }
 
-fn emit(bytes: &[u8]) -> Result<()> {
-    let mut o = std::io::stdout().lock();
-    o.write_all(bytes)?;
-    o.flush()?;
+/// Where a command's output goes (stdout for the binary, a buffer in tests).
+pub type Sink<'a> = &'a mut (dyn Write + Send);
+
+fn emit(out: &mut (dyn Write + Send), bytes: &[u8]) -> Result<()> {
+    out.write_all(bytes)?;
+    out.flush()?;
     Ok(())
 }
 
-async fn dispatch(conn: &ConnArgs, cmd: ClientCommand) -> Result<u8> {
+/// Runs one client command, writing what it prints to `out`; returns the exit status.
+pub async fn execute(conn: &ConnArgs, cmd: ClientCommand, out: Sink<'_>) -> Result<u8> {
+    let sink = out;
     let Some(out) = out_args(&cmd).cloned() else {
         let ClientCommand::Bench(b) = cmd else {
             return Err(Error::InvalidArgument("no output flags".into()));
@@ -559,62 +564,71 @@ async fn dispatch(conn: &ConnArgs, cmd: ClientCommand) -> Result<u8> {
                 None
             };
             let r = client.put(c.request(stdin_value)?).await?;
-            emit(&match fmt {
-                Format::Json => output::json_line(&output::put_json(&r)),
-                _ => output::put_simple(&r),
-            })?;
+            emit(
+                sink,
+                &match fmt {
+                    Format::Json => output::json_line(&output::put_json(&r)),
+                    _ => output::put_simple(&r),
+                },
+            )?;
         }
         ClientCommand::Get(c) => {
             let r = client.range(c.request()?).await?;
-            emit(&match fmt {
-                Format::Json => output::json_line(&output::range_json(&r)),
-                Format::Table => {
-                    let rows: Vec<Vec<String>> = r
-                        .kvs
-                        .iter()
-                        .map(|kv| {
-                            vec![
-                                output::text(&kv.key),
-                                output::text(&kv.value),
-                                kv.create_revision.to_string(),
-                                kv.mod_revision.to_string(),
-                                kv.version.to_string(),
-                                if kv.lease == 0 {
-                                    String::new()
-                                } else {
-                                    output::lease_hex(kv.lease)
-                                },
-                            ]
-                        })
-                        .collect();
-                    output::table(
-                        &["KEY", "VALUE", "CREATE", "MOD", "VERSION", "LEASE"],
-                        &rows,
-                    )
-                    .into_bytes()
-                }
-                Format::Simple if c.count_only => format!("{}\n", r.count).into_bytes(),
-                Format::Simple if c.print_value_only => {
-                    let mut o = Vec::new();
-                    for kv in &r.kvs {
-                        o.extend_from_slice(&kv.value);
-                        o.push(b'\n');
+            emit(
+                sink,
+                &match fmt {
+                    Format::Json => output::json_line(&output::range_json(&r)),
+                    Format::Table => {
+                        let rows: Vec<Vec<String>> = r
+                            .kvs
+                            .iter()
+                            .map(|kv| {
+                                vec![
+                                    output::text(&kv.key),
+                                    output::text(&kv.value),
+                                    kv.create_revision.to_string(),
+                                    kv.mod_revision.to_string(),
+                                    kv.version.to_string(),
+                                    if kv.lease == 0 {
+                                        String::new()
+                                    } else {
+                                        output::lease_hex(kv.lease)
+                                    },
+                                ]
+                            })
+                            .collect();
+                        output::table(
+                            &["KEY", "VALUE", "CREATE", "MOD", "VERSION", "LEASE"],
+                            &rows,
+                        )
+                        .into_bytes()
                     }
-                    o
-                }
-                Format::Simple => {
-                    let mut o = Vec::new();
-                    output::kvs_simple(&mut o, &r.kvs, c.keys_only);
-                    o
-                }
-            })?;
+                    Format::Simple if c.count_only => format!("{}\n", r.count).into_bytes(),
+                    Format::Simple if c.print_value_only => {
+                        let mut o = Vec::new();
+                        for kv in &r.kvs {
+                            o.extend_from_slice(&kv.value);
+                            o.push(b'\n');
+                        }
+                        o
+                    }
+                    Format::Simple => {
+                        let mut o = Vec::new();
+                        output::kvs_simple(&mut o, &r.kvs, c.keys_only);
+                        o
+                    }
+                },
+            )?;
         }
         ClientCommand::Del(c) => {
             let r = client.delete_range(c.request()?).await?;
-            emit(&match fmt {
-                Format::Json => output::json_line(&output::delete_json(&r)),
-                _ => output::delete_simple(&r),
-            })?;
+            emit(
+                sink,
+                &match fmt {
+                    Format::Json => output::json_line(&output::delete_json(&r)),
+                    _ => output::delete_simple(&r),
+                },
+            )?;
         }
         ClientCommand::Txn(c) => {
             let (compare, success, failure) = if c.compares.is_empty()
@@ -650,39 +664,45 @@ async fn dispatch(conn: &ConnArgs, cmd: ClientCommand) -> Result<u8> {
                     failure,
                 })
                 .await?;
-            emit(&match fmt {
-                Format::Json => output::json_line(&output::txn_json(&r)),
-                _ => output::txn_simple(&r),
-            })?;
+            emit(
+                sink,
+                &match fmt {
+                    Format::Json => output::json_line(&output::txn_json(&r)),
+                    _ => output::txn_simple(&r),
+                },
+            )?;
         }
-        ClientCommand::Watch(c) => return watch(&client, c, fmt).await,
-        ClientCommand::Lease(c) => return lease(&client, c.op, fmt).await,
-        ClientCommand::Lock(c) => return lock(&client, c).await,
-        ClientCommand::Elect(c) => return elect(&client, c).await,
+        ClientCommand::Watch(c) => return watch(&client, c, fmt, sink).await,
+        ClientCommand::Lease(c) => return lease(&client, c.op, fmt, sink).await,
+        ClientCommand::Lock(c) => return lock(&client, c, sink).await,
+        ClientCommand::Elect(c) => return elect(&client, c, sink).await,
         ClientCommand::Member(c) => match c.op {
             MemberOp::List => {
                 let r = client.member_list().await?;
-                emit(&match fmt {
-                    Format::Json => output::json_line(&output::member_list_json(&r)),
-                    Format::Table => output::table(
-                        &[
-                            "ID",
-                            "STATUS",
-                            "NAME",
-                            "PEER ADDRS",
-                            "CLIENT ADDRS",
-                            "IS LEARNER",
-                        ],
-                        &r.members.iter().map(output::member_row).collect::<Vec<_>>(),
-                    )
-                    .into_bytes(),
-                    Format::Simple => r
-                        .members
-                        .iter()
-                        .map(|m| output::member_simple(m) + "\n")
-                        .collect::<String>()
+                emit(
+                    sink,
+                    &match fmt {
+                        Format::Json => output::json_line(&output::member_list_json(&r)),
+                        Format::Table => output::table(
+                            &[
+                                "ID",
+                                "STATUS",
+                                "NAME",
+                                "PEER ADDRS",
+                                "CLIENT ADDRS",
+                                "IS LEARNER",
+                            ],
+                            &r.members.iter().map(output::member_row).collect::<Vec<_>>(),
+                        )
                         .into_bytes(),
-                })?;
+                        Format::Simple => r
+                            .members
+                            .iter()
+                            .map(|m| output::member_simple(m) + "\n")
+                            .collect::<String>()
+                            .into_bytes(),
+                    },
+                )?;
             }
         },
         ClientCommand::Status(_) => {
@@ -705,15 +725,18 @@ async fn dispatch(conn: &ConnArgs, cmd: ClientCommand) -> Result<u8> {
                     }
                 }
             }
-            emit(&match fmt {
-                Format::Json => output::json_line(&output::Json::Arr(json)),
-                Format::Table => output::table(&output::STATUS_HEADERS, &rows).into_bytes(),
-                Format::Simple => rows
-                    .iter()
-                    .map(|r| r.join(", ") + "\n")
-                    .collect::<String>()
-                    .into_bytes(),
-            })?;
+            emit(
+                sink,
+                &match fmt {
+                    Format::Json => output::json_line(&output::Json::Arr(json)),
+                    Format::Table => output::table(&output::STATUS_HEADERS, &rows).into_bytes(),
+                    Format::Simple => rows
+                        .iter()
+                        .map(|r| r.join(", ") + "\n")
+                        .collect::<String>()
+                        .into_bytes(),
+                },
+            )?;
             return Ok(u8::from(failed));
         }
         ClientCommand::Bench(_) => unreachable!("bench was dispatched above"),
@@ -721,7 +744,7 @@ async fn dispatch(conn: &ConnArgs, cmd: ClientCommand) -> Result<u8> {
     Ok(0)
 }
 
-async fn watch(client: &Client, c: WatchCmd, fmt: Format) -> Result<u8> {
+async fn watch(client: &Client, c: WatchCmd, fmt: Format, sink: Sink<'_>) -> Result<u8> {
     let (key, range_end) = key_range(&c.key, &c.range_end, c.prefix, false)?;
     let (mut ws, _) = client
         .watch(WatchCreateRequest {
@@ -755,10 +778,13 @@ async fn watch(client: &Client, c: WatchCmd, fmt: Format) -> Result<u8> {
         if r.events.is_empty() {
             continue;
         }
-        emit(&match fmt {
-            Format::Json => output::json_line(&output::watch_json(&r)),
-            _ => output::watch_simple(&r),
-        })?;
+        emit(
+            sink,
+            &match fmt {
+                Format::Json => output::json_line(&output::watch_json(&r)),
+                _ => output::watch_simple(&r),
+            },
+        )?;
         seen += r.events.len() as u64;
         if c.max_events > 0 && seen >= c.max_events {
             return Ok(0);
@@ -766,68 +792,81 @@ async fn watch(client: &Client, c: WatchCmd, fmt: Format) -> Result<u8> {
     }
 }
 
-async fn lease(client: &Client, op: LeaseOp, fmt: Format) -> Result<u8> {
+async fn lease(client: &Client, op: LeaseOp, fmt: Format, sink: Sink<'_>) -> Result<u8> {
     match op {
         LeaseOp::Grant { ttl } => {
             let r = client.lease_grant(ttl, 0).await?;
             if !r.error.is_empty() {
                 return Err(Error::InvalidArgument(r.error));
             }
-            emit(&match fmt {
-                Format::Json => output::json_line(&output::lease_grant_json(&r)),
-                _ => format!(
-                    "lease {} granted with TTL({}s)\n",
-                    output::lease_hex(r.id),
-                    r.ttl
-                )
-                .into_bytes(),
-            })?;
+            emit(
+                sink,
+                &match fmt {
+                    Format::Json => output::json_line(&output::lease_grant_json(&r)),
+                    _ => format!(
+                        "lease {} granted with TTL({}s)\n",
+                        output::lease_hex(r.id),
+                        r.ttl
+                    )
+                    .into_bytes(),
+                },
+            )?;
         }
         LeaseOp::Revoke { id } => {
             let id = parse_lease(&id)?;
             let r = client.lease_revoke(id).await?;
-            emit(&match fmt {
-                Format::Json => output::json_line(&output::header_json(&r.header)),
-                _ => format!("lease {} revoked\n", output::lease_hex(id)).into_bytes(),
-            })?;
+            emit(
+                sink,
+                &match fmt {
+                    Format::Json => output::json_line(&output::header_json(&r.header)),
+                    _ => format!("lease {} revoked\n", output::lease_hex(id)).into_bytes(),
+                },
+            )?;
         }
         LeaseOp::Timetolive { id, keys } => {
             let id = parse_lease(&id)?;
             let r = client.lease_time_to_live(id, keys).await?;
-            emit(&match fmt {
-                Format::Json => output::json_line(&output::ttl_json(&r)),
-                _ if r.ttl <= 0 => {
-                    format!("lease {} already expired\n", output::lease_hex(id)).into_bytes()
-                }
-                _ => {
-                    let mut s = format!(
-                        "lease {} granted with TTL({}s), remaining({}s)",
-                        output::lease_hex(id),
-                        r.granted_ttl,
-                        r.ttl
-                    );
-                    if keys {
-                        let names: Vec<String> = r.keys.iter().map(|k| output::text(k)).collect();
-                        s.push_str(&format!(", attached keys([{}])", names.join(" ")));
+            emit(
+                sink,
+                &match fmt {
+                    Format::Json => output::json_line(&output::ttl_json(&r)),
+                    _ if r.ttl <= 0 => {
+                        format!("lease {} already expired\n", output::lease_hex(id)).into_bytes()
                     }
-                    s.push('\n');
-                    s.into_bytes()
-                }
-            })?;
+                    _ => {
+                        let mut s = format!(
+                            "lease {} granted with TTL({}s), remaining({}s)",
+                            output::lease_hex(id),
+                            r.granted_ttl,
+                            r.ttl
+                        );
+                        if keys {
+                            let names: Vec<String> =
+                                r.keys.iter().map(|k| output::text(k)).collect();
+                            s.push_str(&format!(", attached keys([{}])", names.join(" ")));
+                        }
+                        s.push('\n');
+                        s.into_bytes()
+                    }
+                },
+            )?;
         }
         LeaseOp::List => {
             let r = client.lease_leases().await?;
-            emit(&match fmt {
-                Format::Json => output::json_line(&output::leases_json(&r)),
-                _ => {
-                    let mut s = format!("found {} leases\n", r.leases.len());
-                    for l in &r.leases {
-                        s.push_str(&output::lease_hex(l.id));
-                        s.push('\n');
+            emit(
+                sink,
+                &match fmt {
+                    Format::Json => output::json_line(&output::leases_json(&r)),
+                    _ => {
+                        let mut s = format!("found {} leases\n", r.leases.len());
+                        for l in &r.leases {
+                            s.push_str(&output::lease_hex(l.id));
+                            s.push('\n');
+                        }
+                        s.into_bytes()
                     }
-                    s.into_bytes()
-                }
-            })?;
+                },
+            )?;
         }
         LeaseOp::KeepAlive { id, once } => {
             let id = parse_lease(&id)?;
@@ -848,7 +887,7 @@ async fn lease(client: &Client, op: LeaseOp, fmt: Format) -> Result<u8> {
                         output::lease_hex(id)
                     )));
                 }
-                emit(&print(&r))?;
+                emit(sink, &print(&r))?;
                 return Ok(0);
             }
             loop {
@@ -857,10 +896,13 @@ async fn lease(client: &Client, op: LeaseOp, fmt: Format) -> Result<u8> {
                     _ = tokio::signal::ctrl_c() => return Ok(0),
                 };
                 if r.ttl <= 0 {
-                    println!("lease {} expired or revoked.", output::lease_hex(id));
+                    emit(
+                        sink,
+                        format!("lease {} expired or revoked.\n", output::lease_hex(id)).as_bytes(),
+                    )?;
                     return Ok(1);
                 }
-                emit(&print(&r))?;
+                emit(sink, &print(&r))?;
                 let pause = Duration::from_millis((r.ttl as u64 * 1000 / 3).max(500));
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
@@ -872,7 +914,7 @@ async fn lease(client: &Client, op: LeaseOp, fmt: Format) -> Result<u8> {
     Ok(0)
 }
 
-async fn lock(client: &Client, c: LockCmd) -> Result<u8> {
+async fn lock(client: &Client, c: LockCmd, sink: Sink<'_>) -> Result<u8> {
     let session = Session::new(client, c.ttl).await?;
     let guard = tokio::select! {
         g = concurrency::lock(client, &session, c.name.as_bytes()) => g,
@@ -903,7 +945,7 @@ async fn lock(client: &Client, c: LockCmd) -> Result<u8> {
             }
         }
     } else {
-        emit(&[guard.key.as_slice(), b"\n"].concat())?;
+        emit(sink, &[guard.key.as_slice(), b"\n"].concat())?;
         tokio::signal::ctrl_c().await?;
         0
     };
@@ -912,13 +954,13 @@ async fn lock(client: &Client, c: LockCmd) -> Result<u8> {
     Ok(code)
 }
 
-async fn elect(client: &Client, c: ElectCmd) -> Result<u8> {
+async fn elect(client: &Client, c: ElectCmd, sink: Sink<'_>) -> Result<u8> {
     if c.listen {
         let res = tokio::select! {
             r = concurrency::observe(client, c.name.as_bytes(), |kv| {
                 let mut o = Vec::new();
                 output::kvs_simple(&mut o, std::slice::from_ref(kv), false);
-                emit(&o).is_ok()
+                emit(&mut *sink, &o).is_ok()
             }) => r,
             _ = tokio::signal::ctrl_c() => Ok(()),
         };
@@ -949,7 +991,7 @@ async fn elect(client: &Client, c: ElectCmd) -> Result<u8> {
     o.push(b'\n');
     o.extend_from_slice(&won.value);
     o.push(b'\n');
-    emit(&o)?;
+    emit(sink, &o)?;
     tokio::signal::ctrl_c().await?;
     concurrency::resign(client, &won).await?;
     session.close().await?;
