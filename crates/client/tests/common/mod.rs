@@ -74,7 +74,7 @@ impl Etcd {
                 dial_timeout: Duration::from_millis(500),
                 ..ClientOptions::default()
             };
-            if let Ok(c) = Client::connect(&[etcd.endpoint.clone()], opts).await {
+            if let Ok(c) = Client::connect(std::slice::from_ref(&etcd.endpoint), opts).await {
                 if c.status_of(0, Duration::from_secs(1))
                     .await
                     .is_ok_and(|s| s.leader != 0)
@@ -89,9 +89,12 @@ impl Etcd {
 
     /// A client on this etcd.
     pub async fn client(&self) -> Client {
-        Client::connect(&[self.endpoint.clone()], ClientOptions::default())
-            .await
-            .expect("connect to etcd")
+        Client::connect(
+            std::slice::from_ref(&self.endpoint),
+            ClientOptions::default(),
+        )
+        .await
+        .expect("connect to etcd")
     }
 
     /// Runs etcdctl with `args`; returns (exit code, stdout).
