@@ -25,6 +25,7 @@ pub mod grpc;
 pub mod ids;
 pub mod runtime;
 pub mod server;
+pub mod sha256;
 pub mod shared;
 pub mod transport;
 pub mod watch;

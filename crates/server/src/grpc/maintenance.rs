@@ -136,6 +136,12 @@ impl Maintenance for Api {
                 (sm.snapshot(), sm.kv().revision())
             })
             .await?;
+        // etcd clients expect the image padded to 512-byte blocks (bbolt's
+        // pages are), followed by its SHA-256.
+        let mut image = image;
+        image.resize(image.len().div_ceil(512) * 512, 0);
+        let digest = crate::sha256::sha256(&image);
+        image.extend_from_slice(&digest);
         let (tx, rx) = mpsc::channel::<SnapOut>(4);
         let header = self.header(rev);
         tokio::spawn(async move {

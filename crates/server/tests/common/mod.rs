@@ -234,3 +234,94 @@ pub fn ctl_ok(endpoints: &str, args: &[&str]) -> String {
     assert!(r.ok, "etcdctl {args:?} failed: {r:?}");
     r.out
 }
+
+/// A long-running etcdctl (watch, lock, elect) whose stdout lines arrive on a channel.
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Starts etcdctl in the background.
+pub fn spawn_ctl(endpoints: &str, args: &[&str]) -> Spawned {
+    use std::io::BufRead;
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .arg("--dial-timeout=3s")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl runs");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(l) = line else { return };
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let err = child.stderr.take().unwrap();
+    let (etx, _erx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(l) = line else { return };
+            eprintln!("etcdctl stderr: {l}");
+            let _ = etx.send(l);
+        }
+    });
+    Spawned { child, lines: rx }
+}
+
+impl Spawned {
+    /// The next `n` lines, or panics after `limit`.
+    pub fn take(&self, n: usize, limit: Duration) -> Vec<String> {
+        let t0 = Instant::now();
+        let mut got = Vec::new();
+        while got.len() < n {
+            let left = limit.saturating_sub(t0.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => got.push(l),
+                Err(_) => panic!("wanted {n} lines, got {got:?}"),
+            }
+        }
+        got
+    }
+
+    /// Lines that arrive within `wait` (none expected, usually).
+    pub fn drain_for(&self, wait: Duration) -> Vec<String> {
+        let t0 = Instant::now();
+        let mut got = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(wait.saturating_sub(t0.elapsed())) {
+            got.push(l);
+        }
+        got
+    }
+
+    /// Sends SIGINT (etcdctl then closes its session and revokes its lease).
+    pub fn interrupt(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
