@@ -104,6 +104,26 @@ pub fn describe_text(a: &Algorithm) -> String {
         "{} ({})\n\n{}\n\nnodes: {} by default, {}..={}\n",
         a.name, a.family, a.description, a.default_nodes, a.nodes.0, a.nodes.1
     );
+    let names = |fs: &[synod_simnet::Fault]| {
+        if fs.is_empty() {
+            "none".to_string()
+        } else {
+            fs.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    s.push_str(&format!(
+        "faults tolerated (checks hold): {}\nfaults outside the model (applied; checks may fail): {}\n",
+        names(a.faults.tolerates),
+        names(a.faults.outside)
+    ));
+    let refused = a.faults.refuses();
+    if !refused.is_empty() {
+        s.push_str(&format!(
+            "faults refused: {} ({})\n",
+            names(&refused),
+            a.faults.refused
+        ));
+    }
     if a.variants.is_empty() {
         s.push_str("variants: none\n");
     } else {
@@ -164,6 +184,17 @@ fn run_algorithm(name: &str, args: &LabArgs) -> u8 {
         println!("{}", lab.report.to_json());
     } else {
         print!("{}", simple_text(&lab.report, &opts.faults.to_string()));
+        for f in opts
+            .faults
+            .iter()
+            .filter(|f| alg.faults.outside.contains(f))
+        {
+            println!(
+                "  note: {} is outside {}'s model: its checks may fail",
+                f.name(),
+                alg.name
+            );
+        }
     }
     let dopts = DiagramOptions {
         nodes: opts.nodes,

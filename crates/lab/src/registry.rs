@@ -1,7 +1,48 @@
 //! The algorithm descriptor and lookup in the registry (`algos::ALGORITHMS`).
 
+use synod_simnet::Fault;
+
 use crate::algos::ALGORITHMS;
 use crate::report::{LabError, LabOptions, LabRun};
+
+/// Which `--faults` an algorithm runs under, and which of them it claims to
+/// survive. Every fault is in exactly one of three places: tolerated (the
+/// checks hold under it; a test runs each), outside the model (the run
+/// applies it and the checks may fail; that is how a checker is seen to
+/// fail), or refused with `refused` as the reason.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultModel {
+    /// Faults the algorithm survives: its checks hold under them.
+    pub tolerates: &'static [Fault],
+    /// Faults applied although they break the algorithm's assumptions.
+    pub outside: &'static [Fault],
+    /// Why the remaining faults are refused (for the error message).
+    pub refused: &'static str,
+}
+
+impl FaultModel {
+    /// Whether the run applies `f`.
+    pub fn runs_under(&self, f: Fault) -> bool {
+        self.tolerates.contains(&f) || self.outside.contains(&f)
+    }
+
+    /// The refused faults.
+    pub fn refuses(&self) -> Vec<Fault> {
+        Fault::ALL
+            .into_iter()
+            .filter(|&f| !self.runs_under(f))
+            .collect()
+    }
+}
+
+fn names(faults: &[Fault]) -> String {
+    if faults.is_empty() {
+        "none".to_string()
+    } else {
+        let v: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+        v.join(", ")
+    }
+}
 
 /// A textbook algorithm the lab can run.
 #[derive(Clone, Copy, Debug)]
@@ -20,7 +61,10 @@ pub struct Algorithm {
     pub default_nodes: usize,
     /// Smallest and largest sensible node counts.
     pub nodes: (usize, usize),
-    /// Runs the algorithm; options are already validated.
+    /// The faults it runs under.
+    pub faults: FaultModel,
+    /// Runs the algorithm; options are already validated (nodes, variant
+    /// and faults within the descriptor's).
     pub run: fn(&LabOptions) -> LabRun,
 }
 
@@ -40,6 +84,22 @@ impl Algorithm {
                     },
                 });
             }
+        }
+        let refused: Vec<Fault> = opts
+            .faults
+            .iter()
+            .filter(|&f| !self.faults.runs_under(f))
+            .collect();
+        if !refused.is_empty() {
+            let mut runs: Vec<Fault> = self.faults.tolerates.to_vec();
+            runs.extend_from_slice(self.faults.outside);
+            runs.sort_unstable();
+            return Err(LabError::UnsupportedFaults {
+                algorithm: self.name.to_string(),
+                faults: names(&refused),
+                why: self.faults.refused.to_string(),
+                supported: names(&runs),
+            });
         }
         let (min, max) = self.nodes;
         if opts.nodes < min || opts.nodes > max {

@@ -169,6 +169,20 @@ pub enum LabError {
         /// The variants it has.
         known: String,
     },
+    /// The algorithm does not run under some of the faults asked for.
+    #[error(
+        "algorithm `{algorithm}` does not run under {faults}: {why} (it runs under: {supported})"
+    )]
+    UnsupportedFaults {
+        /// The algorithm.
+        algorithm: String,
+        /// The refused faults, comma-separated.
+        faults: String,
+        /// Why.
+        why: String,
+        /// The faults it does run under, comma-separated.
+        supported: String,
+    },
     /// Too few or too many processes.
     #[error("algorithm `{algorithm}` runs on {min}..={max} nodes, not {nodes}")]
     Nodes {

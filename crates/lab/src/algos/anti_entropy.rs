@@ -5,7 +5,8 @@ use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time};
 
 use crate::algos::gossip_common::{random_peer, run_rounds, sim_options, ROUND};
 use crate::harness::{net_for, run_faulted};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -37,6 +38,11 @@ estimate, not an exact count.",
     ],
     default_nodes: 16,
     nodes: (1, 100_000),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Crash, Fault::Skew],
+        outside: &[],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

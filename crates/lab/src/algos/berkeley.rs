@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim};
 
 use crate::harness::{net_for, run_faulted};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -24,6 +25,11 @@ Cost: 3(n−1) messages per round (poll, reply, adjust).",
     variants: &[("wrong-sign", "planted bug: slaves apply −adjustment")],
     default_nodes: 4,
     nodes: (2, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog],
+        outside: &[Fault::Loss, Fault::Duplicate, Fault::Crash, Fault::Skew],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

@@ -11,7 +11,8 @@ use synod_simnet::{
 
 use crate::algos::gossip_common::sim_options;
 use crate::harness::{net_for, run_faulted};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -38,6 +39,11 @@ Cost: N - 1 messages per broadcast, each carrying N integers.",
     )],
     default_nodes: 3,
     nodes: (2, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Duplicate, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Crash, Fault::Skew],
+        outside: &[Fault::Loss],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

@@ -2,12 +2,12 @@
 
 use std::collections::VecDeque;
 
-use synod_simnet::{Ctx, NetConfig, ProcId};
+use synod_simnet::{Ctx, Fault, NetConfig, ProcId};
 
 use crate::algos::mutex_common::{
     all_done, build, outcome, rounds, run_with_faults, Demand, Protocol, Site,
 };
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
 use crate::report::{Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -31,6 +31,11 @@ Cost: 3 messages per CS entry (REQUEST, GRANT, RELEASE); synchronization delay 2
     )],
     default_nodes: 4,
     nodes: (2, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Duplicate, Fault::Reorder, Fault::Clog, Fault::Skew],
+        outside: &[Fault::Loss, Fault::Partition, Fault::OneWay, Fault::Crash],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

@@ -7,7 +7,8 @@ use rand::Rng;
 use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, TraceKind};
 
 use crate::harness::{net_for, run_faulted};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -29,6 +30,11 @@ Cost: one MARKER per directed channel, n(n-1) messages; time: O(diameter) messag
     variants: &[("non-fifo", "channels may reorder: markers overtake transfers (outside the model)")],
     default_nodes: 4,
     nodes: (2, 32),
+    faults: FaultModel {
+        tolerates: &[Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Skew],
+        outside: &[Fault::Loss, Fault::Duplicate, Fault::Reorder, Fault::Crash],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

@@ -3,7 +3,8 @@
 use synod_simnet::NetConfig;
 
 use crate::algos::deadlock_common::{self, Mode};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -32,6 +33,11 @@ in general at most e (edges of the WFG) per probe computation, e ≤ N(N-1).",
     )],
     default_nodes: 5,
     nodes: (2, 16),
+    faults: FaultModel {
+        tolerates: &[Fault::Reorder],
+        outside: &[Fault::Loss, Fault::Duplicate],
+        refused: "its model is reliable channels between lock managers that never fail, and its runs schedule no partitions, crashes or clock faults",
+    },
     run,
 };
 

@@ -5,7 +5,8 @@ use rand::Rng;
 use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim};
 
 use crate::harness::{net_for, run_faulted};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -24,6 +25,11 @@ Cost: 2 messages per sample, 2k(n−1) in all.",
     variants: &[("minus-half", "planted bug: θ = T − rtt/2 − t1 (wrong sign of the correction)")],
     default_nodes: 3,
     nodes: (2, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Crash],
+        outside: &[Fault::Skew],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

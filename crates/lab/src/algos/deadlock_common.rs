@@ -349,6 +349,11 @@ impl Process for Dl {
                     // Granted to an aborted attempt: give it back.
                     return ctx.send(from, Msg::Release(t));
                 };
+                if a.blocked.map(|(m, _)| m) != Some(from) {
+                    // A copy of a grant already counted (duplicated by the
+                    // network): this attempt is not waiting at `from`.
+                    return;
+                }
                 a.got += 1;
                 a.blocked = None;
                 self.next_lock(ctx);

@@ -6,7 +6,8 @@ use synod_simnet::{Ctx, Pcg64Mcg, ProcId, Process, Sim};
 
 use crate::algos::gossip_common::{round_net, sim_options, Graph, HOP};
 use crate::harness::run_faulted;
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -32,6 +33,11 @@ Cost: exactly two messages per edge, 2|E| in all: N-1 ECHOes on tree edges and\n
     )],
     default_nodes: 8,
     nodes: (1, 100_000),
+    faults: FaultModel {
+        tolerates: &[Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Skew],
+        outside: &[Fault::Loss, Fault::Duplicate, Fault::Crash],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

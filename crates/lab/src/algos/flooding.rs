@@ -4,7 +4,8 @@ use synod_simnet::{Ctx, ProcId, Process, Sim};
 
 use crate::algos::gossip_common::{round_net, sim_options, Graph, HOP};
 use crate::harness::run_faulted;
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -34,6 +35,11 @@ farthest process's hop distance).",
     ],
     default_nodes: 8,
     nodes: (1, 100_000),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Skew],
+        outside: &[Fault::Crash],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

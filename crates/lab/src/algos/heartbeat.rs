@@ -6,7 +6,8 @@ use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time, MILL
 
 use crate::algos::gossip_common::{crash_plan, run_with_crashes, sim_options};
 use crate::harness::net_for;
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -36,6 +37,11 @@ Cost: N(N-1) messages per period all-to-all, N-1 to a monitor.",
     ],
     default_nodes: 5,
     nodes: (2, 300),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder],
+        outside: &[],
+        refused: "every run crashes its own planned set of processes (the failures to detect); partitions, clogged links and clock faults are not part of this detector's runs",
+    },
     run,
 };
 

@@ -2,7 +2,8 @@
 
 use crate::algos::clockwork::{run_clock, ClockRules};
 use crate::causality::{stamped, Causality};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 use synod_simnet::ClockConfig;
 
@@ -23,6 +24,11 @@ Cost: no extra messages; two integers (16 bytes) piggybacked per message.",
     variants: &[("no-physical", "planted bug: pt is ignored, l = max(l, lm) (a Lamport clock in disguise)")],
     default_nodes: 3,
     nodes: (1, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Crash, Fault::Skew],
+        outside: &[],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

@@ -7,7 +7,8 @@ use synod_simnet::{Ctx, NetConfig, ProcId};
 use crate::algos::mutex_common::{
     all_done, build, outcome, rounds, run_with_faults, Demand, Protocol, Site, Stamp,
 };
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -32,6 +33,11 @@ other site); synchronization delay T.",
     )],
     default_nodes: 4,
     nodes: (2, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Duplicate, Fault::Clog, Fault::Skew],
+        outside: &[Fault::Loss, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Crash],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

@@ -8,7 +8,8 @@ use synod_simnet::{Ctx, NetConfig, ProcId};
 use crate::algos::mutex_common::{
     all_done, build, outcome, rounds, run_with_faults, Demand, Protocol, Site, Stamp,
 };
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -35,6 +36,11 @@ for K = √N. Synchronization delay 2T.",
     variants: &[("no-inquire", "no INQUIRE/YIELD: voters never take a lock back, so circular waits deadlock")],
     default_nodes: 9,
     nodes: (2, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Duplicate, Fault::Clog, Fault::Skew],
+        outside: &[Fault::Loss, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Crash],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

@@ -8,7 +8,8 @@ use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, TraceKind}
 
 use crate::causality::Causality;
 use crate::harness::{net_for, run_faulted, Step, Workload};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -29,6 +30,11 @@ Cost: n² integers (8n² bytes) per message.",
     variants: &[("own-row", "planted bug: discard when M[i][j] >= s (only i's own knowledge)")],
     default_nodes: 3,
     nodes: (2, 16),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Skew],
+        outside: &[Fault::Crash],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

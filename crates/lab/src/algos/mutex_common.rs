@@ -26,6 +26,8 @@ pub const EXIT: &str = "exit CS";
 const SITE_TAGS: u64 = 1 << 40;
 const TAG_THINK: u64 = SITE_TAGS;
 const TAG_CS: u64 = SITE_TAGS + 1;
+/// How much longer than its nominal length a faulted run may go on to finish.
+pub const LIVENESS_FACTOR: Time = 3;
 
 /// A mutual-exclusion protocol, as seen by the site that uses it.
 ///
@@ -192,7 +194,10 @@ pub fn build<P: Protocol>(
 /// Runs `sim` until `done` holds (then `grace` more µs) or `until`, with the
 /// schedule faults of `opts` active between 10 % and 60 % of `until`. A
 /// crashed process restarts as `rebuild(id, &old)`: what it keeps of `old` is
-/// its durable state.
+/// its durable state. When faults were scheduled, a liveness phase on the
+/// healed system follows: the run may go on to `LIVENESS_FACTOR × until`, so
+/// a workload slowed by the faults can still finish (requests left waiting
+/// then are starvation or deadlock, not a short run).
 pub fn run_with_faults<P: Process>(
     sim: &mut Sim<P>,
     opts: &LabOptions,
@@ -231,10 +236,15 @@ pub fn run_with_faults<P: Process>(
             }
         }
     }
+    let limit = if schedule.is_empty() {
+        until
+    } else {
+        until * LIVENESS_FACTOR
+    };
     if !finished {
-        sim.run_while(until, |s| !done(s));
+        sim.run_while(limit, |s| !done(s));
     }
-    let end = (sim.now() + grace).min(until);
+    let end = (sim.now() + grace).min(limit);
     sim.run_until(end);
 }
 

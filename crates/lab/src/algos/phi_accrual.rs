@@ -11,7 +11,8 @@ use crate::algos::gossip_common::{
     crash_plan, neg_log10_normal_tail, plot_svg, run_with_crashes, sim_options, Series,
 };
 use crate::harness::net_for;
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, Figure, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -39,6 +40,11 @@ measured in the same run (a larger Φ detects later but errs less).\n\
     ],
     default_nodes: 4,
     nodes: (2, 300),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder],
+        outside: &[],
+        refused: "every run crashes its own planned set of processes (the failures to detect); partitions, clogged links and clock faults are not part of this detector's runs",
+    },
     run,
 };
 

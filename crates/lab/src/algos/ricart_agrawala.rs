@@ -7,7 +7,8 @@ use synod_simnet::{Ctx, NetConfig, ProcId};
 use crate::algos::mutex_common::{
     all_done, build, outcome, rounds, run_with_faults, Demand, Protocol, Site, Stamp,
 };
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -20,7 +21,8 @@ Rules: a site asking for the CS takes a Lamport timestamp ts and sends REQUEST(t
 to the N-1 others. A site receiving REQUEST(ts, j) replies at once unless it is in\n\
 the CS, or it is asking too with a smaller (ts, id) pair; then it defers the reply\n\
 until it leaves the CS. A site enters when all N-1 replies are in. No RELEASE: the\n\
-deferred replies are the release.\n\
+deferred replies are the release. Each REPLY names the request it answers, so a\n\
+duplicated or late REPLY never counts toward a later request.\n\
 Guarantee: never two in the CS (of two concurrent requests the one with the larger\n\
 (ts, id) replies to the other only after leaving); every request is served\n\
 (requests are served in (ts, id) order). Assumes reliable channels: there are no\n\
@@ -32,6 +34,11 @@ Cost: exactly 2(N-1) messages per CS entry (N-1 REQUEST + N-1 REPLY); sync delay
     )],
     default_nodes: 4,
     nodes: (2, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Duplicate, Fault::Reorder, Fault::Clog, Fault::Skew],
+        outside: &[Fault::Loss, Fault::Partition, Fault::OneWay, Fault::Crash],
+        refused: "every fault kind applies",
+    },
     run,
 };
 
@@ -41,7 +48,7 @@ pub enum Msg {
     /// A timestamped request.
     Request(u64),
     /// Permission for the receiver's request.
-    Reply,
+    Reply(u64),
 }
 
 /// One site's protocol state.
@@ -51,19 +58,21 @@ pub struct Ra {
     mine: Option<Stamp>,
     in_cs: bool,
     replies: BTreeSet<ProcId>,
-    deferred: BTreeSet<ProcId>,
+    deferred: BTreeSet<(ProcId, u64)>,
     /// Variant lost-reply: this site loses its next reply.
     lose_next: bool,
 }
 
 impl Ra {
-    fn reply(&mut self, ctx: &mut Ctx<'_, Msg>, to: ProcId) {
+    /// Answers `to`'s request stamped `ts`; the reply names that stamp, so a
+    /// late or duplicated reply cannot count toward a later request.
+    fn reply(&mut self, ctx: &mut Ctx<'_, Msg>, to: ProcId, ts: u64) {
         if self.lose_next {
             self.lose_next = false;
             ctx.mark("REPLY lost");
             return;
         }
-        ctx.send(to, Msg::Reply);
+        ctx.send(to, Msg::Reply(ts));
     }
 }
 
@@ -89,8 +98,8 @@ impl Protocol for Ra {
     fn release(&mut self, ctx: &mut Ctx<'_, Msg>) {
         self.in_cs = false;
         self.mine = None;
-        for p in std::mem::take(&mut self.deferred) {
-            self.reply(ctx, p);
+        for (p, ts) in std::mem::take(&mut self.deferred) {
+            self.reply(ctx, p, ts);
         }
     }
 
@@ -100,13 +109,13 @@ impl Protocol for Ra {
                 self.clock = self.clock.max(ts) + 1;
                 let defer = self.in_cs || self.mine.is_some_and(|m| m < (ts, from));
                 if defer {
-                    self.deferred.insert(from);
+                    self.deferred.insert((from, ts));
                 } else {
-                    self.reply(ctx, from);
+                    self.reply(ctx, from, ts);
                 }
             }
-            Msg::Reply => {
-                if self.mine.is_some() && !self.in_cs {
+            Msg::Reply(ts) => {
+                if self.mine.is_some_and(|m| m.0 == ts) && !self.in_cs {
                     self.replies.insert(from);
                     if self.replies.len() == ctx.n() - 1 {
                         self.in_cs = true;
@@ -121,14 +130,14 @@ impl Protocol for Ra {
     fn label(msg: &Msg) -> String {
         match msg {
             Msg::Request(ts) => format!("Request({ts})"),
-            Msg::Reply => "Reply".into(),
+            Msg::Reply(_) => "Reply".into(),
         }
     }
 
     fn bytes(msg: &Msg) -> usize {
         match msg {
             Msg::Request(_) => 9,
-            Msg::Reply => 1,
+            Msg::Reply(_) => 9,
         }
     }
 }

@@ -6,7 +6,8 @@ use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time};
 
 use crate::algos::gossip_common::{random_peer, run_rounds, sim_options, ROUND};
 use crate::harness::{net_for, run_faulted};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -43,6 +44,11 @@ by s ≈ e^{-m}. Rounds to quiescence grow as O(log N).",
     ],
     default_nodes: 16,
     nodes: (1, 100_000),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Crash, Fault::Skew],
+        outside: &[],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

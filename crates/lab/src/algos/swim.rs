@@ -8,7 +8,8 @@ use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time, Time
 
 use crate::algos::gossip_common::{crash_plan, random_peers, run_with_crashes, sim_options};
 use crate::harness::net_for;
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -47,6 +48,11 @@ periods in expectation (T·1/(1-e^-1)), dissemination O(log N) periods.",
     ],
     default_nodes: 6,
     nodes: (2, 100_000),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder],
+        outside: &[],
+        refused: "every run crashes its own planned set of processes (the failures to detect); partitions, clogged links and clock faults are not part of this detector's runs",
+    },
     run,
 };
 

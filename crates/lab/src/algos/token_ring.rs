@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use synod_simnet::{Ctx, NetConfig, ProcId, Time, TraceKind};
+use synod_simnet::{Ctx, Fault, NetConfig, ProcId, Time, TraceKind};
 
 use crate::algos::mutex_common::{
     all_done, build, outcome, rounds, run_with_faults, Demand, Protocol, Site,
 };
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -38,6 +38,11 @@ travels the whole ring), more when idle sites keep it moving; N claims per regen
     ],
     default_nodes: 4,
     nodes: (2, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Crash, Fault::Skew],
+        outside: &[],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

@@ -2,7 +2,8 @@
 
 use crate::algos::clockwork::{counts, run_clock, ClockRules};
 use crate::causality::{stamped, Causality};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -20,6 +21,11 @@ Cost: no extra messages; n integers (8n bytes) piggybacked per message.",
     variants: &[("no-merge", "planted bug: on receipt only V[i] += 1, no component-wise max")],
     default_nodes: 3,
     nodes: (1, 64),
+    faults: FaultModel {
+        tolerates: &[Fault::Loss, Fault::Duplicate, Fault::Reorder, Fault::Partition, Fault::OneWay, Fault::Clog, Fault::Skew],
+        outside: &[Fault::Crash],
+        refused: "every fault kind applies",
+    },
     run,
 };
 

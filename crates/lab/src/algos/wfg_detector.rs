@@ -4,7 +4,8 @@
 use synod_simnet::NetConfig;
 
 use crate::algos::deadlock_common::{self, Mode};
-use crate::registry::Algorithm;
+use crate::registry::{Algorithm, FaultModel};
+use synod_simnet::Fault;
 use crate::report::{Cost, LabOptions, LabReport, LabRun};
 
 /// The registry entry.
@@ -34,6 +35,11 @@ delay one message after the cycle closes. Checked against the true WFG from the 
     )],
     default_nodes: 5,
     nodes: (2, 16),
+    faults: FaultModel {
+        tolerates: &[Fault::Reorder],
+        outside: &[Fault::Loss, Fault::Duplicate],
+        refused: "its model is reliable channels between lock managers that never fail, and its runs schedule no partitions, crashes or clock faults",
+    },
     run,
 };
 
