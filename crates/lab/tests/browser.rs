@@ -1,7 +1,9 @@
 //! Real-browser rendering: one HTML diagram per family (logical clocks,
-//! broadcast, gossip, failure detection, and the φ-accrual plot) is opened in
-//! headless Chromium, which writes a screenshot; the PNG must decode and show
-//! many colours and a fair share of non-white pixels.
+//! physical clocks, global state, mutual exclusion, deadlock detection,
+//! broadcast, gossip, failure detection, and the φ-accrual plot) is opened
+//! in headless Chromium, which writes a screenshot; the PNG must decode and
+//! show many colours and a fair share of non-white pixels. A test checks
+//! that the list below covers every family in the registry.
 //!
 //! Skips with a notice when no `chromium` is installed (CI's script installs
 //! it: `apt-get install -y chromium`). Set `SYNOD_KEEP_SCREENSHOTS=1` to keep
@@ -117,6 +119,59 @@ fn family_page(alg: &str, nodes: usize, variant: Option<&str>) -> String {
         title: format!("{alg} · browser test"),
     };
     render_html(&run.trace, &run.report, &run.figures, a.description, &d)
+}
+
+/// The algorithm drawn for each family in the tests below.
+const FAMILY_PAGES: &[(&str, &str)] = &[
+    ("logical clocks", "lamport-clock"),
+    ("physical clocks", "cristian"),
+    ("global state", "chandy-lamport"),
+    ("mutual exclusion", "ricart-agrawala"),
+    ("deadlock detection", "chandy-misra-haas"),
+    ("broadcast", "echo"),
+    ("gossip", "anti-entropy"),
+    ("failure detection", "swim"),
+];
+
+#[test]
+fn every_family_has_a_browser_test() {
+    for a in synod_lab::algorithms() {
+        let drawn = FAMILY_PAGES.iter().find(|(f, _)| *f == a.family);
+        let (_, alg) = drawn.unwrap_or_else(|| panic!("family {:?} has no browser test", a.family));
+        assert_eq!(find(alg).unwrap().family, a.family);
+    }
+}
+
+#[test]
+fn physical_clocks_diagram_renders() {
+    let html = family_page("cristian", 4, None);
+    if let Some(img) = screenshot("cristian", &html) {
+        assert_rendered("cristian", &img);
+    }
+}
+
+#[test]
+fn global_state_diagram_renders() {
+    let html = family_page("chandy-lamport", 4, None);
+    if let Some(img) = screenshot("chandy-lamport", &html) {
+        assert_rendered("chandy-lamport", &img);
+    }
+}
+
+#[test]
+fn mutual_exclusion_diagram_renders() {
+    let html = family_page("ricart-agrawala", 4, None);
+    if let Some(img) = screenshot("ricart-agrawala", &html) {
+        assert_rendered("ricart-agrawala", &img);
+    }
+}
+
+#[test]
+fn deadlock_detection_diagram_renders() {
+    let html = family_page("chandy-misra-haas", 4, None);
+    if let Some(img) = screenshot("chandy-misra-haas", &html) {
+        assert_rendered("chandy-misra-haas", &img);
+    }
 }
 
 #[test]
