@@ -17,14 +17,20 @@
 //!      ([`causality::Causality`] gives the true happens-before) and measure
 //!      costs from `sim.stats()` beside the textbook formula;
 //!    - `pub const ALGORITHM: Algorithm = Algorithm { name, family, summary,
-//!      description, variants, default_nodes, nodes, run }`; the description
-//!      states the rules, the guarantee and the cost formula;
+//!      description, variants, default_nodes, nodes, faults, run }`; the
+//!      description states the rules, the guarantee and the cost formula;
+//!      `faults` ([`registry::FaultModel`]) says which `--faults` it
+//!      tolerates, which it runs under outside its model, and why it refuses
+//!      the rest (`tests/faults.rs` holds every algorithm to its claims);
+//!    - extra figures (such as φ-accrual's suspicion plot) go in
+//!      [`LabRun::figures`]; `--svg` and `--html` write them;
 //!    - tests at the end: the guarantee holds on a few seeds, and the checker
 //!      can fail (a planted-bug variant, or a fault outside the model).
 //! 2. Add the module's name to the `registry!` list in `src/algos/mod.rs`.
 //!
 //! That is all: `synod lab list`, `describe`, JSON, SVG, HTML and Mermaid
-//! output come from the framework.
+//! output come from the framework. The only file IO is `output.rs` (the
+//! CLI writing what was asked for), exempted by name in the style rule.
 
 #![deny(missing_docs)]
 
