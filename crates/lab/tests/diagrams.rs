@@ -149,3 +149,25 @@ fn lane_cap_on_a_small_run() {
     assert!(!capped.contains(">P2<"));
     assert!(capped.matches("marker-end").count() < full.matches("marker-end").count());
 }
+
+/// Every registered algorithm draws its run: a lane per process, events on
+/// them, and the same run as a Mermaid sequence diagram and an HTML page.
+#[test]
+fn every_algorithm_draws_its_diagram() {
+    for a in synod_lab::algorithms() {
+        let run = a.execute(&LabOptions::new(a.default_nodes, 2)).unwrap();
+        let d = DiagramOptions::new(a.default_nodes, a.name);
+        let svg = render_svg(&run.trace, &d);
+        let lanes = a.default_nodes.min(d.max_lanes);
+        assert!(svg.contains(&format!(">P{}<", lanes - 1)), "{}", a.name);
+        assert!(
+            svg.matches("<circle").count() + svg.matches("rotate(45").count() >= 3,
+            "{}: almost nothing drawn",
+            a.name
+        );
+        let mm = render_mermaid(&run.trace, &d);
+        assert_eq!(mm.matches("participant ").count(), lanes, "{}", a.name);
+        let html = render_html(&run.trace, &run.report, &run.figures, a.description, &d);
+        assert!(html.contains(&svg), "{}", a.name);
+    }
+}
