@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::Rng;
 use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time, TimerId, MILLIS};
 
-use crate::algos::gossip_common::{crash_plan, random_peers, run_with_crashes, sim_options};
+use crate::algos::gossip_common::{
+    crash_plan, random_peers, run_with_crashes, sim_options, TRACE_ALL_NODES,
+};
 use crate::harness::net_for;
 use crate::registry::{Algorithm, FaultModel};
 use synod_simnet::Fault;
@@ -217,6 +219,15 @@ impl SwimProc {
             .map_or((Status::Alive, 0), |(s, i, _)| (s, i))
     }
 
+    /// Marks a moment worth drawing. Runs bigger than `TRACE_ALL_NODES`
+    /// record only their first few thousand events, long before any
+    /// failure, so there the half million "dead" marks are skipped.
+    fn mark(&self, ctx: &mut Ctx<'_, SwimMsg>, label: impl FnOnce() -> String) {
+        if ctx.n() <= TRACE_ALL_NODES {
+            ctx.mark(&label());
+        }
+    }
+
     /// Records `m`'s status, keeping the suspect set in step with the view.
     fn set_view(&mut self, m: ProcId, entry: (Status, u32, Time)) {
         if entry.0 == Status::Suspect {
@@ -265,7 +276,7 @@ impl SwimProc {
         let now = ctx.now();
         self.set_view(m, (Status::Dead, inc, now));
         self.dead_at.entry(m).or_insert(now);
-        ctx.mark(&format!("P{m} dead"));
+        self.mark(ctx, || format!("P{m} dead"));
         self.spread(Update {
             member: m,
             status: Status::Dead,
@@ -281,7 +292,8 @@ impl SwimProc {
         if u.member == me {
             if u.status != Status::Alive && self.refute && u.inc >= self.inc {
                 self.inc = u.inc + 1;
-                ctx.mark(&format!("refute, inc {}", self.inc));
+                let inc = self.inc;
+                self.mark(ctx, || format!("refute, inc {inc}"));
                 self.spread(Update {
                     member: me,
                     status: Status::Alive,
@@ -330,7 +342,7 @@ impl SwimProc {
                     self.declare_dead(ctx, p.target, inc);
                 } else if st == Status::Alive {
                     self.set_view(p.target, (Status::Suspect, inc, now));
-                    ctx.mark(&format!("suspect P{}", p.target));
+                    self.mark(ctx, || format!("suspect P{}", p.target));
                     self.spread(Update {
                         member: p.target,
                         status: Status::Suspect,
