@@ -187,10 +187,13 @@ impl BenchArgs {
             return bad("--read-ratio must be between 0 and 1".into());
         }
         if self.workload == Workload::Watch
-            && (self.watchers == 0 || self.watchers > MAX_WATCHERS || self.watchers_per_stream == 0)
+            && (self.watchers == 0
+                || self.watchers > MAX_WATCHERS
+                || self.watchers_per_stream == 0
+                || self.watchers.div_ceil(self.watchers_per_stream) > MAX_CONNS)
         {
             return bad(format!(
-                "--watchers must be 1..={MAX_WATCHERS} and --watchers-per-stream at least 1"
+                "--watchers must be 1..={MAX_WATCHERS}, spread over at most {MAX_CONNS} streams (--watchers-per-stream)"
             ));
         }
         if self.duration.is_zero() && self.total.is_none() {
@@ -573,7 +576,7 @@ async fn execute(endpoints: &[String], plan: &Plan) -> Result<Value> {
         prefill(&conns, plan).await?;
     }
     if a.workload == Workload::Watch {
-        return watch_bench(&conns, plan).await;
+        return watch_bench(endpoints, &conns, plan).await;
     }
     let shared = Arc::new(Shared::default());
     let cpu0 = cpu_seconds();
@@ -622,7 +625,7 @@ fn base_report(
 }
 
 /// Watch fan-out: W watchers on the prefix, puts at the rate, every event timed.
-async fn watch_bench(conns: &[Client], plan: &Plan) -> Result<Value> {
+async fn watch_bench(endpoints: &[String], conns: &[Client], plan: &Plan) -> Result<Value> {
     let a = &plan.args;
     let base = Instant::now();
     let prefix = vec![plan.prefix];
@@ -641,7 +644,19 @@ async fn watch_bench(conns: &[Client], plan: &Plan) -> Result<Value> {
         let n = a
             .watchers_per_stream
             .min(a.watchers - s * a.watchers_per_stream);
-        let client = conns[s % conns.len()].clone();
+        // Each watch stream gets a connection of its own (see the window
+        // sizes in `client`): a busy stream cannot starve the puts, and its
+        // unread events stay within one connection's small-frame budget.
+        let client = Client::connect(
+            endpoints,
+            ClientOptions {
+                request_timeout: a.request_timeout,
+                max_attempts: 1,
+                start_at: s,
+                ..ClientOptions::default()
+            },
+        )
+        .await?;
         let mut ws = client.watch_stream(create.clone()).await?;
         for _ in 1..n {
             ws.create(create.clone()).await?;

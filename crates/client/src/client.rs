@@ -50,6 +50,15 @@ pub const MAX_ENDPOINTS: usize = 64;
 pub const MAX_ATTEMPTS_CAP: u32 = 20;
 /// Longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// HTTP/2 flow-control window of one stream. Kept at a quarter of the
+/// connection's so that what one stream can have buffered unread stays
+/// inside h2's budget for small DATA frames (half the connection window):
+/// etcd sends each watch event in its own small frame, and a reader that
+/// falls behind must be slowed by flow control, not cut off with GOAWAY
+/// "too_many_data_frames".
+const STREAM_WINDOW: u32 = 1 << 20;
+/// HTTP/2 flow-control window of one connection.
+const CONNECTION_WINDOW: u32 = 4 << 20;
 /// Requests a watch or keep-alive stream may have queued before the sender waits.
 const STREAM_QUEUE: usize = 64;
 
@@ -202,7 +211,8 @@ impl Client {
                 .http2_keep_alive_interval(Duration::from_secs(10))
                 .keep_alive_timeout(Duration::from_secs(10))
                 .keep_alive_while_idle(true)
-                .http2_adaptive_window(true);
+                .initial_stream_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONNECTION_WINDOW);
             channels.push(ep.connect_lazy());
             urls.push(e.trim().to_string());
         }
