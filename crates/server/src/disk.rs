@@ -204,10 +204,9 @@ impl Disk {
             dir: wal_dir.clone(),
             err,
         };
+        // Per Persist: snapshot, then entries, then the hard state — its commit
+        // may cover entries that replace an uncommitted suffix in this very Persist.
         for p in ps {
-            if let Some(hs) = p.hard_state {
-                self.log.set_hard_state(to_disk_hs(hs)).map_err(logerr)?;
-            }
             if let Some(s) = &p.snapshot {
                 if s.meta.index > self.snap_index {
                     let snap_dir = self.dir.join("snap");
@@ -242,6 +241,9 @@ impl Disk {
                 .map(to_disk_entry)
                 .collect();
             self.log.append(&entries).map_err(logerr)?;
+            if let Some(hs) = p.hard_state {
+                self.log.set_hard_state(to_disk_hs(hs)).map_err(logerr)?;
+            }
         }
         self.log.sync().map_err(logerr)
     }

@@ -77,7 +77,9 @@ pub struct Core {
     /// Watchers.
     pub watches: WatchHub,
     transport: Transport,
-    waiting: BTreeMap<(u64, u64), (Origin, u64)>,
+    /// Requests waiting for a reply: who asked, when, and the leader it was forwarded to.
+    waiting: BTreeMap<(u64, u64), (Origin, u64, Option<u64>)>,
+    last_leader: u64,
     asks: BTreeMap<u64, (oneshot::Sender<Answer>, u64)>,
     next_ask: u64,
     ticks: u64,
@@ -97,6 +99,7 @@ impl Core {
             asks: BTreeMap::new(),
             next_ask: 1,
             ticks: 0,
+            last_leader: 0,
         }
     }
 
@@ -146,12 +149,13 @@ impl Core {
         self.watches.catch_up(kv, h);
         if self.ticks.is_multiple_of(50) {
             let now = self.ticks;
-            self.waiting.retain(|_, (_, at)| now - *at < WAITING_TICKS);
+            self.waiting
+                .retain(|_, (_, at, _)| now - *at < WAITING_TICKS);
             self.asks.retain(|_, (_, at)| now - *at < WAITING_TICKS);
         }
     }
 
-    fn wait(&mut self, req: &ClientRequest, origin: Origin) -> bool {
+    fn wait(&mut self, req: &ClientRequest, origin: Origin, to: Option<u64>) -> bool {
         let key = (req.client, req.seq);
         if self.waiting.len() >= MAX_WAITING && !self.waiting.contains_key(&key) {
             self.answer(
@@ -164,7 +168,7 @@ impl Core {
             );
             return false;
         }
-        self.waiting.insert(key, (origin, self.ticks));
+        self.waiting.insert(key, (origin, self.ticks, to));
         true
     }
 
@@ -193,14 +197,14 @@ impl Core {
                     self.answer(origin, reply);
                 }
                 Origin::Local(_) => {
-                    if self.wait(&req, origin) {
+                    if self.wait(&req, origin, Some(leader)) {
                         self.transport.send(leader, PeerMsg::Forward(req));
                     }
                 }
             }
             return;
         }
-        if self.wait(&req, origin) {
+        if self.wait(&req, origin, None) {
             self.node.request(req);
         }
     }
@@ -234,7 +238,7 @@ impl Core {
                 }
                 PeerMsg::Forward(req) => self.on_call(req, Origin::Peer(from)),
                 PeerMsg::ForwardReply(reply) => {
-                    if let Some((o, _)) = self.waiting.remove(&(reply.client, reply.seq)) {
+                    if let Some((o, _, _)) = self.waiting.remove(&(reply.client, reply.seq)) {
                         self.answer(o, reply);
                     }
                 }
@@ -265,20 +269,44 @@ impl Core {
         }
     }
 
-    fn publish(&self) {
-        let s = &self.shared;
+    fn publish(&mut self) {
+        let s = self.shared.clone();
         if let Some(r) = self.node.raft(self.shard) {
-            let old = s.leader.swap(r.leader(), Ordering::Relaxed);
-            if old != r.leader() {
-                s.log(format_args!(
-                    "leader is now {:x} (term {})",
-                    r.leader(),
-                    r.term()
-                ));
-            }
+            let leader = r.leader();
+            s.leader.store(leader, Ordering::Relaxed);
             s.term.store(r.term(), Ordering::Relaxed);
+            if leader != self.last_leader {
+                s.log(format_args!("leader is now {leader:x} (term {})", r.term()));
+                let old = std::mem::replace(&mut self.last_leader, leader);
+                self.fail_forwarded_to(old, leader);
+            }
         }
         s.revision.store(self.kv().revision(), Ordering::Relaxed);
+    }
+
+    /// Requests forwarded to a member that is no longer the leader will
+    /// likely never be answered: tell their callers to retry now (under the
+    /// same name, so a forward that did get through is not applied twice).
+    fn fail_forwarded_to(&mut self, old: u64, leader: u64) {
+        if old == 0 {
+            return;
+        }
+        let lost: Vec<(u64, u64)> = self
+            .waiting
+            .iter()
+            .filter(|(_, (_, _, to))| *to == Some(old))
+            .map(|(k, _)| *k)
+            .collect();
+        for (client, seq) in lost {
+            if let Some((o, _, _)) = self.waiting.remove(&(client, seq)) {
+                let reply = ClientReply {
+                    client,
+                    seq,
+                    result: Err(ClientError::NotLeader { leader }),
+                };
+                self.answer(o, reply);
+            }
+        }
     }
 
     /// Hands out Readies until one needs a sync; returns it (its records
@@ -293,7 +321,7 @@ impl Core {
             }
             let mut rd = self.node.ready();
             for r in rd.replies.drain(..) {
-                if let Some((o, _)) = self.waiting.remove(&(r.client, r.seq)) {
+                if let Some((o, _, _)) = self.waiting.remove(&(r.client, r.seq)) {
                     self.answer(o, r);
                 }
             }
@@ -354,7 +382,8 @@ pub async fn run(
         })?;
     let mut interval = tokio::time::interval(shared.cfg.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut in_flight: Option<synod_node::Ready> = None;
+    // Apply what the recovered log already holds as committed before serving anyone.
+    let mut in_flight: Option<synod_node::Ready> = core.drive(&ptx);
     let mut stopping = false;
     loop {
         tokio::select! {

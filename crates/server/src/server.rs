@@ -10,7 +10,6 @@ use synod_raft::{Config as RaftConfig, Init};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::ServerConfig;
 use crate::disk::{Disk, DiskError};
@@ -181,9 +180,12 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
     let grpc = tokio::spawn(async move {
         let r = tonic::transport::Server::builder()
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(client), async {
-                let _ = stop_rx.await;
-            })
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(client).with_nodelay(Some(true)),
+                async {
+                    let _ = stop_rx.await;
+                },
+            )
             .await;
         if let Err(e) = r {
             sh.log(format_args!("gRPC server ended: {e}"));
