@@ -1,0 +1,149 @@
+//! Bad input and refusals: a taken port is a clear error naming the port and
+//! the flag; a stranger on the peer port is refused; oversized requests,
+//! requests demanding a leader when there is none, get etcd's errors; the
+//! node keeps serving throughout.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use synod_proto::etcdserverpb::kv_client::KvClient;
+use synod_proto::etcdserverpb::{PutRequest, RangeRequest};
+use synod_server::wire::{read_frame, write_frame, Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
+use tokio::net::TcpStream;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_taken_client_port_names_the_port_and_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let peer = free_ports(1)[0];
+    let cfg = synod_server::cli::local_cluster(dir.path(), &[(port, peer)], "t")
+        .pop()
+        .unwrap();
+    let err = match rt().block_on(synod_server::start(cfg, false)) {
+        Ok(_) => panic!("a taken port must not start"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("--listen-client-urls"), "{err}");
+}
+
+#[test]
+fn strangers_are_refused_and_oversized_or_leaderless_requests_get_etcds_errors() {
+    let cl = Cluster::start(1);
+    cl.wait_leader(Duration::from_secs(10)).expect("a leader");
+    let peer = cl.cfgs[0].peer_addr;
+    let ep = cl.endpoint(0);
+    let rt = rt();
+    rt.block_on(async {
+        // Another cluster's member is refused, with the reason.
+        let mut s = TcpStream::connect(peer).await.unwrap();
+        let hello = Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            cluster_id: cl.cfgs[0].cluster_id ^ 1,
+            from: 42,
+            to: cl.id(0),
+            name: "stranger".into(),
+            client_urls: vec![],
+        };
+        write_frame(&mut s, &hello).await.unwrap();
+        match read_frame::<HelloReply, _>(&mut s).await.unwrap() {
+            HelloReply::Refused(why) => assert!(why.contains("cluster id"), "{why}"),
+            HelloReply::Welcome { .. } => panic!("a stranger was welcomed"),
+        }
+        // A wrong protocol version too.
+        let mut s = TcpStream::connect(peer).await.unwrap();
+        let old = Hello {
+            version: PROTOCOL_VERSION + 1,
+            cluster_id: cl.cfgs[0].cluster_id,
+            ..hello.clone()
+        };
+        write_frame(&mut s, &old).await.unwrap();
+        assert!(matches!(
+            read_frame::<HelloReply, _>(&mut s).await.unwrap(),
+            HelloReply::Refused(_)
+        ));
+        // Garbage on the peer port is dropped without harm.
+        let mut s = TcpStream::connect(peer).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, &[0xff; 64])
+            .await
+            .unwrap();
+        drop(s);
+
+        let mut c = KvClient::connect(format!("http://{ep}")).await.unwrap();
+        let big = PutRequest {
+            key: b"big".to_vec(),
+            value: vec![7; synod_proto::limits::DEFAULT_MAX_REQUEST_BYTES + 1],
+            ..Default::default()
+        };
+        let e = c.put(big).await.unwrap_err();
+        assert_eq!(e.message(), "etcdserver: request is too large");
+        let e = c
+            .range(RangeRequest {
+                key: b"k".to_vec(),
+                revision: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::OutOfRange);
+        assert_eq!(
+            e.message(),
+            "etcdserver: mvcc: required revision is a future revision"
+        );
+        // The node still serves.
+        c.put(PutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_request_that_needs_a_leader_fails_fast_without_one() {
+    // One member of a three-member cluster alone can never elect a leader.
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(6);
+    let pairs: Vec<(u16, u16)> = (0..3).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
+    let mut cfg = synod_server::cli::local_cluster(dir.path(), &pairs, "t").remove(0);
+    cfg.tick = Duration::from_millis(50);
+    let rt = rt();
+    rt.block_on(async {
+        let running = synod_server::start(cfg, false).await.unwrap();
+        let ep = running.client_addr();
+        let mut c = KvClient::connect(format!("http://{ep}")).await.unwrap();
+        let mut req = tonic::Request::new(RangeRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        });
+        req.metadata_mut()
+            .insert("hasleader", "true".parse().unwrap());
+        let t0 = std::time::Instant::now();
+        let e = c.range(req).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable);
+        assert_eq!(e.message(), "etcdserver: no leader");
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        // Serializable reads are still served locally.
+        c.range(RangeRequest {
+            key: b"k".to_vec(),
+            serializable: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        running.stop().await.unwrap();
+    });
+}
