@@ -200,8 +200,26 @@ impl Node {
         Ok(node)
     }
 
-    fn add_group(&mut self, g: GroupInit) -> Result<(), NodeError> {
+    fn add_group(&mut self, mut g: GroupInit) -> Result<(), NodeError> {
         let shard = g.shard;
+        // A torn write can keep a Ready's entries but not the hard state
+        // written after them: the node saw a newer term (the entries carry
+        // it) without recording it. It never voted in that term (a vote is
+        // durable before its response leaves), so recover with the newer
+        // term and no vote.
+        if let Init::Restore {
+            hard_state,
+            entries,
+            ..
+        } = &mut g.raft
+        {
+            if let Some(last) = entries.last() {
+                if last.term > hard_state.term {
+                    hard_state.term = last.term;
+                    hard_state.vote = 0;
+                }
+            }
+        }
         let mut rc = self.cfg.raft.clone();
         rc.id = self.cfg.id;
         rc.seed = splitmix(self.cfg.seed ^ splitmix(shard) ^ self.cfg.id.rotate_left(32));

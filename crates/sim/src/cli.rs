@@ -35,6 +35,10 @@ pub struct SimArgs {
     /// Serve linearizable reads from the leader lease.
     #[arg(long)]
     pub lease_reads: bool,
+    /// Mean time between fault actions, in virtual milliseconds (default: the
+    /// seed picks 20, 50 or 235).
+    #[arg(long)]
+    pub fault_interval_ms: Option<u64>,
     /// Switch on a deliberate protocol bug: vote-without-log-check or commit-old-term.
     #[arg(long)]
     pub planted_bug: Option<String>,
@@ -119,7 +123,26 @@ pub fn run_cli(args: SimArgs) -> u8 {
         cfg.swarm = !args.no_swarm;
         cfg.bug = bug;
         cfg.lease_reads = args.lease_reads;
-        let report = run(cfg.clone());
+        cfg.fault_interval = args.fault_interval_ms.map(|ms| ms * synod_simnet::MILLIS);
+        // A panic is a broken invariant inside a node or the harness: report
+        // the seed like any other failure and go on with the next one.
+        let report = match std::panic::catch_unwind(|| run(cfg.clone())) {
+            Ok(r) => r,
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "non-string panic".to_string());
+                failed += 1;
+                eprintln!("FAIL seed {seed}:\n  - panic: {msg}");
+                eprintln!("  replay: {}", cfg.replay_command());
+                if args.fail_fast {
+                    break;
+                }
+                continue;
+            }
+        };
         events += report.events;
         delivered += report.delivered;
         ops += report.history.len() as u64;

@@ -197,8 +197,13 @@ impl Server {
         timing: ServerTiming,
     ) -> Server {
         let img = disk.image();
-        let init = match img.snapshot_meta() {
-            None => GroupInit {
+        // Only a disk on which nothing was ever made durable bootstraps; any
+        // durable state (a vote, entries, a snapshot) is restored from.
+        let blank = img.snapshot.is_none()
+            && img.entries.is_empty()
+            && img.hard_state == synod_raft::HardState::default();
+        let init = match blank {
+            true => GroupInit {
                 shard: SHARD,
                 raft: Init::Bootstrap {
                     voters,
@@ -206,11 +211,11 @@ impl Server {
                 },
                 snapshot_data: None,
             },
-            Some(meta) => GroupInit {
+            false => GroupInit {
                 shard: SHARD,
                 raft: Init::Restore {
                     hard_state: img.hard_state,
-                    snapshot: Some(meta),
+                    snapshot: img.snapshot_meta(),
                     entries: img.entries.clone(),
                 },
                 snapshot_data: img.snapshot.as_ref().map(|s| s.data.clone()),

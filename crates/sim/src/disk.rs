@@ -17,7 +17,7 @@ use synod_raft::{Entry, HardState, Snapshot, SnapshotMeta};
 pub struct DiskImage {
     /// Last hard state written.
     pub hard_state: HardState,
-    /// Latest snapshot (the bootstrap one has index 0 and empty data).
+    /// Latest snapshot, if one was ever stored.
     pub snapshot: Option<Snapshot>,
     /// Entries after the snapshot, contiguous.
     pub entries: Vec<Entry>,
