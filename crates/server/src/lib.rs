@@ -9,6 +9,7 @@
 //!   postcard, batching, bounded queues, reconnect with backoff.
 //! * [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services,
 //!   with etcd's headers, codes and messages; [`watch`] keeps watchers.
+//! * [`http`]: `/health` and `/metrics` on the client port.
 //! * [`server`]: start and stop one member; [`cli`]: `synod server` and
 //!   `synod demo`.
 //!
@@ -22,6 +23,7 @@ pub mod config;
 pub mod convert;
 pub mod disk;
 pub mod grpc;
+pub mod http;
 pub mod ids;
 pub mod runtime;
 pub mod server;

@@ -277,6 +277,7 @@ impl Core {
             s.term.store(r.term(), Ordering::Relaxed);
             if leader != self.last_leader {
                 s.log(format_args!("leader is now {leader:x} (term {})", r.term()));
+                s.leader_changes.fetch_add(1, Ordering::Relaxed);
                 let old = std::mem::replace(&mut self.last_leader, leader);
                 self.fail_forwarded_to(old, leader);
             }

@@ -174,11 +174,12 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
     let actor = tokio::spawn(runtime::run(core, inbox_rx, opened.disk));
     let peer_listener = tokio::spawn(transport::listen(peer, shared.clone(), inbox_tx.clone()));
     let api = Api::new(inbox_tx.clone(), shared.clone());
-    let routes = router(api, max_request_bytes);
+    let routes = crate::http::add_http(router(api, max_request_bytes), shared.clone());
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let sh = shared.clone();
     let grpc = tokio::spawn(async move {
         let r = tonic::transport::Server::builder()
+            .accept_http1(true)
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(client).with_nodelay(Some(true)),

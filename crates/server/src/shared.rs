@@ -28,6 +28,8 @@ pub struct Shared {
     pub revision: AtomicI64,
     /// Peer messages dropped because a queue was full.
     pub dropped: AtomicU64,
+    /// Leader changes seen.
+    pub leader_changes: AtomicU64,
     /// Bytes of the latest snapshot image.
     pub snapshot_bytes: AtomicU64,
     /// Set once the node is stopping.
@@ -47,6 +49,7 @@ impl Shared {
             term: AtomicU64::new(0),
             revision: AtomicI64::new(1),
             dropped: AtomicU64::new(0),
+            leader_changes: AtomicU64::new(0),
             snapshot_bytes: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             verbose,

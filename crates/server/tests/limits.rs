@@ -101,6 +101,21 @@ fn strangers_are_refused_and_oversized_or_leaderless_requests_get_etcds_errors()
             e.message(),
             "etcdserver: mvcc: required revision is a future revision"
         );
+        // /health and /metrics over plain HTTP/1.1 on the client port.
+        let http = |path: &str| {
+            let out = std::process::Command::new("curl")
+                .args(["-s", &format!("http://{ep}{path}")])
+                .output();
+            out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        if let Ok(h) = http("/health") {
+            assert_eq!(h, r#"{"health":"true","reason":""}"#);
+            let m = http("/metrics").unwrap();
+            assert!(m.contains("synod_server_has_leader 1"), "{m}");
+            assert!(m.contains("synod_raft_term "), "{m}");
+        } else {
+            eprintln!("NOTICE: curl not found; /health and /metrics not checked");
+        }
         // The node still serves.
         c.put(PutRequest {
             key: b"k".to_vec(),

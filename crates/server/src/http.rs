@@ -1,0 +1,99 @@
+//! Plain HTTP beside gRPC on the client port: `/health` (etcd's shape) and
+//! Prometheus `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use tonic::service::Routes;
+
+use crate::shared::Shared;
+
+/// etcd's `/health` answer: healthy while a leader is known.
+pub fn health(s: &Shared) -> (StatusCode, String) {
+    if s.leader() != 0 {
+        (StatusCode::OK, r#"{"health":"true","reason":""}"#.into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"health":"false","reason":"RAFT NO LEADER"}"#.into(),
+        )
+    }
+}
+
+/// The Prometheus text exposition of a node's figures.
+pub fn metrics(s: &Shared) -> String {
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, v: i64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {v}");
+    };
+    gauge(
+        "synod_server_has_leader",
+        "Whether a leader is known (1) or not (0).",
+        "gauge",
+        i64::from(s.leader() != 0),
+    );
+    gauge(
+        "synod_server_is_leader",
+        "Whether this member is the leader.",
+        "gauge",
+        i64::from(s.leader() == s.cfg.id),
+    );
+    gauge(
+        "synod_server_leader_changes_seen_total",
+        "Leader changes this member has seen.",
+        "counter",
+        s.leader_changes.load(Ordering::Relaxed) as i64,
+    );
+    gauge(
+        "synod_raft_term",
+        "The current Raft term.",
+        "gauge",
+        s.term() as i64,
+    );
+    gauge(
+        "synod_mvcc_revision",
+        "The store's current revision.",
+        "gauge",
+        s.revision(),
+    );
+    gauge(
+        "synod_snapshot_bytes",
+        "Size of the latest state-machine snapshot image.",
+        "gauge",
+        s.snapshot_bytes.load(Ordering::Relaxed) as i64,
+    );
+    gauge(
+        "synod_peer_messages_dropped_total",
+        "Peer messages dropped because a queue was full or a peer unreachable.",
+        "counter",
+        s.dropped.load(Ordering::Relaxed) as i64,
+    );
+    out
+}
+
+/// Adds `/health` and `/metrics` to the gRPC routes.
+pub fn add_http(routes: Routes, shared: Arc<Shared>) -> Routes {
+    let (a, b) = (shared.clone(), shared);
+    let router = routes
+        .into_axum_router()
+        .route(
+            "/health",
+            get(move || {
+                let s = a.clone();
+                async move { health(&s) }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let s = b.clone();
+                async move { metrics(&s) }
+            }),
+        );
+    Routes::from(router)
+}
