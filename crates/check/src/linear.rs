@@ -764,7 +764,7 @@ impl<'a> KeyChecker<'a> {
             _ => {}
         };
         let mut entry = self.head;
-        while entry != NIL && entry % 2 == 0 {
+        while entry != NIL && entry.is_multiple_of(2) {
             want(self.ops[(entry / 2) as usize].effect, out);
             entry = self.next[entry as usize];
         }
@@ -862,7 +862,7 @@ impl<'a> KeyChecker<'a> {
                 return Search::Linearizable;
             }
             steps += 1;
-            if steps % 1024 == 0 {
+            if steps.is_multiple_of(1024) {
                 if (stop.cancel)() {
                     return Search::Cancelled;
                 }
