@@ -591,3 +591,51 @@ async fn bench_workloads_run_against_etcd() {
     );
     assert_eq!(r["watch_streams"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_fails_over_when_its_member_dies() {
+    let Some(mut members) = Etcd::start_cluster("client_fails_over_when_its_member_dies", 3).await
+    else {
+        return;
+    };
+    let eps: Vec<String> = members.iter().map(|m| m.endpoint.clone()).collect();
+    // Enough attempts to outlast an election if the killed member led.
+    let opts = ClientOptions {
+        max_attempts: 12,
+        backoff: Duration::from_millis(100),
+        ..ClientOptions::default()
+    };
+    let c = Client::connect(&eps, opts).await.unwrap();
+    let put = |v: &'static str| synod_proto::etcdserverpb::PutRequest {
+        key: b"f".to_vec(),
+        value: v.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    c.put(put("1")).await.unwrap();
+    // Kill the member the client uses; the next requests land elsewhere.
+    let used = c.current_endpoint().to_string();
+    members
+        .iter_mut()
+        .find(|m| m.endpoint == used)
+        .expect("client uses one of the members")
+        .kill();
+    let r = c
+        .range(RangeRequest {
+            key: b"f".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("a read fails over to a live member");
+    assert_eq!(r.kvs[0].value, b"1");
+    assert_ne!(c.current_endpoint(), used);
+    // Writes go to the live members too (retried while there is no leader).
+    c.put(put("2")).await.expect("write after failover");
+    let r = c
+        .range(RangeRequest {
+            key: b"f".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.kvs[0].value, b"2");
+}

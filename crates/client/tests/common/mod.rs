@@ -41,50 +41,73 @@ fn installed(bin: &str, arg: &str) -> bool {
 impl Etcd {
     /// Starts etcd, or returns None (after a notice) if etcd or etcdctl is missing.
     pub async fn start(test: &str) -> Option<Etcd> {
+        Etcd::start_cluster(test, 1).await.map(|mut v| v.remove(0))
+    }
+
+    /// Starts an etcd cluster of `n` members (None if etcd is missing).
+    pub async fn start_cluster(test: &str, n: usize) -> Option<Vec<Etcd>> {
         if !installed("etcd", "--version") || !installed("etcdctl", "version") {
             eprintln!(
                 "SKIP {test}: etcd/etcdctl not installed (apt-get install etcd-server etcd-client)"
             );
             return None;
         }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (cp, pp) = (free_port(), free_port());
-        let client_url = format!("http://127.0.0.1:{cp}");
-        let peer_url = format!("http://127.0.0.1:{pp}");
-        let child = Command::new("etcd")
-            .args(["--name", "t1", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &client_url])
-            .args(["--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("t1={peer_url}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn etcd");
-        let etcd = Etcd {
-            child,
-            _dir: dir,
-            endpoint: format!("127.0.0.1:{cp}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let opts = ClientOptions {
-                dial_timeout: Duration::from_millis(500),
-                ..ClientOptions::default()
-            };
-            if let Ok(c) = Client::connect(std::slice::from_ref(&etcd.endpoint), opts).await {
-                if c.status_of(0, Duration::from_secs(1))
-                    .await
-                    .is_ok_and(|s| s.leader != 0)
-                {
-                    return Some(etcd);
-                }
-            }
-            assert!(Instant::now() < deadline, "etcd did not come up in 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let cluster: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, pp))| format!("t{i}=http://127.0.0.1:{pp}"))
+            .collect();
+        let cluster = cluster.join(",");
+        let mut members = Vec::with_capacity(n);
+        for (i, (cp, pp)) in ports.iter().enumerate() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let client_url = format!("http://127.0.0.1:{cp}");
+            let peer_url = format!("http://127.0.0.1:{pp}");
+            let child = Command::new("etcd")
+                .args(["--name", &format!("t{i}"), "--data-dir"])
+                .arg(dir.path().join("data"))
+                .args(["--listen-client-urls", &client_url])
+                .args(["--advertise-client-urls", &client_url])
+                .args(["--listen-peer-urls", &peer_url])
+                .args(["--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &cluster])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn etcd");
+            members.push(Etcd {
+                child,
+                _dir: dir,
+                endpoint: format!("127.0.0.1:{cp}"),
+            });
         }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for etcd in &members {
+            loop {
+                let opts = ClientOptions {
+                    dial_timeout: Duration::from_millis(500),
+                    ..ClientOptions::default()
+                };
+                if let Ok(c) = Client::connect(std::slice::from_ref(&etcd.endpoint), opts).await {
+                    if c.status_of(0, Duration::from_secs(1))
+                        .await
+                        .is_ok_and(|s| s.leader != 0)
+                    {
+                        break;
+                    }
+                }
+                assert!(Instant::now() < deadline, "etcd did not come up in 30 s");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Some(members)
+    }
+
+    /// Stops this member (kill) and waits for it to exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// A client on this etcd.
