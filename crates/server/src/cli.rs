@@ -87,6 +87,10 @@ pub struct DemoArgs {
     /// Keep data here instead of a temporary directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Added to every port (clients 2379, 22379, …; peers 12380, 22380, …),
+    /// to run beside an etcd or another demo.
+    #[arg(long, default_value_t = 0)]
+    pub port_offset: u16,
     /// Print member log lines.
     #[arg(long)]
     pub verbose: bool,
@@ -218,7 +222,22 @@ pub fn run_demo(args: DemoArgs) -> u8 {
             }
         },
     };
-    let ports: Vec<(u16, u16)> = (1..=args.nodes).map(demo_ports).collect();
+    let mut ports = Vec::new();
+    for (c, p) in (1..=args.nodes).map(demo_ports) {
+        match (
+            c.checked_add(args.port_offset),
+            p.checked_add(args.port_offset),
+        ) {
+            (Some(c), Some(p)) => ports.push((c, p)),
+            _ => {
+                eprintln!(
+                    "synod demo: --port-offset {} takes ports past 65535",
+                    args.port_offset
+                );
+                return 2;
+            }
+        }
+    }
     let cfgs = local_cluster(&dir, &ports, "synod-demo");
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -232,6 +251,16 @@ pub fn run_demo(args: DemoArgs) -> u8 {
         for cfg in cfgs {
             match start(cfg, args.verbose).await {
                 Ok(r) => running.push(r),
+                Err(crate::StartError::Bind { addr, err, .. }) => {
+                    eprintln!(
+                        "synod demo: cannot listen on {addr}: {err} — is another etcd or synod running? \
+                         Move every demo port with --port-offset N (or run members with `synod server`)"
+                    );
+                    for r in running {
+                        let _ = r.stop().await;
+                    }
+                    return 1;
+                }
                 Err(e) => {
                     eprintln!("synod demo: {e}");
                     for r in running {
