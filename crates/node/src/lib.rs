@@ -8,7 +8,8 @@
 //! The driver (the simulator, or the tokio runtime) feeds inputs —
 //! [`Node::step`] for a peer's message, [`Node::tick`] for time,
 //! [`Node::request`] for a client — then takes a [`Ready`] and must:
-//! 1. make every [`Persist`] in it durable,
+//! 1. make every [`Persist`] in it durable (its `early_messages`, if any,
+//!    may leave at once),
 //! 2. only then send its `messages`,
 //! 3. call [`Node::advance`] with it (the "storage write completed" input).
 //!
@@ -33,8 +34,8 @@ pub use types::{
 
 use synod_kv::{Command, Event, Lessor, LessorConfig, Response};
 use synod_raft::{
-    Config as RaftConfig, EntryKind, Init, NodeId, ProposeError, Raft, ReadyToken, Role, Snapshot,
-    SnapshotMeta, StepError,
+    Config as RaftConfig, EntryKind, Init, MessageBody, NodeId, ProposeError, Raft, ReadyToken,
+    Role, Snapshot, SnapshotMeta, StepError,
 };
 
 /// How a node runs its groups.
@@ -54,6 +55,11 @@ pub struct NodeConfig {
     pub max_pending: usize,
     /// Ticks per second of lease time.
     pub ticks_per_second: u64,
+    /// Let a leader's appends and heartbeats leave before its own write is
+    /// durable (Raft thesis §10.2.1: the leader writes its log in parallel
+    /// with replicating it; it counts itself toward a commit only once its
+    /// write is durable). They come out in [`Ready::early_messages`].
+    pub parallel_leader_append: bool,
 }
 
 impl Default for NodeConfig {
@@ -66,6 +72,7 @@ impl Default for NodeConfig {
             max_sessions: 10_000,
             max_pending: 10_000,
             ticks_per_second: 10,
+            parallel_leader_append: false,
         }
     }
 }
@@ -120,6 +127,9 @@ pub struct Ready {
     pub persist: Vec<Persist>,
     /// Then send these.
     pub messages: Vec<Envelope>,
+    /// These may be sent at once, before persisting (only with
+    /// [`NodeConfig::parallel_leader_append`]; otherwise always empty).
+    pub early_messages: Vec<Envelope>,
     /// Answers to clients; may be sent at once.
     pub replies: Vec<ClientReply>,
     /// Watch events produced by the entries applied in this round, in
@@ -133,6 +143,7 @@ impl Ready {
     pub fn is_empty(&self) -> bool {
         self.persist.is_empty()
             && self.messages.is_empty()
+            && self.early_messages.is_empty()
             && self.replies.is_empty()
             && self.events.is_empty()
             && self.raft.is_empty()
@@ -527,10 +538,30 @@ impl Node {
                 entries: std::mem::take(&mut r.entries),
                 snapshot: r.snapshot.take(),
             });
-            rd.messages.extend(r.messages.drain(..).map(|msg| Envelope {
-                shard: g.shard,
-                msg,
-            }));
+            // A leader's appends and heartbeats of its current term may leave
+            // before its own write is durable: its term and vote became durable
+            // before it campaigned, and it counts itself toward a commit only
+            // for entries that are durable (Raft tracks that in `advance`).
+            let leading = g.raft.role() == Role::Leader;
+            let term = g.raft.term();
+            for msg in r.messages.drain(..) {
+                let early = self.cfg.parallel_leader_append
+                    && leading
+                    && msg.term == term
+                    && matches!(
+                        msg.body,
+                        MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
+                    );
+                let env = Envelope {
+                    shard: g.shard,
+                    msg,
+                };
+                if early {
+                    rd.early_messages.push(env);
+                } else {
+                    rd.messages.push(env);
+                }
+            }
             rd.raft.push((g.shard, r.token));
         }
         rd.persist.retain(|p| !p.is_empty());

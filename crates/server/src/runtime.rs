@@ -337,6 +337,11 @@ impl Core {
                 self.watches.publish(&events, kv, h);
             }
             self.publish();
+            // A leader's appends may go out while its own write is synced.
+            for env in rd.early_messages.drain(..) {
+                let to = env.msg.to;
+                self.transport.send(to, PeerMsg::Raft(env));
+            }
             if rd.persist.is_empty() {
                 self.send_and_advance(rd);
                 continue;

@@ -297,6 +297,10 @@ impl Server {
                     ctx.send(to, Msg::Reply(r));
                 }
             }
+            for env in rd.early_messages.drain(..) {
+                let to = proc_of(env.msg.to);
+                ctx.send(to, Msg::Raft(env));
+            }
             if rd.persist.is_empty() {
                 self.send(ctx, rd);
                 continue;

@@ -204,6 +204,7 @@ impl Harness {
         let mut shape = Pcg64Mcg::seed_from_u64(derive(self.cfg.seed, 6));
         let max_msg_bytes = [64 << 10, 1 << 10, 1][shape.random_range(0..3)];
         let max_inflight_msgs = [16, 4, 1][shape.random_range(0..3)];
+        let parallel_leader_append = shape.random_bool(0.5);
         let raft = RaftConfig {
             election_tick: 10,
             heartbeat_tick: 2,
@@ -227,6 +228,7 @@ impl Harness {
             max_sessions: 1000,
             max_pending: 1000,
             ticks_per_second: 100,
+            parallel_leader_append,
         }
     }
 
