@@ -209,7 +209,11 @@ pub fn op_out(r: kv::Response, hdr: &dyn Fn(i64) -> pb::ResponseHeader) -> pb::R
             succeeded,
             responses,
         } => R::ResponseTxn(pb::TxnResponse {
-            header: Some(hdr(revision)),
+            // etcd leaves a nested txn's header empty (its ops' carry the revision).
+            header: {
+                let _ = revision;
+                Some(pb::ResponseHeader::default())
+            },
             succeeded,
             responses: responses.into_iter().map(|r| op_out(r, hdr)).collect(),
         }),

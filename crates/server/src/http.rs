@@ -1,5 +1,5 @@
-//! Plain HTTP beside gRPC on the client port: `/health` (etcd's shape) and
-//! Prometheus `/metrics`.
+//! Plain HTTP beside gRPC on the client port: `/health` (etcd's shape),
+//! Prometheus `/metrics`, and etcd's JSON gateway ([`crate::gateway`]).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tonic::service::Routes;
 
+use crate::grpc::Api;
 use crate::shared::Shared;
 
 /// etcd's `/health` answer: healthy while a leader is known.
@@ -76,8 +77,9 @@ pub fn metrics(s: &Shared) -> String {
     out
 }
 
-/// Adds `/health` and `/metrics` to the gRPC routes.
-pub fn add_http(routes: Routes, shared: Arc<Shared>) -> Routes {
+/// Adds `/health`, `/metrics` and etcd's JSON gateway to the gRPC routes.
+pub fn add_http(routes: Routes, shared: Arc<Shared>, api: Api) -> Routes {
+    let max_body = 2 * shared.cfg.max_request_bytes + (64 << 10);
     let (a, b) = (shared.clone(), shared);
     let router = routes
         .into_axum_router()
@@ -95,5 +97,5 @@ pub fn add_http(routes: Routes, shared: Arc<Shared>) -> Routes {
                 async move { metrics(&s) }
             }),
         );
-    Routes::from(router)
+    Routes::from(crate::gateway::add_gateway(router, api, max_body))
 }

@@ -9,7 +9,8 @@
 //!   postcard, batching, bounded queues, reconnect with backoff.
 //! * [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services,
 //!   with etcd's headers, codes and messages; [`watch`] keeps watchers.
-//! * [`http`]: `/health` and `/metrics` on the client port.
+//! * [`http`]: `/health` and `/metrics` on the client port; [`gateway`]:
+//!   etcd's JSON gateway (`/v3/kv/range`, …, `/v3/watch`) beside them.
 //! * [`server`]: start and stop one member; [`cli`]: `synod server` and
 //!   `synod demo`.
 //!
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod disk;
+pub mod gateway;
 pub mod grpc;
 pub mod http;
 pub mod ids;

@@ -160,6 +160,8 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
         seed: seed(cfg.id),
         snapshot_every: cfg.snapshot_every,
         ticks_per_second,
+        // The leader's fdatasync overlaps replication (Raft thesis §10.2.1).
+        parallel_leader_append: true,
         ..NodeConfig::default()
     };
     let node = Node::new(node_cfg, vec![init])?;
@@ -174,7 +176,7 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
     let actor = tokio::spawn(runtime::run(core, inbox_rx, opened.disk));
     let peer_listener = tokio::spawn(transport::listen(peer, shared.clone(), inbox_tx.clone()));
     let api = Api::new(inbox_tx.clone(), shared.clone());
-    let routes = crate::http::add_http(router(api, max_request_bytes), shared.clone());
+    let routes = crate::http::add_http(router(api.clone(), max_request_bytes), shared.clone(), api);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let sh = shared.clone();
     let grpc = tokio::spawn(async move {

@@ -286,13 +286,15 @@ impl WatchHub {
         let rev = kv.revision();
         match kv.events_since(w.next_rev, &w.key, &w.range_end, CATCH_UP_EVENTS) {
             Err(KvError::Compacted) => {
+                // As etcd: no revision in the header and no cancel reason;
+                // clients read the compaction from compact_revision.
                 let resp = WatchResponse {
-                    header: Some(h.at(rev)),
+                    header: Some(h.at(0)),
                     watch_id: id,
                     created: false,
                     canceled: true,
                     compact_revision: kv.compact_revision(),
-                    cancel_reason: KvError::Compacted.to_string(),
+                    cancel_reason: String::new(),
                     fragment: false,
                     events: Vec::new(),
                 };

@@ -68,7 +68,8 @@ impl Cluster for Api {
     ) -> Result<Response<pb::MemberListResponse>, Status> {
         self.check_leader(&req)?;
         Ok(Response::new(pb::MemberListResponse {
-            header: Some(self.header_now()),
+            // etcd's member list header carries no revision.
+            header: Some(self.header(0)),
             members: self.members(),
         }))
     }

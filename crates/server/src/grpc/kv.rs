@@ -107,7 +107,11 @@ impl Kv for Api {
                 succeeded,
                 responses,
             } => {
-                let hdr = |r: i64| self.header(r);
+                // etcd fills only the revision in the headers of a txn's responses.
+                let hdr = |revision: i64| pb::ResponseHeader {
+                    revision,
+                    ..Default::default()
+                };
                 Ok(Response::new(pb::TxnResponse {
                     header: Some(self.header(revision)),
                     succeeded,

@@ -9,7 +9,7 @@ use synod_proto::etcdserverpb as pb;
 use synod_proto::etcdserverpb::watch_server::Watch;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Api;
@@ -158,16 +158,16 @@ impl StreamState {
     }
 }
 
-#[tonic::async_trait]
-impl Watch for Api {
-    type WatchStream = Pin<Box<dyn Stream<Item = WatchOut> + Send + 'static>>;
-
-    async fn watch(
-        &self,
-        req: Request<Streaming<pb::WatchRequest>>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        self.check_leader(&req)?;
-        let mut inbound = req.into_inner();
+impl Api {
+    /// Serves one watch stream: requests from `inbound`, responses on the
+    /// returned queue. With `hold_open` (the JSON gateway, whose request body
+    /// ends long before the client stops listening) the end of `inbound`
+    /// keeps the watchers running until the reader goes away, and a request
+    /// that cannot be read is reported on the queue before it closes.
+    pub fn watch_stream<S>(&self, mut inbound: S, hold_open: bool) -> mpsc::Receiver<WatchOut>
+    where
+        S: Stream<Item = Result<pb::WatchRequest, Status>> + Send + Unpin + 'static,
+    {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let mut st = StreamState {
             api: self.clone(),
@@ -179,11 +179,11 @@ impl Watch for Api {
         tokio::spawn(async move {
             loop {
                 let msg = tokio::select! {
-                    m = inbound.message() => m,
+                    m = inbound.next() => m,
                     _ = st.tx.closed() => break,
                 };
                 let r = match msg {
-                    Ok(Some(pb::WatchRequest {
+                    Some(Ok(pb::WatchRequest {
                         request_union: Some(u),
                     })) => match u {
                         pb::watch_request::RequestUnion::CreateRequest(c) => st.create(c).await,
@@ -192,8 +192,16 @@ impl Watch for Api {
                         }
                         pb::watch_request::RequestUnion::ProgressRequest(_) => st.progress().await,
                     },
-                    Ok(Some(_)) => Ok(()),
-                    Ok(None) | Err(_) => break,
+                    Some(Ok(_)) => Ok(()),
+                    Some(Err(e)) if hold_open => {
+                        let _ = st.tx.send(Err(e)).await;
+                        break;
+                    }
+                    None if hold_open => {
+                        st.tx.closed().await;
+                        break;
+                    }
+                    Some(Err(_)) | None => break,
                 };
                 if r.is_err() {
                     break;
@@ -205,6 +213,20 @@ impl Watch for Api {
                 .with(move |core| core.watches.cancel_stream(stream))
                 .await;
         });
+        rx
+    }
+}
+
+#[tonic::async_trait]
+impl Watch for Api {
+    type WatchStream = Pin<Box<dyn Stream<Item = WatchOut> + Send + 'static>>;
+
+    async fn watch(
+        &self,
+        req: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.check_leader(&req)?;
+        let rx = self.watch_stream(req.into_inner(), false);
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
