@@ -222,12 +222,12 @@ fn has_leader(port: u16) -> bool {
 
 /// Runs the scenario against `endpoints`; its exit status (None if it had to
 /// be killed at the limit) and everything it printed.
-fn run_scenario(endpoints: &str, scratch: &Path) -> (Option<ExitStatus>, String) {
-    let out_path = scratch.join("scenario.out");
+fn run_scenario(endpoints: &str, which: &str, scratch: &Path) -> (Option<ExitStatus>, String) {
+    let out_path = scratch.join(format!("scenario-{which}.out"));
     let out = File::create(&out_path).expect("create the scenario's output file");
     let mut child = Command::new("python3")
         .arg(scenario_script())
-        .args(["--endpoints", endpoints])
+        .args(["--endpoints", endpoints, "--scenario", which])
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
@@ -255,31 +255,31 @@ fn run_scenario(endpoints: &str, scratch: &Path) -> (Option<ExitStatus>, String)
     (status, text)
 }
 
-#[test]
-fn aetcd_scenario_against_a_three_member_cluster() {
-    if !python_client_available() {
-        return;
-    }
-    let mut cluster = None;
+/// A running 3-member cluster, or a panic saying why there is none.
+fn start_cluster() -> Cluster {
     let mut failures = Vec::new();
     for _ in 0..START_TRIES {
         match Cluster::start(MEMBERS) {
-            Ok(c) => {
-                cluster = Some(c);
-                break;
-            }
+            Ok(c) => return c,
             Err(StartError::Exited(why)) => failures.push(why),
             Err(StartError::NoLeader(why)) => panic!("the cluster elects no leader:\n{why}"),
         }
     }
-    let cluster = cluster.unwrap_or_else(|| {
-        panic!(
-            "the cluster did not start in {START_TRIES} tries:\n{}",
-            failures.join("\n")
-        )
-    });
+    panic!(
+        "the cluster did not start in {START_TRIES} tries:\n{}",
+        failures.join("\n")
+    )
+}
+
+/// Runs one scenario of tests/python/scenario.py against a fresh cluster and
+/// fails with the script's output and the members' logs if it fails.
+fn check_scenario(which: &str) {
+    if !python_client_available() {
+        return;
+    }
+    let cluster = start_cluster();
     let t0 = Instant::now();
-    let (status, output) = run_scenario(&cluster.endpoints(), &cluster.dir.0);
+    let (status, output) = run_scenario(&cluster.endpoints(), which, &cluster.dir.0);
     let took = t0.elapsed();
     match status {
         Some(st) if st.success() => {
@@ -287,20 +287,39 @@ fn aetcd_scenario_against_a_three_member_cluster() {
                 output.lines().any(|l| l.starts_with("PASS")),
                 "the scenario exited 0 without its PASS line:\n{output}"
             );
-            eprintln!("aetcd scenario passed against synod in {took:.1?}");
+            eprintln!("aetcd scenario {which} passed against synod in {took:.1?}");
         }
         Some(st) if st.code() == Some(3) => {
             eprintln!("NOTICE: skipping: the scenario could not import aetcd:\n{output}");
         }
         Some(st) => panic!(
-            "the aetcd scenario failed ({st}) after {took:.1?}:\n{output}\n\
+            "the aetcd scenario {which} failed ({st}) after {took:.1?}:\n{output}\n\
              == synod member logs ==\n{}",
             cluster.member_logs()
         ),
         None => panic!(
-            "the aetcd scenario did not finish within {SCENARIO_LIMIT:?}:\n{output}\n\
+            "the aetcd scenario {which} did not finish within {SCENARIO_LIMIT:?}:\n{output}\n\
              == synod member logs ==\n{}",
             cluster.member_logs()
         ),
     }
+}
+
+/// put/get (prefix, delete), txn (value/version compares, both branches,
+/// nested), lease (grant, attach, time-to-live, keep-alive, revoke, expiry),
+/// watch (across connections, prev_kv, history, prefix) and lock (exclusion,
+/// hand-over, contention), with the two connections on different members.
+#[test]
+fn aetcd_scenario_against_a_three_member_cluster() {
+    check_scenario("main");
+}
+
+/// Read-your-writes through one member, as etcd gives it: a member answers a
+/// write only once it has applied it itself.
+#[test]
+#[ignore = "synod bug: a follower answers a forwarded write when the leader's reply \
+            arrives, before applying it locally, so a serializable read or a new watch \
+            on that follower can miss or replay the client's own acknowledged write"]
+fn aetcd_own_writes_are_visible_on_the_member_that_acknowledged_them() {
+    check_scenario("own-writes");
 }
