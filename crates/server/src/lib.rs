@@ -8,7 +8,8 @@
 //! * [`transport`] and [`wire`]: TCP between peers — handshake, length-framed
 //!   postcard, batching, bounded queues, reconnect with backoff.
 //! * [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services,
-//!   with etcd's headers, codes and messages; [`watch`] keeps watchers.
+//!   with etcd's headers, codes and messages, and the Lock and Election
+//!   services built on them; [`watch`] keeps watchers.
 //! * [`http`]: `/health` and `/metrics` on the client port; [`gateway`]:
 //!   etcd's JSON gateway (`/v3/kv/range`, …, `/v3/watch`) beside them.
 //! * [`server`]: start and stop one member; [`cli`]: `synod server` and

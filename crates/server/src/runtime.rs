@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use synod_node::{ClientError, ClientOp, ClientReply, ClientRequest, Node, Persist, ShardId};
+use synod_node::{
+    ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Node, Persist, ShardId,
+};
 use synod_raft::Role;
 use tokio::sync::{mpsc, oneshot};
 
@@ -80,6 +82,10 @@ pub struct Core {
     /// Requests waiting for a reply: who asked, when, and the leader it was forwarded to.
     waiting: BTreeMap<(u64, u64), (Origin, u64, Option<u64>)>,
     last_leader: u64,
+    /// Replies to writes this member forwarded, held until this member's
+    /// store reaches the write's revision, so a client reads its own write
+    /// on the member that acknowledged it (as etcd does).
+    held: Vec<(i64, Origin, ClientReply)>,
     asks: BTreeMap<u64, (oneshot::Sender<Answer>, u64)>,
     next_ask: u64,
     ticks: u64,
@@ -96,6 +102,7 @@ impl Core {
             watches: WatchHub::default(),
             transport,
             waiting: BTreeMap::new(),
+            held: Vec::new(),
             asks: BTreeMap::new(),
             next_ask: 1,
             ticks: 0,
@@ -239,7 +246,15 @@ impl Core {
                 PeerMsg::Forward(req) => self.on_call(req, Origin::Peer(from)),
                 PeerMsg::ForwardReply(reply) => {
                     if let Some((o, _, _)) = self.waiting.remove(&(reply.client, reply.seq)) {
-                        self.answer(o, reply);
+                        match &reply.result {
+                            Ok(ClientResponse::Write(resp))
+                                if resp.revision() > self.local_revision()
+                                    && self.held.len() < MAX_WAITING =>
+                            {
+                                self.held.push((resp.revision(), o, reply));
+                            }
+                            _ => self.answer(o, reply),
+                        }
                     }
                 }
                 PeerMsg::Ask { id, ask } => {
@@ -337,6 +352,8 @@ impl Core {
                 self.watches.publish(&events, kv, h);
             }
             self.publish();
+            // A snapshot install moves the revision without events: check always.
+            self.release_held();
             // A leader's appends may go out while its own write is synced.
             for env in rd.early_messages.drain(..) {
                 let to = env.msg.to;
@@ -352,6 +369,29 @@ impl Core {
             return Some(rd);
         }
         None
+    }
+
+    fn local_revision(&self) -> i64 {
+        self.node
+            .state_machine(self.shard)
+            .expect("the node hosts its shard")
+            .kv()
+            .revision()
+    }
+
+    /// Answers the held forwarded writes this member has now applied.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let rev = self.local_revision();
+        let (ready, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(r, _, _)| *r <= rev);
+        self.held = keep;
+        for (_, o, reply) in ready {
+            self.answer(o, reply);
+        }
     }
 
     fn send_and_advance(&mut self, mut rd: synod_node::Ready) {

@@ -7,9 +7,12 @@
 //! reuses the same (client, seq), so a write applies at most once.
 
 mod cluster;
+pub mod election;
 mod kv;
 mod lease;
+pub mod lock;
 mod maintenance;
+pub mod recipe;
 mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -280,6 +283,16 @@ pub fn router(api: Api, max_request_bytes: usize) -> tonic::service::Routes {
     );
     b.add_service(
         ClusterServer::new(api.clone())
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.add_service(
+        synod_proto::v3lockpb::lock_server::LockServer::new(api.clone())
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.add_service(
+        synod_proto::v3electionpb::election_server::ElectionServer::new(api.clone())
             .max_decoding_message_size(dec)
             .max_encoding_message_size(enc),
     );
