@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,8 +51,8 @@ const OP_TIMEOUT: Duration = Duration::from_secs(3);
 const CHECK_LIMIT: Duration = Duration::from_secs(30);
 /// Time allowed for the cluster to elect a leader (at start and after healing).
 const LEADER_WAIT: Duration = Duration::from_secs(30);
-/// A member that exits by itself this many times in a row (port not yet
-/// free, say) fails the test.
+/// A member that cannot listen (its port not yet free) this many times in a
+/// row fails the test.
 const MAX_SELF_EXITS: u32 = 10;
 
 // ---------------------------------------------------------------------------
@@ -205,42 +206,61 @@ impl Cluster {
         self.starts += 1;
     }
 
-    /// SIGKILL, then reap.
-    fn kill(&mut self, i: usize) {
+    /// SIGKILL, then reap. A member found to have exited by itself before
+    /// the signal reached it is an error (with its log).
+    fn kill(&mut self, i: usize) -> Result<(), String> {
         let mut child = self.members[i].child.take().expect("member is running");
         // `Child::kill` sends SIGKILL on Unix.
         child.kill().expect("SIGKILL a member");
-        child.wait().expect("reap a killed member");
+        let st = child.wait().expect("reap a killed member");
+        if st.signal() == Some(9) {
+            return Ok(());
+        }
+        Err(format!(
+            "member {} exited by itself ({st}) before it was killed; its log ends:\n{}",
+            self.members[i].name,
+            tail(&self.members[i].log, 3000)
+        ))
     }
 
-    /// Members that exited by themselves since the last look: restarted,
-    /// unless one keeps exiting (then the test fails with its log).
+    /// Members that exited by themselves since the last look. A member that
+    /// could not listen because its port was not free yet is restarted (a
+    /// bounded number of times); any other exit — a recovery that refuses
+    /// its own WAL after a SIGKILL, a panic — fails the test with its log.
     fn restart_exited(&mut self) -> Result<(), String> {
         for i in 0..MEMBERS {
             let status = match self.members[i].child.as_mut() {
                 Some(c) => c.try_wait().expect("poll a member"),
                 None => continue,
             };
-            match status {
-                None => self.members[i].self_exits = 0,
-                Some(st) => {
-                    self.members[i].child = None;
-                    self.members[i].self_exits += 1;
-                    eprintln!(
-                        "member {} exited by itself ({st}); log tail:\n{}",
-                        self.members[i].name,
-                        tail(&self.members[i].log, 2000)
-                    );
-                    if self.members[i].self_exits >= MAX_SELF_EXITS {
-                        return Err(format!(
-                            "member {} exited by itself {} times in a row (last: {st})",
-                            self.members[i].name, self.members[i].self_exits
-                        ));
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                    self.spawn(i);
-                }
+            let Some(st) = status else {
+                self.members[i].self_exits = 0;
+                continue;
+            };
+            self.members[i].child = None;
+            self.members[i].self_exits += 1;
+            let name = self.members[i].name.clone();
+            let log = tail(&self.members[i].log, 3000);
+            let port_taken = log
+                .lines()
+                .rev()
+                .take(5)
+                .any(|l| l.contains("cannot listen on"));
+            if !port_taken {
+                return Err(format!(
+                    "member {name} exited by itself ({st}) after {} starts; its log ends:\n{log}",
+                    self.starts
+                ));
             }
+            if self.members[i].self_exits >= MAX_SELF_EXITS {
+                return Err(format!(
+                    "member {name} could not listen {} times in a row; its log ends:\n{log}",
+                    self.members[i].self_exits
+                ));
+            }
+            eprintln!("member {name} found its port taken ({st}); starting it again");
+            std::thread::sleep(Duration::from_millis(100));
+            self.spawn(i);
         }
         Ok(())
     }
@@ -587,11 +607,10 @@ fn sigkill_loop_loses_no_acknowledged_write_and_stays_linearizable() {
             leader_kills += 1;
         }
         let victim = leader.unwrap_or(random);
-        if cl.members[victim].child.is_none() {
-            // It exited by itself just now; it is restarted below.
-            cl.spawn(victim);
+        if let Err(e) = cl.kill(victim) {
+            failure = Some(e);
+            break;
         }
-        cl.kill(victim);
         std::thread::sleep(rng.millis(50, 300));
         cl.spawn(victim);
     }
@@ -688,7 +707,13 @@ fn sigkill_loop_loses_no_acknowledged_write_and_stays_linearizable() {
                 ..Config::default()
             },
         );
-        verdict_text = format!("{:?}", report.verdict);
+        verdict_text = match &report.verdict {
+            synod_check::Verdict::Linearizable => "linearizable".to_string(),
+            synod_check::Verdict::NotLinearizable { key, .. } => {
+                format!("NOT linearizable (key {key:?})")
+            }
+            synod_check::Verdict::Undecided { key } => format!("undecided (key {key:?})"),
+        };
         match report.verdict {
             synod_check::Verdict::Linearizable => {}
             synod_check::Verdict::NotLinearizable { key, detail } => {
