@@ -39,6 +39,10 @@ pub struct SimArgs {
     /// seed picks 20, 50 or 235).
     #[arg(long)]
     pub fault_interval_ms: Option<u64>,
+    /// Leaders send appends before their own fdatasync: true or false
+    /// (default: the seed picks).
+    #[arg(long)]
+    pub parallel_leader_append: Option<bool>,
     /// Switch on a deliberate protocol bug: vote-without-log-check or commit-old-term.
     #[arg(long)]
     pub planted_bug: Option<String>,
@@ -124,6 +128,7 @@ pub fn run_cli(args: SimArgs) -> u8 {
         cfg.bug = bug;
         cfg.lease_reads = args.lease_reads;
         cfg.fault_interval = args.fault_interval_ms.map(|ms| ms * synod_simnet::MILLIS);
+        cfg.parallel_leader_append = args.parallel_leader_append;
         // A panic is a broken invariant inside a node or the harness: report
         // the seed like any other failure and go on with the next one.
         let report = match std::panic::catch_unwind(|| run(cfg.clone())) {

@@ -17,6 +17,10 @@ pub struct Invariants {
     leaders: BTreeMap<u64, NodeId>,
     /// Every committed entry seen: index -> (term, hash of the payload).
     committed: BTreeMap<u64, (u64, u64)>,
+    /// For each committed index, the term of the node that first reported it
+    /// committed: the entry was committed in that term or earlier. (A leader
+    /// reports its own commits at once, so this is usually exact.)
+    commit_term: BTreeMap<u64, u64>,
     /// Per server: highest committed index already compared.
     checked: BTreeMap<NodeId, u64>,
     /// Per server: (role, term) last seen.
@@ -82,19 +86,24 @@ impl Invariants {
                     Some(_) => {}
                     None => {
                         self.committed.insert(i, h);
+                        self.commit_term.insert(i, raft.term());
                     }
                 }
             }
         }
         self.checked.insert(id, commit);
 
-        // Leader completeness (§5.4): a new leader holds every committed entry.
+        // Leader completeness (§5.4): the leader of a term holds every entry
+        // committed in an earlier term. (A stale leader of an old term, seen
+        // late, need not hold what later terms committed.)
         let prev = self.roles.insert(id, (role, term));
         if role == Role::Leader && prev != Some((Role::Leader, term)) {
             let first = raft.first_index();
+            let commit_term = &self.commit_term;
             let missing: Vec<u64> = self
                 .committed
                 .range(first..)
+                .filter(|(i, _)| commit_term.get(i).is_some_and(|t| *t < term))
                 .filter(|(i, h)| raft.entry(**i).map(|e| (e.term, fnv(&e.data))) != Some(**h))
                 .map(|(i, _)| *i)
                 .take(4)

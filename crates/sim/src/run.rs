@@ -43,6 +43,8 @@ pub struct RunConfig {
     pub trace: bool,
     /// Faults stop (everything heals) at this virtual time.
     pub fault_end: Time,
+    /// Leaders send appends before their own fdatasync; `None`: the seed picks.
+    pub parallel_leader_append: Option<bool>,
     /// Mean time between fault actions; `None`: the seed picks 20 ms, 50 ms
     /// or a twentieth of the fault phase.
     pub fault_interval: Option<Time>,
@@ -66,6 +68,7 @@ impl RunConfig {
             trace: false,
             fault_end: 5 * SECONDS,
             fault_interval: None,
+            parallel_leader_append: None,
             liveness_bound: 5 * SECONDS,
         }
     }
@@ -99,6 +102,9 @@ impl RunConfig {
         }
         if let Some(i) = self.fault_interval {
             s.push_str(&format!(" --fault-interval-ms {}", i / MILLIS));
+        }
+        if let Some(p) = self.parallel_leader_append {
+            s.push_str(&format!(" --parallel-leader-append {p}"));
         }
         if self.lease_reads {
             s.push_str(" --lease-reads");
@@ -204,7 +210,8 @@ impl Harness {
         let mut shape = Pcg64Mcg::seed_from_u64(derive(self.cfg.seed, 6));
         let max_msg_bytes = [64 << 10, 1 << 10, 1][shape.random_range(0..3)];
         let max_inflight_msgs = [16, 4, 1][shape.random_range(0..3)];
-        let parallel_leader_append = shape.random_bool(0.5);
+        let drawn = shape.random_bool(0.5);
+        let parallel_leader_append = self.cfg.parallel_leader_append.unwrap_or(drawn);
         let raft = RaftConfig {
             election_tick: 10,
             heartbeat_tick: 2,
