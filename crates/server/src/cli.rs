@@ -49,8 +49,8 @@ pub struct ServerArgs {
     /// Election timeout in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub election_timeout: u64,
-    /// Applied entries between snapshots.
-    #[arg(long, default_value_t = 10_000)]
+    /// Applied entries between snapshots (etcd 3.5's default).
+    #[arg(long, default_value_t = 100_000)]
     pub snapshot_count: u64,
     /// Print nothing but errors.
     #[arg(long)]

@@ -262,7 +262,7 @@ impl Default for RawConfig {
             max_request_bytes: synod_proto::limits::DEFAULT_MAX_REQUEST_BYTES,
             heartbeat_interval_ms: 100,
             election_timeout_ms: 1000,
-            snapshot_count: 10_000,
+            snapshot_count: 100_000,
         }
     }
 }
