@@ -154,10 +154,13 @@ impl Api {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let mut backoff = Duration::from_millis(10);
         let mut last_no_leader = false;
+        // Whether an attempt may have been proposed: then "no leader" would
+        // tell the client the write never happened, which we cannot know.
+        let mut maybe_taken = false;
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err(Status::unavailable(if last_no_leader {
+                return Err(Status::unavailable(if last_no_leader && !maybe_taken {
                     NO_LEADER
                 } else {
                     TIMED_OUT
@@ -191,9 +194,10 @@ impl Api {
                     Err(e) => return Err(client_status(&e)),
                 },
                 // The actor dropped the request (stopping, or the wait table was pruned).
-                Ok(Err(_)) => {}
+                Ok(Err(_)) => maybe_taken = true,
                 // No answer yet: ask again under the same name (applied at most once).
                 Err(_) => {
+                    maybe_taken = true;
                     last_no_leader = self.inner.shared.leader() == 0;
                     continue;
                 }
