@@ -173,7 +173,9 @@ fn never_started(s: &Status) -> bool {
 
 /// Whether a read may be tried again after this refusal.
 fn read_retryable(s: &Status) -> bool {
-    s.code() == Code::Unavailable
+    // A connection closed under a request surfaces as Cancelled: a read is
+    // safe to repeat elsewhere.
+    matches!(s.code(), Code::Unavailable | Code::Cancelled)
         || matches!(
             s.message(),
             "etcdserver: leader changed"
@@ -185,7 +187,7 @@ fn read_retryable(s: &Status) -> bool {
 
 /// Whether a refusal suggests moving to another endpoint.
 fn endpoint_failed(s: &Status) -> bool {
-    s.code() == Code::Unavailable
+    matches!(s.code(), Code::Unavailable | Code::Cancelled)
 }
 
 impl Client {
