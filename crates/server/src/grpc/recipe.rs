@@ -14,18 +14,7 @@ use super::Api;
 use crate::watch::WatchOut;
 
 /// The first key after every key that starts with `prefix` (etcd's prefix end).
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(&last) = end.last() {
-        if last < 0xff {
-            *end.last_mut().expect("not empty") += 1;
-            return end;
-        }
-        end.pop();
-    }
-    // Every byte was 0xff: the range runs to the end of the key space.
-    vec![0]
-}
+pub use synod_kv::prefix_range_end as prefix_end;
 
 /// `name/` and the key `name/<lease in hex>`, as etcd's recipes name them.
 pub fn queue_key(name: &[u8], lease: i64) -> (Vec<u8>, Vec<u8>) {
