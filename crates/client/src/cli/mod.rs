@@ -914,21 +914,34 @@ async fn lease(client: &Client, op: LeaseOp, fmt: Format, sink: Sink<'_>) -> Res
     Ok(0)
 }
 
+/// Runs `wait` (taking a lock, campaigning) until it ends or the user
+/// presses Ctrl-C (`None`).
+async fn interruptible<T>(wait: impl std::future::Future<Output = Result<T>>) -> Option<Result<T>> {
+    tokio::select! {
+        r = wait => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    }
+}
+
+/// After waiting in `session`: hands back the session and what was won, or
+/// closes the session when the wait was interrupted (`None`) or failed.
+async fn settle<T>(session: Session, got: Option<Result<T>>) -> Result<Option<(Session, T)>> {
+    match got {
+        Some(Ok(t)) => Ok(Some((session, t))),
+        None => session.close().await.map(|()| None),
+        Some(Err(e)) => {
+            // The wait's error is the one to report; closing is best effort.
+            let _ = session.close().await;
+            Err(e)
+        }
+    }
+}
+
 async fn lock(client: &Client, c: LockCmd, sink: Sink<'_>) -> Result<u8> {
     let session = Session::new(client, c.ttl).await?;
-    let guard = tokio::select! {
-        g = concurrency::lock(client, &session, c.name.as_bytes()) => g,
-        _ = tokio::signal::ctrl_c() => {
-            session.close().await?;
-            return Ok(0);
-        }
-    };
-    let guard = match guard {
-        Ok(g) => g,
-        Err(e) => {
-            let _ = session.close().await;
-            return Err(e);
-        }
+    let got = interruptible(concurrency::lock(client, &session, c.name.as_bytes())).await;
+    let Some((session, guard)) = settle(session, got).await? else {
+        return Ok(0);
     };
     let code = if let Some((prog, args)) = c.command.split_first() {
         let status = tokio::process::Command::new(prog)
@@ -972,19 +985,15 @@ async fn elect(client: &Client, c: ElectCmd, sink: Sink<'_>) -> Result<u8> {
         ));
     };
     let session = Session::new(client, c.ttl).await?;
-    let won = tokio::select! {
-        l = concurrency::campaign(client, &session, c.name.as_bytes(), proposal.as_bytes()) => l,
-        _ = tokio::signal::ctrl_c() => {
-            session.close().await?;
-            return Ok(0);
-        }
-    };
-    let won = match won {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = session.close().await;
-            return Err(e);
-        }
+    let got = interruptible(concurrency::campaign(
+        client,
+        &session,
+        c.name.as_bytes(),
+        proposal.as_bytes(),
+    ))
+    .await;
+    let Some((session, won)) = settle(session, got).await? else {
+        return Ok(0);
     };
     let mut o = Vec::new();
     o.extend_from_slice(&won.key);
