@@ -31,10 +31,12 @@ use synod_proto::etcdserverpb::{
     request_op, watch_request, CompactionRequest, CompactionResponse, DeleteRangeRequest,
     DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
-    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberListRequest,
-    MemberListResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, StatusRequest,
-    StatusResponse, TxnRequest, TxnResponse, WatchCancelRequest, WatchCreateRequest, WatchRequest,
-    WatchResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberAddRequest,
+    MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
+    MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest,
+    MemberUpdateResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, SnapshotRequest,
+    SnapshotResponse, StatusRequest, StatusResponse, TxnRequest, TxnResponse, WatchCancelRequest,
+    WatchCreateRequest, WatchRequest, WatchResponse,
 };
 use synod_proto::limits;
 use tokio::sync::mpsc;
@@ -496,6 +498,68 @@ impl Client {
                 .await
         })
         .await
+    }
+
+    /// MemberAdd: a voter, or a learner. Not retried (not idempotent).
+    pub async fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        learner: bool,
+    ) -> Result<MemberAddResponse> {
+        self.call(Retry::Mutation, |ch| {
+            let req = MemberAddRequest {
+                peer_ur_ls: peer_urls.clone(),
+                is_learner: learner,
+            };
+            async move { ClusterClient::new(ch).member_add(req).await }
+        })
+        .await
+    }
+
+    /// MemberRemove.
+    pub async fn member_remove(&self, id: u64) -> Result<MemberRemoveResponse> {
+        self.call(Retry::Mutation, |ch| async move {
+            ClusterClient::new(ch)
+                .member_remove(MemberRemoveRequest { id })
+                .await
+        })
+        .await
+    }
+
+    /// MemberUpdate: new peer URLs for a member.
+    pub async fn member_update(
+        &self,
+        id: u64,
+        peer_urls: Vec<String>,
+    ) -> Result<MemberUpdateResponse> {
+        self.call(Retry::Mutation, |ch| {
+            let req = MemberUpdateRequest {
+                id,
+                peer_ur_ls: peer_urls.clone(),
+            };
+            async move { ClusterClient::new(ch).member_update(req).await }
+        })
+        .await
+    }
+
+    /// MemberPromote: a learner becomes a voter.
+    pub async fn member_promote(&self, id: u64) -> Result<MemberPromoteResponse> {
+        self.call(Retry::Mutation, |ch| async move {
+            ClusterClient::new(ch)
+                .member_promote(MemberPromoteRequest { id })
+                .await
+        })
+        .await
+    }
+
+    /// Maintenance.Snapshot of the current endpoint: the stream of chunks.
+    pub async fn snapshot(&self) -> Result<Streaming<SnapshotResponse>> {
+        let r = MaintenanceClient::new(self.current_channel())
+            .max_decoding_message_size(limits::DEFAULT_MAX_ENCODING_MESSAGE_SIZE)
+            .snapshot(SnapshotRequest {})
+            .await
+            .map_err(Error::Status)?;
+        Ok(r.into_inner())
     }
 
     /// Maintenance.Status of endpoint number `i` (no retry, no failover).

@@ -15,8 +15,8 @@ use std::fmt;
 use base64::Engine;
 use synod_proto::etcdserverpb::{
     response_op, DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse,
-    LeaseLeasesResponse, LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse,
-    RangeResponse, ResponseHeader, StatusResponse, TxnResponse, WatchResponse,
+    LeaseLeasesResponse, LeaseTimeToLiveResponse, Member, MemberAddResponse, MemberListResponse,
+    PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse, WatchResponse,
 };
 use synod_proto::mvccpb::{event::EventType, Event, KeyValue};
 
@@ -371,6 +371,53 @@ pub fn member_list_json(r: &MemberListResponse) -> Json {
         r.members.iter().map(member_json).collect::<Vec<_>>(),
     );
     m
+}
+
+/// A response carrying a member list (remove, update, promote) as JSON.
+pub fn members_json(h: &Option<ResponseHeader>, members: &[Member]) -> Json {
+    let mut m = with_header(h);
+    m.insert(
+        "members",
+        members.iter().map(member_json).collect::<Vec<_>>(),
+    );
+    m
+}
+
+/// MemberAddResponse as JSON.
+pub fn member_add_json(r: &MemberAddResponse) -> Json {
+    let mut m = with_header(&r.header);
+    if let Some(mb) = &r.member {
+        m.insert("member", member_json(mb));
+    }
+    m.insert(
+        "members",
+        r.members.iter().map(member_json).collect::<Vec<_>>(),
+    );
+    m
+}
+
+/// etcdctl's text after `member add`: the new member's id, then the
+/// environment it starts with (`ETCD_INITIAL_CLUSTER` lists every member's
+/// peer URLs, the new one under `name`).
+pub fn member_added(r: &MemberAddResponse, name: &str, urls: &[String]) -> String {
+    let id = r.member.as_ref().map_or(0, |m| m.id);
+    let cluster = r.header.as_ref().map_or(0, |h| h.cluster_id);
+    let mut conf = Vec::new();
+    for m in &r.members {
+        let n = if m.id == id { name } else { m.name.as_str() };
+        for u in &m.peer_ur_ls {
+            conf.push(format!("{n}={u}"));
+        }
+    }
+    format!(
+        "Member {id:16x} added to cluster {cluster:16x}\n\n\
+         ETCD_NAME=\"{name}\"\n\
+         ETCD_INITIAL_CLUSTER=\"{}\"\n\
+         ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{}\"\n\
+         ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n",
+        conf.join(","),
+        urls.join(",")
+    )
 }
 
 /// One StatusResponse as JSON.

@@ -654,3 +654,127 @@ async fn client_fails_over_when_its_member_dies() {
         .unwrap();
     assert_eq!(r.kvs[0].value, b"2");
 }
+
+/// Ids in etcdctl's member lines are random: replace every hex id (etcdctl
+/// pads them with spaces to 16 characters, so blanks are dropped too).
+fn without_ids(s: &str) -> String {
+    s.split([' ', ',', '\n', '"'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            if (8..=16).contains(&w.len()) && w.chars().all(|c| c.is_ascii_hexdigit()) {
+                "ID"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_add_update_promote_remove_print_like_etcdctl() {
+    let Some(etcd) = Etcd::start("member_add_update_promote_remove_print_like_etcdctl").await
+    else {
+        return;
+    };
+    // Learners only: a voter that never starts would cost this one-member
+    // etcd its quorum.
+    let ours = etcd
+        .synod(&[
+            "member",
+            "add",
+            "l1",
+            "--peer-urls",
+            "http://127.0.0.1:1",
+            "--learner",
+        ])
+        .await;
+    assert_eq!(ours.0, 0, "{}", text(&ours.1));
+    let o = text(&ours.1);
+    assert!(o.starts_with("Member ") && o.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""));
+    let id = o
+        .split_whitespace()
+        .nth(1)
+        .expect("the new member's id")
+        .to_string();
+
+    let (code, list) = etcd.synod(&["member", "list"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        text(&list).contains(&format!("{id}, unstarted, , http://127.0.0.1:1, , true")),
+        "{}",
+        text(&list)
+    );
+    let (code, out) = etcd
+        .synod(&["member", "update", &id, "--peer-urls", "http://127.0.0.1:3"])
+        .await;
+    assert_eq!(code, 0, "{}", text(&out));
+    assert!(
+        text(&out).starts_with(&format!("Member {id} updated in cluster ")),
+        "{}",
+        text(&out)
+    );
+    let (_, list) = etcd.etcdctl(&["member", "list"]);
+    assert!(
+        text(&list).contains("http://127.0.0.1:3"),
+        "{}",
+        text(&list)
+    );
+    // Never started, so never in sync: etcd refuses, and we show its message.
+    let (code, out) = etcd.synod(&["member", "promote", &id]).await;
+    assert_eq!(code, 1);
+    assert!(
+        text(&out).contains("can only promote a learner member which is in sync with leader"),
+        "{}",
+        text(&out)
+    );
+    let (code, out) = etcd.synod(&["member", "remove", &id]).await;
+    assert_eq!(code, 0, "{}", text(&out));
+    assert!(
+        text(&out).starts_with(&format!("Member {id} removed from cluster ")),
+        "{}",
+        text(&out)
+    );
+    let (_, list) = etcd.etcdctl(&["member", "list"]);
+    assert!(!text(&list).contains(&id), "{}", text(&list));
+    let (code, out) = etcd.synod(&["member", "remove", &id]).await;
+    assert_eq!(code, 1);
+    assert!(text(&out).contains("member not found"), "{}", text(&out));
+    let (code, out) = etcd.synod(&["member", "remove", "not-hex"]).await;
+    assert_eq!(code, 1);
+    assert!(text(&out).contains("expecting ID in Hex"), "{}", text(&out));
+
+    // etcdctl adding a learner the same way (etcd 3.4 allows one learner at
+    // a time, so after ours is gone) prints the same lines.
+    let theirs = etcd.etcdctl(&[
+        "member",
+        "add",
+        "l1",
+        "--peer-urls",
+        "http://127.0.0.1:2",
+        "--learner",
+    ]);
+    assert_eq!(theirs.0, 0, "{}", text(&theirs.1));
+    let t = text(&theirs.1);
+    // Same lines once ids, the new members' URLs and the (id-sorted) order
+    // of ETCD_INITIAL_CLUSTER are set aside.
+    let norm = |s: &str| {
+        let lines: Vec<String> = s
+            .replace("http://127.0.0.1:1\"", "URL\"")
+            .replace("http://127.0.0.1:2\"", "URL\"")
+            .replace("http://127.0.0.1:1,", "URL,")
+            .replace("http://127.0.0.1:2,", "URL,")
+            .lines()
+            .map(|l| match l.strip_prefix("ETCD_INITIAL_CLUSTER=") {
+                Some(list) => {
+                    let mut m: Vec<&str> = list.trim_matches('"').split(',').collect();
+                    m.sort_unstable();
+                    format!("ETCD_INITIAL_CLUSTER={}", m.join(","))
+                }
+                None => l.to_string(),
+            })
+            .collect();
+        without_ids(&lines.join("\n"))
+    };
+    assert_eq!(norm(&o), norm(&t), "ours:\n{o}\netcdctl's:\n{t}");
+}

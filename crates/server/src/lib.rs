@@ -13,7 +13,8 @@
 //! * [`http`]: `/health` and `/metrics` on the client port; [`gateway`]:
 //!   etcd's JSON gateway (`/v3/kv/range`, …, `/v3/watch`) beside them.
 //! * [`server`]: start and stop one member; [`cli`]: `synod server` and
-//!   `synod demo`.
+//!   `synod demo`; [`offline`]: `synod snapshot restore|status` and
+//!   `synod inspect`, on files with no server running.
 //!
 //! The deterministic core (synod-node, synod-raft, synod-kv) decides
 //! everything; this crate only moves bytes and time.
@@ -28,6 +29,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod http;
 pub mod ids;
+pub mod offline;
 pub mod runtime;
 pub mod server;
 pub mod sha256;

@@ -32,6 +32,21 @@ enum Command {
     Server(synod_server::cli::ServerArgs),
     /// Run a local cluster in one process on etcd's local-cluster ports.
     Demo(synod_server::cli::DemoArgs),
+    /// Snapshots: save one from a live member, restore a new cluster from one, or inspect one.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// On-disk sizes and store statistics of a member's data dir (read only; safe on a live member).
+    Inspect(synod_server::offline::InspectArgs),
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Stream a consistent snapshot of one member (the single --endpoints) to a file.
+    Save(synod_client::cli::SnapshotSaveCmd),
+    /// Create a new member's data dir from a snapshot file (run once per member of the new cluster).
+    Restore(synod_server::offline::RestoreArgs),
+    /// Hash, revision, key count and size of a snapshot file.
+    Status(synod_server::offline::StatusArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +58,12 @@ fn main() -> std::process::ExitCode {
         Command::Client(c) => synod_client::cli::run(&cli.conn, c),
         Command::Server(a) => synod_server::cli::run_server(a),
         Command::Demo(a) => synod_server::cli::run_demo(a),
+        Command::Snapshot(SnapshotCommand::Save(c)) => {
+            synod_client::cli::run_snapshot_save(&cli.conn, c)
+        }
+        Command::Snapshot(SnapshotCommand::Restore(a)) => synod_server::offline::run_restore(a),
+        Command::Snapshot(SnapshotCommand::Status(a)) => synod_server::offline::run_status(a),
+        Command::Inspect(a) => synod_server::offline::run_inspect(a),
     };
     std::process::ExitCode::from(code)
 }

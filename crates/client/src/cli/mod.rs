@@ -92,7 +92,7 @@ pub enum ClientCommand {
     Lock(LockCmd),
     /// Campaign in an election (hold leadership until Ctrl-C), or --listen to leaders.
     Elect(ElectCmd),
-    /// Member commands: list.
+    /// Member commands: list, add, remove, update, promote.
     Member(MemberCmd),
     /// Status of every endpoint.
     Status(StatusCmd),
@@ -479,6 +479,45 @@ pub struct MemberCmd {
 pub enum MemberOp {
     /// List the cluster's members.
     List,
+    /// Add a member (it then starts with `--initial-cluster-state existing`).
+    Add {
+        /// The new member's name.
+        name: String,
+        /// Its peer URLs, comma-separated.
+        #[arg(long)]
+        peer_urls: String,
+        /// Add it as a learner (a non-voting member, promoted later).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove a member.
+    Remove {
+        /// The member's id (hex).
+        id: String,
+    },
+    /// Change a member's peer URLs.
+    Update {
+        /// The member's id (hex).
+        id: String,
+        /// Its new peer URLs, comma-separated.
+        #[arg(long)]
+        peer_urls: String,
+    },
+    /// Promote a learner to a voting member.
+    Promote {
+        /// The learner's id (hex).
+        id: String,
+    },
+}
+
+/// `snapshot save`: a consistent image of one member's state, to a file.
+#[derive(Args, Debug, Clone)]
+pub struct SnapshotSaveCmd {
+    /// The file to write (written beside as FILE.part, then renamed).
+    pub file: std::path::PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub out: OutArgs,
 }
 
 /// `status`.
@@ -491,6 +530,17 @@ pub struct StatusCmd {
 
 /// Runs one client command; returns the process exit status.
 pub fn run(conn: &ConnArgs, cmd: ClientCommand) -> u8 {
+    let mut stdout = std::io::stdout();
+    block_on(execute(conn, cmd, &mut stdout))
+}
+
+/// Runs `synod snapshot save` and returns the process exit code.
+pub fn run_snapshot_save(conn: &ConnArgs, cmd: SnapshotSaveCmd) -> u8 {
+    let mut stdout = std::io::stdout();
+    block_on(snapshot_save(conn, cmd, &mut stdout))
+}
+
+fn block_on(f: impl std::future::Future<Output = Result<u8>>) -> u8 {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -501,14 +551,89 @@ pub fn run(conn: &ConnArgs, cmd: ClientCommand) -> u8 {
             return 1;
         }
     };
-    let mut stdout = std::io::stdout();
-    match rt.block_on(execute(conn, cmd, &mut stdout)) {
+    match rt.block_on(f) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e}");
             1
         }
     }
+}
+
+/// The largest snapshot `snapshot save` accepts (etcd's default quota is
+/// 2 GiB; a bigger stream is refused rather than filling the disk).
+const MAX_SNAPSHOT_BYTES: u64 = 8 << 30;
+
+/// Streams Maintenance.Snapshot from the first endpoint into `cmd.file`:
+/// written to `FILE.part`, checked against the SHA-256 trailer etcd's format
+/// ends with, synced, then renamed into place.
+pub async fn snapshot_save(conn: &ConnArgs, cmd: SnapshotSaveCmd, sink: Sink<'_>) -> Result<u8> {
+    use sha2::Digest;
+    use std::io::Write as _;
+    if conn.endpoints.len() != 1 {
+        return Err(Error::InvalidArgument(
+            "snapshot must be requested to one selected node, not multiple".into(),
+        ));
+    }
+    let opts = ClientOptions {
+        dial_timeout: cmd.out.dial_timeout,
+        request_timeout: cmd.out.command_timeout,
+        probe: false,
+        ..ClientOptions::default()
+    };
+    let client = Client::connect(&conn.endpoints, opts).await?;
+    let mut stream = client.snapshot().await?;
+    let part = {
+        let mut p = cmd.file.clone().into_os_string();
+        p.push(".part");
+        std::path::PathBuf::from(p)
+    };
+    let mut f = std::fs::File::create(&part)?;
+    let mut hasher = sha2::Sha256::new();
+    // The last 32 bytes seen: the trailer, once the stream ends.
+    let mut tail: Vec<u8> = Vec::with_capacity(64);
+    let mut total: u64 = 0;
+    let res: Result<()> = async {
+        while let Some(chunk) = stream.message().await.map_err(Error::Status)? {
+            total += chunk.blob.len() as u64;
+            if total > MAX_SNAPSHOT_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "snapshot larger than {MAX_SNAPSHOT_BYTES} bytes"
+                )));
+            }
+            f.write_all(&chunk.blob)?;
+            tail.extend_from_slice(&chunk.blob);
+            if tail.len() > 32 {
+                let cut = tail.len() - 32;
+                hasher.update(&tail[..cut]);
+                tail.drain(..cut);
+            }
+        }
+        if total % 512 != 32 || tail.len() != 32 {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot of {total} bytes has no SHA-256 trailer"
+            )));
+        }
+        if hasher.finalize().as_slice() != tail.as_slice() {
+            return Err(Error::InvalidArgument(
+                "snapshot's SHA-256 does not match its content".into(),
+            ));
+        }
+        f.sync_all()?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
+    drop(f);
+    std::fs::rename(&part, &cmd.file)?;
+    emit(
+        sink,
+        format!("Snapshot saved at {}\n", cmd.file.display()).as_bytes(),
+    )?;
+    Ok(0)
 }
 
 fn out_args(cmd: &ClientCommand) -> Option<&OutArgs> {
@@ -677,6 +802,43 @@ pub async fn execute(conn: &ConnArgs, cmd: ClientCommand, out: Sink<'_>) -> Resu
         ClientCommand::Lock(c) => return lock(&client, c, sink).await,
         ClientCommand::Elect(c) => return elect(&client, c, sink).await,
         ClientCommand::Member(c) => match c.op {
+            MemberOp::Add {
+                name,
+                peer_urls,
+                learner,
+            } => {
+                let urls = split_urls(&peer_urls)?;
+                let r = client.member_add(urls.clone(), learner).await?;
+                let text = match fmt {
+                    Format::Json => output::json_line(&output::member_add_json(&r)),
+                    _ => output::member_added(&r, &name, &urls).into_bytes(),
+                };
+                emit(sink, &text)?;
+            }
+            MemberOp::Remove { id } => {
+                let id = parse_member_id(&id)?;
+                let r = client.member_remove(id).await?;
+                emit(
+                    sink,
+                    &member_changed(fmt, "removed from", id, &r.header, &r.members),
+                )?;
+            }
+            MemberOp::Update { id, peer_urls } => {
+                let id = parse_member_id(&id)?;
+                let r = client.member_update(id, split_urls(&peer_urls)?).await?;
+                emit(
+                    sink,
+                    &member_changed(fmt, "updated in", id, &r.header, &r.members),
+                )?;
+            }
+            MemberOp::Promote { id } => {
+                let id = parse_member_id(&id)?;
+                let r = client.member_promote(id).await?;
+                emit(
+                    sink,
+                    &member_changed(fmt, "promoted in", id, &r.header, &r.members),
+                )?;
+            }
             MemberOp::List => {
                 let r = client.member_list().await?;
                 emit(
@@ -912,6 +1074,43 @@ async fn lease(client: &Client, op: LeaseOp, fmt: Format, sink: Sink<'_>) -> Res
         }
     }
     Ok(0)
+}
+
+fn split_urls(s: &str) -> Result<Vec<String>> {
+    let urls: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect();
+    if urls.is_empty() {
+        return Err(Error::InvalidArgument(
+            "member peer urls not provided".into(),
+        ));
+    }
+    Ok(urls)
+}
+
+fn parse_member_id(s: &str) -> Result<u64> {
+    u64::from_str_radix(s, 16).map_err(|e| {
+        Error::InvalidArgument(format!("bad member ID arg ({e}), expecting ID in Hex"))
+    })
+}
+
+/// etcdctl's line after remove, update and promote (`Member ID VERB cluster
+/// CLUSTER`), or the response as JSON.
+fn member_changed(
+    fmt: Format,
+    verb: &str,
+    id: u64,
+    header: &Option<synod_proto::etcdserverpb::ResponseHeader>,
+    members: &[synod_proto::etcdserverpb::Member],
+) -> Vec<u8> {
+    let cluster = header.as_ref().map_or(0, |h| h.cluster_id);
+    match fmt {
+        Format::Json => output::json_line(&output::members_json(header, members)),
+        _ => format!("Member {id:16x} {verb} cluster {cluster:16x}\n").into_bytes(),
+    }
 }
 
 /// Runs `wait` (taking a lock, campaigning) until it ends or the user
