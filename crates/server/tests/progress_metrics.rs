@@ -33,7 +33,24 @@ fn create(key: &str, progress_notify: bool) -> pb::WatchRequest {
 fn watchers_that_ask_get_periodic_progress_notifications() {
     let cl = Cluster::start_with(1, |c| c.watch_progress_notify_interval = INTERVAL);
     cl.wait_leader(Duration::from_secs(10)).expect("a leader");
-    let url = format!("http://{}", cl.endpoint(0));
+    check_progress_notifications(format!("http://{}", cl.endpoint(0)));
+}
+
+/// The same checks hold against a real etcd 3.4 started with the same flag.
+#[test]
+fn etcd_sends_the_same_progress_notifications() {
+    if !common::have_etcd() || !common::have_etcdctl() {
+        return;
+    }
+    let ms = format!(
+        "--experimental-watch-progress-notify-interval={}ms",
+        INTERVAL.as_millis()
+    );
+    let etcd = common::Etcd3::start_with_args(1, &[&ms]);
+    check_progress_notifications(format!("http://{}", etcd.clients[0]));
+}
+
+fn check_progress_notifications(url: String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

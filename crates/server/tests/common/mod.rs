@@ -327,11 +327,14 @@ impl Spawned {
         None
     }
 
-    /// Lines until none arrives for `idle`.
+    /// Lines until none arrives for `idle` (at most 10 000).
     pub fn drain_for_idle(&self, idle: Duration) -> Vec<String> {
         let mut got = Vec::new();
-        while let Ok(l) = self.lines.recv_timeout(idle) {
-            got.push(l);
+        while got.len() < 10_000 {
+            match self.lines.recv_timeout(idle) {
+                Ok(l) => got.push(l),
+                Err(_) => break,
+            }
         }
         got
     }
@@ -401,6 +404,11 @@ impl Etcd3 {
     /// Starts `n` members with the timings [`Cluster`] uses (heartbeat
     /// 50 ms, election 500 ms) and waits until every member is healthy.
     pub fn start(n: usize) -> Etcd3 {
+        Etcd3::start_with_args(n, &[])
+    }
+
+    /// Like [`Etcd3::start`], with `extra` flags for every member.
+    pub fn start_with_args(n: usize, extra: &[&str]) -> Etcd3 {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(2 * n);
         let clients: Vec<String> = (0..n)
@@ -436,6 +444,7 @@ impl Etcd3 {
                 .args(["--initial-cluster", &initial])
                 .args(["--initial-cluster-token", "etcd-test"])
                 .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
