@@ -128,6 +128,28 @@ fn check_progress_notifications(url: String) {
             }
         }
         assert!(saw_event);
+
+        // A WatchProgressRequest is answered for the whole stream (watch id
+        // -1) at the current revision.
+        let rev = kv.put(put("elsewhere")).await.unwrap().into_inner();
+        let rev = rev.header.unwrap().revision;
+        tx.send(pb::WatchRequest {
+            request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(
+                pb::WatchProgressRequest {},
+            )),
+        })
+        .await
+        .unwrap();
+        let t0 = Instant::now();
+        loop {
+            let r = next!();
+            if r.watch_id == -1 {
+                assert!(r.events.is_empty(), "{r:?}");
+                assert_eq!(r.header.unwrap().revision, rev);
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(2), "no answer");
+        }
     });
 }
 
