@@ -52,9 +52,17 @@ pub struct ServerArgs {
     /// Applied entries between snapshots (etcd 3.5's default).
     #[arg(long, default_value_t = 100_000)]
     pub snapshot_count: u64,
+    /// How often watchers created with progress_notify hear the current
+    /// revision when no events came (Go duration: 10m, 30s, 250ms).
+    #[arg(long, default_value = "10m", value_parser = parse_duration_arg)]
+    pub experimental_watch_progress_notify_interval: std::time::Duration,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s).map_err(|e| e.to_string())
 }
 
 impl ServerArgs {
@@ -74,6 +82,7 @@ impl ServerArgs {
             heartbeat_interval_ms: self.heartbeat_interval,
             election_timeout_ms: self.election_timeout,
             snapshot_count: self.snapshot_count,
+            watch_progress_notify_interval: self.experimental_watch_progress_notify_interval,
         }
     }
 }

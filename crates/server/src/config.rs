@@ -71,6 +71,10 @@ pub struct ServerConfig {
     pub snapshot_every: u64,
     /// Size of a WAL segment file.
     pub wal_segment_bytes: u64,
+    /// How often a watcher created with `progress_notify` that received no
+    /// events hears the current revision (etcd's
+    /// `--experimental-watch-progress-notify-interval`).
+    pub watch_progress_notify_interval: Duration,
 }
 
 /// Parses `http://HOST:PORT` (or `HOST:PORT`) into a socket address.
@@ -121,6 +125,38 @@ pub fn parse_initial_cluster(s: &str) -> Result<Vec<(String, String)>, ConfigErr
     Ok(out)
 }
 
+/// Parses a Go-style duration as etcd's flags take them: one or more
+/// `NUMBER UNIT` parts, units `h`, `m`, `s`, `ms`, `us`, `ns` (`10m`,
+/// `1m30s`, `250ms`).
+pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::Invalid(format!("{s:?} is not a duration (try 10m, 30s, 250ms)"));
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let part = match &rest[..unit] {
+            "h" => n.checked_mul(3600).map(Duration::from_secs),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
+            "s" => Some(Duration::from_secs(n)),
+            "ms" => Some(Duration::from_millis(n)),
+            "us" | "µs" => Some(Duration::from_micros(n)),
+            "ns" => Some(Duration::from_nanos(n)),
+            _ => None,
+        };
+        total = total.checked_add(part.ok_or_else(bad)?).ok_or_else(bad)?;
+        rest = &rest[unit..];
+    }
+    Ok(total)
+}
+
 /// The settings of one server before validation (what the flags say).
 #[derive(Clone, Debug)]
 pub struct RawConfig {
@@ -150,6 +186,8 @@ pub struct RawConfig {
     pub election_timeout_ms: u64,
     /// `--snapshot-count`
     pub snapshot_count: u64,
+    /// `--experimental-watch-progress-notify-interval`
+    pub watch_progress_notify_interval: Duration,
 }
 
 impl RawConfig {
@@ -221,6 +259,11 @@ impl RawConfig {
                     .into(),
             ));
         }
+        if self.watch_progress_notify_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "--experimental-watch-progress-notify-interval must be above 0".into(),
+            ));
+        }
         if self.max_request_bytes == 0 || self.max_request_bytes > 64 << 20 {
             return Err(ConfigError::Invalid(
                 "--max-request-bytes must be in 1..=64 MiB".into(),
@@ -243,6 +286,7 @@ impl RawConfig {
             heartbeat_ticks: 1,
             snapshot_every: self.snapshot_count.max(1),
             wal_segment_bytes: 64 << 20,
+            watch_progress_notify_interval: self.watch_progress_notify_interval,
         })
     }
 }
@@ -263,6 +307,8 @@ impl Default for RawConfig {
             heartbeat_interval_ms: 100,
             election_timeout_ms: 1000,
             snapshot_count: 100_000,
+            // etcd's default.
+            watch_progress_notify_interval: Duration::from_secs(600),
         }
     }
 }
@@ -280,6 +326,17 @@ mod tests {
         let e = parse_url("--listen-client-urls", "https://127.0.0.1:1").unwrap_err();
         assert!(e.to_string().contains("--listen-client-urls"), "{e}");
         assert!(parse_url("--x", "http://nohost").is_err());
+    }
+
+    #[test]
+    fn durations_parse_as_go_writes_them() {
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        for bad in ["", "10", "m", "10x", "1.5s", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct Disk {
     snap_index: u64,
     /// Bytes of the current snapshot image (for status).
     snap_bytes: u64,
+    /// Where each fdatasync's latency goes (`/metrics`).
+    pub wal_fsync: std::sync::Arc<crate::http::Histogram>,
 }
 
 /// What [`Disk::open`] found.
@@ -135,6 +137,7 @@ impl Disk {
             log,
             snap_index: 0,
             snap_bytes: 0,
+            wal_fsync: Default::default(),
         };
         if fresh {
             return Ok(Opened { disk, init: None });
@@ -245,7 +248,10 @@ impl Disk {
                 self.log.set_hard_state(to_disk_hs(hs)).map_err(logerr)?;
             }
         }
-        self.log.sync().map_err(logerr)
+        let t0 = std::time::Instant::now();
+        let synced = self.log.sync().map_err(logerr);
+        self.wal_fsync.observe(t0.elapsed());
+        synced
     }
 }
 

@@ -2,8 +2,10 @@
 //! Prometheus `/metrics`, and etcd's JSON gateway ([`crate::gateway`]).
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -22,6 +24,77 @@ pub fn health(s: &Shared) -> (StatusCode, String) {
             r#"{"health":"false","reason":"RAFT NO LEADER"}"#.into(),
         )
     }
+}
+
+/// Upper bounds, in seconds, of etcd's `etcd_disk_wal_fsync_duration_seconds`
+/// buckets: 1 ms doubling up to 8.192 s.
+pub const FSYNC_BUCKETS: [f64; 14] = [
+    0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096,
+    8.192,
+];
+
+/// A Prometheus histogram over [`FSYNC_BUCKETS`], updated without locks.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last one is `+Inf`.
+    counts: [AtomicU64; FSYNC_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = FSYNC_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(FSYNC_BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Appends the histogram in the text exposition format: cumulative
+    /// `_bucket` lines, then `_sum` (seconds) and `_count`.
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut total = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            total += c.load(Ordering::Relaxed);
+            match FSYNC_BUCKETS.get(i) {
+                Some(b) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {total}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+                }
+            }
+        }
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+/// Bytes the store occupies on disk: every file under the data dir's `wal`
+/// and `snap` directories (the Raft log's segments and the snapshot images).
+pub fn store_bytes(data_dir: &Path) -> u64 {
+    fn walk(dir: &Path, depth: u32) -> u64 {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_file() => n += m.len(),
+                Ok(m) if m.is_dir() && depth > 0 => n += walk(&e.path(), depth - 1),
+                _ => {}
+            }
+        }
+        n
+    }
+    walk(&data_dir.join("wal"), 2) + walk(&data_dir.join("snap"), 2)
 }
 
 /// The Prometheus text exposition of a node's figures.
@@ -74,6 +147,18 @@ pub fn metrics(s: &Shared) -> String {
         "counter",
         s.dropped.load(Ordering::Relaxed) as i64,
     );
+    gauge(
+        "etcd_mvcc_db_total_size_in_bytes",
+        "Bytes the store occupies on disk: the Raft log's WAL segments plus the \
+         state-machine snapshot images (synod has no bbolt file).",
+        "gauge",
+        i64::try_from(store_bytes(&s.cfg.data_dir)).unwrap_or(i64::MAX),
+    );
+    s.wal_fsync.render(
+        &mut out,
+        "etcd_disk_wal_fsync_duration_seconds",
+        "The latency distributions of fdatasync called by the WAL.",
+    );
     out
 }
 
@@ -94,7 +179,12 @@ pub fn add_http(routes: Routes, shared: Arc<Shared>, api: Api) -> Routes {
             "/metrics",
             get(move || {
                 let s = b.clone();
-                async move { metrics(&s) }
+                // Sizing the store reads the file system.
+                async move {
+                    tokio::task::spawn_blocking(move || metrics(&s))
+                        .await
+                        .unwrap_or_default()
+                }
             }),
         );
     Routes::from(crate::gateway::add_gateway(router, api, max_body))

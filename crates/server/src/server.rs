@@ -127,7 +127,7 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
     })?;
     let dir = cfg.data_dir.clone();
     let segment = cfg.wal_segment_bytes;
-    let opened = tokio::task::spawn_blocking(move || Disk::open(&dir, SHARD, segment))
+    let mut opened = tokio::task::spawn_blocking(move || Disk::open(&dir, SHARD, segment))
         .await
         .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))??;
     let init = match opened.init {
@@ -170,6 +170,7 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
     shared
         .snapshot_bytes
         .store(opened.disk.snapshot_bytes(), Ordering::Relaxed);
+    opened.disk.wal_fsync = shared.wal_fsync.clone();
     let transport = Transport::start(shared.clone());
     let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
     let core = Core::new(node, shared.clone(), transport);

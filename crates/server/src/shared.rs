@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::config::ServerConfig;
 
@@ -38,6 +38,8 @@ pub struct Shared {
     pub verbose: bool,
     /// Peers as they introduced themselves.
     pub peers: Mutex<BTreeMap<u64, PeerInfo>>,
+    /// Latencies of the WAL's fdatasync (the disk thread observes them).
+    pub wal_fsync: Arc<crate::http::Histogram>,
 }
 
 impl Shared {
@@ -54,6 +56,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             verbose,
             peers: Mutex::new(BTreeMap::new()),
+            wal_fsync: Arc::default(),
         }
     }
 

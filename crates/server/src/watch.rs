@@ -7,8 +7,14 @@
 //! catches up from the store's history on later ticks, as etcd's unsynced
 //! watchers do; if that history was compacted meanwhile it is cancelled with
 //! etcd's compacted-revision answer.
+//!
+//! A watcher created with `progress_notify` that was sent no events for one
+//! `--experimental-watch-progress-notify-interval` gets an empty response
+//! carrying the current revision, as etcd sends it, provided it is synced
+//! (every event up to that revision has been queued to it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use synod_kv::{Event, EventKind, KvError, KvStore};
 use synod_proto::etcdserverpb::{ResponseHeader, WatchResponse};
@@ -43,9 +49,15 @@ pub struct Watcher {
     pub fragment: usize,
     /// The stream's queue.
     pub out: mpsc::Sender<WatchOut>,
+    /// Send a progress notification this often while no events come.
+    pub progress_every: Option<Duration>,
     /// The first revision not yet delivered (meaningful when lagging).
     next_rev: i64,
     lagging: bool,
+    /// When the next progress notification is due.
+    progress_at: Option<Instant>,
+    /// Events were queued to it since the last progress check.
+    sent_events: bool,
 }
 
 impl Watcher {
@@ -70,8 +82,11 @@ impl Watcher {
             min_rev,
             fragment,
             out,
+            progress_every: None,
             next_rev: 0,
             lagging: false,
+            progress_at: None,
+            sent_events: false,
         }
     }
 
@@ -120,6 +135,8 @@ impl HeaderInfo {
 #[derive(Default)]
 pub struct WatchHub {
     watchers: BTreeMap<(u64, i64), Watcher>,
+    /// Progress checks by when they are due: (due, stream, watch id).
+    progress_due: BTreeSet<(Instant, u64, i64)>,
 }
 
 enum Sent {
@@ -201,6 +218,11 @@ impl WatchHub {
         } else {
             w.next_rev = now + 1;
         }
+        if let Some(every) = w.progress_every {
+            let at = Instant::now() + every;
+            w.progress_at = Some(at);
+            self.progress_due.insert((at, stream, id));
+        }
         let lagging = w.lagging;
         self.watchers.insert((stream, id), w);
         if lagging {
@@ -210,12 +232,29 @@ impl WatchHub {
 
     /// Removes a watcher; whether it existed.
     pub fn cancel(&mut self, stream: u64, id: i64) -> bool {
-        self.watchers.remove(&(stream, id)).is_some()
+        match self.watchers.remove(&(stream, id)) {
+            Some(w) => {
+                if let Some(at) = w.progress_at {
+                    self.progress_due.remove(&(at, stream, id));
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes every watcher of a stream.
     pub fn cancel_stream(&mut self, stream: u64) {
-        self.watchers.retain(|(s, _), _| *s != stream);
+        let due = &mut self.progress_due;
+        self.watchers.retain(|&(s, id), w| {
+            if s != stream {
+                return true;
+            }
+            if let Some(at) = w.progress_at {
+                due.remove(&(at, s, id));
+            }
+            false
+        });
     }
 
     /// Whether a stream already has this watch id.
@@ -240,6 +279,7 @@ impl WatchHub {
                 continue;
             }
             let first = mine[0].kv.mod_revision;
+            w.sent_events = true;
             for resp in responses(w, id, mine, h.at(rev)) {
                 match send(w, resp) {
                     Sent::Ok => {}
@@ -266,8 +306,62 @@ impl WatchHub {
         }
     }
 
-    /// One catch-up round for every lagging watcher (called on ticks).
+    /// One catch-up round for every lagging watcher, then the progress
+    /// notifications that are due (called on ticks).
     pub fn catch_up(&mut self, kv: &KvStore, h: HeaderInfo) {
+        self.catch_up_lagging(kv, h);
+        self.notify_progress(Instant::now(), kv, h);
+    }
+
+    /// Sends the progress notifications due by `now`: to each synced
+    /// watcher that asked for them and was sent no events since its last
+    /// check, an empty response at the current revision (etcd's periodic
+    /// progress notify). Every due watcher is checked again one interval later.
+    pub fn notify_progress(&mut self, now: Instant, kv: &KvStore, h: HeaderInfo) {
+        let mut closed = Vec::new();
+        while let Some(&(at, stream, id)) = self.progress_due.first() {
+            if at > now {
+                break;
+            }
+            self.progress_due.pop_first();
+            let Some(w) = self.watchers.get_mut(&(stream, id)) else {
+                continue;
+            };
+            // An entry left by an earlier watcher with the same id.
+            let (Some(every), Some(due)) = (w.progress_every, w.progress_at) else {
+                continue;
+            };
+            if due != at {
+                continue;
+            }
+            if !w.lagging && !w.sent_events {
+                let resp = WatchResponse {
+                    header: Some(h.at(kv.revision())),
+                    watch_id: id,
+                    created: false,
+                    canceled: false,
+                    compact_revision: 0,
+                    cancel_reason: String::new(),
+                    fragment: false,
+                    events: Vec::new(),
+                };
+                // A full queue skips this notification; a closed one ends the watcher.
+                if let Sent::Closed = send(w, resp) {
+                    closed.push((stream, id));
+                    continue;
+                }
+            }
+            w.sent_events = false;
+            let next = now + every;
+            w.progress_at = Some(next);
+            self.progress_due.insert((next, stream, id));
+        }
+        for k in closed {
+            self.watchers.remove(&k);
+        }
+    }
+
+    fn catch_up_lagging(&mut self, kv: &KvStore, h: HeaderInfo) {
         let lagging: Vec<(u64, i64)> = self
             .watchers
             .iter()
@@ -317,6 +411,7 @@ impl WatchHub {
                 };
                 let mine: Vec<Event> = all.into_iter().filter(|e| w.wants(e)).collect();
                 if !mine.is_empty() {
+                    w.sent_events = true;
                     for resp in responses(w, id, mine, h.at(rev)) {
                         match send(w, resp) {
                             Sent::Ok => {}
@@ -428,5 +523,47 @@ mod tests {
         assert!(r.canceled);
         assert_eq!(r.compact_revision, 3);
         assert!(!hub.exists(1, 2));
+    }
+
+    #[test]
+    fn progress_notifications_come_when_due_to_quiet_synced_watchers_only() {
+        let mut kv = KvStore::new();
+        put(&mut kv, "a", "1");
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut hub = WatchHub::default();
+        let every = Duration::from_secs(60);
+        let sec = Duration::from_secs(1);
+        let mut w = Watcher::new(b"a".to_vec(), vec![], 0, false, false, false, 0, tx.clone());
+        w.progress_every = Some(every);
+        hub.add(1, 7, w, &kv, hdr());
+        let quiet = Watcher::new(b"a".to_vec(), vec![], 0, false, false, false, 0, tx);
+        hub.add(1, 8, quiet, &kv, hdr());
+        let t0 = Instant::now();
+        hub.notify_progress(t0, &kv, hdr());
+        assert!(rx.try_recv().is_err(), "not due yet");
+        hub.notify_progress(t0 + every + sec, &kv, hdr());
+        let r = rx.try_recv().unwrap().unwrap();
+        assert_eq!(
+            (r.watch_id, r.events.len(), r.header.unwrap().revision),
+            (7, 0, kv.revision()),
+            "one empty response at the current revision, to the watcher that asked"
+        );
+        assert!(rx.try_recv().is_err());
+        // Events during the next interval: no notification at its end.
+        let ev = put(&mut kv, "a", "2");
+        hub.publish(&ev, &kv, hdr());
+        assert_eq!(revs(&mut rx), vec![kv.revision(); 2]);
+        hub.notify_progress(t0 + 2 * every + 2 * sec, &kv, hdr());
+        assert!(rx.try_recv().is_err(), "events were sent in this interval");
+        // A quiet interval: notified again, at the new revision.
+        hub.notify_progress(t0 + 3 * every + 3 * sec, &kv, hdr());
+        let r = rx.try_recv().unwrap().unwrap();
+        assert_eq!((r.watch_id, r.header.unwrap().revision), (7, kv.revision()));
+        assert_eq!(hub.progress_due.len(), 1, "one pending check per watcher");
+        assert!(hub.cancel(1, 7));
+        assert!(
+            hub.progress_due.is_empty(),
+            "a cancel drops its pending check"
+        );
     }
 }

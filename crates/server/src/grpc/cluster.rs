@@ -14,7 +14,8 @@ impl Api {
     fn members(&self) -> Vec<pb::Member> {
         let s = self.shared();
         let peers = s.peers.lock().expect("peer table lock").clone();
-        s.cfg
+        let mut members: Vec<pb::Member> = s
+            .cfg
             .members
             .iter()
             .map(|m| {
@@ -35,7 +36,10 @@ impl Api {
                     is_learner: false,
                 }
             })
-            .collect()
+            .collect();
+        // etcd lists members in id order.
+        members.sort_by_key(|m| m.id);
+        members
     }
 }
 

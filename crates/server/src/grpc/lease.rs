@@ -16,6 +16,14 @@ use crate::wire::{Answer, Ask};
 
 type KeepAliveOut = Result<pb::LeaseKeepAliveResponse, Status>;
 
+/// etcd's shortest lease, in whole seconds: one and a half election
+/// timeouts (`(3 * election_ticks / 2)` heartbeats), rounded up, so a lease
+/// outlives a leader change. Shorter grants are raised to it.
+pub fn min_lease_ttl(tick: std::time::Duration, election_ticks: u32) -> i64 {
+    let ms = u128::from(3 * election_ticks / 2) * tick.as_millis();
+    i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX).max(1)
+}
+
 #[tonic::async_trait]
 impl Lease for Api {
     async fn lease_grant(
@@ -24,9 +32,10 @@ impl Lease for Api {
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         self.check_leader(&req)?;
         let r = req.into_inner();
+        let cfg = &self.shared().cfg;
         let cmd = Command::LeaseGrant {
             id: r.id,
-            ttl: r.ttl,
+            ttl: r.ttl.max(min_lease_ttl(cfg.tick, cfg.election_ticks)),
         };
         match self.call(ClientOp::Write(cmd)).await? {
             ClientResponse::Write(KvResponse::LeaseGrant { revision, id, ttl }) => {
@@ -148,5 +157,22 @@ impl Lease for Api {
             header: Some(self.header_now()),
             leases: ids.into_iter().map(|id| pb::LeaseStatus { id }).collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::min_lease_ttl;
+    use std::time::Duration;
+
+    #[test]
+    fn the_shortest_lease_follows_etcds_rule() {
+        // etcd's defaults (100 ms heartbeat, 1 s election): 1.5 s, so 2 s.
+        assert_eq!(min_lease_ttl(Duration::from_millis(100), 10), 2);
+        // 50 ms / 500 ms: 0.75 s, so 1 s.
+        assert_eq!(min_lease_ttl(Duration::from_millis(50), 10), 1);
+        // Odd tick counts round down before multiplying, as etcd's do.
+        assert_eq!(min_lease_ttl(Duration::from_millis(100), 15), 3);
+        assert_eq!(min_lease_ttl(Duration::from_millis(1000), 5), 7);
     }
 }

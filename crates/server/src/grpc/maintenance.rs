@@ -55,10 +55,13 @@ impl Maintenance for Api {
                 )
             })
             .await?;
-        let size = self
-            .shared()
-            .snapshot_bytes
-            .load(std::sync::atomic::Ordering::Relaxed) as i64;
+        // etcd reports its bolt file; synod the WAL and snapshot files it
+        // keeps (never 0, so the fields are present as etcd's are).
+        let dir = self.shared().cfg.data_dir.clone();
+        let size = tokio::task::spawn_blocking(move || crate::http::store_bytes(&dir))
+            .await
+            .unwrap_or(0);
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
         Ok(Response::new(pb::StatusResponse {
             header: Some(self.header(rev)),
             version: ETCD_VERSION.into(),

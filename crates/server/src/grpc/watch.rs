@@ -77,7 +77,7 @@ impl StreamState {
         } else {
             0
         };
-        let w = Watcher::new(
+        let mut w = Watcher::new(
             c.key,
             c.range_end,
             c.start_revision,
@@ -87,6 +87,9 @@ impl StreamState {
             fragment,
             self.tx.clone(),
         );
+        if c.progress_notify {
+            w.progress_every = Some(self.api.shared().cfg.watch_progress_notify_interval);
+        }
         let stream = self.stream;
         let added = self
             .api

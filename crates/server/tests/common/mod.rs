@@ -38,6 +38,15 @@ fn verbose() -> bool {
 impl Cluster {
     /// Starts `n` members with small timings (tick 50 ms, election 10 ticks).
     pub fn start(n: usize) -> Cluster {
+        let mut cl = Cluster::start_stopped(n);
+        for i in 0..n {
+            cl.boot(i);
+        }
+        cl
+    }
+
+    /// The configurations and slots of `n` members, none running yet.
+    fn start_stopped(n: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(2 * n);
         let pairs: Vec<(u16, u16)> = (0..n).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
@@ -47,16 +56,11 @@ impl Cluster {
             c.wal_segment_bytes = 8 << 20;
             c.snapshot_every = 200;
         }
-        let mut cl = Cluster {
+        Cluster {
             dir,
             cfgs,
-            members: Vec::new(),
-        };
-        for i in 0..n {
-            cl.members.push(None);
-            cl.boot(i);
+            members: (0..n).map(|_| None).collect(),
         }
-        cl
     }
 
     /// Starts (or restarts) member `i` from its data dir.
@@ -239,6 +243,8 @@ pub fn ctl_ok(endpoints: &str, args: &[&str]) -> String {
 pub struct Spawned {
     pub child: std::process::Child,
     pub lines: std::sync::mpsc::Receiver<String>,
+    /// Its stderr lines, as they arrive.
+    pub errs: std::sync::mpsc::Receiver<String>,
 }
 
 /// Starts etcdctl in the background.
@@ -265,7 +271,7 @@ pub fn spawn_ctl(endpoints: &str, args: &[&str]) -> Spawned {
         }
     });
     let err = child.stderr.take().unwrap();
-    let (etx, _erx) = std::sync::mpsc::channel::<String>();
+    let (etx, erx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(err).lines() {
             let Ok(l) = line else { return };
@@ -273,7 +279,11 @@ pub fn spawn_ctl(endpoints: &str, args: &[&str]) -> Spawned {
             let _ = etx.send(l);
         }
     });
-    Spawned { child, lines: rx }
+    Spawned {
+        child,
+        lines: rx,
+        errs: erx,
+    }
 }
 
 impl Spawned {
@@ -286,6 +296,44 @@ impl Spawned {
             match self.lines.recv_timeout(left) {
                 Ok(l) => got.push(l),
                 Err(_) => panic!("wanted {n} lines, got {got:?}"),
+            }
+        }
+        got
+    }
+
+    /// Up to `n` lines, waiting at most `limit` in all (fewer on time-out).
+    pub fn take_upto(&self, n: usize, limit: Duration) -> Vec<String> {
+        let t0 = Instant::now();
+        let mut got = Vec::new();
+        while got.len() < n {
+            match self.lines.recv_timeout(limit.saturating_sub(t0.elapsed())) {
+                Ok(l) => got.push(l),
+                Err(_) => break,
+            }
+        }
+        got
+    }
+
+    /// Waits up to `limit` for the process to exit on its own; then its
+    /// exit code (None: still running, or killed by a signal).
+    pub fn exit_within(&mut self, limit: Duration) -> Option<i32> {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Lines until none arrives for `idle` (at most 10 000).
+    pub fn drain_for_idle(&self, idle: Duration) -> Vec<String> {
+        let mut got = Vec::new();
+        while got.len() < 10_000 {
+            match self.lines.recv_timeout(idle) {
+                Ok(l) => got.push(l),
+                Err(_) => break,
             }
         }
         got
@@ -323,5 +371,124 @@ impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Whether the `etcd` server binary is installed; prints a notice when not.
+pub fn have_etcd() -> bool {
+    let ok = Command::new("etcd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("NOTICE: etcd not found; skipping (install Debian's etcd-server)");
+    }
+    ok
+}
+
+/// A real etcd cluster (Debian's etcd-server, 3.4) on loopback ephemeral
+/// ports: members named n1, n2, … like [`Cluster`]'s, data in a temporary
+/// directory, every process killed on drop.
+pub struct Etcd3 {
+    pub dir: tempfile::TempDir,
+    children: Vec<std::process::Child>,
+    /// Client addresses (`127.0.0.1:port`), by member.
+    pub clients: Vec<String>,
+    /// Peer URLs (`http://127.0.0.1:port`), by member.
+    pub peers: Vec<String>,
+}
+
+impl Etcd3 {
+    /// Starts `n` members with the timings [`Cluster`] uses (heartbeat
+    /// 50 ms, election 500 ms) and waits until every member is healthy.
+    pub fn start(n: usize) -> Etcd3 {
+        Etcd3::start_with_args(n, &[])
+    }
+
+    /// Like [`Etcd3::start`], with `extra` flags for every member.
+    pub fn start_with_args(n: usize, extra: &[&str]) -> Etcd3 {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(2 * n);
+        let clients: Vec<String> = (0..n)
+            .map(|i| format!("127.0.0.1:{}", ports[2 * i]))
+            .collect();
+        let peers: Vec<String> = (0..n)
+            .map(|i| format!("http://127.0.0.1:{}", ports[2 * i + 1]))
+            .collect();
+        let initial: Vec<String> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("n{}={p}", i + 1))
+            .collect();
+        let initial = initial.join(",");
+        let mut e = Etcd3 {
+            dir,
+            children: Vec::new(),
+            clients,
+            peers,
+        };
+        for i in 0..n {
+            let name = format!("n{}", i + 1);
+            let client = format!("http://{}", e.clients[i]);
+            let log = std::fs::File::create(e.dir.path().join(format!("{name}.log")))
+                .expect("create etcd's log file");
+            let child = Command::new("etcd")
+                .args(["--name", &name, "--data-dir"])
+                .arg(e.dir.path().join(&name))
+                .args(["--listen-client-urls", &client])
+                .args(["--advertise-client-urls", &client])
+                .args(["--listen-peer-urls", &e.peers[i]])
+                .args(["--initial-advertise-peer-urls", &e.peers[i]])
+                .args(["--initial-cluster", &initial])
+                .args(["--initial-cluster-token", "etcd-test"])
+                .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("etcd runs");
+            e.children.push(child);
+        }
+        let all = e.clients.join(",");
+        let t0 = Instant::now();
+        loop {
+            let h = ctl(&all, &["endpoint", "health"]);
+            // etcdctl 3.4 prints the health lines on stderr.
+            if h.ok && h.err.matches("is healthy").count() == n {
+                return e;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "etcd did not become healthy: {h:?} (logs in {:?})",
+                e.dir.path()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Etcd3 {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Cluster {
+    /// Like [`Cluster::start`], with every member's configuration passed
+    /// through `adjust` first.
+    pub fn start_with(n: usize, adjust: impl Fn(&mut ServerConfig)) -> Cluster {
+        let mut cl = Cluster::start_stopped(n);
+        for c in &mut cl.cfgs {
+            adjust(c);
+        }
+        for i in 0..n {
+            cl.boot(i);
+        }
+        cl
     }
 }
