@@ -151,6 +151,7 @@ fn op_name(op: &ClientOp) -> &'static str {
         ClientOp::Write(_) => "write",
         ClientOp::Range { .. } => "range",
         ClientOp::LeaseKeepAlive { .. } => "keepalive",
+        ClientOp::Member(_) => "member",
     }
 }
 
@@ -637,6 +638,9 @@ impl Client {
             Ok(ClientResponse::Write(_)) => self.finish(ctx, true, None),
             Ok(ClientResponse::LeaseKeepAlive { .. }) => {
                 unreachable!("this workload sends no keep-alives")
+            }
+            Ok(ClientResponse::Member { .. }) => {
+                unreachable!("this workload changes no membership")
             }
             Err(ClientError::NotLeader { leader }) => self.retry_elsewhere(ctx, leader),
             Err(ClientError::Busy) => self.retry_elsewhere(ctx, 0),
