@@ -74,6 +74,7 @@ pub fn metrics(s: &Shared) -> String {
         "counter",
         s.dropped.load(Ordering::Relaxed) as i64,
     );
+    s.rtt_metrics(&mut out);
     out
 }
 
