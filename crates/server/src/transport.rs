@@ -432,6 +432,11 @@ async fn serve_peer(
     .map_err(|e| e.to_string())?;
     loop {
         let msg: PeerMsg = read_frame(&mut r).await.map_err(|e| e.to_string())?;
+        // A member removed while connected: hang up, so that it redials and
+        // hears from the handshake that it was removed.
+        if shared.was_removed(from) {
+            return Err(format!("member {from:x} {REMOVED}"));
+        }
         if let PeerMsg::Probe { sent_ns } = msg {
             write_frame(&mut w, &ProbeReply { sent_ns })
                 .await

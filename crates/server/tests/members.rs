@@ -306,6 +306,12 @@ fn a_learner_is_promoted_and_refusals_carry_etcds_messages() {
     // Removing a started voter leaves 3 started of 5 (a quorum); removing a
     // second would leave 2 started of 4: refused.
     ctl_ok(&all, &["member", "remove", &format!("{:x}", cl.id(l4))]);
+    // A removed follower learns it from its peers and stops itself.
+    let t0 = Instant::now();
+    while !cl.running(l4).is_finished() {
+        assert!(t0.elapsed() < STEP, "the removed follower stops itself");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     cl.stop(l4);
     let live = cl.live_endpoints();
     let e = ctl_err(&live, &["member", "remove", &format!("{:x}", cl.id(2))]);
