@@ -303,7 +303,28 @@ impl Node {
             _ => (StateMachine::new(self.cfg.max_sessions), 0),
         };
         rc.applied = applied;
-        let raft = Raft::new(rc, g.raft).map_err(|err| NodeError::Config { shard, err })?;
+        let restored = match (&g.raft, g.snapshot_data.take()) {
+            (
+                Init::Restore {
+                    snapshot: Some(meta),
+                    ..
+                },
+                Some(data),
+            ) => Some(Snapshot {
+                meta: meta.clone(),
+                data,
+            }),
+            _ => None,
+        };
+        let mut raft = Raft::new(rc, g.raft).map_err(|err| NodeError::Config { shard, err })?;
+        if let Some(snap) = restored {
+            // Hand the persisted snapshot back to Raft, so that a restarted
+            // leader can send it to followers behind its log (otherwise it
+            // could not until its next compaction, which may never come if
+            // those followers are needed to commit anything).
+            raft.compact(snap)
+                .expect("the restored snapshot is the one Raft was restored from");
+        }
         let lessor = Lessor::from_store(lessor_config(&self.cfg), sm.kv(), self.ticks);
         let role = raft.role();
         let conf = raft.conf_state().clone();

@@ -48,6 +48,13 @@ impl Proc {
             Proc::Client(_) => None,
         }
     }
+    /// The server, if this is one, to act on.
+    pub fn server_mut(&mut self) -> Option<&mut Server> {
+        match self {
+            Proc::Server(s) => Some(s),
+            Proc::Client(_) => None,
+        }
+    }
     /// The client, if this is one.
     pub fn client_mut(&mut self) -> Option<&mut Client> {
         match self {
