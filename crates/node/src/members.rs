@@ -220,6 +220,17 @@ impl Registry {
         self.removed.contains(&id)
     }
 
+    /// A hash of the whole registry, for comparing replicas.
+    pub fn hash(&self) -> u64 {
+        let bytes = postcard::to_allocvec(self).expect("postcard encoding into a Vec cannot fail");
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
     /// Whether nothing is known (a member that has not caught up yet).
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()

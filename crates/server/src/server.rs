@@ -328,3 +328,18 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         actor,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_round_trips_and_a_damaged_one_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(read_identity(d.path()).unwrap().is_none());
+        write_identity(d.path(), 0xabc, 0x123).unwrap();
+        assert_eq!(read_identity(d.path()).unwrap(), Some((0xabc, 0x123)));
+        std::fs::write(d.path().join(IDENTITY), "synod-member 1\nid=zz\n").unwrap();
+        assert!(read_identity(d.path()).is_err());
+    }
+}

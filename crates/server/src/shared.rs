@@ -237,3 +237,40 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_round_trip_histogram_is_cumulative_with_etcds_name_and_label() {
+        let cfg = crate::config::RawConfig::default().validate().unwrap();
+        let s = Shared::new(cfg, false);
+        s.observe_rtt(0xab, 0.00015);
+        s.observe_rtt(0xab, 0.5);
+        let mut out = String::new();
+        s.rtt_metrics(&mut out);
+        let name = "etcd_network_peer_round_trip_time_seconds";
+        assert!(out.contains(&format!("# TYPE {name} histogram")), "{out}");
+        assert!(
+            out.contains(&format!("{name}_bucket{{To=\"ab\",le=\"0.0001\"}} 0")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{name}_bucket{{To=\"ab\",le=\"0.0002\"}} 1")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{name}_bucket{{To=\"ab\",le=\"0.8192\"}} 2")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{name}_bucket{{To=\"ab\",le=\"+Inf\"}} 2")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{name}_count{{To=\"ab\"}} 2")),
+            "{out}"
+        );
+    }
+}
