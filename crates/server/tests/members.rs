@@ -144,6 +144,13 @@ fn a_voter_joins_serves_and_an_original_member_leaves() {
     assert_eq!(me["clientURLs"][0], format!("http://{ep4}"));
     assert!(me["isLearner"].is_null() || me["isLearner"] == false);
 
+    // The new member restarts from its data dir as itself.
+    cl.stop(n4);
+    cl.boot(n4);
+    assert_eq!(cl.running(n4).shared().cfg.id, id4);
+    assert_eq!(ctl_until(&ep4, &["put", "again", "yes"], "").trim(), "OK");
+    assert_eq!(ctl_ok(&cl.endpoint(0), &["get", "again"]), "again\nyes\n");
+
     // Move n4's peer URL to itself (an update keeps the member).
     let out = ctl_ok(
         &ep4,
