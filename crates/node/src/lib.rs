@@ -208,8 +208,17 @@ struct Group {
 
 /// A request's (client, seq).
 type Named = (u64, u64);
-/// A proposed membership change: (index, term, member).
-type PendingMember = (u64, u64, NodeId);
+/// A membership change this node proposed.
+#[derive(Clone, Debug)]
+struct PendingMember {
+    /// Where it was proposed: the entry's index and term.
+    index: u64,
+    term: u64,
+    /// The member it concerns.
+    id: NodeId,
+    /// What was asked.
+    op: MemberOp,
+}
 
 impl Group {
     fn pending(&self) -> usize {
@@ -551,8 +560,13 @@ impl Node {
                 let term = g.raft.term();
                 match g.raft.propose_conf_change_with_context(plan.cc, &ctx) {
                     Ok(index) => {
-                        g.pending_members
-                            .insert((req.client, req.seq), (index, term, plan.id));
+                        let p = PendingMember {
+                            index,
+                            term,
+                            id: plan.id,
+                            op: op.clone(),
+                        };
+                        g.pending_members.insert((req.client, req.seq), p);
                     }
                     Err(ProposeError::NotLeader { leader }) => {
                         self.reply(&req, Err(ClientError::NotLeader { leader }))
@@ -646,6 +660,7 @@ impl Node {
                     };
                     g.members = registry;
                     g.members_changed = true;
+                    settle_members_by_snapshot(g, snap.meta.index, &mut self.replies);
                     g.conf = snap.meta.conf_state.clone();
                     g.sm = match StateMachine::restore(image, self.cfg.max_sessions) {
                         Ok(sm) => sm,
@@ -799,9 +814,8 @@ fn apply_entry(
         .filter(|(_, idx)| **idx <= e.index)
         .map(|(k, _)| *k)
         .collect();
-    if e.kind == EntryKind::ConfChange {
-        apply_conf_entry(g, e, replies);
-    }
+    let conf_applied = e.kind == EntryKind::ConfChange && apply_conf_entry(g, e);
+    settle_members(g, e, conf_applied, replies);
     if e.kind != EntryKind::Normal || e.data.is_empty() {
         fail_lost(g, &lost, None, replies);
         return Vec::new();
@@ -840,40 +854,85 @@ fn apply_entry(
 }
 
 /// Applies a configuration-change entry to the registry (following the
-/// configuration Raft computes from it) and answers the membership requests
-/// this node proposed that it settles.
-fn apply_conf_entry(g: &mut Group, e: &synod_raft::Entry, replies: &mut Vec<ClientReply>) {
-    let mut applied = false;
-    if let Ok((cc, ctx)) = ConfChange::decode_with_context(&e.data) {
-        // A change Raft refuses is a no-op on every member alike.
-        if let Ok(next) = g.conf.apply_change(&cc) {
-            g.conf = next;
-            applied = true;
-            if g.members.apply(&g.conf, ctx) {
-                g.members_changed = true;
-            }
-        }
+/// configuration Raft computes from it); whether Raft applies it too.
+fn apply_conf_entry(g: &mut Group, e: &synod_raft::Entry) -> bool {
+    let Ok((cc, ctx)) = ConfChange::decode_with_context(&e.data) else {
+        return false;
+    };
+    // A change Raft refuses is a no-op on every member alike.
+    let Ok(next) = g.conf.apply_change(&cc) else {
+        return false;
+    };
+    g.conf = next;
+    if g.members.apply(&g.conf, ctx) {
+        g.members_changed = true;
+    }
+    true
+}
+
+/// Answers the membership requests this node proposed that entry `e`
+/// settles: its own (applied or refused by Raft), and those whose index
+/// another leader's entry took.
+fn settle_members(
+    g: &mut Group,
+    e: &synod_raft::Entry,
+    applied: bool,
+    replies: &mut Vec<ClientReply>,
+) {
+    if g.pending_members.is_empty() {
+        return;
     }
     let settled: Vec<(Named, PendingMember)> = g
         .pending_members
         .iter()
-        .filter(|(_, (idx, _, _))| *idx <= e.index)
-        .map(|(k, v)| (*k, *v))
+        .filter(|(_, p)| p.index <= e.index)
+        .map(|(k, v)| (*k, v.clone()))
         .collect();
     let leader = g.raft.leader();
-    for ((client, seq), (idx, term, id)) in settled {
+    for ((client, seq), p) in settled {
         g.pending_members.remove(&(client, seq));
-        let result = if idx == e.index && term == e.term && applied {
+        let mine = p.index == e.index && p.term == e.term;
+        let result = if mine && applied {
             Ok(ClientResponse::Member {
-                id,
+                id: p.id,
                 members: g.members.members().cloned().collect(),
             })
-        } else if idx == e.index && term == e.term {
+        } else if mine {
             Err(ClientError::Invalid(
                 "the configuration change was refused by Raft".into(),
             ))
         } else {
             // Another leader's entry took its index: it never applies.
+            Err(ClientError::NotLeader { leader })
+        };
+        replies.push(ClientReply {
+            client,
+            seq,
+            result,
+        });
+    }
+}
+
+/// A snapshot replaced the entries up to `index`: answer the membership
+/// requests proposed there by what the registry now shows. The state asked
+/// for holds: answered as done (an added member's id is unique to its entry,
+/// so its presence proves that entry applied); it does not: not applied.
+fn settle_members_by_snapshot(g: &mut Group, index: u64, replies: &mut Vec<ClientReply>) {
+    let settled: Vec<(Named, PendingMember)> = g
+        .pending_members
+        .iter()
+        .filter(|(_, p)| p.index <= index)
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let leader = g.raft.leader();
+    for ((client, seq), p) in settled {
+        g.pending_members.remove(&(client, seq));
+        let result = if g.members.holds(&p.op, p.id) {
+            Ok(ClientResponse::Member {
+                id: p.id,
+                members: g.members.members().cloned().collect(),
+            })
+        } else {
             Err(ClientError::NotLeader { leader })
         };
         replies.push(ClientReply {

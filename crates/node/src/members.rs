@@ -236,6 +236,20 @@ impl Registry {
         self.members.is_empty()
     }
 
+    /// Whether the state `op` asks for (about member `id`) holds now.
+    pub(crate) fn holds(&self, op: &MemberOp, id: NodeId) -> bool {
+        let m = self.members.get(&id);
+        match op {
+            MemberOp::Add { .. } => m.is_some() || self.is_removed(id),
+            MemberOp::Remove { .. } => m.is_none(),
+            MemberOp::Update { peer_urls, .. } => m.is_some_and(|m| &m.peer_urls == peer_urls),
+            MemberOp::Promote { .. } => m.is_some_and(|m| !m.is_learner),
+            MemberOp::Publish {
+                name, client_urls, ..
+            } => m.is_some_and(|m| &m.name == name && &m.client_urls == client_urls),
+        }
+    }
+
     /// Members whose peer URLs are not known yet (the initial members
     /// before the first leader's seed is applied).
     pub(crate) fn unseeded(&self) -> impl Iterator<Item = NodeId> + '_ {

@@ -13,6 +13,8 @@ const SHARD: u64 = 1;
 
 struct Net {
     nodes: BTreeMap<NodeId, Node>,
+    /// Cut off: what they send and what is sent to them is lost.
+    cut: Vec<NodeId>,
     replies: Vec<ClientReply>,
     seq: u64,
 }
@@ -65,6 +67,7 @@ impl Net {
         }
         Net {
             nodes,
+            cut: Vec::new(),
             replies: Vec::new(),
             seq: 0,
         }
@@ -88,6 +91,9 @@ impl Net {
                 return;
             }
             for env in mail {
+                if self.cut.contains(&env.msg.to) || self.cut.contains(&env.msg.from) {
+                    continue;
+                }
                 if let Some(n) = self.nodes.get_mut(&env.msg.to) {
                     let _ = n.step(env);
                 }
@@ -352,4 +358,51 @@ fn members_join_leave_and_refusals_follow_etcd() {
         id: 3,
         peer_urls: vec![url(3)],
     }));
+}
+
+#[test]
+fn a_change_proposed_by_a_cut_off_leader_is_answered_not_leader_and_never_applies() {
+    let mut net = Net::new(&[1, 2, 3]);
+    net.leader();
+    net.run(20);
+    for id in [1, 2, 3] {
+        added(net.member(MemberOp::Publish {
+            id,
+            name: format!("n{id}"),
+            client_urls: Vec::new(),
+        }));
+    }
+    let old = net.leader();
+    net.cut.push(old);
+    net.nodes.get_mut(&old).unwrap().request(ClientRequest {
+        client: 5,
+        seq: 1,
+        op: ClientOp::Member(MemberOp::Add {
+            peer_urls: vec![url(8)],
+            learner: true,
+        }),
+    });
+    // The others elect a leader and commit a change of their own.
+    net.run(60);
+    let new = net.leader();
+    assert_ne!(new, old);
+    added(net.member(MemberOp::Update {
+        id: new,
+        peer_urls: vec![url(9)],
+    }));
+    net.cut.clear();
+    net.run(30);
+    let r = net
+        .replies
+        .iter()
+        .find(|r| r.client == 5 && r.seq == 1)
+        .expect("the cut-off leader answers its request");
+    assert!(
+        matches!(r.result, Err(ClientError::NotLeader { .. })),
+        "{:?}",
+        r.result
+    );
+    let reg = net.agree();
+    assert_eq!(reg.len(), 3, "the lost add never applied: {reg:?}");
+    assert!(reg.iter().all(|m| m.peer_urls != vec![url(8)]));
 }
