@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -202,7 +203,8 @@ fn a_learner_is_promoted_and_refusals_carry_etcds_messages() {
     if !have_etcdctl() {
         return;
     }
-    let mut cl = Cluster::start(3);
+    // Frequent snapshots, so the learner catches up by snapshot.
+    let mut cl = Cluster::start_tuned(3, |c| c.snapshot_every = 10);
     cl.wait_leader(STEP).expect("a leader is elected");
     let all = cl.endpoints();
     wait_list(&all, "three started members", |l| all_started(l, 3));
@@ -265,11 +267,22 @@ fn a_learner_is_promoted_and_refusals_carry_etcds_messages() {
         e.contains("etcdserver: can only promote a learner member which is in sync with leader"),
         "{e}"
     );
-    for i in 0..20 {
+    for i in 0..30 {
         ctl_ok(&all, &["put", &format!("pre{i}"), "x"]);
     }
     let env = env_lines(&out);
     let l4 = cl.join("l4", (ports[0], ports[1]), &env["ETCD_INITIAL_CLUSTER"]);
+    let t0 = Instant::now();
+    while cl
+        .running(l4)
+        .shared()
+        .snapshot_bytes
+        .load(Ordering::Relaxed)
+        == 0
+    {
+        assert!(t0.elapsed() < STEP, "the learner receives a snapshot");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     wait_list(&all, "the learner started", |l| {
         all_started(l, 4) && l.iter().any(|m| m["isLearner"] == true)
     });
@@ -289,6 +302,14 @@ fn a_learner_is_promoted_and_refusals_carry_etcds_messages() {
         all_started(l, 4) && l.iter().all(|m| m["isLearner"] != true)
     });
     assert_eq!(ctl_ok(&cl.endpoint(l4), &["put", "by", "l4"]).trim(), "OK");
+    // Restarted, it recovers the members from its snapshot image and log.
+    cl.stop(l4);
+    cl.boot(l4);
+    assert_eq!(cl.running(l4).shared().cfg.id, id4);
+    assert_eq!(
+        ctl_until(&cl.endpoint(l4), &["get", "pre29"], "").trim(),
+        "pre29\nx"
+    );
 
     // etcd's started-members rule. Four started voters: two unstarted
     // voters may join (4 started of 6 is a quorum).

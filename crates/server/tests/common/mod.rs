@@ -157,6 +157,30 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// Like [`Cluster::start`], with `tune` applied to every member's configuration.
+    pub fn start_tuned(n: usize, tune: impl Fn(&mut ServerConfig)) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(2 * n);
+        let pairs: Vec<(u16, u16)> = (0..n).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
+        let mut cfgs = local_cluster(dir.path(), &pairs, "synod-test");
+        for c in &mut cfgs {
+            c.tick = Duration::from_millis(50);
+            c.wal_segment_bytes = 8 << 20;
+            c.snapshot_every = 200;
+            tune(c);
+        }
+        let mut cl = Cluster {
+            dir,
+            cfgs,
+            members: Vec::new(),
+        };
+        for i in 0..n {
+            cl.members.push(None);
+            cl.boot(i);
+        }
+        cl
+    }
+
     /// Starts a member added at runtime, as etcdctl's `member add` tells
     /// one to: `--initial-cluster-state existing` and the printed
     /// `--initial-cluster`, data in a fresh directory. Returns its index.
