@@ -116,9 +116,6 @@ pub enum MemberError {
     /// Missing or oversized URLs.
     #[error("etcdserver: given member URLs are invalid")]
     BadUrls,
-    /// The id was used by a member before (removed ids are never reused).
-    #[error("etcdserver: member ID already exist")]
-    MemberExists,
 }
 
 /// The attributes a configuration-change entry carries (postcard in its context).

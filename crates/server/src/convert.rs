@@ -263,8 +263,7 @@ pub fn member_status(e: synod_node::MemberError) -> Status {
         | M::NotLearner
         | M::LearnerNotReady
         | M::NotEnoughStarted
-        | M::TooManyLearners
-        | M::MemberExists => Code::FailedPrecondition,
+        | M::TooManyLearners => Code::FailedPrecondition,
     };
     Status::new(code, e.to_string())
 }
