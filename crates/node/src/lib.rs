@@ -17,6 +17,12 @@
 //! answered only after it was committed by a quorum and applied; a
 //! linearizable read only after a ReadIndex round and the apply of that index.
 //!
+//! Membership: a [`ClientOp::Member`] request (etcd's member add, remove,
+//! update, promote, or a member publishing its name) is checked on the leader
+//! against the group's replicated member [`Registry`] and becomes a Raft
+//! configuration change; it is answered once applied, and [`Ready::members`]
+//! tells the driver whenever the registry changed (see `members.rs`).
+//!
 //! Time is ticks. Nothing here reads a clock, draws OS randomness or iterates
 //! a hash map.
 
@@ -202,7 +208,7 @@ struct Group {
     members: Registry,
     /// The registry changed since the last Ready.
     members_changed: bool,
-    /// Membership changes this node proposed: (client, seq) -> (index, term, member).
+    /// Membership changes this node proposed, by (client, seq).
     pending_members: BTreeMap<Named, PendingMember>,
 }
 
