@@ -17,16 +17,27 @@
 //! answered only after it was committed by a quorum and applied; a
 //! linearizable read only after a ReadIndex round and the apply of that index.
 //!
+//! Membership: a [`ClientOp::Member`] request (etcd's member add, remove,
+//! update, promote, or a member publishing its name) is checked on the leader
+//! against the group's replicated member [`Registry`] and becomes a Raft
+//! configuration change; it is answered once applied, and [`Ready::members`]
+//! tells the driver whenever the registry changed (see `members.rs`).
+//!
 //! Time is ticks. Nothing here reads a clock, draws OS randomness or iterates
 //! a hash map.
 
 #![deny(missing_docs)]
 
+mod members;
 mod sm;
 mod types;
 
 use std::collections::BTreeMap;
 
+pub use members::{
+    derive_member_id, Member, MemberError, MemberOp, Registry, MAX_LEARNERS, MAX_URLS,
+    MAX_URL_BYTES,
+};
 pub use sm::{Applied, CorruptSnapshot, Proposal, StateMachine};
 pub use types::{
     ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Envelope, Persist, ShardId,
@@ -34,9 +45,12 @@ pub use types::{
 
 use synod_kv::{Command, Event, Lessor, LessorConfig, Response};
 use synod_raft::{
-    Config as RaftConfig, EntryKind, Init, MessageBody, NodeId, ProposeError, Raft, ReadyToken,
-    Role, Snapshot, SnapshotMeta, StepError,
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfState, Config as RaftConfig, EntryKind,
+    Init, MessageBody, NodeId, ProposeError, Raft, ReadyToken, Role, Snapshot, SnapshotMeta,
+    StepError,
 };
+
+use members::{Context, LeaderView};
 
 /// How a node runs its groups.
 #[derive(Clone, Debug)]
@@ -110,6 +124,14 @@ pub enum NodeError {
         /// Why.
         err: synod_raft::ConfigError,
     },
+    /// A persisted snapshot's member registry could not be decoded.
+    #[error("shard {shard}: corrupt state machine snapshot: {err}")]
+    Registry {
+        /// The group.
+        shard: ShardId,
+        /// Why.
+        err: String,
+    },
     /// A persisted snapshot could not be decoded.
     #[error("shard {shard}: {err}")]
     Snapshot {
@@ -135,6 +157,9 @@ pub struct Ready {
     /// Watch events produced by the entries applied in this round, in
     /// revision order per shard (for the driver's watchers).
     pub events: Vec<(ShardId, Event)>,
+    /// Groups whose member registry changed in this round, with every
+    /// member now (for the driver's transport and member lists).
+    pub members: Vec<(ShardId, Vec<Member>)>,
     raft: Vec<(ShardId, ReadyToken)>,
 }
 
@@ -146,6 +171,7 @@ impl Ready {
             && self.early_messages.is_empty()
             && self.replies.is_empty()
             && self.events.is_empty()
+            && self.members.is_empty()
             && self.raft.is_empty()
     }
 }
@@ -176,11 +202,34 @@ struct Group {
     role: Role,
     /// A snapshot taken by compaction, to persist with the next Ready.
     local_snapshot: Option<Snapshot>,
+    /// Raft's configuration as of `applied` (follows the applied conf entries).
+    conf: ConfState,
+    /// The member registry (part of the replicated state and its image).
+    members: Registry,
+    /// The registry changed since the last Ready.
+    members_changed: bool,
+    /// Membership changes this node proposed, by (client, seq).
+    pending_members: BTreeMap<Named, PendingMember>,
+}
+
+/// A request's (client, seq).
+type Named = (u64, u64);
+/// A membership change this node proposed.
+#[derive(Clone, Debug)]
+struct PendingMember {
+    /// Where it was proposed: the entry's index and term.
+    index: u64,
+    term: u64,
+    /// The member it concerns.
+    id: NodeId,
+    /// What was asked.
+    op: MemberOp,
 }
 
 impl Group {
     fn pending(&self) -> usize {
-        self.pending_writes.len()
+        self.pending_members.len()
+            + self.pending_writes.len()
             + self.unconfirmed.len()
             + self.confirming.values().map(Vec::len).sum::<usize>()
             + self.confirmed.len()
@@ -191,6 +240,8 @@ impl Group {
 pub struct Node {
     cfg: NodeConfig,
     groups: BTreeMap<ShardId, Group>,
+    /// The initial members' attributes, for the first leader to seed the registry with.
+    bootstrap_members: Vec<Member>,
     ticks: u64,
     replies: Vec<ClientReply>,
 }
@@ -202,6 +253,7 @@ impl Node {
         let mut node = Node {
             cfg,
             groups: BTreeMap::new(),
+            bootstrap_members: Vec::new(),
             ticks: 0,
             replies: Vec::new(),
         };
@@ -234,6 +286,7 @@ impl Node {
         let mut rc = self.cfg.raft.clone();
         rc.id = self.cfg.id;
         rc.seed = splitmix(self.cfg.seed ^ splitmix(shard) ^ self.cfg.id.rotate_left(32));
+        let mut registry = Registry::default();
         let (sm, applied) = match (&g.raft, &g.snapshot_data) {
             (
                 Init::Restore {
@@ -242,7 +295,10 @@ impl Node {
                 },
                 Some(data),
             ) => {
-                let sm = StateMachine::restore(data, self.cfg.max_sessions)
+                let (reg, image) = members::decode_image(data)
+                    .map_err(|err| NodeError::Registry { shard, err })?;
+                registry = reg;
+                let sm = StateMachine::restore(image, self.cfg.max_sessions)
                     .map_err(|err| NodeError::Snapshot { shard, err })?;
                 (sm, meta.index)
             }
@@ -262,9 +318,31 @@ impl Node {
             _ => (StateMachine::new(self.cfg.max_sessions), 0),
         };
         rc.applied = applied;
-        let raft = Raft::new(rc, g.raft).map_err(|err| NodeError::Config { shard, err })?;
+        let restored = match (&g.raft, g.snapshot_data.take()) {
+            (
+                Init::Restore {
+                    snapshot: Some(meta),
+                    ..
+                },
+                Some(data),
+            ) => Some(Snapshot {
+                meta: meta.clone(),
+                data,
+            }),
+            _ => None,
+        };
+        let mut raft = Raft::new(rc, g.raft).map_err(|err| NodeError::Config { shard, err })?;
+        if let Some(snap) = restored {
+            // Hand the persisted snapshot back to Raft, so that a restarted
+            // leader can send it to followers behind its log (otherwise it
+            // could not until its next compaction, which may never come if
+            // those followers are needed to commit anything).
+            raft.compact(snap)
+                .expect("the restored snapshot is the one Raft was restored from");
+        }
         let lessor = Lessor::from_store(lessor_config(&self.cfg), sm.kv(), self.ticks);
         let role = raft.role();
+        let conf = raft.conf_state().clone();
         self.groups.insert(
             shard,
             Group {
@@ -281,9 +359,32 @@ impl Node {
                 lessor,
                 role,
                 local_snapshot: None,
+                conf,
+                members_changed: !registry.is_empty(),
+                members: registry,
+                pending_members: BTreeMap::new(),
             },
         );
         Ok(())
+    }
+
+    /// Gives the initial members' names and peer URLs (from the bootstrap
+    /// configuration): the first leader of a new group writes them into the
+    /// replicated registry, so members that replay the log learn them too.
+    pub fn set_bootstrap_members(&mut self, members: Vec<Member>) {
+        self.bootstrap_members = members;
+    }
+
+    /// A group's member registry (as of its applied index).
+    pub fn members(&self, shard: ShardId) -> Option<&Registry> {
+        self.groups.get(&shard).map(|g| &g.members)
+    }
+
+    /// Whether this node was removed from `shard` (it should stop).
+    pub fn is_removed(&self, shard: ShardId) -> bool {
+        self.groups
+            .get(&shard)
+            .is_some_and(|g| g.members.is_removed(self.cfg.id))
     }
 
     /// This node's id.
@@ -334,6 +435,7 @@ impl Node {
         for g in self.groups.values_mut() {
             g.raft.tick();
             if g.raft.role() == Role::Leader {
+                maybe_seed(g, &self.bootstrap_members, self.cfg.id);
                 // The lessor reports an expired lease again after a while if
                 // its revocation has not been applied by then.
                 for id in g.lessor.expired(now) {
@@ -372,7 +474,7 @@ impl Node {
         let key: &[u8] = match &req.op {
             ClientOp::Write(cmd) => command_key(cmd),
             ClientOp::Range { req, .. } => &req.key,
-            ClientOp::LeaseKeepAlive { .. } => &[],
+            ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => &[],
         };
         let shard = self.shard_for(key);
         let max_pending = self.cfg.max_pending;
@@ -433,6 +535,52 @@ impl Node {
                 };
                 self.reply(&req, result);
             }
+            ClientOp::Member(op) => {
+                if g.pending() >= max_pending {
+                    return self.reply(&req, Err(ClientError::Busy));
+                }
+                if g.pending_members.contains_key(&(req.client, req.seq)) {
+                    return; // already proposed here; the reply will come from the apply
+                }
+                if g.raft.role() != Role::Leader {
+                    return self.reply(&req, Err(ClientError::NotLeader { leader }));
+                }
+                // The initial members' URLs are not written yet: try again shortly.
+                if !g.members.is_empty() && g.members.unseeded().next().is_some() {
+                    return self.reply(&req, Err(ClientError::Busy));
+                }
+                let raft = &g.raft;
+                let matched = |id: NodeId| raft.progress(id).map(|p| p.0);
+                let view = LeaderView {
+                    conf: &g.conf,
+                    matched: &matched,
+                    leader: self.cfg.id,
+                    next_index: raft.last_index() + 1,
+                    term: raft.term(),
+                };
+                let plan = match g.members.plan(op, &view) {
+                    Ok(p) => p,
+                    Err(e) => return self.reply(&req, Err(ClientError::Member(e))),
+                };
+                let ctx = plan.context.map(|c| c.encode()).unwrap_or_default();
+                let term = g.raft.term();
+                match g.raft.propose_conf_change_with_context(plan.cc, &ctx) {
+                    Ok(index) => {
+                        let p = PendingMember {
+                            index,
+                            term,
+                            id: plan.id,
+                            op: op.clone(),
+                        };
+                        g.pending_members.insert((req.client, req.seq), p);
+                    }
+                    Err(ProposeError::NotLeader { leader }) => {
+                        self.reply(&req, Err(ClientError::NotLeader { leader }))
+                    }
+                    // Another change is pending, or a transfer: retry shortly.
+                    Err(_) => self.reply(&req, Err(ClientError::Busy)),
+                }
+            }
         }
     }
 
@@ -448,7 +596,10 @@ impl Node {
     pub fn has_ready(&self) -> bool {
         !self.replies.is_empty()
             || self.groups.values().any(|g| {
-                g.raft.has_ready() || !g.unconfirmed.is_empty() || g.local_snapshot.is_some()
+                g.raft.has_ready()
+                    || !g.unconfirmed.is_empty()
+                    || g.local_snapshot.is_some()
+                    || g.members_changed
             })
     }
 
@@ -482,6 +633,10 @@ impl Node {
                 });
             }
             if !g.raft.has_ready() {
+                if std::mem::take(&mut g.members_changed) {
+                    rd.members
+                        .push((g.shard, g.members.members().cloned().collect()));
+                }
                 continue;
             }
             let mut r = g.raft.ready();
@@ -502,7 +657,18 @@ impl Node {
             }
             if let Some(snap) = &r.snapshot {
                 if snap.meta.index > g.applied {
-                    g.sm = match StateMachine::restore(&snap.data, self.cfg.max_sessions) {
+                    let (registry, image) = match members::decode_image(&snap.data) {
+                        Ok(x) => x,
+                        Err(e) => panic!(
+                            "shard {}: snapshot from leader does not decode: {e}",
+                            g.shard
+                        ),
+                    };
+                    g.members = registry;
+                    g.members_changed = true;
+                    settle_members_by_snapshot(g, snap.meta.index, &mut self.replies);
+                    g.conf = snap.meta.conf_state.clone();
+                    g.sm = match StateMachine::restore(image, self.cfg.max_sessions) {
                         Ok(sm) => sm,
                         // A leader sent a snapshot that does not decode: it was
                         // checksummed end to end, so this is a bug, not bad input.
@@ -532,6 +698,10 @@ impl Node {
                 }
             }
             serve_confirmed(g, &mut self.replies);
+            if std::mem::take(&mut g.members_changed) {
+                rd.members
+                    .push((g.shard, g.members.members().cloned().collect()));
+            }
             rd.persist.push(Persist {
                 shard: g.shard,
                 hard_state: r.hard_state,
@@ -650,6 +820,8 @@ fn apply_entry(
         .filter(|(_, idx)| **idx <= e.index)
         .map(|(k, _)| *k)
         .collect();
+    let conf_applied = e.kind == EntryKind::ConfChange && apply_conf_entry(g, e);
+    settle_members(g, e, conf_applied, replies);
     if e.kind != EntryKind::Normal || e.data.is_empty() {
         fail_lost(g, &lost, None, replies);
         return Vec::new();
@@ -685,6 +857,121 @@ fn apply_entry(
         });
     }
     events
+}
+
+/// Applies a configuration-change entry to the registry (following the
+/// configuration Raft computes from it); whether Raft applies it too.
+fn apply_conf_entry(g: &mut Group, e: &synod_raft::Entry) -> bool {
+    let Ok((cc, ctx)) = ConfChange::decode_with_context(&e.data) else {
+        return false;
+    };
+    // A change Raft refuses is a no-op on every member alike.
+    let Ok(next) = g.conf.apply_change(&cc) else {
+        return false;
+    };
+    g.conf = next;
+    if g.members.apply(&g.conf, ctx) {
+        g.members_changed = true;
+    }
+    true
+}
+
+/// Answers the membership requests this node proposed that entry `e`
+/// settles: its own (applied or refused by Raft), and those whose index
+/// another leader's entry took.
+fn settle_members(
+    g: &mut Group,
+    e: &synod_raft::Entry,
+    applied: bool,
+    replies: &mut Vec<ClientReply>,
+) {
+    if g.pending_members.is_empty() {
+        return;
+    }
+    let settled: Vec<(Named, PendingMember)> = g
+        .pending_members
+        .iter()
+        .filter(|(_, p)| p.index <= e.index)
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let leader = g.raft.leader();
+    for ((client, seq), p) in settled {
+        g.pending_members.remove(&(client, seq));
+        let mine = p.index == e.index && p.term == e.term;
+        let result = if mine && applied {
+            Ok(ClientResponse::Member {
+                id: p.id,
+                members: g.members.members().cloned().collect(),
+            })
+        } else if mine {
+            Err(ClientError::Invalid(
+                "the configuration change was refused by Raft".into(),
+            ))
+        } else {
+            // Another leader's entry took its index: it never applies.
+            Err(ClientError::NotLeader { leader })
+        };
+        replies.push(ClientReply {
+            client,
+            seq,
+            result,
+        });
+    }
+}
+
+/// A snapshot replaced the entries up to `index`: answer the membership
+/// requests proposed there by what the registry now shows. The state asked
+/// for holds: answered as done (an added member's id is unique to its entry,
+/// so its presence proves that entry applied); it does not: not applied.
+fn settle_members_by_snapshot(g: &mut Group, index: u64, replies: &mut Vec<ClientReply>) {
+    let settled: Vec<(Named, PendingMember)> = g
+        .pending_members
+        .iter()
+        .filter(|(_, p)| p.index <= index)
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let leader = g.raft.leader();
+    for ((client, seq), p) in settled {
+        g.pending_members.remove(&(client, seq));
+        let result = if g.members.holds(&p.op, p.id) {
+            Ok(ClientResponse::Member {
+                id: p.id,
+                members: g.members.members().cloned().collect(),
+            })
+        } else {
+            Err(ClientError::NotLeader { leader })
+        };
+        replies.push(ClientReply {
+            client,
+            seq,
+            result,
+        });
+    }
+}
+
+/// On the leader: writes the initial members' names and peer URLs into the
+/// registry once (a conf change that keeps the leader a voter, carrying them).
+fn maybe_seed(g: &mut Group, bootstrap: &[Member], me: NodeId) {
+    if bootstrap.is_empty() || g.conf.is_joint() || !g.conf.voters.contains(&me) {
+        return;
+    }
+    let missing: Vec<NodeId> = g.members.unseeded().collect();
+    let seed: Vec<Member> = bootstrap
+        .iter()
+        .filter(|m| missing.contains(&m.id))
+        .cloned()
+        .collect();
+    if seed.is_empty() {
+        return;
+    }
+    let cc = ConfChange {
+        changes: vec![ConfChangeSingle::AddVoter(me)],
+        transition: ConfChangeTransition::Auto,
+    };
+    // Refused while another change is pending: the next tick tries again.
+    let _ = g
+        .raft
+        .propose_conf_change_with_context(cc, &Context::Seed(seed).encode());
 }
 
 fn fail_lost(
@@ -756,7 +1043,7 @@ fn take_snapshot(g: &mut Group) -> Option<Snapshot> {
             term,
             conf_state: g.raft.conf_state().clone(),
         },
-        data: g.sm.snapshot(),
+        data: members::encode_image(&g.members, &g.sm.snapshot()),
     };
     match g.raft.compact(snap.clone()) {
         Ok(()) => {

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use synod_kv::{Command, KvError, RangeRequest, RangeResponse, Response};
 use synod_raft::{Entry, HardState, Message, NodeId, Snapshot};
 
+use crate::members::{Member, MemberError, MemberOp};
+
 /// Identifies a Raft group: one shard of the keyspace.
 pub type ShardId = u64;
 
@@ -34,6 +36,8 @@ pub enum ClientOp {
         /// The lease.
         id: i64,
     },
+    /// A membership change (leader only; answered once the change is applied).
+    Member(MemberOp),
 }
 
 /// A client request. `(client, seq)` names it for exactly-once application:
@@ -62,6 +66,13 @@ pub enum ClientResponse {
         /// Its TTL.
         ttl: i64,
     },
+    /// A membership change was applied.
+    Member {
+        /// The member it concerns (for an add: the new member's id).
+        id: NodeId,
+        /// Every member once it was applied.
+        members: Vec<Member>,
+    },
 }
 
 /// Why a request failed.
@@ -88,6 +99,9 @@ pub enum ClientError {
         /// The session's latest applied seq.
         latest: u64,
     },
+    /// The membership change was refused (etcd's rules).
+    #[error("{0}")]
+    Member(MemberError),
     /// The request is malformed (for example client id 0).
     #[error("invalid request: {0}")]
     Invalid(String),

@@ -144,4 +144,28 @@ mod tests {
         };
         assert!(next_conf(&cs, &remove_all).is_err());
     }
+
+    #[test]
+    fn a_context_rides_along_and_bad_trailers_are_refused() {
+        let cc = ConfChange {
+            changes: vec![ConfChangeSingle::AddLearner(7)],
+            transition: ConfChangeTransition::Auto,
+        };
+        assert_eq!(cc.encode_with_context(&[]), cc.encode());
+        let with = cc.encode_with_context(b"member 7");
+        let (back, ctx) = ConfChange::decode_with_context(&with).unwrap();
+        assert_eq!((back, ctx), (cc.clone(), &b"member 7"[..]));
+        assert_eq!(ConfChange::decode(&with).unwrap(), cc);
+        let mut cut = with.clone();
+        cut.pop();
+        assert!(ConfChange::decode(&cut).is_err());
+        let mut odd = cc.encode();
+        odd.extend_from_slice(&[0, 0]);
+        assert!(ConfChange::decode(&odd).is_err());
+        let cs = voters(&[1, 2]);
+        assert_eq!(
+            cs.apply_change(&cc).unwrap().learners,
+            [7].into_iter().collect()
+        );
+    }
 }

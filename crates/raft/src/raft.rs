@@ -556,12 +556,27 @@ impl Raft {
     /// Proposes a membership change (leader only); it takes effect on every
     /// member when the entry is applied (acknowledged through `advance`).
     pub fn propose_conf_change(&mut self, cc: ConfChange) -> Result<u64, ProposeError> {
+        self.propose_conf_change_with_context(cc, &[])
+    }
+
+    /// [`Raft::propose_conf_change`] with an opaque context of the owner's
+    /// stored in the entry beside the change (at most [`MAX_CONF_CONTEXT`] bytes).
+    pub fn propose_conf_change_with_context(
+        &mut self,
+        cc: ConfChange,
+        context: &[u8],
+    ) -> Result<u64, ProposeError> {
         self.check_can_propose()?;
         if self.pending_conf_index > self.applied {
             return Err(ProposeError::ConfChangePending);
         }
+        if context.len() > MAX_CONF_CONTEXT || cc.changes.len() > MAX_CONF_CHANGES {
+            return Err(ProposeError::InvalidConfChange(
+                "change or context too large",
+            ));
+        }
         next_conf(&self.conf, &cc).map_err(ProposeError::InvalidConfChange)?;
-        let idx = self.append_proposal(EntryKind::ConfChange, cc.encode())?;
+        let idx = self.append_proposal(EntryKind::ConfChange, cc.encode_with_context(context))?;
         self.pending_conf_index = idx;
         Ok(idx)
     }

@@ -151,6 +151,11 @@ impl ConfState {
     pub fn is_voter(&self, id: NodeId) -> bool {
         self.voters.contains(&id) || self.voters_outgoing.contains(&id)
     }
+    /// The configuration that results from applying `cc`, or why Raft will
+    /// not apply it (such a change is a no-op on every member).
+    pub fn apply_change(&self, cc: &ConfChange) -> Result<ConfState, &'static str> {
+        crate::confchange::next_conf(self, cc)
+    }
     /// Every member: voters of both halves and learners.
     pub fn members(&self) -> BTreeSet<NodeId> {
         let mut all = self.voters.clone();
@@ -216,14 +221,28 @@ pub struct ConfChange {
 
 /// Largest number of single changes in one [`ConfChange`].
 pub const MAX_CONF_CHANGES: usize = 64;
+/// Largest owner context carried by a configuration-change entry.
+pub const MAX_CONF_CONTEXT: usize = 64 << 10;
 
 impl ConfChange {
     /// Compact binary encoding stored in the entry's data.
     /// Panics beyond [`MAX_CONF_CHANGES`] changes (proposals are checked before this).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with_context(&[])
+    }
+
+    /// [`ConfChange::encode`] followed by an opaque context of the owner's
+    /// (etcd puts the member's attributes there); an empty context encodes
+    /// exactly as [`ConfChange::encode`]. Raft ignores the context.
+    /// Panics beyond [`MAX_CONF_CHANGES`] changes or [`MAX_CONF_CONTEXT`] bytes.
+    pub fn encode_with_context(&self, context: &[u8]) -> Vec<u8> {
         assert!(
             self.changes.len() <= MAX_CONF_CHANGES,
             "too many changes to encode"
+        );
+        assert!(
+            context.len() <= MAX_CONF_CONTEXT,
+            "conf change context too large"
         );
         let mut out = Vec::with_capacity(2 + 9 * self.changes.len());
         out.push(match self.transition {
@@ -241,11 +260,20 @@ impl ConfChange {
             out.push(tag);
             out.extend_from_slice(&id.to_be_bytes());
         }
+        if !context.is_empty() {
+            out.extend_from_slice(&(context.len() as u32).to_be_bytes());
+            out.extend_from_slice(context);
+        }
         out
     }
 
-    /// Decodes [`ConfChange::encode`]'s output.
+    /// Decodes [`ConfChange::encode`]'s (or [`ConfChange::encode_with_context`]'s) output.
     pub fn decode(data: &[u8]) -> Result<ConfChange, StepError> {
+        Self::decode_with_context(data).map(|(cc, _)| cc)
+    }
+
+    /// Decodes [`ConfChange::encode_with_context`]'s output: the change and its context.
+    pub fn decode_with_context(data: &[u8]) -> Result<(ConfChange, &[u8]), StepError> {
         let bad = StepError::Malformed("conf change encoding");
         if data.len() < 2 {
             return Err(bad);
@@ -257,11 +285,25 @@ impl ConfChange {
             _ => return Err(bad),
         };
         let n = data[1] as usize;
-        if n > MAX_CONF_CHANGES || data.len() != 2 + 9 * n {
+        if n > MAX_CONF_CHANGES || data.len() < 2 + 9 * n {
             return Err(bad);
         }
+        let (body, rest) = data.split_at(2 + 9 * n);
+        let context = match rest.len() {
+            0 => rest,
+            1..=4 => return Err(bad),
+            _ => {
+                let mut len = [0u8; 4];
+                len.copy_from_slice(&rest[..4]);
+                let len = u32::from_be_bytes(len) as usize;
+                if len == 0 || len > MAX_CONF_CONTEXT || rest.len() != 4 + len {
+                    return Err(bad);
+                }
+                &rest[4..]
+            }
+        };
         let mut changes = Vec::with_capacity(n);
-        for chunk in data[2..].chunks_exact(9) {
+        for chunk in body[2..].chunks_exact(9) {
             let mut id = [0u8; 8];
             id.copy_from_slice(&chunk[1..]);
             let id = u64::from_be_bytes(id);
@@ -272,10 +314,13 @@ impl ConfChange {
                 _ => return Err(bad),
             });
         }
-        Ok(ConfChange {
-            changes,
-            transition,
-        })
+        Ok((
+            ConfChange {
+                changes,
+                transition,
+            },
+            context,
+        ))
     }
 }
 

@@ -249,7 +249,23 @@ pub fn client_status(e: &ClientError) -> Status {
         ClientError::Busy => Status::resource_exhausted(TOO_MANY),
         ClientError::Invalid(s) => Status::invalid_argument(s.clone()),
         ClientError::StaleSequence { .. } => Status::internal(e.to_string()),
+        ClientError::Member(m) => member_status(*m),
     }
+}
+
+/// etcd's gRPC status for a refused membership change.
+pub fn member_status(e: synod_node::MemberError) -> Status {
+    use synod_node::MemberError as M;
+    let code = match e {
+        M::NotFound => Code::NotFound,
+        M::BadUrls => Code::InvalidArgument,
+        M::PeerUrlExists
+        | M::NotLearner
+        | M::LearnerNotReady
+        | M::NotEnoughStarted
+        | M::TooManyLearners => Code::FailedPrecondition,
+    };
+    Status::new(code, e.to_string())
 }
 
 #[cfg(test)]

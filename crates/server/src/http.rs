@@ -159,6 +159,7 @@ pub fn metrics(s: &Shared) -> String {
         "etcd_disk_wal_fsync_duration_seconds",
         "The latency distributions of fdatasync called by the WAL.",
     );
+    s.rtt_metrics(&mut out);
     out
 }
 

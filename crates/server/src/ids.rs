@@ -1,6 +1,11 @@
 //! Member and cluster identities, derived the way etcd derives them: from
 //! what every member is told at start (names, peer URLs, the cluster token),
 //! so all members agree on them without talking.
+//!
+//! These are the ids of the initial members only. A member added at runtime
+//! gets its id from the leader's node (derived from its peer URLs and the
+//! index of the entry that adds it) and learns it, with the cluster id, from
+//! a running member when it first starts (see `server::start`).
 
 /// FNV-1a over the parts, each followed by a separator byte.
 fn fnv64(parts: &[&[u8]]) -> u64 {

@@ -33,6 +33,10 @@ const MAX_WAITING: usize = 65_536;
 /// A waiting request is forgotten after this many ticks without a reply
 /// (its caller has long given up and retried or failed).
 const WAITING_TICKS: u64 = 600;
+/// Ticks between attempts to publish this member's name and client URLs.
+const PUBLISH_TICKS: u64 = 5;
+/// Ticks a removed member keeps running (its last messages leave) before it stops.
+const REMOVED_GRACE_TICKS: u64 = 10;
 
 /// Something for the actor to do.
 pub enum Input {
@@ -89,6 +93,10 @@ pub struct Core {
     asks: BTreeMap<u64, (oneshot::Sender<Answer>, u64)>,
     next_ask: u64,
     ticks: u64,
+    /// When this member learned it was removed (it stops a little later).
+    removed_at: Option<u64>,
+    /// Sequence of this member's publish requests.
+    publish_seq: u64,
 }
 
 impl Core {
@@ -107,6 +115,64 @@ impl Core {
             next_ask: 1,
             ticks: 0,
             last_leader: 0,
+            removed_at: None,
+            publish_seq: 0,
+        }
+    }
+
+    /// The session under which this member publishes itself (never 0, and
+    /// apart from the gRPC sessions, which are spread over all of u64).
+    fn publish_client(&self) -> u64 {
+        (self.shared.cfg.id.rotate_left(7) ^ 0x5075_626c_6973_6800) | 1
+    }
+
+    /// Once started, a member announces its name and client URLs through
+    /// the log (etcd's publish), until the registry shows them.
+    fn maybe_publish(&mut self) {
+        let cfg = &self.shared.cfg;
+        let Some(reg) = self.node.members(self.shard) else {
+            return;
+        };
+        let Some(me) = reg.get(cfg.id) else { return };
+        if me.name == cfg.name && me.client_urls == cfg.advertise_client_urls {
+            return;
+        }
+        let op = ClientOp::Member(synod_node::MemberOp::Publish {
+            id: cfg.id,
+            name: cfg.name.clone(),
+            client_urls: cfg.advertise_client_urls.clone(),
+        });
+        self.publish_seq += 1;
+        let req = ClientRequest {
+            client: self.publish_client(),
+            seq: self.publish_seq,
+            op,
+        };
+        // Nobody waits for the answer: the registry shows the outcome.
+        let (tx, _rx) = oneshot::channel();
+        self.on_call(req, Origin::Local(tx));
+    }
+
+    /// Whether this member was removed long enough ago to stop now.
+    pub fn should_stop(&self) -> bool {
+        self.removed_at
+            .is_some_and(|at| self.ticks >= at + REMOVED_GRACE_TICKS)
+    }
+
+    /// Follows a change of the member registry.
+    fn on_members(&mut self, members: Vec<synod_node::Member>) {
+        let gone = self.shared.set_members(members);
+        self.transport.set_members(&self.shared.member_list());
+        for id in gone {
+            if self
+                .node
+                .members(self.shard)
+                .is_some_and(|r| r.is_removed(id))
+            {
+                self.shared.mark_removed(id);
+                self.shared
+                    .log(format_args!("member {id:x} was removed from the cluster"));
+            }
         }
     }
 
@@ -154,6 +220,19 @@ impl Core {
             .expect("the node hosts its shard")
             .kv();
         self.watches.catch_up(kv, h);
+        if self.removed_at.is_none()
+            && (self.node.is_removed(self.shard)
+                || self.shared.self_removed.load(Ordering::Relaxed))
+        {
+            self.shared.self_removed.store(true, Ordering::Relaxed);
+            self.shared.log(format_args!(
+                "this member was removed from the cluster; stopping"
+            ));
+            self.removed_at = Some(self.ticks);
+        }
+        if self.removed_at.is_none() && self.ticks.is_multiple_of(PUBLISH_TICKS) {
+            self.maybe_publish();
+        }
         if self.ticks.is_multiple_of(50) {
             let now = self.ticks;
             self.waiting
@@ -189,7 +268,10 @@ impl Core {
     }
 
     fn on_call(&mut self, req: ClientRequest, origin: Origin) {
-        let needs_leader = matches!(req.op, ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. });
+        let needs_leader = matches!(
+            req.op,
+            ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_)
+        );
         let leader = self.leader();
         let me = self.shared.cfg.id;
         if needs_leader && leader != 0 && leader != me {
@@ -266,6 +348,8 @@ impl Core {
                         let _ = tx.send(answer);
                     }
                 }
+                // The transport answers probes itself.
+                PeerMsg::Probe { .. } => {}
             },
             Input::Call { req, tx } => self.on_call(req, Origin::Local(tx)),
             Input::Ask { ask, tx } => {
@@ -336,6 +420,11 @@ impl Core {
                 break;
             }
             let mut rd = self.node.ready();
+            for (shard, members) in std::mem::take(&mut rd.members) {
+                if shard == self.shard {
+                    self.on_members(members);
+                }
+            }
             for r in rd.replies.drain(..) {
                 if let Some((o, _, _)) = self.waiting.remove(&(r.client, r.seq)) {
                     self.answer(o, r);
@@ -433,7 +522,10 @@ pub async fn run(
     let mut stopping = false;
     loop {
         tokio::select! {
-            _ = interval.tick(), if !stopping => core.on_tick(),
+            _ = interval.tick(), if !stopping => {
+                core.on_tick();
+                stopping = core.should_stop();
+            }
             m = inbox.recv(), if !stopping => match m {
                 Some(Input::Stop) | None => stopping = true,
                 Some(i) => core.on_input(i),

@@ -115,8 +115,81 @@ fn seed(id: u64) -> u64 {
     nanos ^ id.rotate_left(17)
 }
 
+/// The file in a data dir that records who this member is: its id and the
+/// cluster's, fixed at its first start (later flags do not change them).
+const IDENTITY: &str = "member";
+/// How long a member added at runtime keeps asking its peers who it is.
+const JOIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn read_identity(dir: &std::path::Path) -> Result<Option<(u64, u64)>, StartError> {
+    let path = dir.join(IDENTITY);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StartError::Config(format!("{}: {e}", path.display()))),
+    };
+    let bad = || StartError::Config(format!("{}: not a synod member identity", path.display()));
+    let mut lines = text.lines();
+    if lines.next() != Some("synod-member 1") {
+        return Err(bad());
+    }
+    let mut field = |name: &str| -> Result<u64, StartError> {
+        let l = lines.next().ok_or_else(bad)?;
+        let v = l.strip_prefix(name).ok_or_else(bad)?;
+        u64::from_str_radix(v, 16).map_err(|_| bad())
+    };
+    let id = field("id=")?;
+    let cluster = field("cluster=")?;
+    if id == 0 || cluster == 0 {
+        return Err(bad());
+    }
+    Ok(Some((id, cluster)))
+}
+
+fn write_identity(dir: &std::path::Path, id: u64, cluster: u64) -> Result<(), StartError> {
+    use std::io::Write;
+    let path = dir.join(IDENTITY);
+    let tmp = dir.join(format!("{IDENTITY}.tmp"));
+    let err = |e: std::io::Error| StartError::Config(format!("{}: {e}", path.display()));
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    write!(f, "synod-member 1\nid={id:x}\ncluster={cluster:x}\n").map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)?;
+    Ok(())
+}
+
+/// A member added at runtime (`--initial-cluster-state existing`, empty
+/// data dir) asks the other members of `--initial-cluster` who it is,
+/// by its peer URL, as etcd's joining member fetches the cluster from its peers.
+async fn join(cfg: &ServerConfig) -> Result<(u64, u64, Vec<synod_node::Member>), StartError> {
+    let me = cfg
+        .members
+        .iter()
+        .find(|m| m.id == cfg.id)
+        .expect("validation puts this member in the list");
+    let t0 = std::time::Instant::now();
+    let mut last = String::from("no other member in --initial-cluster");
+    while t0.elapsed() < JOIN_PATIENCE {
+        for m in cfg.members.iter().filter(|m| m.id != cfg.id) {
+            match transport::ask_to_join(m.peer_addr, &cfg.name, &me.peer_url).await {
+                Ok(x) => return Ok(x),
+                Err(e) => last = format!("{} ({}): {e}", m.name, m.peer_url),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Err(StartError::Config(format!(
+        "{} holds no data and --initial-cluster-state is existing, but no member of \
+         --initial-cluster knows this member (add it first with `etcdctl member add`): {last}",
+        cfg.data_dir.display()
+    )))
+}
+
 /// Starts a server: binds, recovers, and serves until [`Running::stop`].
-pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartError> {
+pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, StartError> {
     let client = bind(cfg.client_addr, "--listen-client-urls").await?;
     let peer = bind(cfg.peer_addr, "--listen-peer-urls").await?;
     let client_addr = client.local_addr().map_err(|err| StartError::Bind {
@@ -130,6 +203,34 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
     let mut opened = tokio::task::spawn_blocking(move || Disk::open(&dir, SHARD, segment))
         .await
         .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))??;
+    let identity = read_identity(&cfg.data_dir)?;
+    if let Some((id, cluster)) = identity {
+        cfg.id = id;
+        cfg.cluster_id = cluster;
+    }
+    let joining = opened.init.is_none() && !cfg.initial_state_new;
+    if joining && identity.is_none() {
+        let (id, cluster, members) = join(&cfg).await?;
+        cfg.id = id;
+        cfg.cluster_id = cluster;
+        // The members as the cluster knows them (ids are not derived from names here).
+        cfg.members = members
+            .iter()
+            .filter_map(|m| {
+                let url = m.peer_urls.first()?;
+                let addr = crate::config::parse_url("peer URL", url).ok()?;
+                Some(crate::config::Member {
+                    id: m.id,
+                    name: m.name.clone(),
+                    peer_url: url.clone(),
+                    peer_addr: addr,
+                })
+            })
+            .collect();
+    }
+    if identity.is_none() {
+        write_identity(&cfg.data_dir, cfg.id, cfg.cluster_id)?;
+    }
     let init = match opened.init {
         Some(init) => init,
         None if cfg.initial_state_new => GroupInit {
@@ -140,12 +241,15 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
             },
             snapshot_data: None,
         },
-        None => {
-            return Err(StartError::Config(format!(
-                "{} holds no data and --initial-cluster-state is existing: joining a running cluster is not supported yet",
-                cfg.data_dir.display()
-            )))
-        }
+        // A member added at runtime starts empty and learns everything from the leader.
+        None => GroupInit {
+            shard: SHARD,
+            raft: Init::Bootstrap {
+                voters: Vec::new(),
+                learners: Vec::new(),
+            },
+            snapshot_data: None,
+        },
     };
     let ticks_per_second = (1000 / cfg.tick.as_millis().max(1)).max(1) as u64;
     let node_cfg = NodeConfig {
@@ -164,9 +268,25 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
         parallel_leader_append: true,
         ..NodeConfig::default()
     };
-    let node = Node::new(node_cfg, vec![init])?;
+    let mut node = Node::new(node_cfg, vec![init])?;
+    node.set_bootstrap_members(
+        cfg.members
+            .iter()
+            .map(|m| synod_node::Member {
+                id: m.id,
+                name: String::new(),
+                peer_urls: vec![m.peer_url.clone()],
+                client_urls: Vec::new(),
+                is_learner: false,
+            })
+            .collect(),
+    );
     let max_request_bytes = cfg.max_request_bytes;
     let shared = Arc::new(Shared::new(cfg, verbose));
+    // A recovered snapshot knows the members better than the flags do.
+    if let Some(reg) = node.members(SHARD).filter(|r| !r.is_empty()) {
+        shared.set_members(reg.members().cloned().collect());
+    }
     shared
         .snapshot_bytes
         .store(opened.disk.snapshot_bytes(), Ordering::Relaxed);
@@ -208,4 +328,19 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
         peer_listener,
         actor,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_round_trips_and_a_damaged_one_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(read_identity(d.path()).unwrap().is_none());
+        write_identity(d.path(), 0xabc, 0x123).unwrap();
+        assert_eq!(read_identity(d.path()).unwrap(), Some((0xabc, 0x123)));
+        std::fs::write(d.path().join(IDENTITY), "synod-member 1\nid=zz\n").unwrap();
+        assert!(read_identity(d.path()).is_err());
+    }
 }

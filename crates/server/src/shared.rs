@@ -1,11 +1,49 @@
 //! State the node's actor publishes for everyone else (gRPC handlers, the
 //! transport): cheap to read, written only by its owner.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use synod_node::Member;
 
 use crate::config::ServerConfig;
+
+/// Upper bounds of the round-trip histogram's buckets in seconds (etcd's:
+/// 0.1 ms doubling sixteen times).
+const RTT_BUCKETS: usize = 16;
+
+/// A Prometheus histogram of one peer's round-trip times.
+#[derive(Clone, Debug, Default)]
+pub struct RttHistogram {
+    counts: [u64; RTT_BUCKETS],
+    count: u64,
+    sum: f64,
+}
+
+fn rtt_bound(i: usize) -> f64 {
+    0.0001 * f64::from(1u32 << i)
+}
+
+impl RttHistogram {
+    /// Records one round trip.
+    pub fn observe(&mut self, secs: f64) {
+        self.count += 1;
+        self.sum += secs;
+        for (i, c) in self.counts.iter_mut().enumerate() {
+            if secs <= rtt_bound(i) {
+                *c += 1;
+            }
+        }
+    }
+
+    /// Round trips recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
 
 /// What this node knows about a peer from its handshakes.
 #[derive(Clone, Debug, Default)]
@@ -40,12 +78,39 @@ pub struct Shared {
     pub peers: Mutex<BTreeMap<u64, PeerInfo>>,
     /// Latencies of the WAL's fdatasync (the disk thread observes them).
     pub wal_fsync: Arc<crate::http::Histogram>,
+    /// The members as the replicated registry knows them (the initial
+    /// configuration's until the node reports its registry).
+    pub members: Mutex<Vec<Member>>,
+    /// Members seen removed (their connections are refused).
+    pub removed: Mutex<BTreeSet<u64>>,
+    /// Set once this member learns it was removed from the cluster.
+    pub self_removed: AtomicBool,
+    /// The origin of the transport's probe clock.
+    pub epoch: Instant,
+    /// Round-trip times to each peer.
+    pub rtt: Mutex<BTreeMap<u64, RttHistogram>>,
 }
 
 impl Shared {
     /// Fresh published state.
     pub fn new(cfg: ServerConfig, verbose: bool) -> Shared {
+        let members = cfg
+            .members
+            .iter()
+            .map(|m| Member {
+                id: m.id,
+                name: String::new(),
+                peer_urls: vec![m.peer_url.clone()],
+                client_urls: Vec::new(),
+                is_learner: false,
+            })
+            .collect();
         Shared {
+            members: Mutex::new(members),
+            removed: Mutex::new(BTreeSet::new()),
+            self_removed: AtomicBool::new(false),
+            epoch: Instant::now(),
+            rtt: Mutex::new(BTreeMap::new()),
             cfg,
             leader: AtomicU64::new(0),
             term: AtomicU64::new(0),
@@ -86,5 +151,129 @@ impl Shared {
     pub fn learn_peer(&self, id: u64, name: String, client_urls: Vec<String>) {
         let mut p = self.peers.lock().expect("peer table lock");
         p.insert(id, PeerInfo { name, client_urls });
+    }
+}
+
+impl Shared {
+    /// The members now.
+    pub fn member_list(&self) -> Vec<Member> {
+        self.members.lock().expect("member table lock").clone()
+    }
+
+    /// Whether `id` is a member now.
+    pub fn is_member(&self, id: u64) -> bool {
+        self.members
+            .lock()
+            .expect("member table lock")
+            .iter()
+            .any(|m| m.id == id)
+    }
+
+    /// Whether `id` was removed from the cluster.
+    pub fn was_removed(&self, id: u64) -> bool {
+        self.removed.lock().expect("removed lock").contains(&id)
+    }
+
+    /// Takes the registry's new member list; returns the ids that left the list.
+    /// Until the first leader's seed is applied, the initial members' peer
+    /// URLs are known from the flags only: those fill the gaps.
+    pub fn set_members(&self, mut members: Vec<Member>) -> Vec<u64> {
+        for m in members.iter_mut().filter(|m| m.peer_urls.is_empty()) {
+            if let Some(c) = self.cfg.members.iter().find(|c| c.id == m.id) {
+                m.peer_urls = vec![c.peer_url.clone()];
+            }
+        }
+        let mut cur = self.members.lock().expect("member table lock");
+        let gone: Vec<u64> = cur
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| !members.iter().any(|m| m.id == *id))
+            .collect();
+        *cur = members;
+        gone
+    }
+
+    /// Records that `id` was removed from the cluster (its handshakes are refused).
+    pub fn mark_removed(&self, id: u64) {
+        let mut removed = self.removed.lock().expect("removed lock");
+        removed.insert(id);
+        // Bounded: the lowest ids (as good as any) are forgotten first.
+        while removed.len() > 1024 {
+            removed.pop_first();
+        }
+    }
+
+    /// Nanoseconds on the probe clock.
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Records a round trip to `peer`.
+    pub fn observe_rtt(&self, peer: u64, secs: f64) {
+        let mut h = self.rtt.lock().expect("rtt lock");
+        if h.len() < 1024 || h.contains_key(&peer) {
+            h.entry(peer).or_default().observe(secs);
+        }
+    }
+
+    /// etcd's `etcd_network_peer_round_trip_time_seconds` in Prometheus text.
+    pub fn rtt_metrics(&self, out: &mut String) {
+        let name = "etcd_network_peer_round_trip_time_seconds";
+        let _ = writeln!(out, "# HELP {name} Round-Trip-Time histogram between peers");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let h = self.rtt.lock().expect("rtt lock").clone();
+        for (peer, h) in h {
+            for (i, c) in h.counts.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{To=\"{peer:x}\",le=\"{}\"}} {c}",
+                    rtt_bound(i)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{To=\"{peer:x}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "{name}_sum{{To=\"{peer:x}\"}} {}", h.sum);
+            let _ = writeln!(out, "{name}_count{{To=\"{peer:x}\"}} {}", h.count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_round_trip_histogram_is_cumulative_with_etcds_name_and_label() {
+        let cfg = crate::config::RawConfig::default().validate().unwrap();
+        let s = Shared::new(cfg, false);
+        s.observe_rtt(0xab, 0.00015);
+        s.observe_rtt(0xab, 0.5);
+        let mut out = String::new();
+        s.rtt_metrics(&mut out);
+        let name = "etcd_network_peer_round_trip_time_seconds";
+        assert!(out.contains(&format!("# TYPE {name} histogram")), "{out}");
+        assert!(
+            out.contains(&format!("{name}_bucket{{To=\"ab\",le=\"0.0001\"}} 0")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{name}_bucket{{To=\"ab\",le=\"0.0002\"}} 1")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{name}_bucket{{To=\"ab\",le=\"0.8192\"}} 2")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{name}_bucket{{To=\"ab\",le=\"+Inf\"}} 2")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("{name}_count{{To=\"ab\"}} 2")),
+            "{out}"
+        );
     }
 }

@@ -9,11 +9,23 @@
 //! id, that the caller is a member and that it meant to reach us), refuses
 //! and logs strangers, then feeds frames to the node's actor with
 //! backpressure (the reader waits while the actor's inbox is full).
+//!
+//! Membership is dynamic: the actor hands over the registry's member list
+//! whenever it changes ([`Transport::set_members`]); senders start for new
+//! members, restart for moved ones and stop for removed ones, and the
+//! handshake checks the caller against the current list (a removed member
+//! is told so, and stops). A member added at runtime first asks a peer who
+//! it is ([`ask_to_join`]). Each outbound connection carries a probe every
+//! [`PROBE_EVERY`], answered on the same connection, for the peer
+//! round-trip-time histogram.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use synod_node::Member;
 
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,8 +34,14 @@ use tokio::sync::mpsc;
 use crate::runtime::Input;
 use crate::shared::Shared;
 use crate::wire::{
-    encode_frame, read_frame, write_frame, Hello, HelloReply, PeerMsg, MAGIC, PROTOCOL_VERSION,
+    encode_frame, read_frame, write_frame, Hello, HelloReply, PeerMsg, ProbeReply, JOIN_MAGIC,
+    MAGIC, PROTOCOL_VERSION,
 };
+
+/// How often an outbound connection probes the round trip.
+pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// What a refusal says to a removed member (it stops on hearing it).
+pub const REMOVED: &str = "was removed from the cluster";
 
 /// Messages queued per peer before new ones are dropped.
 pub const PEER_QUEUE: usize = 4096;
@@ -35,34 +53,61 @@ const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
+struct PeerQueue {
+    tx: mpsc::Sender<PeerMsg>,
+    addr: SocketAddr,
+}
+
 /// The sending side: a queue per peer.
 #[derive(Clone)]
 pub struct Transport {
-    queues: Arc<BTreeMap<u64, mpsc::Sender<PeerMsg>>>,
+    queues: Arc<Mutex<BTreeMap<u64, PeerQueue>>>,
     shared: Arc<Shared>,
 }
 
 impl Transport {
-    /// Starts one sender task per peer.
+    /// Starts one sender task per peer of the published member list.
     pub fn start(shared: Arc<Shared>) -> Transport {
-        let mut queues = BTreeMap::new();
-        for m in &shared.cfg.members {
-            if m.id == shared.cfg.id {
+        let t = Transport {
+            queues: Arc::new(Mutex::new(BTreeMap::new())),
+            shared: shared.clone(),
+        };
+        t.set_members(&shared.member_list());
+        t
+    }
+
+    /// Follows a new member list: starts senders for new members, restarts
+    /// those whose address changed, stops those that left. A member whose
+    /// peer URL does not parse is not dialed (it can still dial us).
+    pub fn set_members(&self, members: &[Member]) {
+        let me = self.shared.cfg.id;
+        let want: BTreeMap<u64, SocketAddr> = members
+            .iter()
+            .filter(|m| m.id != me)
+            .filter_map(|m| {
+                let url = m.peer_urls.first()?;
+                crate::config::parse_url("peer URL", url)
+                    .ok()
+                    .map(|a| (m.id, a))
+            })
+            .collect();
+        let mut q = self.queues.lock().expect("transport lock");
+        // Dropping a queue's sender ends its task.
+        q.retain(|id, p| want.get(id) == Some(&p.addr));
+        for (id, addr) in want {
+            if q.contains_key(&id) {
                 continue;
             }
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            queues.insert(m.id, tx);
-            tokio::spawn(sender(shared.clone(), m.id, m.peer_addr, rx));
-        }
-        Transport {
-            queues: Arc::new(queues),
-            shared,
+            q.insert(id, PeerQueue { tx, addr });
+            tokio::spawn(sender(self.shared.clone(), id, addr, rx));
         }
     }
 
     /// Queues a message for `to`; drops it when the queue is full or `to` is unknown.
     pub fn send(&self, to: u64, msg: PeerMsg) {
-        match self.queues.get(&to) {
+        let q = self.queues.lock().expect("transport lock");
+        match q.get(&to).map(|p| &p.tx) {
             Some(q) => {
                 if q.try_send(msg).is_err() {
                     self.shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -94,7 +139,7 @@ async fn sender(
                 }
                 failures = 0;
                 backoff = BACKOFF_MIN;
-                match pump(stream, &mut rx).await {
+                match pump(stream, &mut rx, &shared, to).await {
                     PumpEnd::QueueClosed => return,
                     PumpEnd::Broken(e) => {
                         shared.log(format_args!("connection to peer {to:x} lost: {e}"));
@@ -103,6 +148,9 @@ async fn sender(
             }
             Err(e) => {
                 failures += 1;
+                if e.contains(REMOVED) {
+                    shared.self_removed.store(true, Ordering::Relaxed);
+                }
                 if failures == 1 || failures.is_multiple_of(50) {
                     shared.log(format_args!("cannot reach peer {to:x} at {addr}: {e}"));
                 }
@@ -150,6 +198,7 @@ async fn connect(
                 Ok(s)
             }
             HelloReply::Refused(why) => Err(format!("refused us: {why}")),
+            HelloReply::Joined { .. } => Err("answered a hello with a join".into()),
         }
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
@@ -162,13 +211,46 @@ enum PumpEnd {
     Broken(std::io::Error),
 }
 
-async fn pump(stream: TcpStream, rx: &mut mpsc::Receiver<PeerMsg>) -> PumpEnd {
-    let (_r, w) = stream.into_split();
+/// Reads the probe answers of one outbound connection into the histogram.
+async fn read_probes(r: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>, to: u64) {
+    let mut r = BufReader::new(r);
+    while let Ok(p) = read_frame::<ProbeReply, _>(&mut r).await {
+        let now = shared.now_ns();
+        if p.sent_ns <= now {
+            shared.observe_rtt(to, (now - p.sent_ns) as f64 / 1e9);
+        }
+    }
+}
+
+async fn pump(
+    stream: TcpStream,
+    rx: &mut mpsc::Receiver<PeerMsg>,
+    shared: &Arc<Shared>,
+    to: u64,
+) -> PumpEnd {
+    let (r, w) = stream.into_split();
+    let probes = tokio::spawn(read_probes(r, shared.clone(), to));
+    let end = pump_frames(w, rx, shared).await;
+    probes.abort();
+    end
+}
+
+async fn pump_frames(
+    w: tokio::net::tcp::OwnedWriteHalf,
+    rx: &mut mpsc::Receiver<PeerMsg>,
+    shared: &Shared,
+) -> PumpEnd {
     let mut w = BufWriter::new(w);
     let mut buf = Vec::new();
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let Some(first) = rx.recv().await else {
-            return PumpEnd::QueueClosed;
+        let first = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return PumpEnd::QueueClosed,
+            },
+            _ = probe.tick() => PeerMsg::Probe { sent_ns: shared.now_ns() },
         };
         buf.clear();
         encode_frame(&first, &mut buf);
@@ -235,10 +317,76 @@ pub fn check_hello(shared: &Shared, h: &Hello) -> Result<u64, String> {
             h.to, shared.cfg.id
         ));
     }
-    if h.from == shared.cfg.id || !shared.cfg.members.iter().any(|m| m.id == h.from) {
+    if shared.was_removed(h.from) {
+        return Err(format!("member {:x} {REMOVED}", h.from));
+    }
+    if h.from == shared.cfg.id || !shared.is_member(h.from) {
         return Err(format!("member {:x} is not in this cluster", h.from));
     }
     Ok(h.from)
+}
+
+/// Answers a join request: the member whose peer URL the joiner has.
+pub fn answer_join(shared: &Shared, h: &Hello) -> HelloReply {
+    if h.version != PROTOCOL_VERSION {
+        return HelloReply::Refused(format!(
+            "protocol version {} (we speak {PROTOCOL_VERSION})",
+            h.version
+        ));
+    }
+    let Some(url) = h.client_urls.first() else {
+        return HelloReply::Refused("a join request names no peer URL".into());
+    };
+    let members = shared.member_list();
+    match members.iter().find(|m| m.peer_urls.contains(url)) {
+        Some(m) => HelloReply::Joined {
+            cluster_id: shared.cfg.cluster_id,
+            member_id: m.id,
+            members: members.clone(),
+        },
+        None => HelloReply::Refused(format!(
+            "no member has the peer URL {url} (add it first: etcdctl member add)"
+        )),
+    }
+}
+
+/// Asks the member at `addr` who the member with `peer_url` is: its id,
+/// the cluster's id and every member.
+pub async fn ask_to_join(
+    addr: SocketAddr,
+    name: &str,
+    peer_url: &str,
+) -> Result<(u64, u64, Vec<Member>), String> {
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let hello = Hello {
+            magic: JOIN_MAGIC,
+            version: PROTOCOL_VERSION,
+            cluster_id: 0,
+            from: 0,
+            to: 0,
+            name: name.to_string(),
+            client_urls: vec![peer_url.to_string()],
+        };
+        write_frame(&mut s, &hello)
+            .await
+            .map_err(|e| e.to_string())?;
+        match read_frame::<HelloReply, _>(&mut s)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            HelloReply::Joined {
+                cluster_id,
+                member_id,
+                members,
+            } => Ok((member_id, cluster_id, members)),
+            HelloReply::Refused(why) => Err(format!("refused: {why}")),
+            HelloReply::Welcome { .. } => Err("answered a join with a welcome".into()),
+        }
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
+        .await
+        .map_err(|_| "join request timed out".to_string())?
 }
 
 async fn serve_peer(
@@ -253,6 +401,14 @@ async fn serve_peer(
         .await
         .map_err(|_| "no handshake".to_string())?
         .map_err(|e| format!("bad handshake: {e}"))?;
+    if hello.magic == JOIN_MAGIC {
+        let reply = answer_join(shared, &hello);
+        let _ = write_frame(&mut w, &reply).await;
+        return match reply {
+            HelloReply::Refused(why) => Err(format!("join refused: {why}")),
+            _ => Ok(()),
+        };
+    }
     let from = match check_hello(shared, &hello) {
         Ok(id) => id,
         Err(why) => {
@@ -276,6 +432,17 @@ async fn serve_peer(
     .map_err(|e| e.to_string())?;
     loop {
         let msg: PeerMsg = read_frame(&mut r).await.map_err(|e| e.to_string())?;
+        // A member removed while connected: hang up, so that it redials and
+        // hears from the handshake that it was removed.
+        if shared.was_removed(from) {
+            return Err(format!("member {from:x} {REMOVED}"));
+        }
+        if let PeerMsg::Probe { sent_ns } = msg {
+            write_frame(&mut w, &ProbeReply { sent_ns })
+                .await
+                .map_err(|e| e.to_string())?;
+            continue;
+        }
         if let PeerMsg::Raft(env) = &msg {
             if env.msg.from != from {
                 return Err(format!(

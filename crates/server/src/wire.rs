@@ -5,11 +5,15 @@
 //! A frame over [`MAX_FRAME`] is refused and the connection dropped.
 
 use serde::{Deserialize, Serialize};
-use synod_node::{ClientError, ClientReply, ClientRequest, Envelope};
+use synod_node::{ClientError, ClientReply, ClientRequest, Envelope, Member};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Identifies a synod peer connection ("SYND").
 pub const MAGIC: u32 = 0x5359_4e44;
+/// A [`Hello`] with this magic asks to join: it comes from a member added
+/// at runtime that does not know its own id or the cluster's yet; its
+/// `client_urls` carry the joiner's peer URLs, `from`, `to` and `cluster_id` are 0.
+pub const JOIN_MAGIC: u32 = 0x5359_4e4a;
 /// The peer protocol's version; both ends must speak the same one.
 pub const PROTOCOL_VERSION: u16 = 1;
 /// Largest frame accepted (a Raft append is bounded by 1 MiB of payload,
@@ -47,6 +51,22 @@ pub enum HelloReply {
     },
     /// Refused, and why.
     Refused(String),
+    /// The answer to a join request ([`JOIN_MAGIC`]): who the joiner is.
+    Joined {
+        /// The cluster's id.
+        cluster_id: u64,
+        /// The joiner's member id.
+        member_id: u64,
+        /// Every member, as the answering member knows them.
+        members: Vec<Member>,
+    },
+}
+
+/// The answer to a [`PeerMsg::Probe`], written back on the same connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReply {
+    /// The probe's `sent_ns`, echoed.
+    pub sent_ns: u64,
 }
 
 /// A question only the leader can answer.
@@ -101,6 +121,12 @@ pub enum PeerMsg {
         id: u64,
         /// The answer.
         answer: Answer,
+    },
+    /// A round-trip probe: the receiving transport answers with a
+    /// [`ProbeReply`] on the same connection (never reaches the node).
+    Probe {
+        /// When it left, in the sender's clock (nanoseconds).
+        sent_ns: u64,
     },
 }
 

@@ -35,6 +35,10 @@ pub struct SimArgs {
     /// Serve linearizable reads from the leader lease.
     #[arg(long)]
     pub lease_reads: bool,
+    /// The last server starts outside the group and joins it during the
+    /// fault phase (added as a learner, promoted), and server 1 is removed.
+    #[arg(long)]
+    pub joiner: bool,
     /// Mean time between fault actions, in virtual milliseconds (default: the
     /// seed picks 20, 50 or 235).
     #[arg(long)]
@@ -127,6 +131,7 @@ pub fn run_cli(args: SimArgs) -> u8 {
         cfg.swarm = !args.no_swarm;
         cfg.bug = bug;
         cfg.lease_reads = args.lease_reads;
+        cfg.joiner = args.joiner;
         cfg.fault_interval = args.fault_interval_ms.map(|ms| ms * synod_simnet::MILLIS);
         cfg.parallel_leader_append = args.parallel_leader_append;
         // A panic is a broken invariant inside a node or the harness: report

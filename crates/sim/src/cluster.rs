@@ -48,6 +48,13 @@ impl Proc {
             Proc::Client(_) => None,
         }
     }
+    /// The server, if this is one, to act on.
+    pub fn server_mut(&mut self) -> Option<&mut Server> {
+        match self {
+            Proc::Server(s) => Some(s),
+            Proc::Client(_) => None,
+        }
+    }
     /// The client, if this is one.
     pub fn client_mut(&mut self) -> Option<&mut Client> {
         match self {
@@ -151,6 +158,7 @@ fn op_name(op: &ClientOp) -> &'static str {
         ClientOp::Write(_) => "write",
         ClientOp::Range { .. } => "range",
         ClientOp::LeaseKeepAlive { .. } => "keepalive",
+        ClientOp::Member(_) => "member",
     }
 }
 
@@ -637,6 +645,9 @@ impl Client {
             Ok(ClientResponse::Write(_)) => self.finish(ctx, true, None),
             Ok(ClientResponse::LeaseKeepAlive { .. }) => {
                 unreachable!("this workload sends no keep-alives")
+            }
+            Ok(ClientResponse::Member { .. }) => {
+                unreachable!("this workload changes no membership")
             }
             Err(ClientError::NotLeader { leader }) => self.retry_elsewhere(ctx, leader),
             Err(ClientError::Busy) => self.retry_elsewhere(ctx, 0),

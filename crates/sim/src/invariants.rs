@@ -119,7 +119,9 @@ impl Invariants {
         let applied = node.applied(SHARD).unwrap_or(0);
         if self.applied.get(&id) != Some(&applied) {
             self.applied.insert(id, applied);
-            let h = node.state_machine(SHARD).map_or(0, |sm| sm.hash());
+            // The member registry is replicated state too.
+            let h = node.state_machine(SHARD).map_or(0, |sm| sm.hash())
+                ^ node.members(SHARD).map_or(0, |r| r.hash()).rotate_left(29);
             match self.states.get(&applied) {
                 Some(&(seen, other)) if seen != h => self.violate(format!(
                     "replica divergence: nodes {other} and {id} differ at applied index {applied} (t={now}µs)"

@@ -8,7 +8,10 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use synod_check::{history::Pending, Op, Recorder, Verdict};
 use synod_node::NodeConfig;
-use synod_raft::{Config as RaftConfig, NodeId, PlantedBug, ReadOnlyOption};
+use synod_raft::{
+    ConfChange, ConfChangeSingle, ConfChangeTransition, Config as RaftConfig, NodeId, PlantedBug,
+    ReadOnlyOption,
+};
 use synod_simnet::{
     ClockConfig, FaultSet, NemesisAction, NemesisConfig, NetConfig, ProcId, Sim, Time, Trace,
     MILLIS, SECONDS,
@@ -50,6 +53,10 @@ pub struct RunConfig {
     pub fault_interval: Option<Time>,
     /// After healing, the cluster must answer the final reads within this bound.
     pub liveness_bound: Time,
+    /// Membership changes under faults: the last server starts outside the
+    /// group (as a member joining a running cluster does), is added as a
+    /// learner and promoted during the fault phase, and server 1 is removed.
+    pub joiner: bool,
 }
 
 impl RunConfig {
@@ -70,6 +77,7 @@ impl RunConfig {
             fault_interval: None,
             parallel_leader_append: None,
             liveness_bound: 5 * SECONDS,
+            joiner: false,
         }
     }
 
@@ -108,6 +116,9 @@ impl RunConfig {
         }
         if self.lease_reads {
             s.push_str(" --lease-reads");
+        }
+        if self.joiner {
+            s.push_str(" --joiner");
         }
         if let Some(b) = self.bug {
             s.push_str(&format!(" --planted-bug {}", bug_name(b)));
@@ -198,6 +209,11 @@ struct Harness {
     /// Crashes redirected at a leader: scheduled process → process crashed,
     /// so the schedule's restart of the former restarts the latter.
     crash_alias: BTreeMap<ProcId, ProcId>,
+    /// Membership changes of a `joiner` run, in order: not before this time, this change.
+    membership: Vec<(Time, ConfChangeSingle)>,
+    /// How many of them the leader has applied.
+    membership_done: usize,
+    last_conf_proposal: Option<Time>,
     crashes: u64,
     timing: ServerTiming,
 }
@@ -239,8 +255,69 @@ impl Harness {
         }
     }
 
+    /// The initial voters (all servers, but the joiner of a `joiner` run).
     fn voters(&self) -> Vec<NodeId> {
-        (1..=self.cfg.nodes as NodeId).collect()
+        let n = self.cfg.nodes as NodeId - NodeId::from(self.cfg.joiner);
+        (1..=n).collect()
+    }
+
+    /// What server `p` bootstraps with when its disk is blank: the joiner
+    /// starts with nothing and learns the group from its leader.
+    fn boot_voters(&self, p: ProcId) -> Vec<NodeId> {
+        if self.cfg.joiner && p + 1 == self.cfg.nodes {
+            Vec::new()
+        } else {
+            self.voters()
+        }
+    }
+
+    /// Proposes the next membership change on the current leader until that
+    /// leader has applied it (retrying through crashes and lost proposals).
+    fn drive_membership(&mut self) {
+        let Some(&(at, change)) = self.membership.get(self.membership_done) else {
+            return;
+        };
+        let now = self.sim.now();
+        if now < at {
+            return;
+        }
+        let Some(l) = self.current_leader() else {
+            return;
+        };
+        let Some(conf) = self
+            .sim
+            .proc(l)
+            .server()
+            .and_then(|s| s.node.raft(crate::cluster::SHARD))
+            .map(|r| r.conf_state().clone())
+        else {
+            return;
+        };
+        let done = !conf.is_joint()
+            && match change {
+                ConfChangeSingle::AddLearner(id) => conf.learners.contains(&id),
+                ConfChangeSingle::AddVoter(id) => conf.voters.contains(&id),
+                ConfChangeSingle::Remove(id) => !conf.members().contains(&id),
+            };
+        if done {
+            self.membership_done += 1;
+            return;
+        }
+        if self
+            .last_conf_proposal
+            .is_some_and(|t| now < t + 100 * MILLIS)
+        {
+            return;
+        }
+        self.last_conf_proposal = Some(now);
+        if let Some(s) = self.sim.proc_mut(l).server_mut() {
+            let cc = ConfChange {
+                changes: vec![change],
+                transition: ConfChangeTransition::Auto,
+            };
+            // Refused while another change is pending: tried again later.
+            let _ = s.node.propose_conf_change(crate::cluster::SHARD, cc);
+        }
     }
 
     fn drain_clients(&mut self) {
@@ -302,6 +379,7 @@ impl Harness {
         let more = self.sim.step();
         self.observe();
         self.drain_clients();
+        self.drive_membership();
         more
     }
 
@@ -393,7 +471,7 @@ impl Harness {
         self.incarnation[p] += 1;
         let server = Server::boot(
             self.node_config(p),
-            self.voters(),
+            self.boot_voters(p),
             disk,
             self.timing.clone(),
         );
@@ -492,15 +570,31 @@ pub fn run(cfg: RunConfig) -> RunReport {
         crash_rng: Pcg64Mcg::seed_from_u64(derive(cfg.seed, 3)),
         aim_rng: Pcg64Mcg::seed_from_u64(derive(cfg.seed, 5)),
         crash_alias: BTreeMap::new(),
+        membership: Vec::new(),
+        membership_done: 0,
+        last_conf_proposal: None,
         crashes: 0,
         timing: timing.clone(),
         cfg: cfg.clone(),
     };
+    if cfg.joiner {
+        assert!(
+            cfg.nodes >= 3,
+            "a joiner run needs two initial voters and the joiner"
+        );
+        let j = cfg.nodes as NodeId;
+        let f = cfg.fault_end;
+        h.membership = vec![
+            (f / 5, ConfChangeSingle::AddLearner(j)),
+            (2 * f / 5, ConfChangeSingle::AddVoter(j)),
+            (3 * f / 5, ConfChangeSingle::Remove(1)),
+        ];
+    }
     let mut procs = Vec::new();
     for i in 0..cfg.nodes {
         procs.push(Proc::Server(Box::new(Server::boot(
             h.node_config(i),
-            h.voters(),
+            h.boot_voters(i),
             SimDisk::default(),
             timing.clone(),
         ))));
@@ -621,6 +715,32 @@ pub fn run(cfg: RunConfig) -> RunReport {
     h.run_until(h.sim.now() + SECONDS, |_| false);
     h.drain_clients();
 
+    if cfg.joiner {
+        if h.membership_done < h.membership.len() {
+            violations.push(format!(
+                "liveness: {} of {} membership changes applied by the end",
+                h.membership_done,
+                h.membership.len()
+            ));
+        } else {
+            // The joiner caught up (by log or snapshot) with the group.
+            let j = cfg.nodes - 1;
+            let applied = |i: ProcId| {
+                h.sim
+                    .proc(i)
+                    .server()
+                    .and_then(|s| s.node.applied(crate::cluster::SHARD))
+                    .unwrap_or(0)
+            };
+            let best = (1..cfg.nodes).map(applied).max().unwrap_or(0);
+            if applied(j) < best {
+                violations.push(format!(
+                    "liveness: the joiner applied {} of {best} entries",
+                    applied(j)
+                ));
+            }
+        }
+    }
     violations.extend(h.inv.violations.iter().cloned());
     let history = std::mem::take(&mut h.recorder).into_history();
     let verdict = synod_check::check(

@@ -33,6 +33,18 @@ fn five_node_seeds_under_the_full_fault_mix_pass() {
 }
 
 #[test]
+fn membership_change_seeds_pass() {
+    // A member joins from nothing (learner, then voter) and an original one
+    // is removed, under the full fault mix.
+    let f = failures((3000..3012).map(|s| RunConfig {
+        nodes: 4,
+        joiner: true,
+        ..RunConfig::new(s)
+    }));
+    assert!(f.is_empty(), "failing seeds:\n{}", f.join("\n"));
+}
+
+#[test]
 fn lease_read_seeds_pass() {
     let f = failures((2000..2015).map(|s| RunConfig {
         lease_reads: true,

@@ -177,7 +177,7 @@ impl Maintenance for Api {
         self.check_leader(&req)?;
         let target = req.into_inner().target_id;
         let me = self.shared().cfg.id;
-        if !self.shared().cfg.members.iter().any(|m| m.id == target) {
+        if !self.shared().is_member(target) {
             return Err(Status::failed_precondition(
                 "etcdserver: bad leader transferee",
             ));

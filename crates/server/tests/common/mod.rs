@@ -160,6 +160,81 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Like [`Cluster::start`], with `tune` applied to every member's configuration.
+    pub fn start_tuned(n: usize, tune: impl Fn(&mut ServerConfig)) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(2 * n);
+        let pairs: Vec<(u16, u16)> = (0..n).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
+        let mut cfgs = local_cluster(dir.path(), &pairs, "synod-test");
+        for c in &mut cfgs {
+            c.tick = Duration::from_millis(50);
+            c.wal_segment_bytes = 8 << 20;
+            c.snapshot_every = 200;
+            tune(c);
+        }
+        let mut cl = Cluster {
+            dir,
+            cfgs,
+            members: Vec::new(),
+        };
+        for i in 0..n {
+            cl.members.push(None);
+            cl.boot(i);
+        }
+        cl
+    }
+
+    /// Starts a member added at runtime, as etcdctl's `member add` tells
+    /// one to: `--initial-cluster-state existing` and the printed
+    /// `--initial-cluster`, data in a fresh directory. Returns its index.
+    pub fn join(&mut self, name: &str, ports: (u16, u16), initial_cluster: &str) -> usize {
+        let (c, p) = ports;
+        let mut cfg = synod_server::RawConfig {
+            name: name.to_string(),
+            data_dir: self.dir.path().join(name),
+            listen_client_urls: format!("http://127.0.0.1:{c}"),
+            advertise_client_urls: format!("http://127.0.0.1:{c}"),
+            listen_peer_urls: format!("http://127.0.0.1:{p}"),
+            initial_advertise_peer_urls: format!("http://127.0.0.1:{p}"),
+            initial_cluster: initial_cluster.to_string(),
+            initial_cluster_state: "existing".into(),
+            initial_cluster_token: "synod-test".into(),
+            ..synod_server::RawConfig::default()
+        }
+        .validate()
+        .expect("the joining member's flags are valid");
+        cfg.tick = Duration::from_millis(50);
+        cfg.wal_segment_bytes = 8 << 20;
+        cfg.snapshot_every = 200;
+        self.cfgs.push(cfg);
+        self.members.push(None);
+        let i = self.cfgs.len() - 1;
+        self.boot(i);
+        // The member learned its id and the cluster's from its peers.
+        let s = self.members[i]
+            .as_ref()
+            .unwrap()
+            .running
+            .as_ref()
+            .unwrap()
+            .shared();
+        self.cfgs[i].id = s.cfg.id;
+        self.cfgs[i].cluster_id = s.cfg.cluster_id;
+        i
+    }
+
+    /// The running server of member `i`.
+    pub fn running(&self, i: usize) -> &Running {
+        self.members[i]
+            .as_ref()
+            .expect("member is running")
+            .running
+            .as_ref()
+            .unwrap()
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for m in self.members.iter_mut() {
