@@ -295,8 +295,11 @@ impl Node {
                 },
                 Some(data),
             ) => {
-                let (reg, image) = members::decode_image(data)
+                let (mut reg, image) = members::decode_image(data)
                     .map_err(|err| NodeError::Registry { shard, err })?;
+                // An image without a registry (a restored backup, an older
+                // image) still names its configuration's members.
+                reg.apply(&meta.conf_state, &[]);
                 registry = reg;
                 let sm = StateMachine::restore(image, self.cfg.max_sessions)
                     .map_err(|err| NodeError::Snapshot { shard, err })?;
@@ -665,6 +668,7 @@ impl Node {
                         ),
                     };
                     g.members = registry;
+                    g.members.apply(&snap.meta.conf_state, &[]);
                     g.members_changed = true;
                     settle_members_by_snapshot(g, snap.meta.index, &mut self.replies);
                     g.conf = snap.meta.conf_state.clone();

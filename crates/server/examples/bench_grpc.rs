@@ -129,8 +129,13 @@ async fn main() {
         assert!(t0.elapsed() < Duration::from_secs(10), "no leader");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("{callers} callers over {conns} connections, {secs} s each, one member, 2 worker threads");
-    println!("{:<22} {:>12} {:>22}", "request", "requests/s", "CPU µs/request (all)");
+    println!(
+        "{callers} callers over {conns} connections, {secs} s each, one member, 2 worker threads"
+    );
+    println!(
+        "{:<22} {:>12} {:>22}",
+        "request", "requests/s", "CPU µs/request (all)"
+    );
     for (name, op) in [
         ("serializable range", Op::SerializableGet),
         ("linearizable range", Op::LinearizableGet),

@@ -2,7 +2,6 @@
 //! transport): cheap to read, written only by its owner.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -10,40 +9,7 @@ use std::time::Instant;
 use synod_node::Member;
 
 use crate::config::ServerConfig;
-
-/// Upper bounds of the round-trip histogram's buckets in seconds (etcd's:
-/// 0.1 ms doubling sixteen times).
-const RTT_BUCKETS: usize = 16;
-
-/// A Prometheus histogram of one peer's round-trip times.
-#[derive(Clone, Debug, Default)]
-pub struct RttHistogram {
-    counts: [u64; RTT_BUCKETS],
-    count: u64,
-    sum: f64,
-}
-
-fn rtt_bound(i: usize) -> f64 {
-    0.0001 * f64::from(1u32 << i)
-}
-
-impl RttHistogram {
-    /// Records one round trip.
-    pub fn observe(&mut self, secs: f64) {
-        self.count += 1;
-        self.sum += secs;
-        for (i, c) in self.counts.iter_mut().enumerate() {
-            if secs <= rtt_bound(i) {
-                *c += 1;
-            }
-        }
-    }
-
-    /// Round trips recorded.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-}
+use crate::http::{Histogram, RTT_BUCKETS};
 
 /// What this node knows about a peer from its handshakes.
 #[derive(Clone, Debug, Default)]
@@ -88,7 +54,7 @@ pub struct Shared {
     /// The origin of the transport's probe clock.
     pub epoch: Instant,
     /// Round-trip times to each peer.
-    pub rtt: Mutex<BTreeMap<u64, RttHistogram>>,
+    pub rtt: Mutex<BTreeMap<u64, Histogram>>,
 }
 
 impl Shared {
@@ -208,35 +174,23 @@ impl Shared {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// Records a round trip to `peer`.
-    pub fn observe_rtt(&self, peer: u64, secs: f64) {
+    /// Records a round trip to `peer` (at most 1024 peers are tracked).
+    pub fn observe_rtt(&self, peer: u64, rtt: std::time::Duration) {
         let mut h = self.rtt.lock().expect("rtt lock");
         if h.len() < 1024 || h.contains_key(&peer) {
-            h.entry(peer).or_default().observe(secs);
+            h.entry(peer)
+                .or_insert_with(|| Histogram::new(&RTT_BUCKETS))
+                .observe(rtt);
         }
     }
 
     /// etcd's `etcd_network_peer_round_trip_time_seconds` in Prometheus text.
     pub fn rtt_metrics(&self, out: &mut String) {
         let name = "etcd_network_peer_round_trip_time_seconds";
-        let _ = writeln!(out, "# HELP {name} Round-Trip-Time histogram between peers");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let h = self.rtt.lock().expect("rtt lock").clone();
-        for (peer, h) in h {
-            for (i, c) in h.counts.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{To=\"{peer:x}\",le=\"{}\"}} {c}",
-                    rtt_bound(i)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{To=\"{peer:x}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(out, "{name}_sum{{To=\"{peer:x}\"}} {}", h.sum);
-            let _ = writeln!(out, "{name}_count{{To=\"{peer:x}\"}} {}", h.count);
+        Histogram::render_header(out, name, "Round-Trip-Time histogram between peers");
+        let h = self.rtt.lock().expect("rtt lock");
+        for (peer, h) in h.iter() {
+            h.render_samples(out, name, &format!("To=\"{peer:x}\""));
         }
     }
 }
@@ -249,8 +203,8 @@ mod tests {
     fn the_round_trip_histogram_is_cumulative_with_etcds_name_and_label() {
         let cfg = crate::config::RawConfig::default().validate().unwrap();
         let s = Shared::new(cfg, false);
-        s.observe_rtt(0xab, 0.00015);
-        s.observe_rtt(0xab, 0.5);
+        s.observe_rtt(0xab, std::time::Duration::from_micros(150));
+        s.observe_rtt(0xab, std::time::Duration::from_millis(500));
         let mut out = String::new();
         s.rtt_metrics(&mut out);
         let name = "etcd_network_peer_round_trip_time_seconds";

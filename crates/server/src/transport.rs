@@ -217,7 +217,7 @@ async fn read_probes(r: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>, to:
     while let Ok(p) = read_frame::<ProbeReply, _>(&mut r).await {
         let now = shared.now_ns();
         if p.sent_ns <= now {
-            shared.observe_rtt(to, (now - p.sent_ns) as f64 / 1e9);
+            shared.observe_rtt(to, std::time::Duration::from_nanos(now - p.sent_ns));
         }
     }
 }

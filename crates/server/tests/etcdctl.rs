@@ -35,7 +35,7 @@ use serde_json::Value;
 /// synod today they answer Unimplemented. The membership steps always run
 /// against etcd and, once this is `true`, against synod too, where they must
 /// then match.
-const MEMBERSHIP_LANDED: bool = false;
+const MEMBERSHIP_LANDED: bool = true;
 
 /// Steps where synod answers differently from etcd on purpose, and why. The
 /// test checks that these still differ, so a stale entry is noticed.
@@ -355,8 +355,24 @@ impl Side {
         let order: Vec<usize> = std::iter::once(li)
             .chain((0..clients.len()).filter(|&i| i != li))
             .collect();
-        let ml = ctl_ok(&all, &["member", "list", "-w", "json"]);
-        let ml: Value = serde_json::from_str(&ml).expect("member list is JSON");
+        // A member shows its name once it has published it through the log
+        // (etcd's members do the same before they serve): wait for every name.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let ml: Value = loop {
+            let ml = ctl_ok(&all, &["member", "list", "-w", "json"]);
+            let ml: Value = serde_json::from_str(&ml).expect("member list is JSON");
+            let named = ml["members"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().all(|m| m["name"].as_str().is_some()));
+            if named {
+                break ml;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members never published their names: {ml}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
         let mut norm = Norm::default();
         let cluster = ml["header"]["cluster_id"].as_u64().unwrap();
         norm.add(cluster.to_string(), "<cluster>");

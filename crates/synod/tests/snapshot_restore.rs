@@ -189,4 +189,25 @@ fn a_snapshot_saved_from_a_live_member_restores_a_new_cluster() {
         "json",
     ]));
     assert_eq!(j["header"]["revision"], 24, "{j}");
+    // The new cluster's members, not the old one's, each started under its name.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let list = synod_ok(&["--endpoints", &eps, "member", "list"]);
+        let all_started = (0..3).all(|i| {
+            list.contains(&format!(
+                ", started, {}, {}, {}, false",
+                dst.plan.names[i],
+                dst.plan.peer_url(i),
+                dst.plan.client_url(i)
+            ))
+        });
+        if all_started && list.lines().count() == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restored cluster's member list:\n{list}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
