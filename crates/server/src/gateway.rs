@@ -361,6 +361,38 @@ pub fn add_gateway(router: Router, api: Api, max_body: usize) -> Router {
     let r = unary_route!(
         r,
         api,
+        "/v3/cluster/member/add",
+        "MemberAddRequest",
+        "MemberAddResponse",
+        Cluster::member_add
+    );
+    let r = unary_route!(
+        r,
+        api,
+        "/v3/cluster/member/remove",
+        "MemberRemoveRequest",
+        "MemberRemoveResponse",
+        Cluster::member_remove
+    );
+    let r = unary_route!(
+        r,
+        api,
+        "/v3/cluster/member/update",
+        "MemberUpdateRequest",
+        "MemberUpdateResponse",
+        Cluster::member_update
+    );
+    let r = unary_route!(
+        r,
+        api,
+        "/v3/cluster/member/promote",
+        "MemberPromoteRequest",
+        "MemberPromoteResponse",
+        Cluster::member_promote
+    );
+    let r = unary_route!(
+        r,
+        api,
         "/v3/maintenance/status",
         "StatusRequest",
         "StatusResponse",

@@ -263,6 +263,42 @@ fn gateway_answers_like_etcd() {
         format!("http://{ours}"),
         "{m}"
     );
+    // Membership through the gateway: add a learner (a one-member etcd
+    // keeps its quorum), then remove it; the same statuses and shapes, and
+    // removing it twice is etcd's NotFound on both.
+    for (ep, url) in [
+        (&etcd.endpoint, "http://127.0.0.1:1"),
+        (&ours, "http://127.0.0.1:2"),
+    ] {
+        let body = format!(r#"{{"peerURLs":["{url}"],"isLearner":true}}"#);
+        let (st, b) = curl(ep, "POST", "/v3/cluster/member/add", &body);
+        let v = parse(&b);
+        assert_eq!(st, 200, "{b}");
+        assert_eq!(v["member"]["isLearner"], true, "{b}");
+        assert_eq!(v["member"]["peerURLs"][0], url, "{b}");
+        assert_eq!(v["members"].as_array().map(Vec::len), Some(2), "{b}");
+        let id = v["member"]["ID"].as_str().unwrap().to_string();
+        let (st, b) = curl(
+            ep,
+            "POST",
+            "/v3/cluster/member/remove",
+            &format!(r#"{{"ID":"{id}"}}"#),
+        );
+        assert_eq!(st, 200, "{b}");
+        assert_eq!(
+            parse(&b)["members"].as_array().map(Vec::len),
+            Some(1),
+            "{b}"
+        );
+        let (st, b) = curl(
+            ep,
+            "POST",
+            "/v3/cluster/member/remove",
+            &format!(r#"{{"ID":"{id}"}}"#),
+        );
+        assert_eq!(st, 404, "{b}");
+        assert_eq!(parse(&b)["error"], "etcdserver: member not found", "{b}");
+    }
     // Only POST is served.
     assert_eq!(curl(&ours, "GET", "/v3/kv/range", "").0, 405);
 
