@@ -23,6 +23,20 @@ use tonic::Status;
 
 use crate::convert::event_out;
 
+/// A response for watcher `watch_id` with no events and no flags set.
+pub fn plain(header: ResponseHeader, watch_id: i64) -> WatchResponse {
+    WatchResponse {
+        header: Some(header),
+        watch_id,
+        created: false,
+        canceled: false,
+        compact_revision: 0,
+        cancel_reason: String::new(),
+        fragment: false,
+        events: Vec::new(),
+    }
+}
+
 /// What a watch stream receives.
 pub type WatchOut = Result<WatchResponse, Status>;
 
@@ -185,14 +199,9 @@ fn responses(
     out.into_iter()
         .enumerate()
         .map(|(i, events)| WatchResponse {
-            header: Some(header),
-            watch_id: id,
-            created: false,
-            canceled: false,
-            compact_revision: 0,
-            cancel_reason: String::new(),
             fragment: i < last,
             events,
+            ..plain(header, id)
         })
         .collect()
 }
@@ -335,16 +344,7 @@ impl WatchHub {
                 continue;
             }
             if !w.lagging && !w.sent_events {
-                let resp = WatchResponse {
-                    header: Some(h.at(kv.revision())),
-                    watch_id: id,
-                    created: false,
-                    canceled: false,
-                    compact_revision: 0,
-                    cancel_reason: String::new(),
-                    fragment: false,
-                    events: Vec::new(),
-                };
+                let resp = plain(h.at(kv.revision()), id);
                 // A full queue skips this notification; a closed one ends the watcher.
                 if let Sent::Closed = send(w, resp) {
                     closed.push((stream, id));
@@ -383,14 +383,9 @@ impl WatchHub {
                 // As etcd: no revision in the header and no cancel reason;
                 // clients read the compaction from compact_revision.
                 let resp = WatchResponse {
-                    header: Some(h.at(0)),
-                    watch_id: id,
-                    created: false,
                     canceled: true,
                     compact_revision: kv.compact_revision(),
-                    cancel_reason: String::new(),
-                    fragment: false,
-                    events: Vec::new(),
+                    ..plain(h.at(0), id)
                 };
                 match send(w, resp) {
                     Sent::Full => {}

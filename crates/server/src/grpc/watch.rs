@@ -13,25 +13,12 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Api;
-use crate::watch::{WatchOut, Watcher, MAX_WATCHERS};
+use crate::watch::{plain, WatchOut, Watcher, MAX_WATCHERS};
 
 /// Responses queued per watch stream.
 const STREAM_QUEUE: usize = 256;
 /// Most watchers on one stream.
 const MAX_PER_STREAM: usize = 10_000;
-
-fn plain(header: pb::ResponseHeader, watch_id: i64) -> pb::WatchResponse {
-    pb::WatchResponse {
-        header: Some(header),
-        watch_id,
-        created: false,
-        canceled: false,
-        compact_revision: 0,
-        cancel_reason: String::new(),
-        fragment: false,
-        events: Vec::new(),
-    }
-}
 
 struct StreamState {
     api: Api,

@@ -246,19 +246,25 @@ impl Drop for Cluster {
     }
 }
 
-/// Whether etcdctl is installed; prints a notice when not.
-pub fn have_etcdctl() -> bool {
-    let ok = Command::new("etcdctl")
-        .arg("version")
+/// Whether `tool arg` runs and succeeds; prints a notice naming the Debian
+/// package to install when not.
+fn have(tool: &str, arg: &str, package: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg(arg)
         .env("ETCDCTL_API", "3")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("NOTICE: etcdctl not found; skipping (install Debian's etcd-client)");
+        eprintln!("NOTICE: {tool} not found; skipping (install Debian's {package})");
     }
     ok
+}
+
+/// Whether etcdctl is installed; prints a notice when not.
+pub fn have_etcdctl() -> bool {
+    have("etcdctl", "version", "etcd-client")
 }
 
 /// Result of one etcdctl run.
@@ -451,16 +457,7 @@ impl Drop for Spawned {
 
 /// Whether the `etcd` server binary is installed; prints a notice when not.
 pub fn have_etcd() -> bool {
-    let ok = Command::new("etcd")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("NOTICE: etcd not found; skipping (install Debian's etcd-server)");
-    }
-    ok
+    have("etcd", "--version", "etcd-server")
 }
 
 /// A real etcd cluster (Debian's etcd-server, 3.4) on loopback ephemeral
