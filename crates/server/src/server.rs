@@ -117,7 +117,7 @@ fn seed(id: u64) -> u64 {
 
 /// The file in a data dir that records who this member is: its id and the
 /// cluster's, fixed at its first start (later flags do not change them).
-const IDENTITY: &str = "member";
+const IDENTITY: &str = "identity";
 /// How long a member added at runtime keeps asking its peers who it is.
 const JOIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
