@@ -9,7 +9,8 @@
 //! Every method answers a [`Result`] so that a disk engine can report a
 //! failure or a damaged file as a value; the in-memory engine never fails.
 //! Scans hand each item to a visitor that returns `false` to stop early, so an
-//! engine can stream a range without holding it in memory.
+//! engine can stream a range without holding it in memory. A visitor must not
+//! call back into the engine (a disk engine holds its tables open meanwhile).
 
 use std::ops::Bound;
 

@@ -761,44 +761,38 @@ impl<E: MvccEngine> KvStore<E> {
             return Err(self.failure_error());
         }
         let s = span(key, range_end);
-        let mut out: Vec<Event> = Vec::new();
-        // A prev_kv lookup that fails inside the visitor, reported after it.
-        let mut failed: Option<EngineError> = None;
-        let mvcc = &self.mvcc;
+        // The writes first, then each one's prev_kv: a visitor must not call
+        // back into the engine.
+        let mut writes: Vec<(Rev, Record)> = Vec::new();
         let mut visit = |rev: Rev, rec: &Record| {
-            let same_rev = out.last().is_some_and(|e| e.kv.mod_revision == rev.main);
-            if out.len() >= limit && !same_rev {
+            let same_rev = writes.last().is_some_and(|(r, _)| r.main == rev.main);
+            if writes.len() >= limit && !same_rev {
                 return false;
             }
-            let prev_kv = match mvcc.before(&rec.kv.key, rev) {
-                Ok(p) => p,
-                Err(e) => {
-                    failed = Some(e);
-                    return false;
-                }
-            };
+            writes.push((rev, rec.clone()));
+            true
+        };
+        // A single key is found through its index entry, a range by a scan of the log.
+        let scanned = if range_end.is_empty() {
+            self.mvcc.key_since(key, start, &mut visit)
+        } else {
+            self.mvcc.since(start, &mut |rev, rec| {
+                !span_contains(&s, &rec.kv.key) || visit(rev, rec)
+            })
+        };
+        scanned.map_err(storage)?;
+        let mut out: Vec<Event> = Vec::with_capacity(writes.len());
+        for (rev, rec) in writes {
+            let prev_kv = self.mvcc.before(&rec.kv.key, rev).map_err(storage)?;
             out.push(Event {
                 kind: if rec.tombstone {
                     EventKind::Delete
                 } else {
                     EventKind::Put
                 },
-                kv: rec.kv.clone(),
+                kv: rec.kv,
                 prev_kv,
             });
-            true
-        };
-        // A single key is found through its index entry, a range by a scan of the log.
-        let scanned = if range_end.is_empty() {
-            mvcc.key_since(key, start, &mut visit)
-        } else {
-            mvcc.since(start, &mut |rev, rec| {
-                !span_contains(&s, &rec.kv.key) || visit(rev, rec)
-            })
-        };
-        scanned.map_err(storage)?;
-        if let Some(e) = failed {
-            return Err(storage(e));
         }
         Ok(out)
     }
