@@ -69,7 +69,7 @@ pub fn record_digest(rev: Rev, rec: &Record) -> u64 {
 /// * `compact(at)` drops every write older than `at` except each key's latest
 ///   one as of `at`, and that one too when it is a tombstone.
 /// * `digest` and `len` cover exactly the writes held.
-pub trait MvccEngine {
+pub trait MvccEngine: std::fmt::Debug {
     /// Stores a write.
     fn insert(&mut self, rev: Rev, rec: Record) -> Result<(), EngineError>;
 
@@ -131,7 +131,31 @@ pub trait MvccEngine {
     /// `verify` commands. A broken invariant of an in-memory engine panics;
     /// damaged data read from a disk answers an error.
     fn check(&self) -> Result<(), EngineError>;
+
+    /// Makes every write so far one atomic unit together with the applied
+    /// log index, the store's metadata ([`KvStore::meta_image`](crate::KvStore::meta_image))
+    /// and its owner's opaque `extra` bytes; `durable`: it must survive a
+    /// crash once this returns. An in-memory engine has nothing to do.
+    fn commit(
+        &mut self,
+        applied: u64,
+        kv_meta: &[u8],
+        extra: &[u8],
+        durable: bool,
+    ) -> Result<(), EngineError> {
+        let _ = (applied, kv_meta, extra, durable);
+        Ok(())
+    }
+
+    /// The applied index of the last durable [`MvccEngine::commit`]; `None`
+    /// for an engine that keeps nothing across a restart.
+    fn durable_applied(&self) -> Option<u64> {
+        None
+    }
 }
+
+/// An engine chosen at run time (the node's state machines).
+pub type DynEngine = Box<dyn MvccEngine + Send>;
 
 impl<E: MvccEngine + ?Sized> MvccEngine for Box<E> {
     fn insert(&mut self, rev: Rev, rec: Record) -> Result<(), EngineError> {
@@ -183,5 +207,17 @@ impl<E: MvccEngine + ?Sized> MvccEngine for Box<E> {
     }
     fn check(&self) -> Result<(), EngineError> {
         (**self).check()
+    }
+    fn commit(
+        &mut self,
+        applied: u64,
+        kv_meta: &[u8],
+        extra: &[u8],
+        durable: bool,
+    ) -> Result<(), EngineError> {
+        (**self).commit(applied, kv_meta, extra, durable)
+    }
+    fn durable_applied(&self) -> Option<u64> {
+        (**self).durable_applied()
     }
 }

@@ -59,7 +59,7 @@ mod snapshot;
 mod store;
 mod types;
 
-pub use engine::{record_digest, EngineError, KeySpan, MvccEngine, Record, Rev};
+pub use engine::{record_digest, DynEngine, EngineError, KeySpan, MvccEngine, Record, Rev};
 pub use error::KvError;
 pub use lessor::{Lessor, LessorConfig};
 pub use mvcc::Mvcc;

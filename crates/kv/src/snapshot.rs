@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{MvccEngine, Record, Rev};
+use crate::engine::{EngineError, MvccEngine, Record, Rev};
 use crate::error::KvError;
 use crate::fnv::Fnv;
 use crate::mvcc::{span, Mvcc};
@@ -130,7 +130,19 @@ impl<E: MvccEngine> KvStore<E> {
 
     /// Replaces whatever `engine` holds with the state of
     /// [`KvStore::snapshot`] bytes, checked as [`KvStore::restore`] does.
-    pub fn restore_into(mut engine: E, bytes: &[u8], config: KvConfig) -> Result<Self, KvError> {
+    pub fn restore_into(engine: E, bytes: &[u8], config: KvConfig) -> Result<Self, KvError> {
+        let mut store = KvStore::with_engine(Mvcc::default(), config).with_mvcc(engine);
+        store.install(bytes)?;
+        Ok(store)
+    }
+
+    /// Replaces the whole state with that of [`KvStore::snapshot`] bytes
+    /// (checked first: bad bytes change nothing), in the same engine: a disk
+    /// engine makes the switch atomic at its next commit.
+    pub fn install(&mut self, bytes: &[u8]) -> Result<(), KvError> {
+        if self.failed.is_some() {
+            return Err(self.failure_error());
+        }
         let body = unseal(MAGIC, bytes)?;
         let (image, rest): (Image, _) =
             postcard::take_from_bytes(body).map_err(|e| corrupt(format!("undecodable: {e}")))?;
@@ -138,16 +150,35 @@ impl<E: MvccEngine> KvStore<E> {
             return Err(corrupt("trailing bytes"));
         }
         let leases = check_image(&image)?;
-        engine.clear().map_err(storage)?;
-        for (rev, rec) in image.records {
-            engine.insert(rev, rec).map_err(storage)?;
+        let fill = || -> Result<(), EngineError> {
+            self.mvcc.clear()?;
+            for (rev, rec) in image.records {
+                self.mvcc.insert(rev, rec)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = fill() {
+            return Err(self.fail(e));
         }
-        let mut store = KvStore::with_engine(Mvcc::default(), config).with_mvcc(engine);
-        store.rev = image.rev;
-        store.compact_rev = image.compact_rev;
-        store.leases = leases;
-        store.next_lease_id = image.next_lease_id;
-        Ok(store)
+        self.rev = image.rev;
+        self.compact_rev = image.compact_rev;
+        self.leases = leases;
+        self.next_lease_id = image.next_lease_id;
+        Ok(())
+    }
+
+    /// Commits the engine's writes with the applied log index, this store's
+    /// metadata and the owner's `extra` bytes (see [`MvccEngine::commit`]).
+    /// Refused once the store has failed.
+    pub fn commit(&mut self, applied: u64, extra: &[u8], durable: bool) -> Result<(), KvError> {
+        if self.failed.is_some() {
+            return Err(self.failure_error());
+        }
+        let meta = self.meta_image();
+        match self.mvcc.commit(applied, &meta, extra, durable) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Everything of the store that is not in its engine (revisions, leases),

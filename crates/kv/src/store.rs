@@ -175,7 +175,7 @@ impl<E: MvccEngine> KvStore<E> {
         self.failure_error()
     }
 
-    fn failure_error(&self) -> KvError {
+    pub(crate) fn failure_error(&self) -> KvError {
         KvError::Storage(
             self.failed
                 .as_ref()

@@ -206,12 +206,31 @@ impl Node {
             replies: Vec::new(),
         };
         for g in groups {
-            node.add_group(g)?;
+            node.add_group(g, None)?;
         }
         Ok(node)
     }
 
-    fn add_group(&mut self, mut g: GroupInit) -> Result<(), NodeError> {
+    /// Creates a node whose groups may start from state machines the driver
+    /// opened from disk, each with the log index its data holds: Raft then
+    /// hands out only the committed entries after that index. The index must
+    /// lie between the group's snapshot and its commit index.
+    pub fn with_state_machines(
+        cfg: NodeConfig,
+        groups: Vec<(GroupInit, Option<(StateMachine, u64)>)>,
+    ) -> Result<Node, NodeError> {
+        let mut node = Node::new(cfg, Vec::new())?;
+        for (g, sm) in groups {
+            node.add_group(g, sm)?;
+        }
+        Ok(node)
+    }
+
+    fn add_group(
+        &mut self,
+        mut g: GroupInit,
+        opened: Option<(StateMachine, u64)>,
+    ) -> Result<(), NodeError> {
         let shard = g.shard;
         // A torn write can keep a Ready's entries but not the hard state
         // written after them: the node saw a newer term (the entries carry
@@ -234,8 +253,10 @@ impl Node {
         let mut rc = self.cfg.raft.clone();
         rc.id = self.cfg.id;
         rc.seed = splitmix(self.cfg.seed ^ splitmix(shard) ^ self.cfg.id.rotate_left(32));
-        let (sm, applied) = match (&g.raft, &g.snapshot_data) {
+        let (sm, applied) = match (opened, &g.raft, &g.snapshot_data) {
+            (Some(opened), _, _) => opened,
             (
+                None,
                 Init::Restore {
                     snapshot: Some(meta),
                     ..
@@ -247,6 +268,7 @@ impl Node {
                 (sm, meta.index)
             }
             (
+                None,
                 Init::Restore {
                     snapshot: Some(meta),
                     ..
@@ -502,15 +524,15 @@ impl Node {
             }
             if let Some(snap) = &r.snapshot {
                 if snap.meta.index > g.applied {
-                    g.sm = match StateMachine::restore(&snap.data, self.cfg.max_sessions) {
-                        Ok(sm) => sm,
+                    // Into the same engine: a disk engine switches atomically.
+                    if let Err(e) = g.sm.install(&snap.data) {
                         // A leader sent a snapshot that does not decode: it was
                         // checksummed end to end, so this is a bug, not bad input.
-                        Err(e) => panic!(
-                            "shard {}: snapshot from leader does not decode: {e}",
+                        panic!(
+                            "shard {}: snapshot from leader does not install: {e}",
                             g.shard
-                        ),
-                    };
+                        );
+                    }
                     g.lessor = Lessor::from_store(lessor_config(&self.cfg), g.sm.kv(), now);
                     if g.role == Role::Leader {
                         g.lessor.promote(now);
@@ -582,6 +604,17 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Commits every group's state machine at its applied index (a disk
+    /// engine's commit; nothing in memory). The driver calls it only when
+    /// everything applied so far is durable in its log, so the data never
+    /// runs ahead of the log it is replayed from.
+    pub fn commit_state_machines(&mut self, durable: bool) -> Result<(), synod_kv::KvError> {
+        for g in self.groups.values_mut() {
+            g.sm.commit(g.applied, durable)?;
+        }
+        Ok(())
     }
 
     /// Proposes a membership change in `shard`.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use synod_kv::{Command, Event, KvError, KvStore, Response};
+use synod_kv::{Command, DynEngine, Event, KvConfig, KvError, KvStore, Mvcc, Response};
 
 /// What a log entry of a group carries (encoded with postcard).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,10 +51,12 @@ pub enum Applied {
     },
 }
 
-/// The key-value store plus sessions; deterministic.
-#[derive(Clone, Debug)]
+/// The key-value store plus sessions; deterministic. The store's engine is
+/// the in-memory one unless the driver hands in another (a disk engine,
+/// which then also keeps the sessions: see [`StateMachine::commit`]).
+#[derive(Debug)]
 pub struct StateMachine {
-    kv: KvStore,
+    kv: KvStore<DynEngine>,
     sessions: BTreeMap<u64, Session>,
     by_age: BTreeSet<(u64, u64)>,
     max_sessions: usize,
@@ -77,17 +79,90 @@ impl StateMachine {
     /// applied again, so clients must not retry after that many others).
     pub fn new(max_sessions: usize) -> Self {
         assert!(max_sessions > 0);
+        let kv = KvStore::with_engine(Box::new(Mvcc::new()) as DynEngine, KvConfig::default());
+        StateMachine::over(kv, max_sessions)
+    }
+
+    fn over(kv: KvStore<DynEngine>, max_sessions: usize) -> Self {
+        assert!(max_sessions > 0);
         StateMachine {
-            kv: KvStore::new(),
+            kv,
             sessions: BTreeMap::new(),
             by_age: BTreeSet::new(),
             max_sessions,
         }
     }
 
+    /// A state machine over a store opened from a disk engine, with the
+    /// session bytes its last [`StateMachine::commit`] wrote beside it
+    /// (empty: no sessions).
+    pub fn with_store(
+        kv: KvStore<DynEngine>,
+        sessions: &[u8],
+        max_sessions: usize,
+    ) -> Result<Self, CorruptSnapshot> {
+        let mut sm = StateMachine::over(kv, max_sessions);
+        if !sessions.is_empty() {
+            let list: Vec<(u64, Session)> =
+                postcard::from_bytes(sessions).map_err(|e| CorruptSnapshot(e.to_string()))?;
+            sm.set_sessions(list);
+        }
+        Ok(sm)
+    }
+
+    fn set_sessions(&mut self, list: Vec<(u64, Session)>) {
+        self.sessions.clear();
+        self.by_age.clear();
+        for (c, s) in list {
+            self.by_age.insert((s.at, c));
+            self.sessions.insert(c, s);
+        }
+    }
+
+    fn sessions_image(&self) -> Vec<u8> {
+        let list: Vec<(u64, &Session)> = self.sessions.iter().map(|(c, s)| (*c, s)).collect();
+        postcard::to_allocvec(&list).expect("postcard encoding into a Vec cannot fail")
+    }
+
     /// The key-value store (for reads).
-    pub fn kv(&self) -> &KvStore {
+    pub fn kv(&self) -> &KvStore<DynEngine> {
         &self.kv
+    }
+
+    /// Commits the store's engine at log index `applied`, with the sessions
+    /// beside the data (nothing to do in memory). See [`KvStore::commit`].
+    pub fn commit(&mut self, applied: u64, durable: bool) -> Result<(), KvError> {
+        if self.kv.engine().durable_applied().is_none() {
+            return Ok(());
+        }
+        let sessions = self.sessions_image();
+        self.kv.commit(applied, &sessions, durable)
+    }
+
+    /// The applied index of the engine's last durable commit (`None`: an
+    /// in-memory engine).
+    pub fn durable_applied(&self) -> Option<u64> {
+        self.kv.engine().durable_applied()
+    }
+
+    /// Replaces the whole state with a [`StateMachine::snapshot`] image, in
+    /// the same engine (bad bytes change nothing).
+    pub fn install(&mut self, data: &[u8]) -> Result<(), CorruptSnapshot> {
+        if data.is_empty() {
+            let empty = KvStore::new().snapshot();
+            self.kv
+                .install(&empty)
+                .map_err(|e| CorruptSnapshot(e.to_string()))?;
+            self.set_sessions(Vec::new());
+            return Ok(());
+        }
+        let image: Image =
+            postcard::from_bytes(data).map_err(|e| CorruptSnapshot(e.to_string()))?;
+        self.kv
+            .install(&image.kv)
+            .map_err(|e| CorruptSnapshot(e.to_string()))?;
+        self.set_sessions(image.sessions);
+        Ok(())
     }
 
     /// Applies the proposal found at log `index`.
@@ -142,16 +217,7 @@ impl StateMachine {
     /// Rebuilds from [`StateMachine::snapshot`]'s output. Empty data is the empty state.
     pub fn restore(data: &[u8], max_sessions: usize) -> Result<Self, CorruptSnapshot> {
         let mut sm = StateMachine::new(max_sessions);
-        if data.is_empty() {
-            return Ok(sm);
-        }
-        let image: Image =
-            postcard::from_bytes(data).map_err(|e| CorruptSnapshot(e.to_string()))?;
-        sm.kv = KvStore::restore(&image.kv).map_err(|e| CorruptSnapshot(e.to_string()))?;
-        for (c, s) in image.sessions {
-            sm.by_age.insert((s.at, c));
-            sm.sessions.insert(c, s);
-        }
+        sm.install(data)?;
         Ok(sm)
     }
 

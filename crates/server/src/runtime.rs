@@ -132,7 +132,7 @@ impl Core {
     }
 
     /// The key-value store.
-    pub fn kv(&self) -> &synod_kv::KvStore {
+    pub fn kv(&self) -> &synod_kv::KvStore<synod_kv::DynEngine> {
         self.node
             .state_machine(self.shard)
             .expect("the node hosts its shard")

@@ -37,7 +37,7 @@ pub struct OpenedMeta {
 
 /// The multi-version data in one redb file.
 ///
-/// Writes go into one open write transaction until [`RedbEngine::commit`],
+/// Writes go into one open write transaction until [`RedbEngine::commit_batch`],
 /// which also writes the applied Raft index and the owner's metadata, so data
 /// and index become visible (and, when durable, survive a crash) together.
 /// Reads see the open transaction's writes. A failure of redb or a damaged
@@ -191,7 +191,7 @@ impl RedbEngine {
     /// `extra` bytes. `durable`: fsync before returning (redb's
     /// `Durability::Immediate`); otherwise the commit is visible at once but
     /// a crash may lose it (and every non-durable commit before it).
-    pub fn commit(
+    pub fn commit_batch(
         &mut self,
         applied: u64,
         kv_meta: &[u8],
@@ -787,5 +787,20 @@ impl MvccEngine for RedbEngine {
 
     fn check(&self) -> Result<(), EngineError> {
         self.s_check().map_err(eng)
+    }
+
+    fn commit(
+        &mut self,
+        applied: u64,
+        kv_meta: &[u8],
+        extra: &[u8],
+        durable: bool,
+    ) -> Result<(), EngineError> {
+        self.commit_batch(applied, kv_meta, extra, durable)
+            .map_err(eng)
+    }
+
+    fn durable_applied(&self) -> Option<u64> {
+        Some(self.durable_applied)
     }
 }

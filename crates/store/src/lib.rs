@@ -132,8 +132,9 @@ pub fn open(path: &Path, config: &StoreConfig, kv_config: KvConfig) -> Result<Op
 }
 
 /// Commits every write since the last commit together with the applied Raft
-/// index and the owner's `extra` bytes (see [`RedbEngine::commit`]). Refused
-/// once the store has failed: its pending writes may be half a command.
+/// index and the owner's `extra` bytes (see [`RedbEngine::commit_batch`]).
+/// Refused once the store has failed (its pending writes may be half a
+/// command; they are dropped).
 pub fn commit(
     kv: &mut KvStore<RedbEngine>,
     applied: u64,
@@ -145,11 +146,11 @@ pub fn commit(
         kv.engine_mut().abort()?;
         return Err(StoreError::Kv {
             path,
-            source: KvError::Storage(e.0.clone()),
+            source: KvError::Storage(e.0),
         });
     }
     let meta = kv.meta_image();
-    kv.engine_mut().commit(applied, &meta, extra, durable)
+    kv.engine_mut().commit_batch(applied, &meta, extra, durable)
 }
 
 /// Checks the whole store: every record's checksum, the tables against each
