@@ -1,21 +1,32 @@
-//! A node's durable state: the Raft log on synod-storage's WAL, plus the
-//! latest state-machine snapshot image in its own checksummed file.
+//! A node's durable state: the Raft log on synod-storage's WAL, the state
+//! machine's data in its store file (`member/store.redb`, synod-store on
+//! redb), and snapshot images received from a leader in their own
+//! checksummed files.
 //!
-//! A snapshot image is written atomically (temporary file, fsync, rename,
-//! fsync of the directory) *before* the WAL records the marker that points
-//! at it, so a marker on disk always has its image. Every [`Disk::persist`]
-//! ends in one fdatasync of the WAL: one group commit for a whole `Ready`.
+//! The store commits the applied Raft index with its data, so a boot opens
+//! the store and replays only the WAL entries after that index: no image is
+//! loaded. The WAL is never compacted past the store's durable applied index
+//! (asserted in [`Disk::persist`]); a local snapshot whose index the store
+//! has not made durable yet leaves the WAL alone until a later one. A
+//! snapshot sent by a leader replaces the store's content in its open write
+//! transaction; its image is written atomically (temporary file, fsync,
+//! rename, fsync of the directory) *before* the WAL records the marker that
+//! points at it, so if a crash comes before the store's next durable commit,
+//! the boot installs the image into the store. Every [`Disk::persist`] ends
+//! in one fdatasync of the WAL: one group commit for a whole `Ready`.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use synod_node::{GroupInit, Persist, ShardId};
+use synod_kv::{DynEngine, KvConfig, KvStore};
+use synod_node::{GroupInit, Persist, ShardId, StateMachine};
 use synod_raft::{ConfState, Entry, EntryKind, HardState, Init, SnapshotMeta};
 use synod_storage::{
     HardState as DiskHardState, LogEntry, RaftLogError, RaftLogStore, RealVfs, SnapshotMarker,
     WalConfig,
 };
+use synod_store::{RedbEngine, StoreConfig};
 
 const SNAP_MAGIC: &[u8; 8] = b"SYNODSNP";
 const SNAP_VERSION: u32 = 1;
@@ -50,6 +61,14 @@ pub enum DiskError {
         /// What is wrong.
         what: String,
     },
+    /// The state machine's store failed or is damaged.
+    #[error("{0}")]
+    Store(String),
+}
+
+/// The state machine's store file inside a data dir.
+pub fn store_path(dir: &Path) -> PathBuf {
+    dir.join("member").join("store.redb")
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
@@ -74,6 +93,8 @@ pub struct Opened {
     pub disk: Disk,
     /// How the group starts: `None` for a fresh data dir.
     pub init: Option<GroupInit>,
+    /// The state machine over the store, and the log index its data holds.
+    pub state: (StateMachine, u64),
 }
 
 fn to_disk_entry(e: &Entry) -> LogEntry {
@@ -111,8 +132,29 @@ fn to_disk_hs(hs: HardState) -> DiskHardState {
 }
 
 impl Disk {
-    /// Opens (creating if needed) the data dir and recovers what it holds.
-    pub fn open(dir: &Path, shard: ShardId, segment_bytes: u64) -> Result<Opened, DiskError> {
+    /// Opens (creating if needed) the data dir and recovers what it holds:
+    /// the store at its last durable commit, and the WAL.
+    pub fn open(
+        dir: &Path,
+        shard: ShardId,
+        segment_bytes: u64,
+        store: &StoreConfig,
+        max_sessions: usize,
+    ) -> Result<Opened, DiskError> {
+        let member = dir.join("member");
+        fs::create_dir_all(&member).map_err(io(&member))?;
+        let store_err = |e: &dyn std::fmt::Display| DiskError::Store(e.to_string());
+        let (engine, meta) =
+            RedbEngine::open(&store_path(dir), store).map_err(|e| store_err(&e))?;
+        let mut applied = engine.applied();
+        let kv = KvStore::open(
+            Box::new(engine) as DynEngine,
+            meta.kv_meta.as_deref(),
+            KvConfig::default(),
+        )
+        .map_err(|e| store_err(&format!("{}: {e}", store_path(dir).display())))?;
+        let mut sm = StateMachine::with_store(kv, &meta.extra, max_sessions)
+            .map_err(|e| store_err(&format!("{}: {e}", store_path(dir).display())))?;
         let snap_dir = dir.join("snap");
         fs::create_dir_all(&snap_dir).map_err(io(&snap_dir))?;
         let wal_dir = dir.join("wal");
@@ -137,20 +179,38 @@ impl Disk {
             snap_bytes: 0,
         };
         if fresh {
-            return Ok(Opened { disk, init: None });
+            if applied > 0 {
+                return Err(store_err(&format!(
+                    "{} holds data up to log index {applied} but the log in {} is empty",
+                    store_path(dir).display(),
+                    wal_dir.display()
+                )));
+            }
+            return Ok(Opened {
+                disk,
+                init: None,
+                state: (sm, 0),
+            });
         }
         let mut snapshot = None;
-        let mut snapshot_data = None;
         if let Some(m) = &rec.snapshot_marker {
             let conf: ConfState =
                 postcard::from_bytes(&m.conf).map_err(|e| DiskError::Snapshot {
                     path: wal_dir.clone(),
                     what: format!("marker at {} has a bad configuration: {e}", m.index),
                 })?;
-            if m.index > 0 {
-                let data = read_image(&snap_path(&snap_dir, m.index, m.term), m.index, m.term)?;
+            if m.index > applied {
+                // A leader's snapshot the store had not made durable: install
+                // its image into the store now, in one durable commit.
+                let path = snap_path(&snap_dir, m.index, m.term);
+                let data = read_image(&path, m.index, m.term)?;
                 disk.snap_bytes = data.len() as u64;
-                snapshot_data = Some(data);
+                sm.install(&data).map_err(|e| DiskError::Snapshot {
+                    path: path.clone(),
+                    what: e.to_string(),
+                })?;
+                sm.commit(m.index, true).map_err(|e| store_err(&e))?;
+                applied = m.index;
             }
             disk.snap_index = m.index;
             snapshot = Some(SnapshotMeta {
@@ -182,8 +242,9 @@ impl Disk {
                     snapshot,
                     entries,
                 },
-                snapshot_data,
+                snapshot_data: None,
             }),
+            state: (sm, applied),
         })
     }
 
@@ -198,7 +259,9 @@ impl Disk {
     }
 
     /// Makes every `Persist` of one `Ready` durable, ending in one fdatasync.
-    pub fn persist(&mut self, ps: &[Persist]) -> Result<(), DiskError> {
+    /// `store_durable`: the store's durable applied index, past which the WAL
+    /// must not be compacted.
+    pub fn persist(&mut self, ps: &[Persist], store_durable: u64) -> Result<(), DiskError> {
         let wal_dir = self.dir.join("wal");
         let logerr = |err| DiskError::Log {
             dir: wal_dir.clone(),
@@ -208,17 +271,27 @@ impl Disk {
         // may cover entries that replace an uncommitted suffix in this very Persist.
         for p in ps {
             if let Some(s) = &p.snapshot {
-                if s.meta.index > self.snap_index {
+                let matches = self.log.term(s.meta.index) == Some(s.meta.term);
+                // Our log holds the snapshot's last entry (a local snapshot,
+                // or a leader's that our log already reaches): compact only
+                // once the store has made that index durable; the WAL keeps
+                // the entries meanwhile and a later snapshot compacts them.
+                let wait_for_store = matches && s.meta.index > store_durable;
+                if s.meta.index > self.snap_index && !wait_for_store {
                     let snap_dir = self.dir.join("snap");
-                    write_image(&snap_dir, s.meta.index, s.meta.term, &s.data)?;
                     let marker = SnapshotMarker {
                         index: s.meta.index,
                         term: s.meta.term,
                         conf: postcard::to_allocvec(&s.meta.conf_state)
                             .expect("encoding into a Vec cannot fail"),
                     };
-                    let matches = self.log.term(s.meta.index) == Some(s.meta.term);
                     if matches {
+                        // The store holds this state durably: no image needed.
+                        assert!(
+                            s.meta.index <= store_durable,
+                            "WAL compaction to {} past the store's durable index {store_durable}",
+                            s.meta.index
+                        );
                         // Our log holds the snapshot's last entry: keep what follows.
                         let mut hs = self.log.hard_state();
                         if hs.commit < s.meta.index {
@@ -227,6 +300,7 @@ impl Disk {
                         }
                         self.log.compact(marker).map_err(logerr)?;
                     } else {
+                        write_image(&snap_dir, s.meta.index, s.meta.term, &s.data)?;
                         self.log.install_snapshot(marker).map_err(logerr)?;
                     }
                     self.snap_index = s.meta.index;

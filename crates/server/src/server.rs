@@ -127,9 +127,13 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
     })?;
     let dir = cfg.data_dir.clone();
     let segment = cfg.wal_segment_bytes;
-    let opened = tokio::task::spawn_blocking(move || Disk::open(&dir, SHARD, segment))
-        .await
-        .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))??;
+    let max_sessions = NodeConfig::default().max_sessions;
+    let store_cfg = synod_store::StoreConfig::default();
+    let opened = tokio::task::spawn_blocking(move || {
+        Disk::open(&dir, SHARD, segment, &store_cfg, max_sessions)
+    })
+    .await
+    .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))??;
     let init = match opened.init {
         Some(init) => init,
         None if cfg.initial_state_new => GroupInit {
@@ -162,9 +166,12 @@ pub async fn start(cfg: ServerConfig, verbose: bool) -> Result<Running, StartErr
         ticks_per_second,
         // The leader's fdatasync overlaps replication (Raft thesis §10.2.1).
         parallel_leader_append: true,
+        max_sessions,
         ..NodeConfig::default()
     };
-    let node = Node::new(node_cfg, vec![init])?;
+    // The group starts from the store: Raft replays only the entries after
+    // the store's applied index.
+    let node = Node::with_state_machines(node_cfg, vec![(init, Some(opened.state))])?;
     let max_request_bytes = cfg.max_request_bytes;
     let shared = Arc::new(Shared::new(cfg, verbose));
     shared
