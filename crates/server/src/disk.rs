@@ -409,6 +409,152 @@ fn remove_images_below(dir: &Path, keep: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synod_kv::{Command, PutRequest, RangeRequest};
+    use synod_node::{Node, NodeConfig, Proposal};
+    use synod_raft::{Snapshot, SnapshotMeta};
+
+    fn put(i: u64) -> Proposal {
+        Proposal {
+            client: 0,
+            seq: 0,
+            cmd: Command::Put(PutRequest::new(format!("k{i:03}"), format!("v{i}"))),
+        }
+    }
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry {
+            term,
+            index,
+            kind: EntryKind::Normal,
+            data: put(index).encode(),
+        }
+    }
+
+    fn store_cfg() -> StoreConfig {
+        StoreConfig {
+            cache_bytes: 1 << 20,
+            verify_on_open: true,
+        }
+    }
+
+    fn conf() -> ConfState {
+        ConfState {
+            voters: [1u64].into_iter().collect(),
+            ..ConfState::default()
+        }
+    }
+
+    #[test]
+    fn the_wal_is_compacted_only_up_to_the_store_durable_index_and_a_boot_replays_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        assert!(o.init.is_none());
+        let (mut disk, (mut sm, applied)) = (o.disk, o.state);
+        assert_eq!(applied, 0);
+        let hs = HardState {
+            term: 1,
+            vote: 1,
+            commit: 12,
+        };
+        let persist = Persist {
+            shard: 1,
+            hard_state: Some(hs),
+            entries: (1..=12).map(|i| entry(1, i)).collect(),
+            snapshot: None,
+        };
+        disk.persist(&[persist], 0).unwrap();
+        for i in 1..=10 {
+            sm.apply(i, &put(i));
+        }
+        sm.commit(10, true).unwrap();
+        assert_eq!(sm.durable_applied(), Some(10));
+        let local = |index: u64| Persist {
+            shard: 1,
+            snapshot: Some(Snapshot {
+                meta: SnapshotMeta {
+                    index,
+                    term: 1,
+                    conf_state: conf(),
+                },
+                data: Vec::new(),
+            }),
+            ..Persist::default()
+        };
+        // A local snapshot past the store's durable index leaves the WAL alone.
+        disk.persist(&[local(11)], 10).unwrap();
+        assert_eq!(disk.log.first_index(), 1);
+        // Up to it, the WAL is compacted (and no image is written).
+        disk.persist(&[local(8)], 10).unwrap();
+        assert_eq!(disk.log.first_index(), 9);
+        assert_eq!(fs::read_dir(dir.path().join("snap")).unwrap().count(), 0);
+        drop((disk, sm));
+
+        // The boot starts from the store and replays only what follows.
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        let (sm, applied) = o.state;
+        assert_eq!(applied, 10);
+        let kv = sm.kv();
+        assert_eq!(kv.revision(), 11);
+        let init = o.init.unwrap();
+        let Init::Restore {
+            snapshot, entries, ..
+        } = &init.raft
+        else {
+            panic!("a restored log")
+        };
+        assert_eq!(snapshot.as_ref().map(|m| m.index), Some(8));
+        assert_eq!(entries.first().map(|e| e.index), Some(9));
+        assert!(init.snapshot_data.is_none(), "no image is loaded");
+        let mut node =
+            Node::with_state_machines(NodeConfig::default(), vec![(init, Some((sm, applied)))])
+                .unwrap();
+        while node.has_ready() {
+            let rd = node.ready();
+            node.advance(rd);
+        }
+        assert_eq!(node.applied(1), Some(12));
+        let kv = node.state_machine(1).unwrap().kv();
+        assert_eq!(kv.revision(), 13, "entries 11 and 12 applied once each");
+        let r = kv.range(&RangeRequest::key("k012")).unwrap();
+        assert_eq!(r.kvs[0].version, 1);
+    }
+
+    #[test]
+    fn a_leader_snapshot_the_store_did_not_make_durable_is_installed_from_its_image_on_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        let mut disk = o.disk;
+        let mut leader = StateMachine::new(100);
+        for i in 1..=30 {
+            leader.apply(i, &put(i));
+        }
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: 30,
+                term: 2,
+                conf_state: conf(),
+            },
+            data: leader.snapshot(),
+        };
+        let p = Persist {
+            shard: 1,
+            hard_state: Some(HardState {
+                term: 2,
+                vote: 0,
+                commit: 30,
+            }),
+            entries: Vec::new(),
+            snapshot: Some(snap),
+        };
+        // The store never committed it (a crash came first).
+        disk.persist(&[p], 0).unwrap();
+        drop((disk, o.state));
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        let (sm, applied) = o.state;
+        assert_eq!(applied, 30);
+        assert_eq!(sm.kv().hash(), leader.kv().hash());
+        assert_eq!(sm.durable_applied(), Some(30));
+    }
 
     #[test]
     fn an_image_round_trips_and_a_flipped_byte_is_caught() {
