@@ -97,35 +97,43 @@ impl<E: MvccEngine> KvStore<E> {
     /// The whole state as bytes; equal states give equal bytes, whatever the
     /// engine.
     pub fn snapshot(&self) -> Vec<u8> {
-        let image = Image {
-            rev: self.rev,
-            compact_rev: self.compact_rev,
-            next_lease_id: self.next_lease_id,
-            leases: self
-                .leases
+        // The bytes of an `Image`, written as the engine streams its records
+        // (no copy of them in between): the fields in order, then the
+        // records as a sequence (a varint count, then each one).
+        let head = (
+            self.rev,
+            self.compact_rev,
+            self.next_lease_id,
+            self.leases
                 .values()
                 .map(|l| LeaseImage {
                     id: l.id,
                     ttl: l.ttl,
                     remaining_ttl: l.remaining_ttl,
                 })
-                .collect(),
-            records: self.records().expect("snapshot of a failed store"),
-        };
-        let body = postcard::to_allocvec(&image).expect("encoding to memory cannot fail");
-        seal(MAGIC, &body)
-    }
-
-    /// Every stored write in revision order.
-    fn records(&self) -> Result<Vec<(Rev, Record)>, KvError> {
-        let mut records = Vec::new();
+                .collect::<Vec<_>>(),
+        );
+        let n = usize::try_from(self.mvcc.len()).expect("record count fits in memory");
+        let mut out = MAGIC.to_vec();
+        out = postcard::to_extend(&head, out).expect("encoding to memory cannot fail");
+        out = postcard::to_extend(&n, out).expect("encoding to memory cannot fail");
+        let mut seen = 0usize;
+        let mut buf = Some(out);
         self.mvcc
             .since(i64::MIN, &mut |r, rec| {
-                records.push((r, rec.clone()));
+                let b = buf.take().expect("buffer present");
+                buf = Some(postcard::to_extend(&(r, rec), b).expect("encoding cannot fail"));
+                seen += 1;
                 true
             })
-            .map_err(storage)?;
-        Ok(records)
+            .map_err(storage)
+            .expect("snapshot of a failed store");
+        assert_eq!(seen, n, "engine's count disagrees with its records");
+        let mut out = buf.expect("buffer present");
+        let mut h = Fnv::new();
+        h.write(&out[MAGIC.len()..]);
+        out.extend_from_slice(&h.finish().to_le_bytes());
+        out
     }
 
     /// Replaces whatever `engine` holds with the state of

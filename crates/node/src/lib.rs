@@ -783,18 +783,30 @@ fn serve_confirmed(g: &mut Group, replies: &mut Vec<ClientReply>) {
 fn take_snapshot(g: &mut Group) -> Option<Snapshot> {
     let index = g.applied;
     let term = g.raft.term_at(index)?;
-    let snap = Snapshot {
-        meta: SnapshotMeta {
-            index,
-            term,
-            conf_state: g.raft.conf_state().clone(),
-        },
-        data: g.sm.snapshot(),
+    let meta = SnapshotMeta {
+        index,
+        term,
+        conf_state: g.raft.conf_state().clone(),
     };
-    match g.raft.compact(snap.clone()) {
+    let data = g.sm.snapshot();
+    // Raft keeps the image for lagging followers. The driver needs it only
+    // when the state machine keeps nothing across a restart; a durable store
+    // already holds this state, so the driver gets the index alone.
+    let for_driver = if g.sm.durable_applied().is_some() {
+        Vec::new()
+    } else {
+        data.clone()
+    };
+    match g.raft.compact(Snapshot {
+        meta: meta.clone(),
+        data,
+    }) {
         Ok(()) => {
             g.snapshot_index = index;
-            Some(snap)
+            Some(Snapshot {
+                meta,
+                data: for_driver,
+            })
         }
         Err(_) => None,
     }

@@ -207,11 +207,17 @@ impl StateMachine {
 
     /// A deterministic image of the whole state.
     pub fn snapshot(&self) -> Vec<u8> {
-        let image = Image {
-            kv: self.kv.snapshot(),
-            sessions: self.sessions.iter().map(|(c, s)| (*c, s.clone())).collect(),
-        };
-        postcard::to_allocvec(&image).expect("postcard encoding into a Vec cannot fail")
+        // The bytes of an `Image`, built around the store's image without a
+        // second copy of it: its length as a varint in front, the sessions
+        // after.
+        let mut out = self.kv.snapshot();
+        let prefix = postcard::to_allocvec(&out.len()).expect("encoding cannot fail");
+        let list: Vec<(u64, &Session)> = self.sessions.iter().map(|(c, s)| (*c, s)).collect();
+        let sessions = postcard::to_allocvec(&list).expect("encoding cannot fail");
+        out.reserve(prefix.len() + sessions.len());
+        out.splice(0..0, prefix);
+        out.extend_from_slice(&sessions);
+        out
     }
 
     /// Rebuilds from [`StateMachine::snapshot`]'s output. Empty data is the empty state.

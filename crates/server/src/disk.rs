@@ -300,6 +300,9 @@ impl Disk {
                         }
                         self.log.compact(marker).map_err(logerr)?;
                     } else {
+                        // Only a leader's snapshot gets here, and it carries its image
+                        // (a local one, sent without it, always matches our log).
+                        assert!(!s.data.is_empty(), "a snapshot to install has no image");
                         write_image(&snap_dir, s.meta.index, s.meta.term, &s.data)?;
                         self.log.install_snapshot(marker).map_err(logerr)?;
                     }
