@@ -8,8 +8,10 @@
 //!
 //! Options: `--dir PATH` (a temporary directory; an existing data dir built
 //! by an earlier run is reused), `--store-mib N` (1024), `--wal-mib N` (64),
-//! `--value-size B` (256), `--verify` (verify every page checksum on open, as
-//! the server does by default).
+//! `--value-size B` (256), `--snapshot-every N` (100000, the server's
+//! `--snapshot-count`: the node takes its local snapshots during the replay
+//! as it would after a real boot), `--verify` (verify every page checksum on
+//! open, as the server does by default).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,6 +29,7 @@ struct Args {
     wal_mib: u64,
     value_size: usize,
     verify: bool,
+    snapshot_every: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -36,6 +39,7 @@ fn parse() -> Result<Args, String> {
         wal_mib: 64,
         value_size: 256,
         verify: false,
+        snapshot_every: 100_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +54,7 @@ fn parse() -> Result<Args, String> {
             "--store-mib" => a.store_mib = num()?,
             "--wal-mib" => a.wal_mib = num()?,
             "--value-size" => a.value_size = num()? as usize,
+            "--snapshot-every" => a.snapshot_every = num()?.max(1),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -79,21 +84,32 @@ fn build(dir: &Path, a: &Args) -> (u64, u64) {
         cache_bytes: 64 << 20,
         verify_on_open: false,
     };
-    let mut kv = open(&store_path(dir), &cfg, KvConfig::default())
-        .expect("store")
-        .kv;
     let mut applied = 0u64;
     let t = Instant::now();
+    // redb trims free pages when it closes: grow until the closed file is big enough.
     loop {
-        for _ in 0..20_000 {
-            applied += 1;
-            kv.apply(&put(applied, &value)).0.expect("put");
+        let mut kv = open(&store_path(dir), &cfg, KvConfig::default())
+            .expect("store")
+            .kv;
+        loop {
+            for _ in 0..20_000 {
+                applied += 1;
+                kv.apply(&put(applied, &value)).0.expect("put");
+            }
+            commit(&mut kv, applied, b"", true).expect("commit");
+            if kv.engine().file_size().expect("size") >= a.store_mib << 20 {
+                break;
+            }
         }
-        commit(&mut kv, applied, b"", true).expect("commit");
-        if kv.engine().file_size().expect("size") >= a.store_mib << 20 {
+        drop(kv);
+        let closed = std::fs::metadata(store_path(dir)).expect("size").len();
+        if closed >= a.store_mib << 20 {
             break;
         }
     }
+    let kv = open(&store_path(dir), &cfg, KvConfig::default())
+        .expect("store")
+        .kv;
     let store_bytes = kv.engine().file_size().expect("size");
     drop(kv);
     eprintln!(
@@ -138,6 +154,7 @@ fn build(dir: &Path, a: &Args) -> (u64, u64) {
             })
             .collect();
         log.append(&batch).expect("append");
+        log.sync().expect("sync");
     }
     log.set_hard_state(HardState {
         term: 1,
@@ -189,6 +206,7 @@ fn main() {
     let mut node = Node::with_state_machines(
         NodeConfig {
             id: 1,
+            snapshot_every: a.snapshot_every,
             ..NodeConfig::default()
         },
         vec![(init, Some((sm, applied)))],
