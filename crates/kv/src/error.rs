@@ -45,6 +45,10 @@ pub enum KvError {
     /// Snapshot bytes that do not decode to a valid store.
     #[error("kv snapshot is corrupt: {0}")]
     Corrupt(String),
+    /// The engine underneath failed (IO, or damaged data on disk); the store
+    /// refuses every command after it.
+    #[error("etcdserver: storage failure: {0}")]
+    Storage(String),
 }
 
 impl KvError {
@@ -63,7 +67,7 @@ impl KvError {
             | KvError::ValueProvided
             | KvError::LeaseProvided => "InvalidArgument",
             KvError::NotPrimary => "Unavailable",
-            KvError::Corrupt(_) => "DataLoss",
+            KvError::Corrupt(_) | KvError::Storage(_) => "DataLoss",
         }
     }
 }

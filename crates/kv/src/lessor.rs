@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::engine::MvccEngine;
 use crate::error::KvError;
 use crate::store::KvStore;
 use crate::types::LeaseId;
@@ -69,7 +70,7 @@ impl Lessor {
     }
 
     /// A non-primary lessor holding every lease of `store` (after a restore).
-    pub fn from_store(config: LessorConfig, store: &KvStore, now: u64) -> Self {
+    pub fn from_store<E: MvccEngine>(config: LessorConfig, store: &KvStore<E>, now: u64) -> Self {
         let mut l = Lessor::new(config);
         for id in store.leases() {
             let info = store.lease(id).expect("listed lease exists");

@@ -14,6 +14,9 @@
 //!   past revisions and watch catch-up ([`KvStore::events_since`]) work.
 //! * Leases: [`KvStore`] holds which keys each lease owns; expiry in time is
 //!   the leader's business, tracked in ticks by a [`Lessor`].
+//! * Storage: the versions live in an [`MvccEngine`]; [`Mvcc`] keeps them in
+//!   memory (the simulator, tests), `synod-store` on disk (the server). The
+//!   rules above are the same code over both.
 //!
 //! ```
 //! use synod_kv::*;
@@ -47,6 +50,7 @@
 
 #![deny(missing_docs)]
 
+mod engine;
 mod error;
 mod fnv;
 mod lessor;
@@ -55,7 +59,9 @@ mod snapshot;
 mod store;
 mod types;
 
+pub use engine::{record_digest, DynEngine, EngineError, KeySpan, MvccEngine, Record, Rev};
 pub use error::KvError;
 pub use lessor::{Lessor, LessorConfig};
+pub use mvcc::Mvcc;
 pub use store::{KvConfig, KvStore, LeaseInfo, MAX_LEASE_TTL};
 pub use types::*;

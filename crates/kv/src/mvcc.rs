@@ -1,36 +1,16 @@
-//! Multi-version storage, the seam a disk engine will later replace: every
-//! write kept under its revision (a put's kv or a tombstone), and an index from
-//! each key to the revisions that touched it. Nothing else in the crate touches
-//! these maps; [`Mvcc`]'s methods are the whole contract.
+//! The in-memory [`MvccEngine`]: every write kept under its revision (a put's
+//! kv or a tombstone), and an index from each key to the revisions that touched
+//! it. The simulator and the tests run on it; the server keeps its data on a
+//! disk engine with the same contract.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use serde::{Deserialize, Serialize};
-
-use crate::fnv::{mix, Fnv};
+use crate::engine::{record_digest, EngineError, KeySpan, MvccEngine, Record, Rev};
 use crate::types::KeyValue;
 
-/// Position of one write: the command's revision and its place inside it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub(crate) struct Rev {
-    /// The store revision of the command.
-    pub main: i64,
-    /// Index of the write inside the command (0, 1, ...).
-    pub sub: i64,
-}
-
-/// One stored write.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Record {
-    /// The key after the write; for a tombstone only `key` and `mod_revision`.
-    pub kv: KeyValue,
-    /// True for a delete.
-    pub tombstone: bool,
-}
-
 /// The key interval a request names, after etcd's `range_end` rules.
-pub(crate) type Span<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+pub(crate) type Span<'a> = KeySpan<'a>;
 
 /// `range_end` empty: just `key`; `[0]`: every key `>= key`; otherwise
 /// `[key, range_end)`, empty when `range_end <= key`.
@@ -65,24 +45,14 @@ pub(crate) fn span_contains(s: &Span<'_>, k: &[u8]) -> bool {
 /// Index entry: a revision that touched the key, and whether it deleted it.
 type Touch = (Rev, bool);
 
-/// The multi-version store.
+/// The in-memory multi-version store.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Mvcc {
+pub struct Mvcc {
     log: BTreeMap<Rev, Record>,
     index: BTreeMap<Vec<u8>, Vec<Touch>>,
     /// Wrapping sum of [`record_digest`] over the log: an order-free digest
     /// that insertions add to and compaction subtracts from.
     digest: u64,
-}
-
-/// The digest of one stored write.
-fn record_digest(rev: Rev, rec: &Record) -> u64 {
-    let mut h = Fnv::new();
-    h.write_i64(rev.main);
-    h.write_i64(rev.sub);
-    h.write(&[u8::from(rec.tombstone)]);
-    h.write_kv(&rec.kv);
-    mix(h.finish())
 }
 
 /// The last touch at or before main revision `at`, if it was not a delete.
@@ -94,9 +64,44 @@ fn live_at(touches: &[Touch], at: i64) -> Option<Rev> {
     }
 }
 
+/// Whether a span is empty (its end at or before its start).
+fn span_is_empty(s: &Span<'_>) -> bool {
+    match (s.0, s.1) {
+        (Bound::Included(a), Bound::Excluded(b)) => b <= a,
+        (Bound::Included(a), Bound::Included(b)) => b < a,
+        (Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => b <= a,
+        _ => false,
+    }
+}
+
 impl Mvcc {
-    /// Stores a write. Revisions of one key only grow.
-    pub fn insert(&mut self, rev: Rev, rec: Record) {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn record(&self, rev: Rev) -> &Record {
+        self.log
+            .get(&rev)
+            .expect("index names a revision missing from the log")
+    }
+
+    fn live(&self, s: Span<'_>, at: i64) -> impl Iterator<Item = &KeyValue> + '_ {
+        let entries = if span_is_empty(&s) {
+            None
+        } else {
+            Some(self.index.range::<[u8], _>(s))
+        };
+        entries
+            .into_iter()
+            .flatten()
+            .filter_map(move |(_, t)| live_at(t, at))
+            .map(|r| &self.record(r).kv)
+    }
+}
+
+impl MvccEngine for Mvcc {
+    fn insert(&mut self, rev: Rev, rec: Record) -> Result<(), EngineError> {
         assert_eq!(
             rec.kv.mod_revision, rev.main,
             "record stored under a foreign revision"
@@ -116,59 +121,87 @@ impl Mvcc {
         self.digest = self.digest.wrapping_add(record_digest(rev, &rec));
         let old = self.log.insert(rev, rec);
         assert!(old.is_none(), "revision {rev:?} written twice");
+        Ok(())
     }
 
-    fn record(&self, rev: Rev) -> &Record {
-        self.log
-            .get(&rev)
-            .expect("index names a revision missing from the log")
+    fn get(&self, key: &[u8], at: i64) -> Result<Option<KeyValue>, EngineError> {
+        Ok(self
+            .index
+            .get(key)
+            .and_then(|t| live_at(t, at))
+            .map(|r| self.record(r).kv.clone()))
     }
 
-    /// The key as of main revision `at`, if it existed then.
-    pub fn get(&self, key: &[u8], at: i64) -> Option<&KeyValue> {
-        let touches = self.index.get(key)?;
-        live_at(touches, at).map(|r| &self.record(r).kv)
-    }
-
-    /// Every key of `s` alive at `at`, in key order.
-    pub fn range<'a>(&'a self, s: Span<'a>, at: i64) -> impl Iterator<Item = &'a KeyValue> + 'a {
-        self.index
-            .range::<[u8], _>(s)
-            .filter_map(move |(_, t)| live_at(t, at))
-            .map(|r| &self.record(r).kv)
-    }
-
-    /// Number of keys of `s` alive at `at`.
-    pub fn count(&self, s: Span<'_>, at: i64) -> usize {
-        self.index
-            .range::<[u8], _>(s)
-            .filter(|(_, t)| live_at(t, at).is_some())
-            .count()
-    }
-
-    /// The key's live state just before `rev` (for an event's `prev_kv`).
-    pub fn before(&self, key: &[u8], rev: Rev) -> Option<&KeyValue> {
-        let touches = self.index.get(key)?;
-        let n = touches.partition_point(|(r, _)| *r < rev);
-        match n.checked_sub(1).map(|i| touches[i]) {
-            Some((r, false)) => Some(&self.record(r).kv),
-            _ => None,
+    fn range(
+        &self,
+        span: KeySpan<'_>,
+        at: i64,
+        visit: &mut dyn FnMut(&KeyValue) -> bool,
+    ) -> Result<(), EngineError> {
+        for kv in self.live(span, at) {
+            if !visit(kv) {
+                break;
+            }
         }
+        Ok(())
     }
 
-    /// Every stored write with main revision `>= start`, in revision order.
-    pub fn since(&self, start: i64) -> impl Iterator<Item = (&Rev, &Record)> {
-        self.log.range(
-            Rev {
-                main: start,
-                sub: 0,
-            }..,
-        )
+    fn count(&self, span: KeySpan<'_>, at: i64) -> Result<usize, EngineError> {
+        if span_is_empty(&span) {
+            return Ok(0);
+        }
+        Ok(self
+            .index
+            .range::<[u8], _>(span)
+            .filter(|(_, t)| live_at(t, at).is_some())
+            .count())
     }
 
-    /// Drops every write older than `at` except each key's latest one as of
-    /// `at`, and that one too when it is a tombstone.
-    pub fn compact(&mut self, at: i64) {
+    fn before(&self, key: &[u8], rev: Rev) -> Result<Option<KeyValue>, EngineError> {
+        let Some(touches) = self.index.get(key) else {
+            return Ok(None);
+        };
+        let n = touches.partition_point(|(r, _)| *r < rev);
+        Ok(match n.checked_sub(1).map(|i| touches[i]) {
+            Some((r, false)) => Some(self.record(r).kv.clone()),
+            _ => None,
+        })
+    }
+
+    fn since(
+        &self,
+        start: i64,
+        visit: &mut dyn FnMut(Rev, &Record) -> bool,
+    ) -> Result<(), EngineError> {
+        let from = Rev {
+            main: start,
+            sub: 0,
+        };
+        for (rev, rec) in self.log.range(from..) {
+            if !visit(*rev, rec) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn key_since(
+        &self,
+        key: &[u8],
+        start: i64,
+        visit: &mut dyn FnMut(Rev, &Record) -> bool,
+    ) -> Result<(), EngineError> {
+        let touches: &[Touch] = self.index.get(key).map_or(&[], |t| t.as_slice());
+        let from = touches.partition_point(|(r, _)| r.main < start);
+        for (rev, _) in &touches[from..] {
+            if !visit(*rev, self.record(*rev)) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn compact(&mut self, at: i64) -> Result<(), EngineError> {
         let mut emptied = Vec::new();
         for (key, touches) in self.index.iter_mut() {
             let n = touches.partition_point(|(r, _)| r.main <= at);
@@ -191,34 +224,23 @@ impl Mvcc {
         for key in emptied {
             self.index.remove(&key);
         }
+        Ok(())
     }
 
-    /// The order-free digest of every stored write.
-    pub fn digest(&self) -> u64 {
+    fn clear(&mut self) -> Result<(), EngineError> {
+        *self = Mvcc::default();
+        Ok(())
+    }
+
+    fn digest(&self) -> u64 {
         self.digest
     }
 
-    /// The stored writes of one key with main revision `>= start`, in order.
-    pub fn key_since<'a>(
-        &'a self,
-        key: &[u8],
-        start: i64,
-    ) -> impl Iterator<Item = (&'a Rev, &'a Record)> + 'a {
-        let touches: &[Touch] = self.index.get(key).map_or(&[], |t| t.as_slice());
-        let from = touches.partition_point(|(r, _)| r.main < start);
-        touches[from..]
-            .iter()
-            .map(move |(r, _)| (r, self.record(*r)))
+    fn len(&self) -> u64 {
+        self.log.len() as u64
     }
 
-    /// Number of stored writes (tombstones included).
-    pub fn len(&self) -> usize {
-        self.log.len()
-    }
-
-    /// Asserts that the index and the log describe the same writes and that
-    /// the digest is their sum. O(data): for tests and simulation checks.
-    pub fn check(&self) {
+    fn check(&self) -> Result<(), EngineError> {
         let mut seen = 0usize;
         let mut digest = 0u64;
         for (key, touches) in &self.index {
@@ -245,5 +267,6 @@ impl Mvcc {
             "log holds writes the index does not name"
         );
         assert_eq!(digest, self.digest, "incremental digest drifted");
+        Ok(())
     }
 }

@@ -10,13 +10,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{EngineError, MvccEngine, Record, Rev};
 use crate::error::KvError;
 use crate::fnv::Fnv;
-use crate::mvcc::{Mvcc, Record, Rev};
-use crate::store::{KvConfig, KvStore, LeaseInfo, MAX_LEASE_TTL};
+use crate::mvcc::{span, Mvcc};
+use crate::store::{storage, KvConfig, KvStore, LeaseInfo, MAX_LEASE_TTL};
 use crate::types::LeaseId;
 
 const MAGIC: &[u8; 8] = b"SYNODKV1";
+
+/// The store's metadata beside an engine's data (see [`KvStore::meta_image`]).
+const META_MAGIC: &[u8; 8] = b"SYNODKM1";
 
 /// Revisions in a snapshot must stay below this.
 const MAX_REVISION: i64 = 1 << 62;
@@ -26,6 +30,15 @@ struct LeaseImage {
     id: LeaseId,
     ttl: i64,
     remaining_ttl: i64,
+}
+
+/// Everything of the store but its writes.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    rev: i64,
+    compact_rev: i64,
+    next_lease_id: i64,
+    leases: Vec<LeaseImage>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -41,10 +54,146 @@ fn corrupt(why: impl Into<String>) -> KvError {
     KvError::Corrupt(why.into())
 }
 
+/// `magic | body | fnv1a64(body)`.
+fn seal(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+    let mut h = Fnv::new();
+    h.write(body);
+    let mut out = Vec::with_capacity(magic.len() + body.len() + 8);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(body);
+    out.extend_from_slice(&h.finish().to_le_bytes());
+    out
+}
+
+/// The body of [`seal`]ed bytes, if magic and checksum hold.
+fn unseal<'a>(magic: &[u8; 8], bytes: &'a [u8]) -> Result<&'a [u8], KvError> {
+    if bytes.len() < magic.len() + 8 || &bytes[..magic.len()] != magic {
+        return Err(corrupt("missing magic header"));
+    }
+    let (body, sum) = bytes[magic.len()..].split_at(bytes.len() - magic.len() - 8);
+    let mut h = Fnv::new();
+    h.write(body);
+    if h.finish().to_le_bytes() != sum {
+        return Err(corrupt("checksum mismatch"));
+    }
+    Ok(body)
+}
+
 impl KvStore {
-    /// The whole state as bytes; equal states give equal bytes.
+    /// Rebuilds an in-memory store (with the default limits) from
+    /// [`KvStore::snapshot`] bytes.
+    pub fn restore(bytes: &[u8]) -> Result<KvStore, KvError> {
+        Self::restore_with_config(bytes, KvConfig::default())
+    }
+
+    /// Rebuilds an in-memory store with the given limits from
+    /// [`KvStore::snapshot`] bytes.
+    pub fn restore_with_config(bytes: &[u8], config: KvConfig) -> Result<KvStore, KvError> {
+        KvStore::restore_into(Mvcc::default(), bytes, config)
+    }
+}
+
+impl<E: MvccEngine> KvStore<E> {
+    /// The whole state as bytes; equal states give equal bytes, whatever the
+    /// engine.
     pub fn snapshot(&self) -> Vec<u8> {
-        let image = Image {
+        // The bytes of an `Image`, written as the engine streams its records
+        // (no copy of them in between): the fields in order, then the
+        // records as a sequence (a varint count, then each one).
+        let head = (
+            self.rev,
+            self.compact_rev,
+            self.next_lease_id,
+            self.leases
+                .values()
+                .map(|l| LeaseImage {
+                    id: l.id,
+                    ttl: l.ttl,
+                    remaining_ttl: l.remaining_ttl,
+                })
+                .collect::<Vec<_>>(),
+        );
+        let n = usize::try_from(self.mvcc.len()).expect("record count fits in memory");
+        let mut out = MAGIC.to_vec();
+        out = postcard::to_extend(&head, out).expect("encoding to memory cannot fail");
+        out = postcard::to_extend(&n, out).expect("encoding to memory cannot fail");
+        let mut seen = 0usize;
+        let mut buf = Some(out);
+        self.mvcc
+            .since(i64::MIN, &mut |r, rec| {
+                let b = buf.take().expect("buffer present");
+                buf = Some(postcard::to_extend(&(r, rec), b).expect("encoding cannot fail"));
+                seen += 1;
+                true
+            })
+            .map_err(storage)
+            .expect("snapshot of a failed store");
+        assert_eq!(seen, n, "engine's count disagrees with its records");
+        let mut out = buf.expect("buffer present");
+        let mut h = Fnv::new();
+        h.write(&out[MAGIC.len()..]);
+        out.extend_from_slice(&h.finish().to_le_bytes());
+        out
+    }
+
+    /// Replaces whatever `engine` holds with the state of
+    /// [`KvStore::snapshot`] bytes, checked as [`KvStore::restore`] does.
+    pub fn restore_into(engine: E, bytes: &[u8], config: KvConfig) -> Result<Self, KvError> {
+        let mut store = KvStore::with_engine(Mvcc::default(), config).with_mvcc(engine);
+        store.install(bytes)?;
+        Ok(store)
+    }
+
+    /// Replaces the whole state with that of [`KvStore::snapshot`] bytes
+    /// (checked first: bad bytes change nothing), in the same engine: a disk
+    /// engine makes the switch atomic at its next commit.
+    pub fn install(&mut self, bytes: &[u8]) -> Result<(), KvError> {
+        if self.failed.is_some() {
+            return Err(self.failure_error());
+        }
+        let body = unseal(MAGIC, bytes)?;
+        let (image, rest): (Image, _) =
+            postcard::take_from_bytes(body).map_err(|e| corrupt(format!("undecodable: {e}")))?;
+        if !rest.is_empty() {
+            return Err(corrupt("trailing bytes"));
+        }
+        let leases = check_image(&image)?;
+        let fill = || -> Result<(), EngineError> {
+            self.mvcc.clear()?;
+            for (rev, rec) in image.records {
+                self.mvcc.insert(rev, rec)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = fill() {
+            return Err(self.fail(e));
+        }
+        self.rev = image.rev;
+        self.compact_rev = image.compact_rev;
+        self.leases = leases;
+        self.next_lease_id = image.next_lease_id;
+        Ok(())
+    }
+
+    /// Commits the engine's writes with the applied log index, this store's
+    /// metadata and the owner's `extra` bytes (see [`MvccEngine::commit`]).
+    /// Refused once the store has failed.
+    pub fn commit(&mut self, applied: u64, extra: &[u8], durable: bool) -> Result<(), KvError> {
+        if self.failed.is_some() {
+            return Err(self.failure_error());
+        }
+        let meta = self.meta_image();
+        match self.mvcc.commit(applied, &meta, extra, durable) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Everything of the store that is not in its engine (revisions, leases),
+    /// as bytes for a disk engine to keep beside its data. Lease-to-key sets
+    /// are not included: [`KvStore::open`] rebuilds them from the live keys.
+    pub fn meta_image(&self) -> Vec<u8> {
+        let meta = Meta {
             rev: self.rev,
             compact_rev: self.compact_rev,
             next_lease_id: self.next_lease_id,
@@ -57,44 +206,59 @@ impl KvStore {
                     remaining_ttl: l.remaining_ttl,
                 })
                 .collect(),
-            records: self
-                .mvcc
-                .since(i64::MIN)
-                .map(|(r, rec)| (*r, rec.clone()))
-                .collect(),
         };
-        let body = postcard::to_allocvec(&image).expect("encoding to memory cannot fail");
-        let mut h = Fnv::new();
-        h.write(&body);
-        let mut out = Vec::with_capacity(MAGIC.len() + body.len() + 8);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&h.finish().to_le_bytes());
-        out
+        let body = postcard::to_allocvec(&meta).expect("encoding to memory cannot fail");
+        seal(META_MAGIC, &body)
     }
 
-    /// Rebuilds a store (with the default limits) from [`KvStore::snapshot`] bytes.
-    pub fn restore(bytes: &[u8]) -> Result<KvStore, KvError> {
-        Self::restore_with_config(bytes, KvConfig::default())
-    }
-
-    /// Rebuilds a store with the given limits from [`KvStore::snapshot`] bytes.
-    pub fn restore_with_config(bytes: &[u8], config: KvConfig) -> Result<KvStore, KvError> {
-        if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
-            return Err(corrupt("missing magic header"));
-        }
-        let (body, sum) = bytes[MAGIC.len()..].split_at(bytes.len() - MAGIC.len() - 8);
-        let mut h = Fnv::new();
-        h.write(body);
-        if h.finish().to_le_bytes() != sum {
-            return Err(corrupt("checksum mismatch"));
-        }
-        let (image, rest): (Image, _) =
+    /// A store over an engine that already holds data, with the metadata
+    /// [`KvStore::meta_image`] gave when that data was written (`None`: a new
+    /// store, and the engine must be empty). Costs a scan of the live keys
+    /// when leases exist, to find the keys each lease holds.
+    pub fn open(engine: E, meta: Option<&[u8]>, config: KvConfig) -> Result<Self, KvError> {
+        let Some(bytes) = meta else {
+            if !engine.is_empty() {
+                return Err(corrupt("engine holds data but no metadata"));
+            }
+            return Ok(KvStore::with_engine(engine, config));
+        };
+        let body = unseal(META_MAGIC, bytes)?;
+        let (meta, rest): (Meta, _) =
             postcard::take_from_bytes(body).map_err(|e| corrupt(format!("undecodable: {e}")))?;
         if !rest.is_empty() {
-            return Err(corrupt("trailing bytes"));
+            return Err(corrupt("trailing bytes in metadata"));
         }
-        build(image, config)
+        check_revisions(meta.rev, meta.compact_rev)?;
+        let mut leases = check_leases(meta.leases)?;
+        if !leases.is_empty() {
+            let mut unknown = None;
+            engine
+                .range(span(b"\0", b"\0"), meta.rev, &mut |kv| {
+                    if kv.lease != 0 {
+                        match leases.get_mut(&kv.lease) {
+                            Some(l) => {
+                                l.keys.insert(kv.key.clone());
+                            }
+                            None => {
+                                unknown = Some(kv.lease);
+                                return false;
+                            }
+                        }
+                    }
+                    true
+                })
+                .map_err(storage)?;
+            if let Some(id) = unknown {
+                return Err(corrupt(format!("key attached to unknown lease {id}")));
+            }
+        }
+        // Through the empty store's constructor, for its checks of the config.
+        let mut store = KvStore::with_engine(Mvcc::default(), config).with_mvcc(engine);
+        store.rev = meta.rev;
+        store.compact_rev = meta.compact_rev;
+        store.leases = leases;
+        store.next_lease_id = meta.next_lease_id;
+        Ok(store)
     }
 
     /// A hash of the whole state, for comparing replicas: revisions, leases
@@ -113,7 +277,7 @@ impl KvStore {
             h.write_i64(l.remaining_ttl);
         }
         h.write(&self.mvcc.digest().to_le_bytes());
-        h.write(&(self.mvcc.len() as u64).to_le_bytes());
+        h.write(&self.mvcc.len().to_le_bytes());
         h.finish()
     }
 
@@ -129,30 +293,34 @@ impl KvStore {
             return Err(KvError::Compacted);
         }
         let mut h = Fnv::new();
-        for (r, rec) in self.mvcc.since(i64::MIN) {
-            if r.main > at {
-                break;
-            }
-            h.write_i64(r.main);
-            h.write_i64(r.sub);
-            h.write(&[u8::from(rec.tombstone)]);
-            h.write_kv(&rec.kv);
-        }
+        self.mvcc
+            .since(i64::MIN, &mut |r, rec| {
+                if r.main > at {
+                    return false;
+                }
+                h.write_i64(r.main);
+                h.write_i64(r.sub);
+                h.write(&[u8::from(rec.tombstone)]);
+                h.write_kv(&rec.kv);
+                true
+            })
+            .map_err(storage)?;
         Ok((h.finish(), self.compact_rev))
     }
 }
 
-/// Checks an image against the store's invariants and builds the store.
-fn build(image: Image, config: KvConfig) -> Result<KvStore, KvError> {
+fn check_revisions(rev: i64, compact_rev: i64) -> Result<(), KvError> {
     // Far below i64::MAX, so that no later revision or version arithmetic overflows.
-    if !(1..MAX_REVISION).contains(&image.rev)
-        || image.compact_rev < 0
-        || image.compact_rev > image.rev
-    {
+    if !(1..MAX_REVISION).contains(&rev) || compact_rev < 0 || compact_rev > rev {
         return Err(corrupt("revision out of range"));
     }
+    Ok(())
+}
+
+/// The leases of an image, with no keys yet.
+fn check_leases(images: Vec<LeaseImage>) -> Result<BTreeMap<LeaseId, LeaseInfo>, KvError> {
     let mut leases = BTreeMap::new();
-    for l in image.leases {
+    for l in images {
         if l.id == 0 || !(1..=MAX_LEASE_TTL).contains(&l.ttl) {
             return Err(corrupt(format!("bad lease {}", l.id)));
         }
@@ -166,6 +334,23 @@ fn build(image: Image, config: KvConfig) -> Result<KvStore, KvError> {
             return Err(corrupt(format!("lease {} twice", l.id)));
         }
     }
+    Ok(leases)
+}
+
+/// Checks an image against the store's invariants; its leases, with their keys.
+fn check_image(image: &Image) -> Result<BTreeMap<LeaseId, LeaseInfo>, KvError> {
+    check_revisions(image.rev, image.compact_rev)?;
+    let mut leases = check_leases(
+        image
+            .leases
+            .iter()
+            .map(|l| LeaseImage {
+                id: l.id,
+                ttl: l.ttl,
+                remaining_ttl: l.remaining_ttl,
+            })
+            .collect(),
+    )?;
     // The last write seen for each key, to check each write follows from it.
     let mut last: BTreeMap<Vec<u8>, &Record> = BTreeMap::new();
     let mut prev_rev: Option<Rev> = None;
@@ -225,15 +410,5 @@ fn build(image: Image, config: KvConfig) -> Result<KvStore, KvError> {
             }
         }
     }
-    let mut mvcc = Mvcc::default();
-    for (rev, rec) in image.records {
-        mvcc.insert(rev, rec);
-    }
-    let mut store = KvStore::with_config(config);
-    store.mvcc = mvcc;
-    store.rev = image.rev;
-    store.compact_rev = image.compact_rev;
-    store.leases = leases;
-    store.next_lease_id = image.next_lease_id;
-    Ok(store)
+    Ok(leases)
 }

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{EngineError, MvccEngine, Record, Rev};
 use crate::error::KvError;
-use crate::mvcc::{span, span_contains, Mvcc, Record, Rev};
+use crate::mvcc::{span, span_contains, Mvcc};
 use crate::types::*;
 
 /// The largest lease TTL accepted, in seconds (etcd's `MaxLeaseTTL`).
@@ -88,15 +89,19 @@ impl Writes {
     }
 }
 
-/// The deterministic key-value state machine. See the crate docs.
+/// The deterministic key-value state machine over a multi-version engine
+/// (in memory by default). See the crate docs.
 #[derive(Clone, Debug)]
-pub struct KvStore {
+pub struct KvStore<E = Mvcc> {
     pub(crate) config: KvConfig,
-    pub(crate) mvcc: Mvcc,
+    pub(crate) mvcc: E,
     pub(crate) rev: i64,
     pub(crate) compact_rev: i64,
     pub(crate) leases: BTreeMap<LeaseId, LeaseInfo>,
     pub(crate) next_lease_id: i64,
+    /// The engine's first failure: the store refuses everything after it
+    /// (the command it struck may be half applied in the engine).
+    pub(crate) failed: Option<EngineError>,
 }
 
 impl Default for KvStore {
@@ -106,22 +111,76 @@ impl Default for KvStore {
 }
 
 impl KvStore {
-    /// An empty store at revision 1 with the default limits.
+    /// An empty in-memory store at revision 1 with the default limits.
     pub fn new() -> Self {
         Self::with_config(KvConfig::default())
     }
 
-    /// An empty store at revision 1 with the given limits.
+    /// An empty in-memory store at revision 1 with the given limits.
     pub fn with_config(config: KvConfig) -> Self {
+        Self::with_engine(Mvcc::default(), config)
+    }
+}
+
+impl<E: MvccEngine> KvStore<E> {
+    /// An empty store at revision 1 on `engine`, which must hold no write.
+    pub fn with_engine(engine: E, config: KvConfig) -> Self {
         assert!(config.max_txn_ops > 0 && config.max_txn_depth > 0 && config.min_lease_ttl > 0);
+        assert!(engine.is_empty(), "a new store's engine must be empty");
         KvStore {
             config,
-            mvcc: Mvcc::default(),
+            mvcc: engine,
             rev: 1,
             compact_rev: 0,
             leases: BTreeMap::new(),
             next_lease_id: 1,
+            failed: None,
         }
+    }
+
+    /// The same state over another engine (which must hold its writes).
+    pub(crate) fn with_mvcc<F: MvccEngine>(self, engine: F) -> KvStore<F> {
+        KvStore {
+            config: self.config,
+            mvcc: engine,
+            rev: self.rev,
+            compact_rev: self.compact_rev,
+            leases: self.leases,
+            next_lease_id: self.next_lease_id,
+            failed: self.failed,
+        }
+    }
+
+    /// The engine underneath (for its own operations, such as commits).
+    pub fn engine(&self) -> &E {
+        &self.mvcc
+    }
+
+    /// The engine underneath, mutably. Writing to it behind the store's back
+    /// breaks the store; this is for the engine's own operations (commits).
+    pub fn engine_mut(&mut self) -> &mut E {
+        &mut self.mvcc
+    }
+
+    /// The engine failure that stopped this store, if any.
+    pub fn failure(&self) -> Option<&EngineError> {
+        self.failed.as_ref()
+    }
+
+    /// Records an engine failure (the first one sticks) as a [`KvError`].
+    pub(crate) fn fail(&mut self, e: EngineError) -> KvError {
+        if self.failed.is_none() {
+            self.failed = Some(e);
+        }
+        self.failure_error()
+    }
+
+    pub(crate) fn failure_error(&self) -> KvError {
+        KvError::Storage(
+            self.failed
+                .as_ref()
+                .map_or_else(String::new, |e| e.0.clone()),
+        )
     }
 
     /// The limits this store runs with.
@@ -142,7 +201,21 @@ impl KvStore {
     /// Applies one committed command. Deterministic: the same store and command
     /// always give the same result, new state and events (in revision order).
     /// A refused command changes nothing and produces no events.
+    ///
+    /// An engine failure answers [`KvError::Storage`] and stops the store:
+    /// every later command and read answers it too.
     pub fn apply(&mut self, cmd: &Command) -> (Result<Response, KvError>, Vec<Event>) {
+        if self.failed.is_some() {
+            return (Err(self.failure_error()), Vec::new());
+        }
+        let (out, events) = self.apply_inner(cmd);
+        match out {
+            Err(KvError::Storage(msg)) => (Err(self.fail(EngineError(msg))), Vec::new()),
+            out => (out, events),
+        }
+    }
+
+    fn apply_inner(&mut self, cmd: &Command) -> (Result<Response, KvError>, Vec<Event>) {
         let checked = match cmd {
             Command::Put(p) => self.check_put(p),
             Command::DeleteRange(d) => nonempty(&d.key),
@@ -158,8 +231,8 @@ impl KvStore {
             events: Vec::new(),
         };
         let out = match cmd {
-            Command::Put(p) => Ok(self.exec_put(&mut w, p)),
-            Command::DeleteRange(d) => Ok(self.exec_delete(&mut w, d)),
+            Command::Put(p) => self.exec_put(&mut w, p),
+            Command::DeleteRange(d) => self.exec_delete(&mut w, d),
             Command::Txn(t) => self.apply_txn(&mut w, t),
             Command::Compact { revision } => self.apply_compact(*revision),
             Command::LeaseGrant { id, ttl } => self.apply_lease_grant(*id, *ttl),
@@ -172,8 +245,10 @@ impl KvStore {
                 None => Err(KvError::LeaseNotFound),
             },
         };
-        if out.is_err() {
-            assert!(!w.changed(), "a refused command must not have written");
+        match &out {
+            Err(KvError::Storage(_)) => return (out, Vec::new()),
+            Err(_) => assert!(!w.changed(), "a refused command must not have written"),
+            Ok(_) => {}
         }
         if w.changed() {
             self.rev = w.main;
@@ -190,33 +265,49 @@ impl KvStore {
 
     /// Reads a key or range at the current or a past revision.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, KvError> {
+        if self.failed.is_some() {
+            return Err(self.failure_error());
+        }
         self.read(req, self.rev)
     }
 
     /// Asserts every invariant of the store (index, log, digest, leases and
     /// their keys, revisions). O(data): for tests and simulation checks.
+    /// Panics on an engine failure too; [`KvStore::verify`] answers it.
     pub fn check_invariants(&self) {
-        assert!(self.rev >= 1 && (0..=self.rev).contains(&self.compact_rev));
-        self.mvcc.check();
-        let mut attached = 0usize;
-        for kv in self.mvcc.range(span(b"\0", b"\0"), self.rev) {
-            assert!(kv.mod_revision <= self.rev && kv.create_revision <= kv.mod_revision);
-            assert!(kv.version >= 1);
-            if kv.lease != 0 {
-                let l = self
-                    .leases
-                    .get(&kv.lease)
-                    .expect("a live key's lease exists");
-                assert!(l.keys.contains(&kv.key), "live key missing from its lease");
-                attached += 1;
-            }
+        if let Err(e) = self.verify() {
+            panic!("store check failed: {e}");
         }
+    }
+
+    /// [`KvStore::check_invariants`], with an engine's failure (damaged data
+    /// on disk) answered as [`KvError::Storage`] rather than a panic.
+    pub fn verify(&self) -> Result<(), KvError> {
+        assert!(self.rev >= 1 && (0..=self.rev).contains(&self.compact_rev));
+        self.mvcc.check().map_err(storage)?;
+        let mut attached = 0usize;
+        self.mvcc
+            .range(span(b"\0", b"\0"), self.rev, &mut |kv| {
+                assert!(kv.mod_revision <= self.rev && kv.create_revision <= kv.mod_revision);
+                assert!(kv.version >= 1);
+                if kv.lease != 0 {
+                    let l = self
+                        .leases
+                        .get(&kv.lease)
+                        .expect("a live key's lease exists");
+                    assert!(l.keys.contains(&kv.key), "live key missing from its lease");
+                    attached += 1;
+                }
+                true
+            })
+            .map_err(storage)?;
         // Keys are never empty, so every key is >= "\0": the scan saw them all.
         let listed: usize = self.leases.values().map(|l| l.keys.len()).sum();
         assert_eq!(
             listed, attached,
             "a lease lists keys that are not live on it"
         );
+        Ok(())
     }
 
     // ---- validation -------------------------------------------------------
@@ -231,7 +322,9 @@ impl KvStore {
         if p.lease != 0 && !self.leases.contains_key(&p.lease) {
             return Err(KvError::LeaseNotFound);
         }
-        if (p.ignore_value || p.ignore_lease) && self.mvcc.get(&p.key, self.rev).is_none() {
+        if (p.ignore_value || p.ignore_lease)
+            && self.mvcc.get(&p.key, self.rev).map_err(storage)?.is_none()
+        {
             return Err(KvError::KeyNotFound);
         }
         Ok(())
@@ -278,7 +371,7 @@ impl KvStore {
         nonempty(&r.key)?;
         let at = self.check_read_revision(r.revision, current)?;
         let s = span(&r.key, &r.range_end);
-        let count = self.mvcc.count(s, at) as i64;
+        let count = self.mvcc.count(s, at).map_err(storage)? as i64;
         let mut resp = RangeResponse {
             header_revision: current,
             kvs: Vec::new(),
@@ -304,16 +397,28 @@ impl KvStore {
                 && (r.min_create_revision == 0 || kv.create_revision >= r.min_create_revision)
                 && (r.max_create_revision == 0 || kv.create_revision <= r.max_create_revision)
         };
-        let mut kvs: Vec<KeyValue> = match (order, limit, filtered) {
+        let mut kvs: Vec<KeyValue> = Vec::new();
+        match (order, limit, filtered) {
             // Key order is the store's order: stop one past the limit.
-            (SortOrder::None, Some(l), false) => self
+            (SortOrder::None, Some(l), false) => {
+                let want = l.saturating_add(1);
+                self.mvcc
+                    .range(s, at, &mut |kv| {
+                        kvs.push(kv.clone());
+                        kvs.len() < want
+                    })
+                    .map_err(storage)?;
+            }
+            _ => self
                 .mvcc
-                .range(s, at)
-                .take(l.saturating_add(1))
-                .cloned()
-                .collect(),
-            _ => self.mvcc.range(s, at).filter(keep).cloned().collect(),
-        };
+                .range(s, at, &mut |kv| {
+                    if keep(&kv) {
+                        kvs.push(kv.clone());
+                    }
+                    true
+                })
+                .map_err(storage)?,
+        }
         if order != SortOrder::None {
             sort_kvs(&mut kvs, r.sort_target, order);
         }
@@ -332,23 +437,29 @@ impl KvStore {
         Ok(resp)
     }
 
-    fn compare_holds(&self, c: &Compare) -> bool {
-        let mut kvs = self
-            .mvcc
-            .range(span(&c.key, &c.range_end), self.rev)
-            .peekable();
-        if kvs.peek().is_none() {
+    fn compare_holds(&self, c: &Compare) -> Result<bool, KvError> {
+        let mut any = false;
+        let mut all = true;
+        self.mvcc
+            .range(span(&c.key, &c.range_end), self.rev, &mut |kv| {
+                any = true;
+                all = compare_kv(c, kv);
+                all
+            })
+            .map_err(storage)?;
+        if !any {
             // A missing key has zero fields, but no value to compare with.
-            return !matches!(c.target, CompareTarget::Value(_))
-                && compare_kv(c, &KeyValue::default());
+            return Ok(
+                !matches!(c.target, CompareTarget::Value(_)) && compare_kv(c, &KeyValue::default())
+            );
         }
-        kvs.all(|kv| compare_kv(c, kv))
+        Ok(all)
     }
 
     // ---- writes -----------------------------------------------------------
 
-    fn exec_put(&mut self, w: &mut Writer, p: &PutRequest) -> Response {
-        let prev = self.mvcc.get(&p.key, w.main).cloned();
+    fn exec_put(&mut self, w: &mut Writer, p: &PutRequest) -> Result<Response, KvError> {
+        let prev = self.mvcc.get(&p.key, w.main).map_err(storage)?;
         let (value, lease) = match (&prev, p.ignore_value, p.ignore_lease) {
             (None, false, false) => (p.value.clone(), p.lease),
             (None, _, _) => panic!("ignore_value/ignore_lease on a missing key passed validation"),
@@ -374,13 +485,15 @@ impl KvStore {
             lease,
         };
         let rev = w.next_rev();
-        self.mvcc.insert(
-            rev,
-            Record {
-                kv: kv.clone(),
-                tombstone: false,
-            },
-        );
+        self.mvcc
+            .insert(
+                rev,
+                Record {
+                    kv: kv.clone(),
+                    tombstone: false,
+                },
+            )
+            .map_err(storage)?;
         if let Some(old) = &prev {
             if old.lease != 0 && old.lease != lease {
                 self.detach(old.lease, &p.key);
@@ -398,42 +511,46 @@ impl KvStore {
             kv,
             prev_kv: prev.clone(),
         });
-        Response::Put {
+        Ok(Response::Put {
             revision: 0,
             prev_kv: if p.prev_kv { prev } else { None },
-        }
+        })
     }
 
-    fn exec_delete(&mut self, w: &mut Writer, d: &DeleteRangeRequest) -> Response {
-        let victims: Vec<KeyValue> = self
-            .mvcc
-            .range(span(&d.key, &d.range_end), w.main)
-            .cloned()
-            .collect();
+    fn exec_delete(&mut self, w: &mut Writer, d: &DeleteRangeRequest) -> Result<Response, KvError> {
+        let mut victims: Vec<KeyValue> = Vec::new();
+        self.mvcc
+            .range(span(&d.key, &d.range_end), w.main, &mut |kv| {
+                victims.push(kv.clone());
+                true
+            })
+            .map_err(storage)?;
         for kv in &victims {
-            self.tombstone(w, kv);
+            self.tombstone(w, kv)?;
         }
-        Response::DeleteRange {
+        Ok(Response::DeleteRange {
             revision: 0,
             deleted: victims.len() as i64,
             prev_kvs: if d.prev_kv { victims } else { Vec::new() },
-        }
+        })
     }
 
-    fn tombstone(&mut self, w: &mut Writer, old: &KeyValue) {
+    fn tombstone(&mut self, w: &mut Writer, old: &KeyValue) -> Result<(), KvError> {
         let tomb = KeyValue {
             key: old.key.clone(),
             mod_revision: w.main,
             ..Default::default()
         };
         let rev = w.next_rev();
-        self.mvcc.insert(
-            rev,
-            Record {
-                kv: tomb.clone(),
-                tombstone: true,
-            },
-        );
+        self.mvcc
+            .insert(
+                rev,
+                Record {
+                    kv: tomb.clone(),
+                    tombstone: true,
+                },
+            )
+            .map_err(storage)?;
         if old.lease != 0 {
             self.detach(old.lease, &old.key);
         }
@@ -442,6 +559,7 @@ impl KvStore {
             kv: tomb,
             prev_kv: Some(old.clone()),
         });
+        Ok(())
     }
 
     fn detach(&mut self, lease: LeaseId, key: &[u8]) {
@@ -454,24 +572,31 @@ impl KvStore {
 
     fn apply_txn(&mut self, w: &mut Writer, t: &TxnRequest) -> Result<Response, KvError> {
         let mut path = Vec::new();
-        self.choose_path(t, &mut path);
+        self.choose_path(t, &mut path)?;
         self.check_path(t, &path, &mut 0)?;
         let mut pos = 0;
-        let resp = self.exec_txn(w, t, &path, &mut pos);
+        let resp = self.exec_txn(w, t, &path, &mut pos)?;
         assert_eq!(pos, path.len(), "txn path not fully walked");
         Ok(resp)
     }
 
     /// Evaluates every compare on the path against the state before the txn
     /// (etcd's `compareToPath`): one verdict per txn met, depth first.
-    fn choose_path(&self, t: &TxnRequest, path: &mut Vec<bool>) {
-        let ok = t.compare.iter().all(|c| self.compare_holds(c));
+    fn choose_path(&self, t: &TxnRequest, path: &mut Vec<bool>) -> Result<(), KvError> {
+        let mut ok = true;
+        for c in &t.compare {
+            if !self.compare_holds(c)? {
+                ok = false;
+                break;
+            }
+        }
         path.push(ok);
         for op in if ok { &t.success } else { &t.failure } {
             if let RequestOp::Txn(n) = op {
-                self.choose_path(n, path);
+                self.choose_path(n, path)?;
             }
         }
+        Ok(())
     }
 
     /// Checks the ops on the chosen path against the state before the txn, so
@@ -498,7 +623,7 @@ impl KvStore {
         t: &TxnRequest,
         path: &[bool],
         pos: &mut usize,
-    ) -> Response {
+    ) -> Result<Response, KvError> {
         let ok = path[*pos];
         *pos += 1;
         let mut responses = Vec::new();
@@ -506,21 +631,22 @@ impl KvStore {
             responses.push(match op {
                 RequestOp::Range(r) => {
                     let current = if w.changed() { w.main } else { self.rev };
-                    Response::Range(
-                        self.read(r, current)
-                            .expect("txn range checked before the txn"),
-                    )
+                    match self.read(r, current) {
+                        Ok(rr) => Response::Range(rr),
+                        Err(e @ KvError::Storage(_)) => return Err(e),
+                        Err(e) => panic!("txn range checked before the txn: {e}"),
+                    }
                 }
-                RequestOp::Put(p) => self.exec_put(w, p),
-                RequestOp::DeleteRange(d) => self.exec_delete(w, d),
-                RequestOp::Txn(n) => self.exec_txn(w, n, path, pos),
+                RequestOp::Put(p) => self.exec_put(w, p)?,
+                RequestOp::DeleteRange(d) => self.exec_delete(w, d)?,
+                RequestOp::Txn(n) => self.exec_txn(w, n, path, pos)?,
             });
         }
-        Response::Txn {
+        Ok(Response::Txn {
             revision: 0,
             succeeded: ok,
             responses,
-        }
+        })
     }
 
     fn apply_compact(&mut self, revision: i64) -> Result<Response, KvError> {
@@ -530,7 +656,7 @@ impl KvStore {
         if revision > self.rev {
             return Err(KvError::FutureRevision);
         }
-        self.mvcc.compact(revision);
+        self.mvcc.compact(revision).map_err(storage)?;
         self.compact_rev = revision;
         Ok(Response::Compact { revision: 0 })
     }
@@ -578,10 +704,10 @@ impl KvStore {
             let kv = self
                 .mvcc
                 .get(&key, w.main)
-                .cloned()
+                .map_err(storage)?
                 .expect("a lease's key is live");
             assert_eq!(kv.lease, id, "key attached to a lease it does not name");
-            self.tombstone(w, &kv);
+            self.tombstone(w, &kv)?;
         }
         let gone = self.leases.remove(&id).expect("lease present");
         assert!(gone.keys.is_empty(), "revoked lease still holds keys");
@@ -631,35 +757,50 @@ impl KvStore {
         if start <= self.compact_rev {
             return Err(KvError::Compacted);
         }
+        if self.failed.is_some() {
+            return Err(self.failure_error());
+        }
         let s = span(key, range_end);
-        // A single key is found through its index entry, a range by a scan of the log.
-        let writes: Box<dyn Iterator<Item = (&Rev, &Record)>> = if range_end.is_empty() {
-            Box::new(self.mvcc.key_since(key, start))
-        } else {
-            Box::new(
-                self.mvcc
-                    .since(start)
-                    .filter(|(_, rec)| span_contains(&s, &rec.kv.key)),
-            )
-        };
-        let mut out: Vec<Event> = Vec::new();
-        for (rev, rec) in writes {
-            let same_rev = out.last().is_some_and(|e| e.kv.mod_revision == rev.main);
-            if out.len() >= limit && !same_rev {
-                break;
+        // The writes first, then each one's prev_kv: a visitor must not call
+        // back into the engine.
+        let mut writes: Vec<(Rev, Record)> = Vec::new();
+        let mut visit = |rev: Rev, rec: &Record| {
+            let same_rev = writes.last().is_some_and(|(r, _)| r.main == rev.main);
+            if writes.len() >= limit && !same_rev {
+                return false;
             }
+            writes.push((rev, rec.clone()));
+            true
+        };
+        // A single key is found through its index entry, a range by a scan of the log.
+        let scanned = if range_end.is_empty() {
+            self.mvcc.key_since(key, start, &mut visit)
+        } else {
+            self.mvcc.since(start, &mut |rev, rec| {
+                !span_contains(&s, &rec.kv.key) || visit(rev, rec)
+            })
+        };
+        scanned.map_err(storage)?;
+        let mut out: Vec<Event> = Vec::with_capacity(writes.len());
+        for (rev, rec) in writes {
+            let prev_kv = self.mvcc.before(&rec.kv.key, rev).map_err(storage)?;
             out.push(Event {
                 kind: if rec.tombstone {
                     EventKind::Delete
                 } else {
                     EventKind::Put
                 },
-                kv: rec.kv.clone(),
-                prev_kv: self.mvcc.before(&rec.kv.key, *rev).cloned(),
+                kv: rec.kv,
+                prev_kv,
             });
         }
         Ok(out)
     }
+}
+
+/// An engine failure as the store's error.
+pub(crate) fn storage(e: EngineError) -> KvError {
+    KvError::Storage(e.0)
 }
 
 fn nonempty(key: &[u8]) -> Result<(), KvError> {

@@ -258,12 +258,31 @@ impl Node {
             replies: Vec::new(),
         };
         for g in groups {
-            node.add_group(g)?;
+            node.add_group(g, None)?;
         }
         Ok(node)
     }
 
-    fn add_group(&mut self, mut g: GroupInit) -> Result<(), NodeError> {
+    /// Creates a node whose groups may start from state machines the driver
+    /// opened from disk, each with the log index its data holds: Raft then
+    /// hands out only the committed entries after that index. The index must
+    /// lie between the group's snapshot and its commit index.
+    pub fn with_state_machines(
+        cfg: NodeConfig,
+        groups: Vec<(GroupInit, Option<(StateMachine, u64)>)>,
+    ) -> Result<Node, NodeError> {
+        let mut node = Node::new(cfg, Vec::new())?;
+        for (g, sm) in groups {
+            node.add_group(g, sm)?;
+        }
+        Ok(node)
+    }
+
+    fn add_group(
+        &mut self,
+        mut g: GroupInit,
+        opened: Option<(StateMachine, u64)>,
+    ) -> Result<(), NodeError> {
         let shard = g.shard;
         // A torn write can keep a Ready's entries but not the hard state
         // written after them: the node saw a newer term (the entries carry
@@ -287,8 +306,18 @@ impl Node {
         rc.id = self.cfg.id;
         rc.seed = splitmix(self.cfg.seed ^ splitmix(shard) ^ self.cfg.id.rotate_left(32));
         let mut registry = Registry::default();
-        let (sm, applied) = match (&g.raft, &g.snapshot_data) {
+        let (sm, applied) = match (opened, &g.raft, &g.snapshot_data) {
+            (Some((sm, index)), _, _) => {
+                // A disk engine keeps the registry beside its data, as of
+                // the same applied index.
+                if !sm.extra().is_empty() {
+                    registry = members::decode_registry(sm.extra())
+                        .map_err(|err| NodeError::Registry { shard, err })?;
+                }
+                (sm, index)
+            }
             (
+                None,
                 Init::Restore {
                     snapshot: Some(meta),
                     ..
@@ -306,6 +335,7 @@ impl Node {
                 (sm, meta.index)
             }
             (
+                None,
                 Init::Restore {
                     snapshot: Some(meta),
                     ..
@@ -672,15 +702,15 @@ impl Node {
                     g.members_changed = true;
                     settle_members_by_snapshot(g, snap.meta.index, &mut self.replies);
                     g.conf = snap.meta.conf_state.clone();
-                    g.sm = match StateMachine::restore(image, self.cfg.max_sessions) {
-                        Ok(sm) => sm,
+                    // Into the same engine: a disk engine switches atomically.
+                    if let Err(e) = g.sm.install(image) {
                         // A leader sent a snapshot that does not decode: it was
                         // checksummed end to end, so this is a bug, not bad input.
-                        Err(e) => panic!(
-                            "shard {}: snapshot from leader does not decode: {e}",
+                        panic!(
+                            "shard {}: snapshot from leader does not install: {e}",
                             g.shard
-                        ),
-                    };
+                        );
+                    }
                     g.lessor = Lessor::from_store(lessor_config(&self.cfg), g.sm.kv(), now);
                     if g.role == Role::Leader {
                         g.lessor.promote(now);
@@ -756,6 +786,19 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Commits every group's state machine at its applied index (a disk
+    /// engine's commit; nothing in memory). The driver calls it only when
+    /// everything applied so far is durable in its log, so the data never
+    /// runs ahead of the log it is replayed from.
+    pub fn commit_state_machines(&mut self, durable: bool) -> Result<(), synod_kv::KvError> {
+        for g in self.groups.values_mut() {
+            // The registry as of `applied`, kept beside the data.
+            let registry = members::encode_registry(&g.members);
+            g.sm.commit(g.applied, durable, &registry)?;
+        }
+        Ok(())
     }
 
     /// Proposes a membership change in `shard`.
@@ -1041,21 +1084,51 @@ fn serve_confirmed(g: &mut Group, replies: &mut Vec<ClientReply>) {
 fn take_snapshot(g: &mut Group) -> Option<Snapshot> {
     let index = g.applied;
     let term = g.raft.term_at(index)?;
-    let snap = Snapshot {
-        meta: SnapshotMeta {
-            index,
-            term,
-            conf_state: g.raft.conf_state().clone(),
-        },
-        data: members::encode_image(&g.members, &g.sm.snapshot()),
+    let meta = SnapshotMeta {
+        index,
+        term,
+        conf_state: g.raft.conf_state().clone(),
     };
-    match g.raft.compact(snap.clone()) {
+    let data = members::encode_image(&g.members, &g.sm.snapshot());
+    // Raft keeps the image for lagging followers. The driver needs it only
+    // when the state machine keeps nothing across a restart; a durable store
+    // already holds this state, so the driver gets the index alone.
+    let for_driver = if g.sm.durable_applied().is_some() {
+        Vec::new()
+    } else {
+        data.clone()
+    };
+    match g.raft.compact(Snapshot {
+        meta: meta.clone(),
+        data,
+    }) {
         Ok(()) => {
             g.snapshot_index = index;
-            Some(snap)
+            Some(Snapshot {
+                meta,
+                data: for_driver,
+            })
         }
         Err(_) => None,
     }
+}
+
+/// Installs a group's snapshot image as Raft carries it (the member
+/// registry, then the state machine's own image) into `sm`, and returns the
+/// registry's bytes, which a disk engine keeps beside its data (pass them to
+/// [`StateMachine::commit`]). For a driver installing a persisted snapshot
+/// into its store before the node starts.
+pub fn install_group_image(
+    sm: &mut StateMachine,
+    data: &[u8],
+    conf: &ConfState,
+) -> Result<Vec<u8>, CorruptSnapshot> {
+    let (mut registry, image) = members::decode_image(data).map_err(CorruptSnapshot::new)?;
+    registry.apply(conf, &[]);
+    sm.install(image)?;
+    let bytes = members::encode_registry(&registry);
+    sm.set_extra(bytes.clone());
+    Ok(bytes)
 }
 
 fn splitmix(mut x: u64) -> u64 {

@@ -495,6 +495,16 @@ pub(crate) fn encode_image(registry: &Registry, sm: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The registry alone (kept beside a disk engine's data).
+pub(crate) fn encode_registry(registry: &Registry) -> Vec<u8> {
+    postcard::to_allocvec(registry).expect("postcard encoding into a Vec cannot fail")
+}
+
+/// Reads [`encode_registry`]'s output.
+pub(crate) fn decode_registry(data: &[u8]) -> Result<Registry, String> {
+    postcard::from_bytes(data).map_err(|e| format!("member registry: {e}"))
+}
+
 /// Splits [`encode_image`]'s output; an image without the registry (an
 /// older one) has an empty registry.
 pub(crate) fn decode_image(data: &[u8]) -> Result<(Registry, &[u8]), String> {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use synod_kv::{Command, Event, KvError, KvStore, Response};
+use synod_kv::{Command, DynEngine, Event, KvConfig, KvError, KvStore, Mvcc, Response};
 
 /// What a log entry of a group carries (encoded with postcard).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,13 +51,24 @@ pub enum Applied {
     },
 }
 
-/// The key-value store plus sessions; deterministic.
-#[derive(Clone, Debug)]
+/// The key-value store plus sessions; deterministic. The store's engine is
+/// the in-memory one unless the driver hands in another (a disk engine,
+/// which then also keeps the sessions: see [`StateMachine::commit`]).
+#[derive(Debug)]
 pub struct StateMachine {
-    kv: KvStore,
+    kv: KvStore<DynEngine>,
     sessions: BTreeMap<u64, Session>,
     by_age: BTreeSet<(u64, u64)>,
     max_sessions: usize,
+    /// The owner's bytes read beside a disk engine's data (see [`StateMachine::extra`]).
+    extra: Vec<u8>,
+}
+
+/// What a disk engine keeps beside its data.
+#[derive(Deserialize)]
+struct Beside {
+    sessions: Vec<(u64, Session)>,
+    extra: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -71,23 +82,116 @@ struct Image {
 #[error("corrupt state machine snapshot: {0}")]
 pub struct CorruptSnapshot(String);
 
+impl CorruptSnapshot {
+    pub(crate) fn new(why: String) -> Self {
+        CorruptSnapshot(why)
+    }
+}
+
 impl StateMachine {
     /// An empty state machine keeping at most `max_sessions` sessions (the
     /// least recently used is forgotten first; a forgotten session's retry is
     /// applied again, so clients must not retry after that many others).
     pub fn new(max_sessions: usize) -> Self {
         assert!(max_sessions > 0);
+        let kv = KvStore::with_engine(Box::new(Mvcc::new()) as DynEngine, KvConfig::default());
+        StateMachine::over(kv, max_sessions)
+    }
+
+    fn over(kv: KvStore<DynEngine>, max_sessions: usize) -> Self {
+        assert!(max_sessions > 0);
         StateMachine {
-            kv: KvStore::new(),
+            kv,
             sessions: BTreeMap::new(),
             by_age: BTreeSet::new(),
             max_sessions,
+            extra: Vec::new(),
         }
     }
 
+    /// A state machine over a store opened from a disk engine, with the
+    /// session bytes its last [`StateMachine::commit`] wrote beside it
+    /// (empty: no sessions).
+    pub fn with_store(
+        kv: KvStore<DynEngine>,
+        beside: &[u8],
+        max_sessions: usize,
+    ) -> Result<Self, CorruptSnapshot> {
+        let mut sm = StateMachine::over(kv, max_sessions);
+        if !beside.is_empty() {
+            let b: Beside =
+                postcard::from_bytes(beside).map_err(|e| CorruptSnapshot(e.to_string()))?;
+            sm.set_sessions(b.sessions);
+            sm.extra = b.extra;
+        }
+        Ok(sm)
+    }
+
+    /// The owner's bytes found beside a disk engine's data when it was
+    /// opened (the node's member registry), as its last commit wrote them.
+    pub fn extra(&self) -> &[u8] {
+        &self.extra
+    }
+
+    pub(crate) fn set_extra(&mut self, extra: Vec<u8>) {
+        self.extra = extra;
+    }
+
+    fn set_sessions(&mut self, list: Vec<(u64, Session)>) {
+        self.sessions.clear();
+        self.by_age.clear();
+        for (c, s) in list {
+            self.by_age.insert((s.at, c));
+            self.sessions.insert(c, s);
+        }
+    }
+
+    /// What a disk engine keeps beside its data: the sessions and `extra`.
+    fn beside_image(&self, extra: &[u8]) -> Vec<u8> {
+        let list: Vec<(u64, &Session)> = self.sessions.iter().map(|(c, s)| (*c, s)).collect();
+        postcard::to_allocvec(&(list, extra)).expect("postcard encoding into a Vec cannot fail")
+    }
+
     /// The key-value store (for reads).
-    pub fn kv(&self) -> &KvStore {
+    pub fn kv(&self) -> &KvStore<DynEngine> {
         &self.kv
+    }
+
+    /// Commits the store's engine at log index `applied`, with the sessions
+    /// and the owner's `extra` bytes beside the data (nothing to do in
+    /// memory). See [`KvStore::commit`].
+    pub fn commit(&mut self, applied: u64, durable: bool, extra: &[u8]) -> Result<(), KvError> {
+        if self.kv.engine().durable_applied().is_none() {
+            return Ok(());
+        }
+        let beside = self.beside_image(extra);
+        self.kv.commit(applied, &beside, durable)
+    }
+
+    /// The applied index of the engine's last durable commit (`None`: an
+    /// in-memory engine).
+    pub fn durable_applied(&self) -> Option<u64> {
+        self.kv.engine().durable_applied()
+    }
+
+    /// Replaces the whole state with a [`StateMachine::snapshot`] image, in
+    /// the same engine (bad bytes change nothing).
+    pub fn install(&mut self, data: &[u8]) -> Result<(), CorruptSnapshot> {
+        if data.is_empty() {
+            let empty = KvStore::new().snapshot();
+            self.kv
+                .install(&empty)
+                .map_err(|e| CorruptSnapshot(e.to_string()))?;
+            self.set_sessions(Vec::new());
+            return Ok(());
+        }
+        let image: Image =
+            postcard::from_bytes(data).map_err(|e| CorruptSnapshot(e.to_string()))?;
+        self.kv
+            .install(&image.kv)
+            .map_err(|e| CorruptSnapshot(e.to_string()))?;
+        self.set_sessions(image.sessions);
+        Ok(())
     }
 
     /// Applies the proposal found at log `index`.
@@ -132,26 +236,23 @@ impl StateMachine {
 
     /// A deterministic image of the whole state.
     pub fn snapshot(&self) -> Vec<u8> {
-        let image = Image {
-            kv: self.kv.snapshot(),
-            sessions: self.sessions.iter().map(|(c, s)| (*c, s.clone())).collect(),
-        };
-        postcard::to_allocvec(&image).expect("postcard encoding into a Vec cannot fail")
+        // The bytes of an `Image`, built around the store's image without a
+        // second copy of it: its length as a varint in front, the sessions
+        // after.
+        let mut out = self.kv.snapshot();
+        let prefix = postcard::to_allocvec(&out.len()).expect("encoding cannot fail");
+        let list: Vec<(u64, &Session)> = self.sessions.iter().map(|(c, s)| (*c, s)).collect();
+        let sessions = postcard::to_allocvec(&list).expect("encoding cannot fail");
+        out.reserve(prefix.len() + sessions.len());
+        out.splice(0..0, prefix);
+        out.extend_from_slice(&sessions);
+        out
     }
 
     /// Rebuilds from [`StateMachine::snapshot`]'s output. Empty data is the empty state.
     pub fn restore(data: &[u8], max_sessions: usize) -> Result<Self, CorruptSnapshot> {
         let mut sm = StateMachine::new(max_sessions);
-        if data.is_empty() {
-            return Ok(sm);
-        }
-        let image: Image =
-            postcard::from_bytes(data).map_err(|e| CorruptSnapshot(e.to_string()))?;
-        sm.kv = KvStore::restore(&image.kv).map_err(|e| CorruptSnapshot(e.to_string()))?;
-        for (c, s) in image.sessions {
-            sm.by_age.insert((s.at, c));
-            sm.sessions.insert(c, s);
-        }
+        sm.install(data)?;
         Ok(sm)
     }
 

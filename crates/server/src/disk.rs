@@ -1,21 +1,32 @@
-//! A node's durable state: the Raft log on synod-storage's WAL, plus the
-//! latest state-machine snapshot image in its own checksummed file.
+//! A node's durable state: the Raft log on synod-storage's WAL, the state
+//! machine's data in its store file (`member/store.redb`, synod-store on
+//! redb), and snapshot images received from a leader in their own
+//! checksummed files.
 //!
-//! A snapshot image is written atomically (temporary file, fsync, rename,
-//! fsync of the directory) *before* the WAL records the marker that points
-//! at it, so a marker on disk always has its image. Every [`Disk::persist`]
-//! ends in one fdatasync of the WAL: one group commit for a whole `Ready`.
+//! The store commits the applied Raft index with its data, so a boot opens
+//! the store and replays only the WAL entries after that index: no image is
+//! loaded. The WAL is never compacted past the store's durable applied index
+//! (asserted in [`Disk::persist`]); a local snapshot whose index the store
+//! has not made durable yet leaves the WAL alone until a later one. A
+//! snapshot sent by a leader replaces the store's content in its open write
+//! transaction; its image is written atomically (temporary file, fsync,
+//! rename, fsync of the directory) *before* the WAL records the marker that
+//! points at it, so if a crash comes before the store's next durable commit,
+//! the boot installs the image into the store. Every [`Disk::persist`] ends
+//! in one fdatasync of the WAL: one group commit for a whole `Ready`.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use synod_node::{GroupInit, Persist, ShardId};
+use synod_kv::{DynEngine, KvConfig, KvStore};
+use synod_node::{GroupInit, Persist, ShardId, StateMachine};
 use synod_raft::{ConfState, Entry, EntryKind, HardState, Init, SnapshotMeta};
 use synod_storage::{
     HardState as DiskHardState, LogEntry, RaftLogError, RaftLogStore, RealVfs, SnapshotMarker,
     WalConfig,
 };
+use synod_store::{RedbEngine, StoreConfig};
 
 const SNAP_MAGIC: &[u8; 8] = b"SYNODSNP";
 const SNAP_VERSION: u32 = 1;
@@ -50,6 +61,14 @@ pub enum DiskError {
         /// What is wrong.
         what: String,
     },
+    /// The state machine's store failed or is damaged.
+    #[error("{0}")]
+    Store(String),
+}
+
+/// The state machine's store file inside a data dir.
+pub fn store_path(dir: &Path) -> PathBuf {
+    dir.join("member").join("store.redb")
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
@@ -76,6 +95,8 @@ pub struct Opened {
     pub disk: Disk,
     /// How the group starts: `None` for a fresh data dir.
     pub init: Option<GroupInit>,
+    /// The state machine over the store, and the log index its data holds.
+    pub state: (StateMachine, u64),
 }
 
 fn to_disk_entry(e: &Entry) -> LogEntry {
@@ -113,8 +134,29 @@ fn to_disk_hs(hs: HardState) -> DiskHardState {
 }
 
 impl Disk {
-    /// Opens (creating if needed) the data dir and recovers what it holds.
-    pub fn open(dir: &Path, shard: ShardId, segment_bytes: u64) -> Result<Opened, DiskError> {
+    /// Opens (creating if needed) the data dir and recovers what it holds:
+    /// the store at its last durable commit, and the WAL.
+    pub fn open(
+        dir: &Path,
+        shard: ShardId,
+        segment_bytes: u64,
+        store: &StoreConfig,
+        max_sessions: usize,
+    ) -> Result<Opened, DiskError> {
+        let member = dir.join("member");
+        fs::create_dir_all(&member).map_err(io(&member))?;
+        let store_err = |e: &dyn std::fmt::Display| DiskError::Store(e.to_string());
+        let (engine, meta) =
+            RedbEngine::open(&store_path(dir), store).map_err(|e| store_err(&e))?;
+        let mut applied = engine.applied();
+        let kv = KvStore::open(
+            Box::new(engine) as DynEngine,
+            meta.kv_meta.as_deref(),
+            KvConfig::default(),
+        )
+        .map_err(|e| store_err(&format!("{}: {e}", store_path(dir).display())))?;
+        let mut sm = StateMachine::with_store(kv, &meta.extra, max_sessions)
+            .map_err(|e| store_err(&format!("{}: {e}", store_path(dir).display())))?;
         let snap_dir = dir.join("snap");
         fs::create_dir_all(&snap_dir).map_err(io(&snap_dir))?;
         let wal_dir = dir.join("wal");
@@ -140,20 +182,42 @@ impl Disk {
             wal_fsync: Default::default(),
         };
         if fresh {
-            return Ok(Opened { disk, init: None });
+            if applied > 0 {
+                return Err(store_err(&format!(
+                    "{} holds data up to log index {applied} but the log in {} is empty",
+                    store_path(dir).display(),
+                    wal_dir.display()
+                )));
+            }
+            return Ok(Opened {
+                disk,
+                init: None,
+                state: (sm, 0),
+            });
         }
         let mut snapshot = None;
-        let mut snapshot_data = None;
         if let Some(m) = &rec.snapshot_marker {
             let conf: ConfState =
                 postcard::from_bytes(&m.conf).map_err(|e| DiskError::Snapshot {
                     path: wal_dir.clone(),
                     what: format!("marker at {} has a bad configuration: {e}", m.index),
                 })?;
-            if m.index > 0 {
-                let data = read_image(&snap_path(&snap_dir, m.index, m.term), m.index, m.term)?;
+            if m.index > applied {
+                // A leader's snapshot the store had not made durable: install
+                // its image into the store now, in one durable commit.
+                let path = snap_path(&snap_dir, m.index, m.term);
+                let data = read_image(&path, m.index, m.term)?;
                 disk.snap_bytes = data.len() as u64;
-                snapshot_data = Some(data);
+                let registry =
+                    synod_node::install_group_image(&mut sm, &data, &conf).map_err(|e| {
+                        DiskError::Snapshot {
+                            path: path.clone(),
+                            what: e.to_string(),
+                        }
+                    })?;
+                sm.commit(m.index, true, &registry)
+                    .map_err(|e| store_err(&e))?;
+                applied = m.index;
             }
             disk.snap_index = m.index;
             snapshot = Some(SnapshotMeta {
@@ -185,8 +249,9 @@ impl Disk {
                     snapshot,
                     entries,
                 },
-                snapshot_data,
+                snapshot_data: None,
             }),
+            state: (sm, applied),
         })
     }
 
@@ -201,7 +266,9 @@ impl Disk {
     }
 
     /// Makes every `Persist` of one `Ready` durable, ending in one fdatasync.
-    pub fn persist(&mut self, ps: &[Persist]) -> Result<(), DiskError> {
+    /// `store_durable`: the store's durable applied index, past which the WAL
+    /// must not be compacted.
+    pub fn persist(&mut self, ps: &[Persist], store_durable: u64) -> Result<(), DiskError> {
         let wal_dir = self.dir.join("wal");
         let logerr = |err| DiskError::Log {
             dir: wal_dir.clone(),
@@ -211,17 +278,27 @@ impl Disk {
         // may cover entries that replace an uncommitted suffix in this very Persist.
         for p in ps {
             if let Some(s) = &p.snapshot {
-                if s.meta.index > self.snap_index {
+                let matches = self.log.term(s.meta.index) == Some(s.meta.term);
+                // Our log holds the snapshot's last entry (a local snapshot,
+                // or a leader's that our log already reaches): compact only
+                // once the store has made that index durable; the WAL keeps
+                // the entries meanwhile and a later snapshot compacts them.
+                let wait_for_store = matches && s.meta.index > store_durable;
+                if s.meta.index > self.snap_index && !wait_for_store {
                     let snap_dir = self.dir.join("snap");
-                    write_image(&snap_dir, s.meta.index, s.meta.term, &s.data)?;
                     let marker = SnapshotMarker {
                         index: s.meta.index,
                         term: s.meta.term,
                         conf: postcard::to_allocvec(&s.meta.conf_state)
                             .expect("encoding into a Vec cannot fail"),
                     };
-                    let matches = self.log.term(s.meta.index) == Some(s.meta.term);
                     if matches {
+                        // The store holds this state durably: no image needed.
+                        assert!(
+                            s.meta.index <= store_durable,
+                            "WAL compaction to {} past the store's durable index {store_durable}",
+                            s.meta.index
+                        );
                         // Our log holds the snapshot's last entry: keep what follows.
                         let mut hs = self.log.hard_state();
                         if hs.commit < s.meta.index {
@@ -230,6 +307,10 @@ impl Disk {
                         }
                         self.log.compact(marker).map_err(logerr)?;
                     } else {
+                        // Only a leader's snapshot gets here, and it carries its image
+                        // (a local one, sent without it, always matches our log).
+                        assert!(!s.data.is_empty(), "a snapshot to install has no image");
+                        write_image(&snap_dir, s.meta.index, s.meta.term, &s.data)?;
                         self.log.install_snapshot(marker).map_err(logerr)?;
                     }
                     self.snap_index = s.meta.index;
@@ -341,6 +422,152 @@ fn remove_images_below(dir: &Path, keep: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synod_kv::{Command, PutRequest, RangeRequest};
+    use synod_node::{Node, NodeConfig, Proposal};
+    use synod_raft::{Snapshot, SnapshotMeta};
+
+    fn put(i: u64) -> Proposal {
+        Proposal {
+            client: 0,
+            seq: 0,
+            cmd: Command::Put(PutRequest::new(format!("k{i:03}"), format!("v{i}"))),
+        }
+    }
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry {
+            term,
+            index,
+            kind: EntryKind::Normal,
+            data: put(index).encode(),
+        }
+    }
+
+    fn store_cfg() -> StoreConfig {
+        StoreConfig {
+            cache_bytes: 1 << 20,
+            verify_on_open: true,
+        }
+    }
+
+    fn conf() -> ConfState {
+        ConfState {
+            voters: [1u64].into_iter().collect(),
+            ..ConfState::default()
+        }
+    }
+
+    #[test]
+    fn the_wal_is_compacted_only_up_to_the_store_durable_index_and_a_boot_replays_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        assert!(o.init.is_none());
+        let (mut disk, (mut sm, applied)) = (o.disk, o.state);
+        assert_eq!(applied, 0);
+        let hs = HardState {
+            term: 1,
+            vote: 1,
+            commit: 12,
+        };
+        let persist = Persist {
+            shard: 1,
+            hard_state: Some(hs),
+            entries: (1..=12).map(|i| entry(1, i)).collect(),
+            snapshot: None,
+        };
+        disk.persist(&[persist], 0).unwrap();
+        for i in 1..=10 {
+            sm.apply(i, &put(i));
+        }
+        sm.commit(10, true, &[]).unwrap();
+        assert_eq!(sm.durable_applied(), Some(10));
+        let local = |index: u64| Persist {
+            shard: 1,
+            snapshot: Some(Snapshot {
+                meta: SnapshotMeta {
+                    index,
+                    term: 1,
+                    conf_state: conf(),
+                },
+                data: Vec::new(),
+            }),
+            ..Persist::default()
+        };
+        // A local snapshot past the store's durable index leaves the WAL alone.
+        disk.persist(&[local(11)], 10).unwrap();
+        assert_eq!(disk.log.first_index(), 1);
+        // Up to it, the WAL is compacted (and no image is written).
+        disk.persist(&[local(8)], 10).unwrap();
+        assert_eq!(disk.log.first_index(), 9);
+        assert_eq!(fs::read_dir(dir.path().join("snap")).unwrap().count(), 0);
+        drop((disk, sm));
+
+        // The boot starts from the store and replays only what follows.
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        let (sm, applied) = o.state;
+        assert_eq!(applied, 10);
+        let kv = sm.kv();
+        assert_eq!(kv.revision(), 11);
+        let init = o.init.unwrap();
+        let Init::Restore {
+            snapshot, entries, ..
+        } = &init.raft
+        else {
+            panic!("a restored log")
+        };
+        assert_eq!(snapshot.as_ref().map(|m| m.index), Some(8));
+        assert_eq!(entries.first().map(|e| e.index), Some(9));
+        assert!(init.snapshot_data.is_none(), "no image is loaded");
+        let mut node =
+            Node::with_state_machines(NodeConfig::default(), vec![(init, Some((sm, applied)))])
+                .unwrap();
+        while node.has_ready() {
+            let rd = node.ready();
+            node.advance(rd);
+        }
+        assert_eq!(node.applied(1), Some(12));
+        let kv = node.state_machine(1).unwrap().kv();
+        assert_eq!(kv.revision(), 13, "entries 11 and 12 applied once each");
+        let r = kv.range(&RangeRequest::key("k012")).unwrap();
+        assert_eq!(r.kvs[0].version, 1);
+    }
+
+    #[test]
+    fn a_leader_snapshot_the_store_did_not_make_durable_is_installed_from_its_image_on_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        let mut disk = o.disk;
+        let mut leader = StateMachine::new(100);
+        for i in 1..=30 {
+            leader.apply(i, &put(i));
+        }
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: 30,
+                term: 2,
+                conf_state: conf(),
+            },
+            data: leader.snapshot(),
+        };
+        let p = Persist {
+            shard: 1,
+            hard_state: Some(HardState {
+                term: 2,
+                vote: 0,
+                commit: 30,
+            }),
+            entries: Vec::new(),
+            snapshot: Some(snap),
+        };
+        // The store never committed it (a crash came first).
+        disk.persist(&[p], 0).unwrap();
+        drop((disk, o.state));
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        let (sm, applied) = o.state;
+        assert_eq!(applied, 30);
+        assert_eq!(sm.kv().hash(), leader.kv().hash());
+        assert_eq!(sm.durable_applied(), Some(30));
+    }
 
     #[test]
     fn an_image_round_trips_and_a_flipped_byte_is_caught() {

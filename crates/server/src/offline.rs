@@ -10,7 +10,8 @@
 //! have. Restoring writes, for one member of the new cluster, a data dir whose
 //! Raft log starts with that image as a snapshot at index 1, term 1, with the
 //! new cluster's members as voters — every member restored from the same file
-//! with the same `--initial-cluster` starts from the same state.
+//! with the same `--initial-cluster` starts from the same state. Its first
+//! boot installs the image into its store.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -225,31 +226,43 @@ pub fn restore(args: &RestoreArgs) -> Result<Restored, OfflineError> {
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
-    let opened = Disk::open(&tmp, SHARD, cfg.wal_segment_bytes)?;
+    let opened = Disk::open(
+        &tmp,
+        SHARD,
+        cfg.wal_segment_bytes,
+        &synod_store::StoreConfig::default(),
+        MAX_SESSIONS,
+    )?;
     assert!(opened.init.is_none(), "a new directory holds no state");
     let mut disk = opened.disk;
     let conf_state = ConfState {
         voters: cfg.members.iter().map(|m| m.id).collect(),
         ..ConfState::default()
     };
-    disk.persist(&[Persist {
-        shard: SHARD,
-        hard_state: Some(HardState {
-            term: 1,
-            vote: 0,
-            commit: 1,
-        }),
-        entries: Vec::new(),
-        snapshot: Some(Snapshot {
-            meta: SnapshotMeta {
-                index: 1,
+    disk.persist(
+        &[Persist {
+            shard: SHARD,
+            hard_state: Some(HardState {
                 term: 1,
-                conf_state,
-            },
-            // Re-encoded: only what this build's state machine understands goes in.
-            data: sm.snapshot(),
-        }),
-    }])?;
+                vote: 0,
+                commit: 1,
+            }),
+            entries: Vec::new(),
+            snapshot: Some(Snapshot {
+                meta: SnapshotMeta {
+                    index: 1,
+                    term: 1,
+                    conf_state,
+                },
+                // Re-encoded: only what this build's state machine understands
+                // goes in. The member's first boot installs it into its store
+                // (a snapshot past the store's applied index), and the registry
+                // follows the new configuration.
+                data: sm.snapshot(),
+            }),
+        }],
+        0,
+    )?;
     drop(disk);
     fs::rename(&tmp, &data_dir).map_err(io(&data_dir))?;
     Ok(Restored {
@@ -283,6 +296,12 @@ pub struct DirStats {
     pub keys: usize,
     /// Leases in the newest snapshot image.
     pub leases: usize,
+    /// The store file's bytes (`member/store.redb`).
+    pub store_bytes: u64,
+    /// The Raft index the store's data holds, when the store could be opened.
+    pub store_applied: Option<u64>,
+    /// Why the store could not be opened (a running member holds it).
+    pub store_unavailable: Option<String>,
 }
 
 fn dir_files(dir: &Path) -> Vec<(PathBuf, u64)> {
@@ -301,7 +320,9 @@ fn dir_files(dir: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
-/// `synod inspect`: reads (never writes) a data dir.
+/// `synod inspect`: statistics of a data dir. The WAL and snapshot files
+/// are only read; the store is opened (which takes its lock, so on a running
+/// member only the sizes are reported) and its figures are the state's.
 pub fn inspect(dir: &Path) -> Result<DirStats, OfflineError> {
     fs::metadata(dir).map_err(io(dir))?;
     let mut st = DirStats::default();
@@ -327,14 +348,43 @@ pub fn inspect(dir: &Path) -> Result<DirStats, OfflineError> {
             st.other_bytes += len;
         }
     }
-    if let Some((index, term, path)) = newest {
+    let store = crate::disk::store_path(dir);
+    if let Ok(m) = fs::metadata(&store) {
+        st.store_bytes = m.len();
+        st.other_bytes = st.other_bytes.saturating_sub(m.len());
+        match synod_store::open(
+            &store,
+            &synod_store::StoreConfig::default(),
+            synod_kv::KvConfig::default(),
+        ) {
+            Ok(o) => {
+                st.store_applied = Some(o.applied);
+                st.revision = o.kv.revision();
+                st.compact_revision = o.kv.compact_revision();
+                st.keys =
+                    o.kv.range(&RangeRequest {
+                        key: vec![0],
+                        range_end: vec![0],
+                        count_only: true,
+                        ..RangeRequest::default()
+                    })
+                    .map_or(0, |r| usize::try_from(r.count).unwrap_or(usize::MAX));
+                st.leases = o.kv.leases().len();
+            }
+            Err(e) => st.store_unavailable = Some(e.to_string()),
+        }
+    }
+    st.snapshot_at = newest.as_ref().map(|(i, t, _)| (*i, *t));
+    // Without the store's figures, the newest snapshot image's.
+    if let (Some((index, term, path)), None) = (newest, st.store_applied) {
         let image = crate::disk::read_image(&path, index, term)?;
-        let sm =
-            StateMachine::restore(&image, MAX_SESSIONS).map_err(|e| OfflineError::BadSnapshot {
+        let mut sm = StateMachine::new(MAX_SESSIONS);
+        synod_node::install_group_image(&mut sm, &image, &ConfState::default()).map_err(|e| {
+            OfflineError::BadSnapshot {
                 path: path.clone(),
                 what: e.to_string(),
-            })?;
-        st.snapshot_at = Some((index, term));
+            }
+        })?;
         st.revision = sm.kv().revision();
         st.compact_revision = sm.kv().compact_revision();
         st.keys = live_keys(&sm);
@@ -410,12 +460,12 @@ pub fn run_inspect(args: InspectArgs) -> u8 {
             return 1;
         }
     };
-    let total = s.wal_bytes + s.snap_bytes + s.other_bytes;
+    let total = s.wal_bytes + s.snap_bytes + s.store_bytes + s.other_bytes;
     if args.write_out == "json" {
         let (si, st) = s.snapshot_at.unwrap_or((0, 0));
         println!(
-            "{{\"totalBytes\":{total},\"walFiles\":{},\"walBytes\":{},\"snapFiles\":{},\"snapBytes\":{},\"otherBytes\":{},\"snapshotIndex\":{si},\"snapshotTerm\":{st},\"revision\":{},\"compactRevision\":{},\"keys\":{},\"leases\":{}}}",
-            s.wal_files, s.wal_bytes, s.snap_files, s.snap_bytes, s.other_bytes, s.revision, s.compact_revision, s.keys, s.leases
+            "{{\"totalBytes\":{total},\"walFiles\":{},\"walBytes\":{},\"snapFiles\":{},\"snapBytes\":{},\"otherBytes\":{},\"storeBytes\":{},\"storeApplied\":{},\"snapshotIndex\":{si},\"snapshotTerm\":{st},\"revision\":{},\"compactRevision\":{},\"keys\":{},\"leases\":{}}}",
+            s.wal_files, s.wal_bytes, s.snap_files, s.snap_bytes, s.other_bytes, s.store_bytes, s.store_applied.map_or("null".to_string(), |a| a.to_string()), s.revision, s.compact_revision, s.keys, s.leases
         );
         return 0;
     }
@@ -431,15 +481,25 @@ pub fn run_inspect(args: InspectArgs) -> u8 {
         human_bytes(s.snap_bytes),
         s.snap_files
     );
-    match s.snapshot_at {
-        Some((i, t)) => {
-            println!("newest snapshot index {i}, term {t}");
-            println!(
-                "  revision {} (compacted at {}), {} live keys, {} leases",
-                s.revision, s.compact_revision, s.keys, s.leases
-            );
+    println!("store           {}", human_bytes(s.store_bytes));
+    if let Some((i, t)) = s.snapshot_at {
+        println!("newest snapshot index {i}, term {t}");
+    }
+    match (s.store_applied, &s.store_unavailable) {
+        (Some(a), _) => println!(
+            "state           at log index {a}: revision {} (compacted at {}), {} live keys, {} leases",
+            s.revision, s.compact_revision, s.keys, s.leases
+        ),
+        (None, Some(why)) => {
+            println!("state           store not opened ({why}); is the member running?");
+            if s.snapshot_at.is_some() {
+                println!(
+                    "  newest snapshot image: revision {} (compacted at {}), {} live keys, {} leases",
+                    s.revision, s.compact_revision, s.keys, s.leases
+                );
+            }
         }
-        None => println!("newest snapshot none yet (the state is in the WAL)"),
+        (None, None) => println!("state           no store file yet"),
     }
     0
 }
@@ -519,11 +579,24 @@ mod tests {
         };
         let r = restore(&args).unwrap();
         assert_eq!(r.revision, sm.kv().revision());
-        let opened = Disk::open(&r.data_dir, SHARD, 64 << 20).unwrap();
+        let st = inspect(&r.data_dir).unwrap();
+        assert_eq!(
+            st.store_applied,
+            Some(0),
+            "the store is filled on first boot"
+        );
+        let opened = Disk::open(
+            &r.data_dir,
+            SHARD,
+            64 << 20,
+            &synod_store::StoreConfig::default(),
+            MAX_SESSIONS,
+        )
+        .unwrap();
         let init = opened.init.expect("the restored dir holds state");
-        let data = init.snapshot_data.expect("with the snapshot's image");
-        let back = StateMachine::restore(&data, MAX_SESSIONS).unwrap();
-        assert_eq!(back.kv().hash(), sm.kv().hash());
+        // The first boot installs the image into the store at index 1.
+        assert_eq!(opened.state.1, 1);
+        assert_eq!(opened.state.0.kv().hash(), sm.kv().hash());
         match init.raft {
             synod_raft::Init::Restore { snapshot, .. } => {
                 let meta = snapshot.expect("a snapshot marker");
@@ -531,6 +604,8 @@ mod tests {
             }
             other => panic!("expected a restore, got {other:?}"),
         }
+        drop(opened.disk);
+        drop(opened.state);
         let st = inspect(&r.data_dir).unwrap();
         assert_eq!((st.keys, st.revision), (10, sm.kv().revision()));
         assert!(st.wal_bytes > 0 && st.snap_files == 1);

@@ -5,6 +5,12 @@
 //! next one); only then are that `Ready`'s messages sent and the node
 //! advanced.
 //!
+//! The state machine's store (redb) takes the applied entries in one open
+//! write transaction and commits it durably, with the applied index, every
+//! [`STORE_COMMIT_EVERY`] or [`STORE_COMMIT_ENTRIES`] entries — only right
+//! after a `Ready`'s sync, when every entry applied so far is durable in the
+//! WAL, so the store never runs ahead of the log it is replayed from.
+//!
 //! Client requests that need the leader (writes, lease keep-alives) are
 //! forwarded to it by the transport when this node is a follower;
 //! linearizable reads are confirmed by Raft's ReadIndex (which a follower
@@ -28,6 +34,10 @@ use crate::wire::{Answer, Ask, LeaseTtl, PeerMsg};
 
 /// Capacity of the actor's inbox.
 pub const INBOX: usize = 4096;
+/// Longest time between durable commits of the store (bounds WAL replay).
+pub const STORE_COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Most entries applied between durable commits of the store.
+pub const STORE_COMMIT_ENTRIES: u64 = 5000;
 /// Most requests waiting for a reply in one node.
 const MAX_WAITING: usize = 65_536;
 /// A waiting request is forgotten after this many ticks without a reply
@@ -97,6 +107,10 @@ pub struct Core {
     removed_at: Option<u64>,
     /// Sequence of this member's publish requests.
     publish_seq: u64,
+    /// When the store was last committed durably, and at which index.
+    store_committed: (std::time::Instant, u64),
+    /// The store's failure: the node stops.
+    store_failed: Option<String>,
 }
 
 impl Core {
@@ -117,6 +131,8 @@ impl Core {
             last_leader: 0,
             removed_at: None,
             publish_seq: 0,
+            store_committed: (std::time::Instant::now(), 0),
+            store_failed: None,
         }
     }
 
@@ -176,6 +192,40 @@ impl Core {
         }
     }
 
+    fn applied(&self) -> u64 {
+        self.node.applied(self.shard).unwrap_or(0)
+    }
+
+    /// The store's durable applied index.
+    fn store_durable(&self) -> u64 {
+        self.node
+            .state_machine(self.shard)
+            .and_then(|sm| sm.durable_applied())
+            .unwrap_or(0)
+    }
+
+    /// Commits the store durably if it is due (or `force`). Call only when
+    /// every entry applied so far is durable in the WAL.
+    fn commit_store(&mut self, force: bool) {
+        if self.store_failed.is_some() {
+            return;
+        }
+        let applied = self.applied();
+        let (at, index) = self.store_committed;
+        if applied == index && !force {
+            return;
+        }
+        let due =
+            force || at.elapsed() >= STORE_COMMIT_EVERY || applied - index >= STORE_COMMIT_ENTRIES;
+        if !due {
+            return;
+        }
+        match self.node.commit_state_machines(true) {
+            Ok(()) => self.store_committed = (std::time::Instant::now(), applied),
+            Err(e) => self.store_failed = Some(e.to_string()),
+        }
+    }
+
     /// Header data for responses built inside the actor.
     pub fn header_info(&self) -> HeaderInfo {
         HeaderInfo {
@@ -198,7 +248,7 @@ impl Core {
     }
 
     /// The key-value store.
-    pub fn kv(&self) -> &synod_kv::KvStore {
+    pub fn kv(&self) -> &synod_kv::KvStore<synod_kv::DynEngine> {
         self.node
             .state_machine(self.shard)
             .expect("the node hosts its shard")
@@ -413,7 +463,7 @@ impl Core {
     /// already handed to the disk thread) or `None`.
     fn drive(
         &mut self,
-        disk: &std::sync::mpsc::SyncSender<Vec<Persist>>,
+        disk: &std::sync::mpsc::SyncSender<(Vec<Persist>, u64)>,
     ) -> Option<synod_node::Ready> {
         for _ in 0..64 {
             if !self.node.has_ready() {
@@ -453,7 +503,7 @@ impl Core {
                 continue;
             }
             let ps = std::mem::take(&mut rd.persist);
-            disk.send(ps)
+            disk.send((ps, self.store_durable()))
                 .expect("the disk thread outlives the actor's loop");
             return Some(rd);
         }
@@ -489,6 +539,8 @@ impl Core {
             self.transport.send(to, PeerMsg::Raft(env));
         }
         self.node.advance(rd);
+        // Everything applied so far is durable in the WAL now.
+        self.commit_store(false);
     }
 }
 
@@ -498,14 +550,16 @@ pub async fn run(
     mut inbox: mpsc::Receiver<Input>,
     mut disk: Disk,
 ) -> Result<(), DiskError> {
-    let (ptx, prx) = std::sync::mpsc::sync_channel::<Vec<Persist>>(1);
+    let (ptx, prx) = std::sync::mpsc::sync_channel::<(Vec<Persist>, u64)>(1);
     let (dtx, mut drx) = mpsc::channel::<Result<u64, DiskError>>(1);
     let shared = core.shared.clone();
     std::thread::Builder::new()
         .name(format!("synod-disk-{}", shared.cfg.name))
         .spawn(move || {
-            while let Ok(ps) = prx.recv() {
-                let r = disk.persist(&ps).map(|()| disk.snapshot_bytes());
+            while let Ok((ps, store_durable)) = prx.recv() {
+                let r = disk
+                    .persist(&ps, store_durable)
+                    .map(|()| disk.snapshot_bytes());
                 if dtx.blocking_send(r).is_err() {
                     return;
                 }
@@ -525,6 +579,9 @@ pub async fn run(
             _ = interval.tick(), if !stopping => {
                 core.on_tick();
                 stopping = core.should_stop();
+                if in_flight.is_none() {
+                    core.commit_store(false);
+                }
             }
             m = inbox.recv(), if !stopping => match m {
                 Some(Input::Stop) | None => stopping = true,
@@ -543,7 +600,15 @@ pub async fn run(
                 None => unreachable!("the disk thread answers every request"),
             },
         }
+        if let Some(e) = core.store_failed.take() {
+            shared.log(format_args!("store failed, stopping: {e}"));
+            return Err(DiskError::Store(e));
+        }
         if stopping && in_flight.is_none() {
+            core.commit_store(true);
+            if let Some(e) = core.store_failed.take() {
+                return Err(DiskError::Store(e));
+            }
             return Ok(());
         }
         if in_flight.is_none() && !stopping {

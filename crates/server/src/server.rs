@@ -200,9 +200,13 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
     })?;
     let dir = cfg.data_dir.clone();
     let segment = cfg.wal_segment_bytes;
-    let mut opened = tokio::task::spawn_blocking(move || Disk::open(&dir, SHARD, segment))
-        .await
-        .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))??;
+    let max_sessions = NodeConfig::default().max_sessions;
+    let store_cfg = synod_store::StoreConfig::default();
+    let mut opened = tokio::task::spawn_blocking(move || {
+        Disk::open(&dir, SHARD, segment, &store_cfg, max_sessions)
+    })
+    .await
+    .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))??;
     let identity = read_identity(&cfg.data_dir)?;
     if let Some((id, cluster)) = identity {
         cfg.id = id;
@@ -266,9 +270,12 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         ticks_per_second,
         // The leader's fdatasync overlaps replication (Raft thesis §10.2.1).
         parallel_leader_append: true,
+        max_sessions,
         ..NodeConfig::default()
     };
-    let mut node = Node::new(node_cfg, vec![init])?;
+    // The group starts from the store: Raft replays only the entries after
+    // the store's applied index.
+    let mut node = Node::with_state_machines(node_cfg, vec![(init, Some(opened.state))])?;
     node.set_bootstrap_members(
         cfg.members
             .iter()

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use synod_kv::{Event, EventKind, KvError, KvStore};
+use synod_kv::{Event, EventKind, KvError, KvStore, MvccEngine};
 use synod_proto::etcdserverpb::{ResponseHeader, WatchResponse};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -219,7 +219,14 @@ impl WatchHub {
 
     /// Registers a watcher (its `created` answer was already queued) and
     /// starts its catch-up if it asked for a past revision.
-    pub fn add(&mut self, stream: u64, id: i64, mut w: Watcher, kv: &KvStore, h: HeaderInfo) {
+    pub fn add<E: MvccEngine>(
+        &mut self,
+        stream: u64,
+        id: i64,
+        mut w: Watcher,
+        kv: &KvStore<E>,
+        h: HeaderInfo,
+    ) {
         let now = kv.revision();
         if w.min_rev > 0 && w.min_rev <= now {
             w.lagging = true;
@@ -272,7 +279,7 @@ impl WatchHub {
     }
 
     /// Delivers freshly applied events to every synced watcher.
-    pub fn publish(&mut self, events: &[Event], kv: &KvStore, h: HeaderInfo) {
+    pub fn publish<E: MvccEngine>(&mut self, events: &[Event], kv: &KvStore<E>, h: HeaderInfo) {
         if self.watchers.is_empty() {
             return;
         }
@@ -317,7 +324,7 @@ impl WatchHub {
 
     /// One catch-up round for every lagging watcher, then the progress
     /// notifications that are due (called on ticks).
-    pub fn catch_up(&mut self, kv: &KvStore, h: HeaderInfo) {
+    pub fn catch_up<E: MvccEngine>(&mut self, kv: &KvStore<E>, h: HeaderInfo) {
         self.catch_up_lagging(kv, h);
         self.notify_progress(Instant::now(), kv, h);
     }
@@ -326,7 +333,7 @@ impl WatchHub {
     /// watcher that asked for them and was sent no events since its last
     /// check, an empty response at the current revision (etcd's periodic
     /// progress notify). Every due watcher is checked again one interval later.
-    pub fn notify_progress(&mut self, now: Instant, kv: &KvStore, h: HeaderInfo) {
+    pub fn notify_progress<E: MvccEngine>(&mut self, now: Instant, kv: &KvStore<E>, h: HeaderInfo) {
         let mut closed = Vec::new();
         while let Some(&(at, stream, id)) = self.progress_due.first() {
             if at > now {
@@ -361,7 +368,7 @@ impl WatchHub {
         }
     }
 
-    fn catch_up_lagging(&mut self, kv: &KvStore, h: HeaderInfo) {
+    fn catch_up_lagging<E: MvccEngine>(&mut self, kv: &KvStore<E>, h: HeaderInfo) {
         let lagging: Vec<(u64, i64)> = self
             .watchers
             .iter()
@@ -373,7 +380,13 @@ impl WatchHub {
         }
     }
 
-    fn catch_up_one(&mut self, stream: u64, id: i64, kv: &KvStore, h: HeaderInfo) {
+    fn catch_up_one<E: MvccEngine>(
+        &mut self,
+        stream: u64,
+        id: i64,
+        kv: &KvStore<E>,
+        h: HeaderInfo,
+    ) {
         let Some(w) = self.watchers.get_mut(&(stream, id)) else {
             return;
         };
@@ -428,7 +441,7 @@ impl WatchHub {
 
     /// The revision up to which every watcher of `stream` has been sent all
     /// events (for progress notifications), or `None` if one is lagging.
-    pub fn synced_revision(&self, stream: u64, kv: &KvStore) -> Option<i64> {
+    pub fn synced_revision<E: MvccEngine>(&self, stream: u64, kv: &KvStore<E>) -> Option<i64> {
         let lag = self
             .watchers
             .iter()

@@ -204,7 +204,15 @@ fn deterministic_core_depends_on_no_runtime() {
     let root = workspace_root();
     for c in DETERMINISTIC_CRATES {
         let manifest = fs::read_to_string(root.join("crates").join(c).join("Cargo.toml")).unwrap();
-        for bad in ["tokio", "async-std", "smol", "getrandom", "mio"] {
+        for bad in [
+            "tokio",
+            "async-std",
+            "smol",
+            "getrandom",
+            "mio",
+            "redb",
+            "synod-store",
+        ] {
             assert!(
                 !manifest.lines().any(|l| l.trim_start().starts_with(bad)),
                 "crates/{c}/Cargo.toml depends on {bad}; the deterministic core must not"
