@@ -375,8 +375,11 @@ pub fn inspect(dir: &Path) -> Result<DirStats, OfflineError> {
         }
     }
     st.snapshot_at = newest.as_ref().map(|(i, t, _)| (*i, *t));
-    // Without the store's figures, the newest snapshot image's.
-    if let (Some((index, term, path)), None) = (newest, st.store_applied) {
+    // Without the store's figures, or when the newest snapshot image is
+    // ahead of the store (a restored backup, a leader's snapshot not yet in
+    // the store: the next boot installs it), the image's figures.
+    let image_ahead = |i: u64| st.store_applied.is_none_or(|a| i > a);
+    if let Some((index, term, path)) = newest.filter(|(i, _, _)| image_ahead(*i)) {
         let image = crate::disk::read_image(&path, index, term)?;
         let mut sm = StateMachine::new(MAX_SESSIONS);
         synod_node::install_group_image(&mut sm, &image, &ConfState::default()).map_err(|e| {
