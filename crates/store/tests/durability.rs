@@ -151,6 +151,11 @@ fn a_flipped_byte_in_a_page_fails_the_open_naming_the_file() {
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Integrity { .. }), "{msg}");
     assert!(msg.contains(&path.display().to_string()), "{msg}");
+    // redb does not say where; our record checksums do.
+    assert!(
+        msg.contains("table `kv` at key \"victim\" revision 22.0"),
+        "{msg}"
+    );
     eprintln!("{msg}");
 }
 
