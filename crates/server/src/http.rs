@@ -128,9 +128,15 @@ impl Histogram {
     }
 }
 
-/// Bytes the store occupies on disk: every file under the data dir's `wal`
-/// and `snap` directories (the Raft log's segments and the snapshot images).
+/// Bytes of the state machine's store file (`member/store.redb`): what
+/// etcd reports as its backend database size.
 pub fn store_bytes(data_dir: &Path) -> u64 {
+    std::fs::metadata(crate::disk::store_path(data_dir)).map_or(0, |m| m.len())
+}
+
+/// Bytes of everything a member keeps on disk: the store file, the Raft
+/// log's WAL segments and any snapshot images.
+pub fn data_dir_bytes(data_dir: &Path) -> u64 {
     fn walk(dir: &Path, depth: u32) -> u64 {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return 0;
@@ -145,7 +151,7 @@ pub fn store_bytes(data_dir: &Path) -> u64 {
         }
         n
     }
-    walk(&data_dir.join("wal"), 2) + walk(&data_dir.join("snap"), 2)
+    walk(data_dir, 3)
 }
 
 /// The Prometheus text exposition of a node's figures.
@@ -200,10 +206,17 @@ pub fn metrics(s: &Shared) -> String {
     );
     gauge(
         "etcd_mvcc_db_total_size_in_bytes",
-        "Bytes the store occupies on disk: the Raft log's WAL segments plus the \
-         state-machine snapshot images (synod has no bbolt file).",
+        "Total size of the underlying database physically allocated in bytes \
+         (synod's store file, member/store.redb).",
         "gauge",
         i64::try_from(store_bytes(&s.cfg.data_dir)).unwrap_or(i64::MAX),
+    );
+    gauge(
+        "synod_disk_data_dir_bytes",
+        "Bytes of everything in the data dir: the store file, the WAL's \
+         (preallocated) segments and snapshot images.",
+        "gauge",
+        i64::try_from(data_dir_bytes(&s.cfg.data_dir)).unwrap_or(i64::MAX),
     );
     s.wal_fsync.render(
         &mut out,

@@ -190,8 +190,10 @@ fn metrics_carry_the_fsync_histogram_and_the_store_size() {
     let ep = cl.endpoint(0);
     let before = http_get(&ep, "/metrics");
     let count0 = sample(&before, "etcd_disk_wal_fsync_duration_seconds_count");
-    let size0 = sample(&before, "etcd_mvcc_db_total_size_in_bytes");
+    let size0 = sample(&before, "synod_disk_data_dir_bytes");
     assert!(size0 > 0.0, "the WAL exists from the start");
+    let db0 = sample(&before, "etcd_mvcc_db_total_size_in_bytes");
+    assert!(db0 > 0.0, "the store file exists from the start");
     assert!(before.contains("# TYPE etcd_disk_wal_fsync_duration_seconds histogram"));
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -238,9 +240,14 @@ fn metrics_carry_the_fsync_histogram_and_the_store_size() {
         "WAL fdatasync: {count} calls, mean {:.3} ms",
         sum / count * 1000.0
     );
-    let size = sample(&after, "etcd_mvcc_db_total_size_in_bytes");
+    let size = sample(&after, "synod_disk_data_dir_bytes");
     assert!(
         size - size0 >= SEGMENT as f64,
         "6 MB of values start a new WAL segment: {size0} -> {size}"
+    );
+    let db = sample(&after, "etcd_mvcc_db_total_size_in_bytes");
+    assert!(
+        db - db0 >= 4_000_000.0,
+        "6 MB of values are in the store file: {db0} -> {db}"
     );
 }
