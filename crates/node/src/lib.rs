@@ -202,6 +202,9 @@ struct Group {
     role: Role,
     /// A snapshot taken by compaction, to persist with the next Ready.
     local_snapshot: Option<Snapshot>,
+    /// Raft asked for a snapshot image (lazy snapshot data): take one at
+    /// the next `advance`.
+    snapshot_wanted: bool,
     /// Raft's configuration as of `applied` (follows the applied conf entries).
     conf: ConfState,
     /// The member registry (part of the replicated state and its image).
@@ -364,12 +367,14 @@ impl Node {
             }),
             _ => None,
         };
+        let lazy = rc.lazy_snapshot_data;
         let mut raft = Raft::new(rc, g.raft).map_err(|err| NodeError::Config { shard, err })?;
-        if let Some(snap) = restored {
+        if let Some(snap) = restored.filter(|_| !lazy) {
             // Hand the persisted snapshot back to Raft, so that a restarted
             // leader can send it to followers behind its log (otherwise it
             // could not until its next compaction, which may never come if
-            // those followers are needed to commit anything).
+            // those followers are needed to commit anything). With lazy
+            // snapshot data Raft asks for an image when it needs one.
             raft.compact(snap)
                 .expect("the restored snapshot is the one Raft was restored from");
         }
@@ -392,6 +397,7 @@ impl Node {
                 lessor,
                 role,
                 local_snapshot: None,
+                snapshot_wanted: false,
                 conf,
                 members_changed: !registry.is_empty(),
                 members: registry,
@@ -673,6 +679,7 @@ impl Node {
                 continue;
             }
             let mut r = g.raft.ready();
+            g.snapshot_wanted |= r.snapshot_wanted;
             if let Some((role, leader)) = r.soft_state {
                 if role == Role::Leader && g.role != Role::Leader {
                     g.lessor.promote(now);
@@ -778,11 +785,13 @@ impl Node {
         for (shard, token) in rd.raft {
             if let Some(g) = self.groups.get_mut(&shard) {
                 g.raft.advance(token);
-                // Compact once Raft knows the entries are applied.
-                if g.applied >= g.snapshot_index + self.cfg.snapshot_every
-                    && g.local_snapshot.is_none()
-                {
-                    g.local_snapshot = take_snapshot(g);
+                // Compact once Raft knows the entries are applied; take an
+                // image now if Raft asked for one (it asks again if missed).
+                let wanted = std::mem::take(&mut g.snapshot_wanted);
+                let due = g.applied >= g.snapshot_index + self.cfg.snapshot_every;
+                if (due || wanted) && g.local_snapshot.is_none() {
+                    let lazy = self.cfg.raft.lazy_snapshot_data;
+                    g.local_snapshot = take_snapshot(g, lazy, wanted);
                 }
             }
         }
@@ -1081,7 +1090,14 @@ fn serve_confirmed(g: &mut Group, replies: &mut Vec<ClientReply>) {
     }
 }
 
-fn take_snapshot(g: &mut Group) -> Option<Snapshot> {
+/// Compacts the group's Raft log at `applied`, and returns the snapshot
+/// for the driver to persist (none when it already holds one there).
+///
+/// Raft gets the image unless `lazy` (then only when it asked: `wanted`).
+/// The driver gets it only when the state machine keeps nothing across a
+/// restart; a durable store already holds this state, so the driver gets
+/// the index alone.
+fn take_snapshot(g: &mut Group, lazy: bool, wanted: bool) -> Option<Snapshot> {
     let index = g.applied;
     let term = g.raft.term_at(index)?;
     let meta = SnapshotMeta {
@@ -1089,28 +1105,39 @@ fn take_snapshot(g: &mut Group) -> Option<Snapshot> {
         term,
         conf_state: g.raft.conf_state().clone(),
     };
-    let data = members::encode_image(&g.members, &g.sm.snapshot());
-    // Raft keeps the image for lagging followers. The driver needs it only
-    // when the state machine keeps nothing across a restart; a durable store
-    // already holds this state, so the driver gets the index alone.
-    let for_driver = if g.sm.durable_applied().is_some() {
-        Vec::new()
-    } else {
-        data.clone()
-    };
-    match g.raft.compact(Snapshot {
-        meta: meta.clone(),
-        data,
-    }) {
-        Ok(()) => {
-            g.snapshot_index = index;
-            Some(Snapshot {
-                meta,
-                data: for_driver,
-            })
-        }
-        Err(_) => None,
+    let durable = g.sm.durable_applied().is_some();
+    let for_raft = !lazy || wanted;
+    // Asked again at the snapshot the driver has: Raft alone needs the image.
+    let for_driver = index > g.snapshot_index;
+    if !for_raft && durable {
+        g.raft.compact_log(meta.clone()).ok()?;
+        g.snapshot_index = index;
+        return for_driver.then_some(Snapshot {
+            meta,
+            data: Vec::new(),
+        });
     }
+    let data = members::encode_image(&g.members, &g.sm.snapshot());
+    let driver_data = if durable || !for_driver {
+        Vec::new()
+    } else if for_raft {
+        data.clone()
+    } else {
+        g.raft.compact_log(meta.clone()).ok()?;
+        g.snapshot_index = index;
+        return Some(Snapshot { meta, data });
+    };
+    g.raft
+        .compact(Snapshot {
+            meta: meta.clone(),
+            data,
+        })
+        .ok()?;
+    g.snapshot_index = index;
+    for_driver.then_some(Snapshot {
+        meta,
+        data: driver_data,
+    })
 }
 
 /// Installs a group's snapshot image as Raft carries it (the member

@@ -46,6 +46,11 @@ pub struct Ready {
     pub committed_entries: Vec<Entry>,
     /// Reads that may be served once the applied index reaches theirs.
     pub read_states: Vec<ReadState>,
+    /// With [`Config::lazy_snapshot_data`]: a follower needs a snapshot and
+    /// Raft holds no image of its current snapshot. Take one at the applied
+    /// index and hand it over with [`Raft::compact`] after `advance`; Raft
+    /// asks again at the next heartbeat if it still has none.
+    pub snapshot_wanted: bool,
     /// Pass to [`Raft::advance`].
     pub token: ReadyToken,
 }
@@ -111,6 +116,8 @@ pub struct Raft {
     snapshot: Option<Snapshot>,
     assembly: Option<SnapshotAssembly>,
     pending_snapshot: Option<Snapshot>,
+    /// Lazy mode: a transfer could not start for want of an image.
+    snapshot_wanted: bool,
     prev_soft: (Role, NodeId),
     prev_hard: HardState,
     outstanding: bool,
@@ -154,6 +161,7 @@ impl Raft {
             snapshot: None,
             assembly: None,
             pending_snapshot: None,
+            snapshot_wanted: false,
             prev_soft: (Role::Follower, NONE),
             prev_hard: HardState::default(),
             outstanding: false,
@@ -344,6 +352,11 @@ impl Raft {
 
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
+        self.tick_inner();
+        self.release_snapshot_data();
+    }
+
+    fn tick_inner(&mut self) {
         self.ticks += 1;
         if self.role == Role::Leader {
             self.tick_leader();
@@ -723,9 +736,47 @@ impl Raft {
 
     /// Records a snapshot the owner took at an applied index and drops the
     /// log up to it. Lagging followers are sent this snapshot. After a restart
-    /// call it once with the persisted snapshot so it can be sent.
+    /// call it once with the persisted snapshot so it can be sent. With
+    /// [`Config::lazy_snapshot_data`] the image is kept only while a transfer
+    /// uses it, and the transfers that waited for it start now; compacting
+    /// again at the current snapshot's index (to supply its image) is accepted.
     pub fn compact(&mut self, snapshot: Snapshot) -> Result<(), CompactError> {
-        let idx = snapshot.meta.index;
+        self.compact_to(&snapshot.meta)?;
+        self.snapshot = Some(snapshot);
+        if self.cfg.lazy_snapshot_data && self.role == Role::Leader {
+            let me = self.cfg.id;
+            let waiting: Vec<NodeId> = self
+                .prs
+                .iter()
+                .filter(|(&id, p)| {
+                    id != me
+                        && p.state != ProgressState::Snapshot
+                        && self.log.term(p.next.saturating_sub(1)).is_none()
+                })
+                .map(|(&id, _)| id)
+                .collect();
+            for id in waiting {
+                self.start_snapshot(id);
+            }
+        }
+        self.release_snapshot_data();
+        Ok(())
+    }
+
+    /// Like [`Raft::compact`] without an image: only with
+    /// [`Config::lazy_snapshot_data`], which asks for one when a follower
+    /// needs it. A transfer in progress keeps the image it started with.
+    pub fn compact_log(&mut self, meta: SnapshotMeta) -> Result<(), CompactError> {
+        if !self.cfg.lazy_snapshot_data {
+            return Err(CompactError::NoImage);
+        }
+        self.compact_to(&meta)?;
+        self.release_snapshot_data();
+        Ok(())
+    }
+
+    fn compact_to(&mut self, meta: &SnapshotMeta) -> Result<(), CompactError> {
+        let idx = meta.index;
         if idx > self.applied {
             return Err(CompactError::NotApplied {
                 index: idx,
@@ -735,13 +786,13 @@ impl Raft {
         if idx < self.log.snap_index() {
             return Err(CompactError::Stale(idx));
         }
-        if self.log.term(idx) != Some(snapshot.meta.term) {
+        if self.log.term(idx) != Some(meta.term) {
             return Err(CompactError::TermMismatch);
         }
-        if self.conf_at(idx) != Some(&snapshot.meta.conf_state) {
+        if self.conf_at(idx) != Some(&meta.conf_state) {
             return Err(CompactError::ConfMismatch);
         }
-        self.log.compact(idx, snapshot.meta.term);
+        self.log.compact(idx, meta.term);
         // Keep the configuration in force at the snapshot and everything after.
         let keep_from = self
             .conf_history
@@ -749,8 +800,33 @@ impl Raft {
             .rposition(|(i, _)| *i <= idx)
             .unwrap_or(0);
         self.conf_history.drain(..keep_from);
-        self.snapshot = Some(snapshot);
         Ok(())
+    }
+
+    /// Index of the snapshot image held for sending, if any.
+    pub fn snapshot_image_index(&self) -> Option<u64> {
+        self.snapshot.as_ref().map(|s| s.meta.index)
+    }
+
+    /// Lazy mode: drop the image once no transfer uses it (a follower
+    /// installs a snapshot only from chunks of one image, so it stays while
+    /// any follower is in the snapshot state).
+    fn release_snapshot_data(&mut self) {
+        if !self.cfg.lazy_snapshot_data {
+            return;
+        }
+        let leading = self.role == Role::Leader;
+        if !leading {
+            self.snapshot_wanted = false;
+        }
+        let sending = leading
+            && self
+                .prs
+                .values()
+                .any(|p| p.state == ProgressState::Snapshot);
+        if !sending {
+            self.snapshot = None;
+        }
     }
 
     // ----- Ready -----------------------------------------------------------
@@ -786,6 +862,7 @@ impl Raft {
             || self.hard_state() != self.prev_hard
             || !self.log.unstable().is_empty()
             || self.pending_snapshot.is_some()
+            || self.snapshot_wanted
             || !self.msgs.is_empty()
             || self.log.commit > self.next_committed()
             || !self.read_states.is_empty()
@@ -834,6 +911,7 @@ impl Raft {
             messages: std::mem::take(&mut self.msgs),
             committed_entries,
             read_states: std::mem::take(&mut self.read_states),
+            snapshot_wanted: std::mem::take(&mut self.snapshot_wanted),
             token: ReadyToken {
                 last_entry,
                 committed_to,
@@ -864,6 +942,8 @@ impl Raft {
             }
             self.maybe_auto_leave();
         }
+        // An applied change may have removed the follower being sent a snapshot.
+        self.release_snapshot_data();
     }
 
     /// Thesis §4.3: once a joint configuration with `auto_leave` is applied (and
@@ -1020,9 +1100,16 @@ impl Raft {
     }
 
     fn start_snapshot(&mut self, to: NodeId) {
-        let Some(idx) = self.snapshot.as_ref().map(|s| s.meta.index) else {
-            // The owner has not handed us the snapshot data (see `compact`): cannot help yet.
-            return;
+        let lazy = self.cfg.lazy_snapshot_data;
+        let idx = match self.snapshot.as_ref().map(|s| s.meta.index) {
+            // Lazy mode holds an older image only for a transfer in progress.
+            Some(i) if !lazy || i == self.log.snap_index() => i,
+            _ => {
+                // The owner has not handed us the snapshot data (see `compact`):
+                // cannot help yet. In lazy mode, ask for it.
+                self.snapshot_wanted |= lazy;
+                return;
+            }
         };
         self.prs
             .get_mut(&to)
@@ -1127,6 +1214,12 @@ impl Raft {
 
     /// Processes a message from a peer. Stale or invalid messages are typed errors.
     pub fn step(&mut self, m: Message) -> Result<(), StepError> {
+        let r = self.step_inner(m);
+        self.release_snapshot_data();
+        r
+    }
+
+    fn step_inner(&mut self, m: Message) -> Result<(), StepError> {
         if m.to != self.cfg.id || m.from == self.cfg.id || m.from == NONE {
             return Err(StepError::Misaddressed {
                 from: m.from,
@@ -1581,8 +1674,12 @@ impl Raft {
                     if s.index == index {
                         s.offset = next_offset;
                         s.in_flight = false;
-                        let len = self.snapshot.as_ref().map_or(0, |s| s.data.len() as u64);
-                        if next_offset < len {
+                        let (held, len) = self
+                            .snapshot
+                            .as_ref()
+                            .map_or((0, 0), |s| (s.meta.index, s.data.len() as u64));
+                        // A newer image restarts the transfer (at offset 0).
+                        if next_offset < len || held != index {
                             self.send_snapshot_chunk(from);
                         }
                     }

@@ -61,6 +61,12 @@ pub struct Config {
     pub seed: u64,
     /// The highest index the owner has already applied (on restart); 0 = the snapshot's index.
     pub applied: u64,
+    /// Hold a snapshot image only while a transfer uses it: Raft keeps the
+    /// snapshot's index, term and configuration, drops the image once no
+    /// follower is being sent it, and asks for a fresh one through
+    /// [`Ready::snapshot_wanted`](crate::Ready::snapshot_wanted) when a
+    /// follower needs a snapshot and none is held.
+    pub lazy_snapshot_data: bool,
     /// Test-only deliberate bug.
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
@@ -82,6 +88,7 @@ impl Default for Config {
             snapshot_chunk_bytes: 256 << 10,
             seed: 0,
             applied: 0,
+            lazy_snapshot_data: false,
             planted_bug: None,
         }
     }
@@ -594,6 +601,9 @@ pub enum CompactError {
     /// Term does not match the log.
     #[error("snapshot term does not match the log")]
     TermMismatch,
+    /// Compaction without an image needs `Config::lazy_snapshot_data`.
+    #[error("compaction without an image needs lazy snapshot data")]
+    NoImage,
     /// The configuration is not the one in force at the snapshot's index.
     #[error("snapshot configuration is not the one in force at its index")]
     ConfMismatch,

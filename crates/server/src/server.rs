@@ -263,6 +263,8 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
             heartbeat_tick: cfg.heartbeat_ticks,
             pre_vote: true,
             check_quorum: true,
+            // A durable store holds the state: snapshot images are built on demand.
+            lazy_snapshot_data: opened.state.0.durable_applied().is_some(),
             ..RaftConfig::default()
         },
         seed: seed(cfg.id),

@@ -228,6 +228,9 @@ impl Harness {
         let max_inflight_msgs = [16, 4, 1][shape.random_range(0..3)];
         let drawn = shape.random_bool(0.5);
         let parallel_leader_append = self.cfg.parallel_leader_append.unwrap_or(drawn);
+        // Half the seeds build snapshot images on demand (Raft holds one
+        // only while sending it).
+        let lazy_snapshot_data = shape.random_bool(0.5);
         let raft = RaftConfig {
             election_tick: 10,
             heartbeat_tick: 2,
@@ -240,6 +243,7 @@ impl Harness {
             },
             lease_drift_ticks: 2,
             snapshot_chunk_bytes: 512,
+            lazy_snapshot_data,
             planted_bug: self.cfg.bug,
             ..RaftConfig::default()
         };

@@ -53,6 +53,8 @@ pub struct Net {
     pub images: BTreeMap<(u64, u64), Vec<u8>>,
     /// First disagreement between two snapshot images of the same point, if any.
     pub image_conflict: Option<String>,
+    /// Nodes whose Ready asked for a snapshot image (lazy snapshot data).
+    pub wanted: BTreeSet<u64>,
 }
 
 pub fn fmt_entry(e: &Entry) -> String {
@@ -216,6 +218,7 @@ impl Net {
             out: String::new(),
             images: BTreeMap::new(),
             image_conflict: None,
+            wanted: BTreeSet::new(),
         }
     }
 
@@ -315,6 +318,23 @@ impl Net {
         Ok(())
     }
 
+    /// The application compacts at `index` without handing Raft an image
+    /// (lazy snapshot data); its store keeps the image.
+    pub fn compact_log(&mut self, id: u64, index: u64) -> Result<(), CompactError> {
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        let term = n.raft.term_at(index).ok_or(CompactError::Stale(index))?;
+        let meta = SnapshotMeta {
+            index,
+            term,
+            conf_state: n.raft.conf_state().clone(),
+        };
+        n.raft.compact_log(meta.clone())?;
+        let data = encode_state(&n.applied, index);
+        n.store.entries.retain(|e| e.index > index);
+        n.store.snap = Some(Snapshot { meta, data });
+        Ok(())
+    }
+
     fn record_image(&mut self, id: u64, index: u64, term: u64, data: Vec<u8>) {
         if let Some(prev) = self.images.insert((index, term), data.clone()) {
             if prev != data && self.image_conflict.is_none() {
@@ -344,6 +364,9 @@ impl Net {
         }
         let rd = n.raft.ready();
         n.store.persist(&rd);
+        if rd.snapshot_wanted {
+            self.wanted.insert(id);
+        }
         if let Some(s) = &rd.snapshot {
             n.applied = decode_state(&s.data);
             if std::env::var("RAFT_DEBUG").is_ok() {
