@@ -40,6 +40,16 @@ pub struct Record {
 /// A key interval (already resolved from etcd's `range_end` rules).
 pub type KeySpan<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
+/// Whether a span holds no key at all (its end at or before its start).
+pub fn span_is_empty(s: &KeySpan<'_>) -> bool {
+    match (s.0, s.1) {
+        (Bound::Included(a), Bound::Excluded(b)) => b <= a,
+        (Bound::Included(a), Bound::Included(b)) => b < a,
+        (Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => b <= a,
+        _ => false,
+    }
+}
+
 /// A failure of the engine underneath the store: IO, or data found damaged.
 /// The message names what failed (file, table, key, revision where known).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -59,7 +59,9 @@ mod snapshot;
 mod store;
 mod types;
 
-pub use engine::{record_digest, DynEngine, EngineError, KeySpan, MvccEngine, Record, Rev};
+pub use engine::{
+    record_digest, span_is_empty, DynEngine, EngineError, KeySpan, MvccEngine, Record, Rev,
+};
 pub use error::KvError;
 pub use lessor::{Lessor, LessorConfig};
 pub use mvcc::Mvcc;

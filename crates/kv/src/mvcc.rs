@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::engine::{record_digest, EngineError, KeySpan, MvccEngine, Record, Rev};
+use crate::engine::{record_digest, span_is_empty, EngineError, KeySpan, MvccEngine, Record, Rev};
 use crate::types::KeyValue;
 
 /// The key interval a request names, after etcd's `range_end` rules.
@@ -61,16 +61,6 @@ fn live_at(touches: &[Touch], at: i64) -> Option<Rev> {
     match n.checked_sub(1).map(|i| touches[i]) {
         Some((rev, false)) => Some(rev),
         _ => None,
-    }
-}
-
-/// Whether a span is empty (its end at or before its start).
-fn span_is_empty(s: &Span<'_>) -> bool {
-    match (s.0, s.1) {
-        (Bound::Included(a), Bound::Excluded(b)) => b <= a,
-        (Bound::Included(a), Bound::Included(b)) => b < a,
-        (Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => b <= a,
-        _ => false,
     }
 }
 

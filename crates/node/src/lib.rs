@@ -955,10 +955,7 @@ fn settle_members(
         g.pending_members.remove(&(client, seq));
         let mine = p.index == e.index && p.term == e.term;
         let result = if mine && applied {
-            Ok(ClientResponse::Member {
-                id: p.id,
-                members: g.members.members().cloned().collect(),
-            })
+            Ok(member_answer(g, p.id))
         } else if mine {
             Err(ClientError::Invalid(
                 "the configuration change was refused by Raft".into(),
@@ -972,6 +969,15 @@ fn settle_members(
             seq,
             result,
         });
+    }
+}
+
+/// The answer to a membership request that took effect: the member it was
+/// about and every member now.
+fn member_answer(g: &Group, id: NodeId) -> ClientResponse {
+    ClientResponse::Member {
+        id,
+        members: g.members.members().cloned().collect(),
     }
 }
 
@@ -990,10 +996,7 @@ fn settle_members_by_snapshot(g: &mut Group, index: u64, replies: &mut Vec<Clien
     for ((client, seq), p) in settled {
         g.pending_members.remove(&(client, seq));
         let result = if g.members.holds(&p.op, p.id) {
-            Ok(ClientResponse::Member {
-                id: p.id,
-                members: g.members.members().cloned().collect(),
-            })
+            Ok(member_answer(g, p.id))
         } else {
             Err(ClientError::NotLeader { leader })
         };

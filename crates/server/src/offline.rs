@@ -158,15 +158,15 @@ pub fn read_snapshot(path: &Path, check_hash: bool) -> Result<(StateMachine, u64
     Ok((sm, buf.len() as u64))
 }
 
-fn live_keys(sm: &StateMachine) -> usize {
+/// Keys alive at the store's current revision.
+fn live_keys<E: synod_kv::MvccEngine>(kv: &synod_kv::KvStore<E>) -> usize {
     let all = RangeRequest {
         key: vec![0],
         range_end: vec![0],
         count_only: true,
         ..RangeRequest::default()
     };
-    sm.kv()
-        .range(&all)
+    kv.range(&all)
         .map_or(0, |r| usize::try_from(r.count).unwrap_or(usize::MAX))
 }
 
@@ -176,7 +176,7 @@ pub fn snapshot_status(path: &Path) -> Result<SnapshotStatus, OfflineError> {
     Ok(SnapshotStatus {
         hash: sm.kv().hash() as u32,
         revision: sm.kv().revision(),
-        total_keys: live_keys(&sm),
+        total_keys: live_keys(sm.kv()),
         total_size: size,
     })
 }
@@ -361,14 +361,7 @@ pub fn inspect(dir: &Path) -> Result<DirStats, OfflineError> {
                 st.store_applied = Some(o.applied);
                 st.revision = o.kv.revision();
                 st.compact_revision = o.kv.compact_revision();
-                st.keys =
-                    o.kv.range(&RangeRequest {
-                        key: vec![0],
-                        range_end: vec![0],
-                        count_only: true,
-                        ..RangeRequest::default()
-                    })
-                    .map_or(0, |r| usize::try_from(r.count).unwrap_or(usize::MAX));
+                st.keys = live_keys(&o.kv);
                 st.leases = o.kv.leases().len();
             }
             Err(e) => st.store_unavailable = Some(e.to_string()),
@@ -390,7 +383,7 @@ pub fn inspect(dir: &Path) -> Result<DirStats, OfflineError> {
         })?;
         st.revision = sm.kv().revision();
         st.compact_revision = sm.kv().compact_revision();
-        st.keys = live_keys(&sm);
+        st.keys = live_keys(sm.kv());
         st.leases = sm.kv().leases().len();
     }
     Ok(st)

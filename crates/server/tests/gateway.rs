@@ -8,21 +8,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_ports, Cluster};
+use common::{free_ports, have, have_etcd, Cluster};
 use serde_json::Value;
-
-fn have(tool: &str, arg: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("NOTICE: {tool} not found; skipping (CI installs etcd-server and curl)");
-    }
-    ok
-}
 
 /// A real single-member etcd on loopback, killed on drop.
 struct Etcd {
@@ -196,7 +183,7 @@ const STEPS: &[(&str, &str)] = &[
 
 #[test]
 fn gateway_answers_like_etcd() {
-    if !have("etcd", "--version") || !have("curl", "--version") {
+    if !have_etcd() || !have("curl", "--version", "curl") {
         return;
     }
     let etcd = Etcd::start();
@@ -335,7 +322,7 @@ fn gateway_answers_like_etcd() {
 
 #[test]
 fn gateway_watch_streams_live_events() {
-    if !have("curl", "--version") {
+    if !have("curl", "--version", "curl") {
         return;
     }
     let cl = Cluster::start(1);

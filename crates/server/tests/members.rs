@@ -204,7 +204,7 @@ fn a_learner_is_promoted_and_refusals_carry_etcds_messages() {
         return;
     }
     // Frequent snapshots, so the learner catches up by snapshot.
-    let mut cl = Cluster::start_tuned(3, |c| c.snapshot_every = 10);
+    let mut cl = Cluster::start_with(3, |c| c.snapshot_every = 10);
     cl.wait_leader(STEP).expect("a leader is elected");
     let all = cl.endpoints();
     wait_list(&all, "three started members", |l| all_started(l, 3));

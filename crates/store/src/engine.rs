@@ -9,7 +9,9 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
 };
-use synod_kv::{record_digest, EngineError, KeySpan, KeyValue, MvccEngine, Record, Rev};
+use synod_kv::{
+    record_digest, span_is_empty, EngineError, KeySpan, KeyValue, MvccEngine, Record, Rev,
+};
 
 use crate::codec::{self, MetaState};
 use crate::{StoreConfig, StoreError};
@@ -320,15 +322,6 @@ fn kv_bounds<'a>(span: &KeySpan<'a>) -> (KvBound<'a>, KvBound<'a>) {
         Bound::Unbounded => Bound::Unbounded,
     };
     (lo, hi)
-}
-
-fn span_is_empty(s: &KeySpan<'_>) -> bool {
-    match (s.0, s.1) {
-        (Bound::Included(a), Bound::Excluded(b)) => b <= a,
-        (Bound::Included(a), Bound::Included(b)) => b < a,
-        (Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => b <= a,
-        _ => false,
-    }
 }
 
 impl RedbEngine {

@@ -38,11 +38,7 @@ fn verbose() -> bool {
 impl Cluster {
     /// Starts `n` members with small timings (tick 50 ms, election 10 ticks).
     pub fn start(n: usize) -> Cluster {
-        let mut cl = Cluster::start_stopped(n);
-        for i in 0..n {
-            cl.boot(i);
-        }
-        cl
+        Cluster::start_with(n, |_| {})
     }
 
     /// The configurations and slots of `n` members, none running yet.
@@ -161,30 +157,6 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Like [`Cluster::start`], with `tune` applied to every member's configuration.
-    pub fn start_tuned(n: usize, tune: impl Fn(&mut ServerConfig)) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let ports = free_ports(2 * n);
-        let pairs: Vec<(u16, u16)> = (0..n).map(|i| (ports[2 * i], ports[2 * i + 1])).collect();
-        let mut cfgs = local_cluster(dir.path(), &pairs, "synod-test");
-        for c in &mut cfgs {
-            c.tick = Duration::from_millis(50);
-            c.wal_segment_bytes = 8 << 20;
-            c.snapshot_every = 200;
-            tune(c);
-        }
-        let mut cl = Cluster {
-            dir,
-            cfgs,
-            members: Vec::new(),
-        };
-        for i in 0..n {
-            cl.members.push(None);
-            cl.boot(i);
-        }
-        cl
-    }
-
     /// Starts a member added at runtime, as etcdctl's `member add` tells
     /// one to: `--initial-cluster-state existing` and the printed
     /// `--initial-cluster`, data in a fresh directory. Returns its index.
@@ -248,7 +220,7 @@ impl Drop for Cluster {
 
 /// Whether `tool arg` runs and succeeds; prints a notice naming the Debian
 /// package to install when not.
-fn have(tool: &str, arg: &str, package: &str) -> bool {
+pub fn have(tool: &str, arg: &str, package: &str) -> bool {
     let ok = Command::new(tool)
         .arg(arg)
         .env("ETCDCTL_API", "3")
