@@ -160,6 +160,11 @@ pub struct Ready {
     /// Groups whose member registry changed in this round, with every
     /// member now (for the driver's transport and member lists).
     pub members: Vec<(ShardId, Vec<Member>)>,
+    /// Whether `persist` must be made durable before `messages` go out and
+    /// before [`Node::advance`]. False when all it holds is a new commit
+    /// index: write it, send and advance at once, and let a later sync make
+    /// it durable (a restart learns the commit index again).
+    pub must_sync: bool,
     raft: Vec<(ShardId, ReadyToken)>,
 }
 
@@ -670,6 +675,7 @@ impl Node {
                     snapshot: Some(snap),
                     ..Persist::default()
                 });
+                rd.must_sync = true;
             }
             if !g.raft.has_ready() {
                 if std::mem::take(&mut g.members_changed) {
@@ -743,6 +749,7 @@ impl Node {
                 rd.members
                     .push((g.shard, g.members.members().cloned().collect()));
             }
+            rd.must_sync |= r.must_sync;
             rd.persist.push(Persist {
                 shard: g.shard,
                 hard_state: r.hard_state,

@@ -51,6 +51,11 @@ pub struct Ready {
     /// index and hand it over with [`Raft::compact`] after `advance`; Raft
     /// asks again at the next heartbeat if it still has none.
     pub snapshot_wanted: bool,
+    /// Whether the persisted part must be made durable before `messages`
+    /// go out: new entries, a snapshot, or a new term or vote. A hard state
+    /// whose only change is the commit index may be written without a sync
+    /// (the commit index is learned again after a restart), as etcd does.
+    pub must_sync: bool,
     /// Pass to [`Raft::advance`].
     pub token: ReadyToken,
 }
@@ -880,6 +885,7 @@ impl Raft {
         self.prev_soft = soft;
         let hs = self.hard_state();
         let hard_state = (hs != self.prev_hard).then_some(hs);
+        let vote_changed = hs.term != self.prev_hard.term || hs.vote != self.prev_hard.vote;
         self.prev_hard = hs;
         let entries = self.log.unstable().to_vec();
         let last_entry = entries.last().map(|e| (e.index, e.term));
@@ -903,11 +909,14 @@ impl Raft {
             .last()
             .map_or(self.next_committed(), |e| e.index);
         self.outstanding = true;
+        let snapshot = self.pending_snapshot.take();
+        let must_sync = vote_changed || !entries.is_empty() || snapshot.is_some();
         Ready {
             soft_state,
             hard_state,
             entries,
-            snapshot: self.pending_snapshot.take(),
+            snapshot,
+            must_sync,
             messages: std::mem::take(&mut self.msgs),
             committed_entries,
             read_states: std::mem::take(&mut self.read_states),

@@ -683,3 +683,54 @@ fn snapshot_matching_our_log_fast_forwards_and_acks_only_its_index() {
         .collect();
     assert_eq!(acks, vec![2]);
 }
+
+#[test]
+fn only_a_new_commit_index_needs_no_sync() {
+    // The crate's persisting rule (as etcd's MustSync): entries, a snapshot,
+    // a new term or a new vote must be durable before messages leave; a new
+    // commit index alone need not (a restart learns it again).
+    let mut r = lone(1, vec![1, 2, 3]);
+    let append = msg(
+        2,
+        1,
+        2,
+        MessageBody::Append {
+            index: 1,
+            log_term: 1,
+            entries: vec![Entry {
+                term: 2,
+                index: 2,
+                kind: EntryKind::Normal,
+                data: b"x".to_vec(),
+            }],
+            commit: 1,
+        },
+    );
+    r.step(append).unwrap();
+    let rd = drain(&mut r);
+    assert_eq!(rd.entries.len(), 1);
+    assert!(rd.must_sync, "new entries (and a new term)");
+
+    r.step(msg(2, 1, 2, MessageBody::Heartbeat { commit: 2, ctx: 0 }))
+        .unwrap();
+    let rd = drain(&mut r);
+    assert_eq!(rd.hard_state.map(|h| h.commit), Some(2));
+    assert!(rd.entries.is_empty());
+    assert_eq!(rd.committed_entries.len(), 1);
+    assert!(!rd.must_sync, "only the commit index changed");
+
+    r.step(msg(
+        3,
+        1,
+        3,
+        MessageBody::Vote {
+            last_index: 2,
+            last_term: 2,
+            transfer: false,
+        },
+    ))
+    .unwrap();
+    let rd = drain(&mut r);
+    assert_eq!(rd.hard_state.map(|h| (h.term, h.vote)), Some((3, 3)));
+    assert!(rd.must_sync, "a new term and vote");
+}

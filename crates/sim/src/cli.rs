@@ -47,6 +47,10 @@ pub struct SimArgs {
     /// (default: the seed picks).
     #[arg(long)]
     pub parallel_leader_append: Option<bool>,
+    /// Sync every Ready that writes anything, a commit index alone included
+    /// (the schedule before etcd's MustSync rule).
+    #[arg(long)]
+    pub sync_every_ready: bool,
     /// Switch on a deliberate protocol bug: vote-without-log-check or commit-old-term.
     #[arg(long)]
     pub planted_bug: Option<String>,
@@ -134,6 +138,7 @@ pub fn run_cli(args: SimArgs) -> u8 {
         cfg.joiner = args.joiner;
         cfg.fault_interval = args.fault_interval_ms.map(|ms| ms * synod_simnet::MILLIS);
         cfg.parallel_leader_append = args.parallel_leader_append;
+        cfg.sync_every_ready = args.sync_every_ready;
         // A panic is a broken invariant inside a node or the harness: report
         // the seed like any other failure and go on with the next one.
         let report = match std::panic::catch_unwind(|| run(cfg.clone())) {

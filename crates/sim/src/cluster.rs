@@ -174,6 +174,9 @@ pub struct ServerTiming {
     pub sync_min: Time,
     /// Upper bound of one fdatasync.
     pub sync_max: Time,
+    /// Sync every Ready, even one whose only record is a commit index (as
+    /// drivers without etcd's MustSync rule do): another schedule of syncs.
+    pub sync_every_ready: bool,
 }
 
 /// A database node on a simulated disk.
@@ -309,12 +312,16 @@ impl Server {
                 let to = proc_of(env.msg.to);
                 ctx.send(to, Msg::Raft(env));
             }
-            if rd.persist.is_empty() {
-                self.send(ctx, rd);
-                continue;
-            }
+            let writes = !rd.persist.is_empty();
             for p in rd.persist.drain(..) {
                 self.disk.write(p);
+            }
+            let sync = rd.must_sync || (self.timing.sync_every_ready && writes);
+            if !sync {
+                // Nothing or only a commit index: written, not synced; a
+                // crash before the next sync may lose it.
+                self.send(ctx, rd);
+                continue;
             }
             self.syncing = Some(rd);
             let t = ctx

@@ -57,6 +57,9 @@ pub struct RunConfig {
     /// group (as a member joining a running cluster does), is added as a
     /// learner and promoted during the fault phase, and server 1 is removed.
     pub joiner: bool,
+    /// Servers sync every Ready that writes anything, a commit index alone
+    /// included (the schedule before etcd's MustSync rule).
+    pub sync_every_ready: bool,
 }
 
 impl RunConfig {
@@ -78,6 +81,7 @@ impl RunConfig {
             parallel_leader_append: None,
             liveness_bound: 5 * SECONDS,
             joiner: false,
+            sync_every_ready: false,
         }
     }
 
@@ -116,6 +120,9 @@ impl RunConfig {
         }
         if self.lease_reads {
             s.push_str(" --lease-reads");
+        }
+        if self.sync_every_ready {
+            s.push_str(" --sync-every-ready");
         }
         if self.joiner {
             s.push_str(" --joiner");
@@ -545,6 +552,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         tick: 10 * MILLIS,
         sync_min: 100,
         sync_max: 2 * MILLIS,
+        sync_every_ready: cfg.sync_every_ready,
     };
     let mut net = NetConfig::reliable();
     net.latency_min = 200;
