@@ -7,21 +7,21 @@
 //! stored under, so a damaged key or value is reported on the read that meets
 //! it, naming the table, key and revision.
 //!
-//! * `kv` table, key `(key, main, sub)`: `crc | flags | create_revision |
-//!   version | lease | value` (integers little-endian, flags bit 0 = tombstone).
-//! * `revs` table, key `(main, sub)`: `crc | key`.
+//! * `writes` table, key `(main, sub)`: `crc | flags | create_revision |
+//!   version | lease | key_len (u32) | key | value` (integers
+//!   little-endian, flags bit 0 = tombstone); the CRC covers the revision too,
+//!   so a record moved under another revision does not pass.
 //! * `meta` table, key `"state"`: `crc | applied | digest | len | compacted |
 //!   kv_meta_len | kv_meta | extra`.
 
 use synod_kv::{KeyValue, Record, Rev};
 
-/// Fixed part of a `kv` value after the CRC: flags and three integers.
-const KV_FIXED: usize = 1 + 8 * 3;
+/// Fixed part of a `writes` value after the CRC: flags, three integers and
+/// the key's length.
+const WRITE_FIXED: usize = 1 + 8 * 3 + 4;
 
-fn crc_of_key(key: &[u8], rev: Rev) -> u32 {
-    let mut c = crc32c::crc32c(&(key.len() as u64).to_le_bytes());
-    c = crc32c::crc32c_append(c, key);
-    c = crc32c::crc32c_append(c, &rev.main.to_le_bytes());
+fn crc_of_rev(rev: Rev) -> u32 {
+    let c = crc32c::crc32c(&rev.main.to_le_bytes());
     crc32c::crc32c_append(c, &rev.sub.to_le_bytes())
 }
 
@@ -43,67 +43,66 @@ fn read_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(a)
 }
 
-/// Encodes a record's `kv` value into `out` (cleared first).
-pub(crate) fn encode_record(rev: Rev, rec: &Record, out: &mut Vec<u8>) {
+/// Encodes a write's `writes` value into `out` (cleared first).
+pub(crate) fn encode_write(rev: Rev, rec: &Record, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&[0; 4]);
     out.push(u8::from(rec.tombstone));
     out.extend_from_slice(&rec.kv.create_revision.to_le_bytes());
     out.extend_from_slice(&rec.kv.version.to_le_bytes());
     out.extend_from_slice(&rec.kv.lease.to_le_bytes());
+    let key_len = u32::try_from(rec.kv.key.len()).expect("keys are far below 4 GiB");
+    out.extend_from_slice(&key_len.to_le_bytes());
+    out.extend_from_slice(&rec.kv.key);
     out.extend_from_slice(&rec.kv.value);
-    let crc = crc32c::crc32c_append(crc_of_key(&rec.kv.key, rev), &out[4..]);
+    let crc = crc32c::crc32c_append(crc_of_rev(rev), &out[4..]);
     out[..4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Whether a `kv` value is a tombstone, after checking its CRC.
-pub(crate) fn check_record(key: &[u8], rev: Rev, bytes: &[u8]) -> Result<bool, &'static str> {
-    if bytes.len() < 4 + KV_FIXED {
+/// The key of a `writes` value and whether it is a tombstone, after
+/// checking its CRC.
+pub(crate) fn check_write(rev: Rev, bytes: &[u8]) -> Result<(&[u8], bool), &'static str> {
+    if bytes.len() < 4 + WRITE_FIXED {
         return Err("record too short");
     }
-    let crc = crc32c::crc32c_append(crc_of_key(key, rev), &bytes[4..]);
+    let crc = crc32c::crc32c_append(crc_of_rev(rev), &bytes[4..]);
     if crc != read_u32(bytes, 0) {
         return Err("record checksum mismatch");
     }
-    match bytes[4] {
-        0 => Ok(false),
-        1 => Ok(true),
-        _ => Err("unknown record flags"),
+    let tomb = match bytes[4] {
+        0 => false,
+        1 => true,
+        _ => return Err("unknown record flags"),
+    };
+    let key_len = read_u32(bytes, 29) as usize;
+    let key = bytes
+        .get(4 + WRITE_FIXED..4 + WRITE_FIXED + key_len)
+        .ok_or("key length out of range")?;
+    if key.is_empty() {
+        return Err("empty key");
     }
+    Ok((key, tomb))
 }
 
-/// Decodes a `kv` value stored under `(key, rev)`, checking its CRC.
-pub(crate) fn decode_record(key: &[u8], rev: Rev, bytes: &[u8]) -> Result<Record, &'static str> {
-    let tombstone = check_record(key, rev, bytes)?;
+/// The key a `writes` value says it holds, unchecked (to name a damaged
+/// record); `None` when even its length is out of range.
+pub(crate) fn key_as_stored(bytes: &[u8]) -> Option<&[u8]> {
+    let key_len = read_u32(bytes.get(..4 + WRITE_FIXED)?, 29) as usize;
+    bytes.get(4 + WRITE_FIXED..4 + WRITE_FIXED + key_len)
+}
+
+/// Decodes a `writes` value stored under `rev`, checking its CRC.
+pub(crate) fn decode_write(rev: Rev, bytes: &[u8]) -> Result<Record, &'static str> {
+    let (key, tombstone) = check_write(rev, bytes)?;
     let kv = KeyValue {
         key: key.to_vec(),
         create_revision: read_i64(bytes, 5),
         mod_revision: rev.main,
         version: read_i64(bytes, 13),
         lease: read_i64(bytes, 21),
-        value: bytes[4 + KV_FIXED..].to_vec(),
+        value: bytes[4 + WRITE_FIXED + key.len()..].to_vec(),
     };
     Ok(Record { kv, tombstone })
-}
-
-/// Encodes a `revs` value: the key written at `rev`.
-pub(crate) fn encode_rev_key(rev: Rev, key: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    let crc = crc32c::crc32c_append(crc_of_key(b"", rev), key);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(key);
-}
-
-/// Decodes a `revs` value, checking its CRC.
-pub(crate) fn decode_rev_key(rev: Rev, bytes: &[u8]) -> Result<&[u8], &'static str> {
-    if bytes.len() < 4 {
-        return Err("revision entry too short");
-    }
-    let crc = crc32c::crc32c_append(crc_of_key(b"", rev), &bytes[4..]);
-    if crc != read_u32(bytes, 0) {
-        return Err("revision entry checksum mismatch");
-    }
-    Ok(&bytes[4..])
 }
 
 /// The engine's own durable state, beside the data.
@@ -184,26 +183,24 @@ mod tests {
     fn records_round_trip_and_every_flipped_byte_is_caught() {
         let rev = Rev { main: 7, sub: 1 };
         let mut buf = Vec::new();
-        encode_record(rev, &rec(false), &mut buf);
-        assert_eq!(decode_record(b"k\x00\xff", rev, &buf).unwrap(), rec(false));
+        for tomb in [false, true] {
+            encode_write(rev, &rec(tomb), &mut buf);
+            assert_eq!(decode_write(rev, &buf).unwrap(), rec(tomb));
+            assert_eq!(check_write(rev, &buf).unwrap(), (&b"k\x00\xff"[..], tomb));
+        }
         for i in 0..buf.len() {
             let mut bad = buf.clone();
             bad[i] ^= 0x10;
-            assert!(decode_record(b"k\x00\xff", rev, &bad).is_err(), "byte {i}");
+            assert!(decode_write(rev, &bad).is_err(), "byte {i}");
         }
-        // The same bytes under another key or revision do not pass.
-        assert!(decode_record(b"k\x00\xfe", rev, &buf).is_err());
-        assert!(decode_record(b"k\x00\xff", Rev { main: 7, sub: 2 }, &buf).is_err());
-        assert!(decode_record(b"k", rev, &buf[..10]).is_err());
+        // The same bytes under another revision do not pass.
+        assert!(decode_write(Rev { main: 7, sub: 2 }, &buf).is_err());
+        assert!(decode_write(Rev { main: 8, sub: 1 }, &buf).is_err());
+        assert!(decode_write(rev, &buf[..10]).is_err());
     }
 
     #[test]
-    fn rev_entries_and_meta_round_trip() {
-        let rev = Rev { main: 5, sub: 0 };
-        let mut buf = Vec::new();
-        encode_rev_key(rev, b"abc", &mut buf);
-        assert_eq!(decode_rev_key(rev, &buf).unwrap(), b"abc");
-        assert!(decode_rev_key(Rev { main: 6, sub: 0 }, &buf).is_err());
+    fn meta_round_trips() {
         let m = MetaState {
             applied: 42,
             digest: 7,

@@ -1,13 +1,13 @@
 //! [`RedbEngine`]: the [`MvccEngine`] on a redb file.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    TableHandle, WriteTransaction,
 };
 use synod_kv::{
     record_digest, span_is_empty, EngineError, KeySpan, KeyValue, MvccEngine, Record, Rev,
@@ -16,18 +16,40 @@ use synod_kv::{
 use crate::codec::{self, MetaState};
 use crate::{StoreConfig, StoreError};
 
-/// Every write: `(key, main, sub)` → record. Key order, then revision order,
-/// so a read at a revision scans keys in order and takes each key's latest
-/// write at or below it.
-const KV: TableDefinition<(&[u8], i64, i64), &[u8]> = TableDefinition::new("kv");
-/// Every write by revision: `(main, sub)` → key, for watch catch-up and compaction.
-const REVS: TableDefinition<(i64, i64), &[u8]> = TableDefinition::new("revs");
+/// Every write by revision: `(main, sub)` → the record with its key. New
+/// writes land at the right edge of the tree (revisions only grow), so a
+/// put touches one path that stays dirty in the open transaction.
+const WRITES: TableDefinition<(i64, i64), &[u8]> = TableDefinition::new("writes");
 /// The engine's state and its owner's metadata, committed with the data.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const META_KEY: &str = "state";
+/// Tables of the layout before `writes` (keyed by key, then revision).
+const OLD_TABLES: [&str; 2] = ["kv", "revs"];
 
-/// Revisions handled per step of a compaction (bounds its memory).
-const COMPACT_CHUNK: usize = 4096;
+/// The revisions of one key held in the store, oldest first, each with
+/// whether it is a tombstone.
+type History = Vec<(Rev, bool)>;
+/// Every key the file holds, with its history.
+type Index = BTreeMap<Vec<u8>, History>;
+
+/// Runs `$body` with the named tables open for reading: in the open write
+/// transaction if there is one (to see its writes), else in a fresh read
+/// transaction. The body is compiled once per table type.
+macro_rules! with_tables {
+    ($self:ident, $($t:ident = $def:expr),+ => $body:expr) => {{
+        match &$self.txn {
+            Some(tx) => {
+                $(let $t = tx.open_table($def).map_err(|e| $self.redb(e.into()))?;)+
+                $body
+            }
+            None => {
+                let rtx = $self.db.begin_read().map_err(|e| $self.redb(e.into()))?;
+                $(let $t = rtx.open_table($def).map_err(|e| $self.redb(e.into()))?;)+
+                $body
+            }
+        }
+    }};
+}
 
 /// What the caller gets back from [`RedbEngine::open`] beside the engine.
 pub struct OpenedMeta {
@@ -37,7 +59,14 @@ pub struct OpenedMeta {
     pub extra: Vec<u8>,
 }
 
-/// The multi-version data in one redb file.
+/// The multi-version data in one redb file, with an index in memory.
+///
+/// As etcd keeps its data (bbolt keyed by revision, a key index in memory):
+/// the file holds every write under its revision; the index maps each key to
+/// the revisions of it the file holds. A put appends at the file's right
+/// edge and pushes onto the key's history; a read finds the revision in the
+/// index and reads that one record; a count reads nothing from the file. The
+/// index is rebuilt by one scan of the file when it is opened.
 ///
 /// Writes go into one open write transaction until [`RedbEngine::commit_batch`],
 /// which also writes the applied Raft index and the owner's metadata, so data
@@ -49,6 +78,7 @@ pub struct RedbEngine {
     db: Database,
     path: PathBuf,
     txn: Option<WriteTransaction>,
+    index: Index,
     digest: u64,
     len: u64,
     compacted: i64,
@@ -62,6 +92,7 @@ impl fmt::Debug for RedbEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbEngine")
             .field("path", &self.path)
+            .field("keys", &self.index.len())
             .field("len", &self.len)
             .field("applied", &self.applied)
             .field("durable_applied", &self.durable_applied)
@@ -80,7 +111,8 @@ fn show_key(key: &[u8]) -> String {
 }
 
 impl RedbEngine {
-    /// Opens (or creates) the store file at `path`. With
+    /// Opens (or creates) the store file at `path` and builds the key index
+    /// from it (checking every record's CRC on the way). With
     /// `config.verify_on_open`, every page checksum of the file is verified
     /// first (redb's integrity check; it reads the whole file).
     pub fn open(path: &Path, config: &StoreConfig) -> Result<(RedbEngine, OpenedMeta), StoreError> {
@@ -109,10 +141,8 @@ impl RedbEngine {
                     verify_on_open: false,
                     ..config.clone()
                 };
-                if let Ok((engine, _)) = RedbEngine::open(path, &unchecked) {
-                    if let Err(e) = engine.s_check() {
-                        detail = format!("{detail}; first damaged entry found: {e}");
-                    }
+                if let Err(e) = RedbEngine::open(path, &unchecked) {
+                    detail = format!("{detail}; first damaged entry found: {e}");
                 }
                 return Err(StoreError::Integrity {
                     path: path.to_path_buf(),
@@ -124,6 +154,7 @@ impl RedbEngine {
             db,
             path: path.to_path_buf(),
             txn: None,
+            index: BTreeMap::new(),
             digest: 0,
             len: 0,
             compacted: 0,
@@ -133,9 +164,20 @@ impl RedbEngine {
         };
         let state = {
             let tx = engine.db.begin_write().map_err(|e| redb_err(e.into()))?;
+            let old = tx
+                .list_tables()
+                .map_err(|e| redb_err(e.into()))?
+                .any(|t| OLD_TABLES.contains(&t.name()));
+            if old {
+                return Err(StoreError::Meta {
+                    path: path.to_path_buf(),
+                    what: "written by an older synod (tables `kv` and `revs`); this one keeps \
+                           writes by revision: restore a snapshot into a new data dir"
+                        .into(),
+                });
+            }
             // Creates the tables of a new file.
-            tx.open_table(KV).map_err(|e| redb_err(e.into()))?;
-            tx.open_table(REVS).map_err(|e| redb_err(e.into()))?;
+            tx.open_table(WRITES).map_err(|e| redb_err(e.into()))?;
             let raw = {
                 let meta = tx.open_table(META).map_err(|e| redb_err(e.into()))?;
                 let got = meta.get(META_KEY).map_err(|e| redb_err(e.into()))?;
@@ -165,7 +207,51 @@ impl RedbEngine {
                 }
             }
         };
+        let (index, n, _) = engine.scan_index(false)?;
+        if n != engine.len {
+            return Err(StoreError::Meta {
+                path: path.to_path_buf(),
+                what: format!(
+                    "the file holds {n} writes but its metadata says {}",
+                    engine.len
+                ),
+            });
+        }
+        engine.index = index;
         Ok((engine, opened))
+    }
+
+    /// Reads every write in revision order, checking each, into a fresh key
+    /// index; also answers the number of writes and (with `digest`) their
+    /// digest. Refuses a key history a store cannot have made (a tombstone
+    /// first or twice in a row).
+    fn scan_index(&self, digest: bool) -> Result<(Index, u64, u64), StoreError> {
+        with_tables!(self, writes = WRITES => {
+            let mut index = Index::new();
+            let mut n = 0u64;
+            let mut sum = 0u64;
+            for item in writes.range::<(i64, i64)>(..).map_err(|e| self.redb(e.into()))? {
+                let (k, v) = item.map_err(|e| self.redb(e.into()))?;
+                let (main, sub) = k.value();
+                let rev = Rev { main, sub };
+                let (key, tomb) = codec::check_write(rev, v.value()).map_err(|what| {
+                    self.corrupt(codec::key_as_stored(v.value()).unwrap_or_default(), rev, what)
+                })?;
+                let hist = index.entry(key.to_vec()).or_default();
+                let follows_tomb = hist.last().is_none_or(|&(_, t)| t);
+                if tomb && follows_tomb {
+                    return Err(self.corrupt(key, rev, "tombstone without a live write before it"));
+                }
+                if digest {
+                    let rec = codec::decode_write(rev, v.value())
+                        .map_err(|what| self.corrupt(key, rev, what))?;
+                    sum = sum.wrapping_add(record_digest(rev, &rec));
+                }
+                hist.push((rev, tomb));
+                n += 1;
+            }
+            Ok((index, n, sum))
+        })
     }
 
     /// The file this engine keeps its data in.
@@ -242,7 +328,7 @@ impl RedbEngine {
     }
 
     /// Drops the writes since the last commit. The store above must be
-    /// dropped too: it has seen them.
+    /// dropped too: it has seen them (and so has the key index).
     pub fn abort(&mut self) -> Result<(), StoreError> {
         if let Some(tx) = self.txn.take() {
             tx.abort().map_err(|e| self.redb(e.into()))?;
@@ -264,10 +350,10 @@ impl RedbEngine {
         }
     }
 
-    fn corrupt(&self, table: &'static str, key: &[u8], rev: Rev, what: &str) -> StoreError {
+    fn corrupt(&self, key: &[u8], rev: Rev, what: &str) -> StoreError {
         StoreError::Corrupt {
             path: self.path.clone(),
-            table,
+            table: "writes",
             key: show_key(key),
             main: rev.main,
             sub: rev.sub,
@@ -285,130 +371,53 @@ impl RedbEngine {
     }
 }
 
-/// Runs `$body` with the named tables open for reading: in the open write
-/// transaction if there is one (to see its writes), else in a fresh read
-/// transaction. The body is compiled once per table type.
-macro_rules! with_tables {
-    ($self:ident, $($t:ident = $def:expr),+ => $body:expr) => {{
-        match &$self.txn {
-            Some(tx) => {
-                $(let $t = tx.open_table($def).map_err(|e| $self.redb(e.into()))?;)+
-                $body
-            }
-            None => {
-                let rtx = $self.db.begin_read().map_err(|e| $self.redb(e.into()))?;
-                $(let $t = rtx.open_table($def).map_err(|e| $self.redb(e.into()))?;)+
-                $body
-            }
-        }
-    }};
+/// The latest of `hist` below `hi`, if any.
+fn latest(hist: &History, hi: Bound<Rev>) -> Option<(Rev, bool)> {
+    let n = hist.partition_point(|(r, _)| match hi {
+        Bound::Included(h) => *r <= h,
+        Bound::Excluded(h) => *r < h,
+        Bound::Unbounded => true,
+    });
+    n.checked_sub(1).map(|i| hist[i])
 }
 
-/// Sees `(key, revision, record bytes)` of each live key; false stops the scan.
-type LiveVisitor<'a> = dyn FnMut(&[u8], Rev, &[u8]) -> Result<bool, StoreError> + 'a;
-
-type KvBound<'a> = Bound<(&'a [u8], i64, i64)>;
-
-/// The `kv` table bounds of a key span: every revision of every key in it.
-fn kv_bounds<'a>(span: &KeySpan<'a>) -> (KvBound<'a>, KvBound<'a>) {
-    let lo = match span.0 {
-        Bound::Included(k) => Bound::Included((k, i64::MIN, i64::MIN)),
-        Bound::Excluded(k) => Bound::Excluded((k, i64::MAX, i64::MAX)),
-        Bound::Unbounded => Bound::Unbounded,
-    };
-    let hi = match span.1 {
-        Bound::Included(k) => Bound::Included((k, i64::MAX, i64::MAX)),
-        Bound::Excluded(k) => Bound::Excluded((k, i64::MIN, i64::MIN)),
-        Bound::Unbounded => Bound::Unbounded,
-    };
-    (lo, hi)
+/// The latest of `hist` at main revision `at`, if it is live.
+fn live_at(hist: &History, at: i64) -> Option<Rev> {
+    let n = hist.partition_point(|(r, _)| r.main <= at);
+    let (rev, tomb) = hist[..n].last()?;
+    (!tomb).then_some(*rev)
 }
 
 impl RedbEngine {
-    /// The key's latest write in `(key, lo) ..= (key, hi)` (revision bounds), decoded.
-    fn last_in<T>(&self, t: &T, key: &[u8], hi: Bound<Rev>) -> Result<Option<Record>, StoreError>
+    /// Reads the write of `key` at `rev` (the index says it is there).
+    fn read<T>(&self, t: &T, key: &[u8], rev: Rev) -> Result<Record, StoreError>
     where
-        T: ReadableTable<(&'static [u8], i64, i64), &'static [u8]>,
+        T: ReadableTable<(i64, i64), &'static [u8]>,
     {
-        let upper = match hi {
-            Bound::Included(r) => Bound::Included((key, r.main, r.sub)),
-            Bound::Excluded(r) => Bound::Excluded((key, r.main, r.sub)),
-            Bound::Unbounded => Bound::Included((key, i64::MAX, i64::MAX)),
-        };
-        let lower = Bound::Included((key, i64::MIN, i64::MIN));
-        let mut it = t
-            .range::<(&[u8], i64, i64)>((lower, upper))
+        let got = t
+            .get((rev.main, rev.sub))
             .map_err(|e| self.redb(e.into()))?;
-        let Some(item) = it.next_back() else {
-            return Ok(None);
+        let Some(bytes) = got else {
+            return Err(self.corrupt(key, rev, "write missing from the file"));
         };
-        let (k, v) = item.map_err(|e| self.redb(e.into()))?;
-        let (_, main, sub) = k.value();
-        let rev = Rev { main, sub };
-        let rec = codec::decode_record(key, rev, v.value())
-            .map_err(|what| self.corrupt("kv", key, rev, what))?;
-        Ok(Some(rec))
-    }
-
-    /// Scans the live keys of `span` at `at`: calls `visit(key, rev, bytes)`
-    /// with the record bytes (checked) of each key's latest non-tombstone
-    /// write at or below `at`, until it returns false.
-    fn scan_live<T>(
-        &self,
-        t: &T,
-        span: &KeySpan<'_>,
-        at: i64,
-        visit: &mut LiveVisitor<'_>,
-    ) -> Result<(), StoreError>
-    where
-        T: ReadableTable<(&'static [u8], i64, i64), &'static [u8]>,
-    {
-        if span_is_empty(span) {
-            return Ok(());
+        let rec =
+            codec::decode_write(rev, bytes.value()).map_err(|what| self.corrupt(key, rev, what))?;
+        if rec.kv.key != key {
+            return Err(self.corrupt(key, rev, "holds another key"));
         }
-        let it = t
-            .range::<(&[u8], i64, i64)>(kv_bounds(span))
-            .map_err(|e| self.redb(e.into()))?;
-        // The key being scanned and its latest write so far at or below `at`.
-        let mut cur_key: Vec<u8> = Vec::new();
-        let mut cand: Option<Rev> = None;
-        let mut cand_bytes: Vec<u8> = Vec::new();
-        let mut started = false;
-        for item in it {
-            let (k, v) = item.map_err(|e| self.redb(e.into()))?;
-            let (key, main, sub) = k.value();
-            if !started || key != cur_key.as_slice() {
-                if let Some(rev) = cand.take() {
-                    let tomb = codec::check_record(&cur_key, rev, &cand_bytes)
-                        .map_err(|what| self.corrupt("kv", &cur_key, rev, what))?;
-                    if !tomb && !visit(&cur_key, rev, &cand_bytes)? {
-                        return Ok(());
-                    }
-                }
-                started = true;
-                cur_key.clear();
-                cur_key.extend_from_slice(key);
-            }
-            if main <= at {
-                cand = Some(Rev { main, sub });
-                cand_bytes.clear();
-                cand_bytes.extend_from_slice(v.value());
-            }
-        }
-        if let Some(rev) = cand {
-            let tomb = codec::check_record(&cur_key, rev, &cand_bytes)
-                .map_err(|what| self.corrupt("kv", &cur_key, rev, what))?;
-            if !tomb {
-                visit(&cur_key, rev, &cand_bytes)?;
-            }
-        }
-        Ok(())
+        Ok(rec)
     }
 
     /// The key's live state as of its latest write below `hi`.
     fn s_get(&self, key: &[u8], hi: Bound<Rev>) -> Result<Option<KeyValue>, StoreError> {
-        let rec = with_tables!(self, kv = KV => self.last_in(&kv, key, hi))?;
-        Ok(rec.filter(|r| !r.tombstone).map(|r| r.kv))
+        let Some((rev, tomb)) = self.index.get(key).and_then(|h| latest(h, hi)) else {
+            return Ok(None);
+        };
+        if tomb {
+            return Ok(None);
+        }
+        let rec = with_tables!(self, writes = WRITES => self.read(&writes, key, rev))?;
+        Ok(Some(rec.kv))
     }
 
     fn s_range(
@@ -417,24 +426,30 @@ impl RedbEngine {
         at: i64,
         visit: &mut dyn FnMut(&KeyValue) -> bool,
     ) -> Result<(), StoreError> {
-        with_tables!(self, kv = KV => {
-            self.scan_live(&kv, &span, at, &mut |key, rev, bytes| {
-                let rec = codec::decode_record(key, rev, bytes)
-                    .map_err(|what| self.corrupt("kv", key, rev, what))?;
-                Ok(visit(&rec.kv))
-            })
+        if span_is_empty(&span) {
+            return Ok(());
+        }
+        with_tables!(self, writes = WRITES => {
+            for (key, hist) in self.index.range::<[u8], _>(span) {
+                if let Some(rev) = live_at(hist, at) {
+                    let rec = self.read(&writes, key, rev)?;
+                    if !visit(&rec.kv) {
+                        break;
+                    }
+                }
+            }
+            Ok(())
         })
     }
 
-    fn s_count(&self, span: KeySpan<'_>, at: i64) -> Result<usize, StoreError> {
-        let mut n = 0usize;
-        with_tables!(self, kv = KV => {
-            self.scan_live(&kv, &span, at, &mut |_, _, _| {
-                n += 1;
-                Ok(true)
-            })
-        })?;
-        Ok(n)
+    fn s_count(&self, span: KeySpan<'_>, at: i64) -> usize {
+        if span_is_empty(&span) {
+            return 0;
+        }
+        self.index
+            .range::<[u8], _>(span)
+            .filter(|(_, hist)| live_at(hist, at).is_some())
+            .count()
     }
 
     fn s_insert(&mut self, rev: Rev, rec: Record) -> Result<(), StoreError> {
@@ -443,32 +458,32 @@ impl RedbEngine {
             "record stored under a foreign revision"
         );
         assert!(!rec.kv.key.is_empty(), "empty key reached the store");
+        if let Some(hist) = self.index.get(rec.kv.key.as_slice()) {
+            let &(last, tomb) = hist.last().expect("a history is never empty");
+            assert!(last < rev, "revision {rev:?} after {last:?} for one key");
+            assert!(!(tomb && rec.tombstone), "a tombstone over a tombstone");
+        } else {
+            assert!(!rec.tombstone, "a tombstone over a key never written");
+        }
         self.begin()?;
         let tx = self.txn.as_ref().expect("opened above");
-        let buf = &mut self.buf;
-        let path = &self.path;
-        let redb = |e: redb::Error| StoreError::Redb {
-            path: path.clone(),
-            source: Box::new(e),
-        };
-        codec::encode_record(rev, &rec, buf);
+        codec::encode_write(rev, &rec, &mut self.buf);
         {
-            let mut kv = tx.open_table(KV).map_err(|e| redb(e.into()))?;
-            let old = kv
-                .insert((rec.kv.key.as_slice(), rev.main, rev.sub), buf.as_slice())
-                .map_err(|e| redb(e.into()))?;
-            assert!(old.is_none(), "revision {rev:?} written twice");
-        }
-        codec::encode_rev_key(rev, &rec.kv.key, buf);
-        {
-            let mut revs = tx.open_table(REVS).map_err(|e| redb(e.into()))?;
-            let old = revs
-                .insert((rev.main, rev.sub), buf.as_slice())
-                .map_err(|e| redb(e.into()))?;
+            let mut writes = tx.open_table(WRITES).map_err(|e| self.redb(e.into()))?;
+            let old = writes
+                .insert((rev.main, rev.sub), self.buf.as_slice())
+                .map_err(|e| self.redb(e.into()))?;
             assert!(old.is_none(), "revision {rev:?} written twice");
         }
         self.digest = self.digest.wrapping_add(record_digest(rev, &rec));
         self.len += 1;
+        let tomb = rec.tombstone;
+        match self.index.get_mut(rec.kv.key.as_slice()) {
+            Some(hist) => hist.push((rev, tomb)),
+            None => {
+                self.index.insert(rec.kv.key, vec![(rev, tomb)]);
+            }
+        }
         Ok(())
     }
 
@@ -477,22 +492,17 @@ impl RedbEngine {
         start: i64,
         visit: &mut dyn FnMut(Rev, &Record) -> bool,
     ) -> Result<(), StoreError> {
-        with_tables!(self, revs = REVS, kv = KV => {
-            let it = revs
+        with_tables!(self, writes = WRITES => {
+            let it = writes
                 .range::<(i64, i64)>((start, i64::MIN)..)
                 .map_err(|e| self.redb(e.into()))?;
             for item in it {
                 let (k, v) = item.map_err(|e| self.redb(e.into()))?;
                 let (main, sub) = k.value();
                 let rev = Rev { main, sub };
-                let key = codec::decode_rev_key(rev, v.value())
-                    .map_err(|what| self.corrupt("revs", b"", rev, what))?;
-                let got = kv.get((key, main, sub)).map_err(|e| self.redb(e.into()))?;
-                let Some(bytes) = got else {
-                    return Err(self.corrupt("revs", key, rev, "names a write the kv table lacks"));
-                };
-                let rec = codec::decode_record(key, rev, bytes.value())
-                    .map_err(|what| self.corrupt("kv", key, rev, what))?;
+                let rec = codec::decode_write(rev, v.value()).map_err(|what| {
+                    self.corrupt(codec::key_as_stored(v.value()).unwrap_or_default(), rev, what)
+                })?;
                 if !visit(rev, &rec) {
                     break;
                 }
@@ -507,16 +517,13 @@ impl RedbEngine {
         start: i64,
         visit: &mut dyn FnMut(Rev, &Record) -> bool,
     ) -> Result<(), StoreError> {
-        with_tables!(self, kv = KV => {
-            let it = kv
-                .range::<(&[u8], i64, i64)>((key, start, i64::MIN)..=(key, i64::MAX, i64::MAX))
-                .map_err(|e| self.redb(e.into()))?;
-            for item in it {
-                let (k, v) = item.map_err(|e| self.redb(e.into()))?;
-                let (_, main, sub) = k.value();
-                let rev = Rev { main, sub };
-                let rec = codec::decode_record(key, rev, v.value())
-                    .map_err(|what| self.corrupt("kv", key, rev, what))?;
+        let Some(hist) = self.index.get(key) else {
+            return Ok(());
+        };
+        let from = hist.partition_point(|(r, _)| r.main < start);
+        with_tables!(self, writes = WRITES => {
+            for &(rev, _) in &hist[from..] {
+                let rec = self.read(&writes, key, rev)?;
                 if !visit(rev, &rec) {
                     break;
                 }
@@ -525,186 +532,94 @@ impl RedbEngine {
         })
     }
 
-    /// Compaction touches only the writes made since the last compaction:
-    /// a key none of them wrote keeps its single survivor. For each such write
-    /// `w` of key `k` (in revision order, in bounded chunks): `w` goes if a
-    /// later write of `k` is at or below `at`, or if it is a tombstone and the
-    /// latest; `k`'s survivor of the last compaction goes when `w` is the
-    /// first write after it.
+    /// For every key: drops its writes older than its latest one at or
+    /// below `at`, and that one too when it is a tombstone (the key then
+    /// leaves the index). Walks the index in memory and removes from the
+    /// file only what goes.
     fn s_compact(&mut self, at: i64) -> Result<(), StoreError> {
-        let from = self.compacted;
-        if at <= from {
+        if at <= self.compacted {
             return Ok(());
         }
-        self.begin()?;
-        let mut cursor = Bound::Excluded((from, i64::MAX));
-        loop {
-            // (revision, key) of the next chunk of writes in (from, at].
-            let mut chunk: Vec<(Rev, Vec<u8>)> = Vec::with_capacity(COMPACT_CHUNK);
-            let mut doomed: BTreeSet<(Vec<u8>, Rev)> = BTreeSet::new();
-            {
-                let tx = self.txn.as_ref().expect("opened above");
-                let revs = tx.open_table(REVS).map_err(|e| self.redb(e.into()))?;
-                let kv = tx.open_table(KV).map_err(|e| self.redb(e.into()))?;
-                let it = revs
-                    .range::<(i64, i64)>((cursor, Bound::Included((at, i64::MAX))))
-                    .map_err(|e| self.redb(e.into()))?;
-                for item in it.take(COMPACT_CHUNK) {
-                    let (k, v) = item.map_err(|e| self.redb(e.into()))?;
-                    let (main, sub) = k.value();
-                    let rev = Rev { main, sub };
-                    let key = codec::decode_rev_key(rev, v.value())
-                        .map_err(|what| self.corrupt("revs", b"", rev, what))?;
-                    chunk.push((rev, key.to_vec()));
-                }
-                for (rev, key) in &chunk {
-                    let key = key.as_slice();
-                    let mut after = kv
-                        .range::<(&[u8], i64, i64)>((
-                            Bound::Excluded((key, rev.main, rev.sub)),
-                            Bound::Included((key, i64::MAX, i64::MAX)),
-                        ))
-                        .map_err(|e| self.redb(e.into()))?;
-                    let superseded = match after.next() {
-                        Some(n) => {
-                            let (n, _) = n.map_err(|e| self.redb(e.into()))?;
-                            n.value().1 <= at
-                        }
-                        None => false,
-                    };
-                    drop(after);
-                    let here = kv
-                        .get((key, rev.main, rev.sub))
-                        .map_err(|e| self.redb(e.into()))?
-                        .ok_or_else(|| {
-                            self.corrupt("revs", key, *rev, "names a write the kv table lacks")
-                        })?;
-                    let tomb = codec::check_record(key, *rev, here.value())
-                        .map_err(|what| self.corrupt("kv", key, *rev, what))?;
-                    if superseded || tomb {
-                        doomed.insert((key.to_vec(), *rev));
-                    }
-                    let mut before = kv
-                        .range::<(&[u8], i64, i64)>((
-                            Bound::Included((key, i64::MIN, i64::MIN)),
-                            Bound::Excluded((key, rev.main, rev.sub)),
-                        ))
-                        .map_err(|e| self.redb(e.into()))?;
-                    if let Some(p) = before.next_back() {
-                        let (p, _) = p.map_err(|e| self.redb(e.into()))?;
-                        let (_, main, sub) = p.value();
-                        if main <= from {
-                            doomed.insert((key.to_vec(), Rev { main, sub }));
-                        }
-                    }
-                }
+        let mut doomed: Vec<(Rev, Vec<u8>)> = Vec::new();
+        let mut emptied: Vec<Vec<u8>> = Vec::new();
+        for (key, hist) in &mut self.index {
+            let n = hist.partition_point(|(r, _)| r.main <= at);
+            if n == 0 {
+                continue;
             }
-            let Some((last, _)) = chunk.last() else {
-                break;
-            };
-            cursor = Bound::Excluded((last.main, last.sub));
-            self.remove_writes(&doomed)?;
-            if chunk.len() < COMPACT_CHUNK {
-                break;
+            let upto = if hist[n - 1].1 { n } else { n - 1 };
+            doomed.extend(hist.drain(..upto).map(|(r, _)| (r, key.clone())));
+            if hist.is_empty() {
+                emptied.push(key.clone());
             }
+        }
+        if !doomed.is_empty() {
+            self.begin()?;
+            let tx = self.txn.as_ref().expect("opened above");
+            let mut writes = tx.open_table(WRITES).map_err(|e| self.redb(e.into()))?;
+            let mut digest = self.digest;
+            for (rev, key) in &doomed {
+                let gone = writes
+                    .remove((rev.main, rev.sub))
+                    .map_err(|e| self.redb(e.into()))?
+                    .ok_or_else(|| self.corrupt(key, *rev, "compacted write missing"))?;
+                let rec = codec::decode_write(*rev, gone.value())
+                    .map_err(|what| self.corrupt(key, *rev, what))?;
+                digest = digest.wrapping_sub(record_digest(*rev, &rec));
+            }
+            drop(writes);
+            self.digest = digest;
+            self.len -= doomed.len() as u64;
+        }
+        for key in &emptied {
+            self.index.remove(key);
         }
         self.compacted = at;
-        Ok(())
-    }
-
-    fn remove_writes(&mut self, doomed: &BTreeSet<(Vec<u8>, Rev)>) -> Result<(), StoreError> {
-        let tx = self.txn.as_ref().expect("compaction runs in a transaction");
-        let mut kv = tx.open_table(KV).map_err(|e| self.redb(e.into()))?;
-        let mut revs = tx.open_table(REVS).map_err(|e| self.redb(e.into()))?;
-        let mut digest = self.digest;
-        let mut len = self.len;
-        for (key, rev) in doomed {
-            let gone = kv
-                .remove((key.as_slice(), rev.main, rev.sub))
-                .map_err(|e| self.redb(e.into()))?
-                .ok_or_else(|| self.corrupt("kv", key, *rev, "compacted write missing"))?;
-            let rec = codec::decode_record(key, *rev, gone.value())
-                .map_err(|what| self.corrupt("kv", key, *rev, what))?;
-            drop(gone);
-            digest = digest.wrapping_sub(record_digest(*rev, &rec));
-            len -= 1;
-            let r = revs
-                .remove((rev.main, rev.sub))
-                .map_err(|e| self.redb(e.into()))?;
-            if r.is_none() {
-                return Err(self.corrupt("revs", key, *rev, "compacted write missing"));
-            }
-        }
-        drop((kv, revs));
-        self.digest = digest;
-        self.len = len;
         Ok(())
     }
 
     fn s_clear(&mut self) -> Result<(), StoreError> {
         self.begin()?;
         let tx = self.txn.as_ref().expect("opened above");
-        tx.delete_table(KV).map_err(|e| self.redb(e.into()))?;
-        tx.delete_table(REVS).map_err(|e| self.redb(e.into()))?;
-        tx.open_table(KV).map_err(|e| self.redb(e.into()))?;
-        tx.open_table(REVS).map_err(|e| self.redb(e.into()))?;
+        tx.delete_table(WRITES).map_err(|e| self.redb(e.into()))?;
+        tx.open_table(WRITES).map_err(|e| self.redb(e.into()))?;
+        self.index.clear();
         self.digest = 0;
         self.len = 0;
         self.compacted = 0;
         Ok(())
     }
 
-    /// Checks every record's CRC, that the two tables name the same writes,
-    /// each key's history (no tombstone first or twice in a row), and the
-    /// digest and count. Reads the whole store.
+    /// Checks every record's CRC and each key's history, that the index is
+    /// the one the file makes, and the digest and count. Reads the whole
+    /// store.
     fn s_check(&self) -> Result<(), StoreError> {
-        with_tables!(self, revs = REVS, kv = KV => {
-            let mut digest = 0u64;
-            let mut n = 0u64;
-            let mut last: Option<(Vec<u8>, bool)> = None;
-            for item in kv.range::<(&[u8], i64, i64)>(..).map_err(|e| self.redb(e.into()))? {
-                let (k, v) = item.map_err(|e| self.redb(e.into()))?;
-                let (key, main, sub) = k.value();
-                let rev = Rev { main, sub };
-                let rec = codec::decode_record(key, rev, v.value())
-                    .map_err(|what| self.corrupt("kv", key, rev, what))?;
-                let same_key = last.as_ref().is_some_and(|(k, _)| k.as_slice() == key);
-                if rec.tombstone && (!same_key || last.as_ref().is_some_and(|(_, t)| *t)) {
-                    return Err(self.corrupt("kv", key, rev, "tombstone without a live write before it"));
-                }
-                let named = revs.get((main, sub)).map_err(|e| self.redb(e.into()))?;
-                match named {
-                    Some(g) => {
-                        let rk = codec::decode_rev_key(rev, g.value())
-                            .map_err(|what| self.corrupt("revs", key, rev, what))?;
-                        if rk != key {
-                            return Err(self.corrupt("revs", key, rev, "names another key"));
-                        }
-                    }
-                    None => return Err(self.corrupt("revs", key, rev, "write missing from the revs table")),
-                }
-                digest = digest.wrapping_add(record_digest(rev, &rec));
-                n += 1;
-                last = Some((key.to_vec(), rec.tombstone));
-            }
-            let in_revs = revs.len().map_err(|e| self.redb(e.into()))?;
-            if in_revs != n {
-                return Err(StoreError::Meta {
-                    path: self.path.clone(),
-                    what: format!("revs table holds {in_revs} writes, kv table {n}"),
-                });
-            }
-            if n != self.len || digest != self.digest {
-                return Err(StoreError::Meta {
-                    path: self.path.clone(),
-                    what: format!(
-                        "data disagrees with its recorded digest/count ({n} writes, recorded {})",
-                        self.len
-                    ),
-                });
-            }
-            Ok(())
-        })
+        let (index, n, digest) = self.scan_index(true)?;
+        let in_table = with_tables!(self, writes = WRITES => {
+            writes.len().map_err(|e| self.redb(e.into()))
+        })?;
+        if in_table != n {
+            return Err(StoreError::Meta {
+                path: self.path.clone(),
+                what: format!("the writes table says it holds {in_table} writes, a scan found {n}"),
+            });
+        }
+        if index != self.index {
+            return Err(StoreError::Meta {
+                path: self.path.clone(),
+                what: "the key index disagrees with the file".into(),
+            });
+        }
+        if n != self.len || digest != self.digest {
+            return Err(StoreError::Meta {
+                path: self.path.clone(),
+                what: format!(
+                    "data disagrees with its recorded digest/count ({n} writes, recorded {})",
+                    self.len
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -738,7 +653,7 @@ impl MvccEngine for RedbEngine {
     }
 
     fn count(&self, span: KeySpan<'_>, at: i64) -> Result<usize, EngineError> {
-        self.s_count(span, at).map_err(eng)
+        Ok(self.s_count(span, at))
     }
 
     fn before(&self, key: &[u8], rev: Rev) -> Result<Option<KeyValue>, EngineError> {

@@ -5,19 +5,23 @@
 //! so the same [`KvStore`] rules that the simulator runs in memory run over
 //! data that lives on disk behind a bounded page cache.
 //!
-//! * Tables: `kv` maps `(key, main, sub)` to the record, so a range at
-//!   revision R scans keys in order and takes each key's latest write at or
-//!   below R; `revs` maps `(main, sub)` to the key, for watch catch-up and for
-//!   compaction, which touches only the writes made since the last one;
-//!   `meta` holds the applied Raft index, the engine's digest and count, the
-//!   store's revisions and leases ([`KvStore::meta_image`]) and the owner's
-//!   opaque bytes.
+//! * Layout (etcd's): the `writes` table maps `(main, sub)` to the record
+//!   (key included), so a put appends at the right edge of the tree and
+//!   watch catch-up reads in revision order; an index in memory maps each
+//!   key to the revisions of it the file holds, so a get or a range finds
+//!   each key's revision at R without touching the file and then reads one
+//!   record per key, a count reads nothing, and compaction walks the index
+//!   and removes only what goes. The index is rebuilt by one scan of the file
+//!   on open (every record's CRC checked on the way). `meta` holds the
+//!   applied Raft index, the engine's digest and count, the store's
+//!   revisions and leases ([`KvStore::meta_image`]) and the owner's opaque
+//!   bytes.
 //! * The writes of a batch of applied entries collect in one write
 //!   transaction; [`commit`] writes the applied index in that same
 //!   transaction, durable (fsync) or not, so after a crash the data and the
 //!   index agree and the log is replayed from the index.
-//! * Damage: every value carries a CRC32C over itself and its key, checked on
-//!   every read ([`StoreError::Corrupt`] names file, table, key and
+//! * Damage: every value carries a CRC32C over itself and its revision,
+//!   checked on open and on every read ([`StoreError::Corrupt`] names file, table, key and
 //!   revision); redb's page checksums are verified on open when
 //!   [`StoreConfig::verify_on_open`] is set ([`StoreError::Integrity`]).
 //!   Nothing here panics on what a file holds.
