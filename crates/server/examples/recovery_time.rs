@@ -207,6 +207,12 @@ fn main() {
         NodeConfig {
             id: 1,
             snapshot_every: a.snapshot_every,
+            // As the server runs over its durable store: snapshot images
+            // are built only when a follower needs one.
+            raft: synod_raft::Config {
+                lazy_snapshot_data: true,
+                ..synod_raft::Config::default()
+            },
             ..NodeConfig::default()
         },
         vec![(init, Some((sm, applied)))],

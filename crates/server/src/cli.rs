@@ -56,6 +56,13 @@ pub struct ServerArgs {
     /// revision when no events came (Go duration: 10m, 30s, 250ms).
     #[arg(long, default_value = "10m", value_parser = parse_duration_arg)]
     pub experimental_watch_progress_notify_interval: std::time::Duration,
+    /// Longest time between durable commits of the store (Go duration);
+    /// a crash replays at most this much of the WAL.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub backend_batch_interval: std::time::Duration,
+    /// Most applied entries between durable commits of the store.
+    #[arg(long, default_value_t = crate::config::DEFAULT_BACKEND_BATCH_LIMIT)]
+    pub backend_batch_limit: u64,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -83,6 +90,8 @@ impl ServerArgs {
             election_timeout_ms: self.election_timeout,
             snapshot_count: self.snapshot_count,
             watch_progress_notify_interval: self.experimental_watch_progress_notify_interval,
+            backend_batch_interval: self.backend_batch_interval,
+            backend_batch_limit: self.backend_batch_limit,
         }
     }
 }

@@ -75,6 +75,12 @@ pub struct ServerConfig {
     /// events hears the current revision (etcd's
     /// `--experimental-watch-progress-notify-interval`).
     pub watch_progress_notify_interval: Duration,
+    /// Longest time between durable commits of the store (etcd's
+    /// `--backend-batch-interval`); bounds the WAL a restart replays.
+    pub backend_batch_interval: Duration,
+    /// Most entries applied between durable commits of the store (etcd's
+    /// `--backend-batch-limit`).
+    pub backend_batch_limit: u64,
 }
 
 /// Parses `http://HOST:PORT` (or `HOST:PORT`) into a socket address.
@@ -157,6 +163,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
     Ok(total)
 }
 
+/// Default longest time between the store's durable commits. etcd commits
+/// every 100 ms; a durable commit of the store stalls the apply loop for
+/// its fsync (10-20 ms here), so synod commits less often and replays up to
+/// a second of WAL after a crash instead (`BENCHMARKS.md` has the figures).
+pub const DEFAULT_BACKEND_BATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// Default most entries applied between the store's durable commits.
+pub const DEFAULT_BACKEND_BATCH_LIMIT: u64 = 50_000;
+
 /// The settings of one server before validation (what the flags say).
 #[derive(Clone, Debug)]
 pub struct RawConfig {
@@ -188,6 +202,10 @@ pub struct RawConfig {
     pub snapshot_count: u64,
     /// `--experimental-watch-progress-notify-interval`
     pub watch_progress_notify_interval: Duration,
+    /// `--backend-batch-interval`
+    pub backend_batch_interval: Duration,
+    /// `--backend-batch-limit`
+    pub backend_batch_limit: u64,
 }
 
 impl RawConfig {
@@ -264,6 +282,11 @@ impl RawConfig {
                 "--experimental-watch-progress-notify-interval must be above 0".into(),
             ));
         }
+        if self.backend_batch_interval.is_zero() || self.backend_batch_limit == 0 {
+            return Err(ConfigError::Invalid(
+                "--backend-batch-interval and --backend-batch-limit must be above 0".into(),
+            ));
+        }
         if self.max_request_bytes == 0 || self.max_request_bytes > 64 << 20 {
             return Err(ConfigError::Invalid(
                 "--max-request-bytes must be in 1..=64 MiB".into(),
@@ -287,6 +310,8 @@ impl RawConfig {
             snapshot_every: self.snapshot_count.max(1),
             wal_segment_bytes: 64 << 20,
             watch_progress_notify_interval: self.watch_progress_notify_interval,
+            backend_batch_interval: self.backend_batch_interval,
+            backend_batch_limit: self.backend_batch_limit,
         })
     }
 }
@@ -309,6 +334,8 @@ impl Default for RawConfig {
             snapshot_count: 100_000,
             // etcd's default.
             watch_progress_notify_interval: Duration::from_secs(600),
+            backend_batch_interval: DEFAULT_BACKEND_BATCH_INTERVAL,
+            backend_batch_limit: DEFAULT_BACKEND_BATCH_LIMIT,
         }
     }
 }

@@ -244,7 +244,12 @@ impl Disk {
                     hard_state: HardState {
                         term: hs.term,
                         vote: hs.vote,
-                        commit: hs.commit,
+                        // A commit index is written without a sync of its
+                        // own, so the store may have applied (and made
+                        // durable) entries past the one the WAL kept: they
+                        // were committed, and every entry the store applied
+                        // was synced into the WAL before its durable commit.
+                        commit: hs.commit.max(applied),
                     },
                     snapshot,
                     entries,
@@ -269,6 +274,13 @@ impl Disk {
     /// `store_durable`: the store's durable applied index, past which the WAL
     /// must not be compacted.
     pub fn persist(&mut self, ps: &[Persist], store_durable: u64) -> Result<(), DiskError> {
+        self.write(ps, store_durable)?;
+        self.sync()
+    }
+
+    /// Writes every `Persist` of one `Ready` without waiting for the disk:
+    /// a later [`Disk::sync`] (or [`Disk::persist`]) makes it durable.
+    pub fn write(&mut self, ps: &[Persist], store_durable: u64) -> Result<(), DiskError> {
         let wal_dir = self.dir.join("wal");
         let logerr = |err| DiskError::Log {
             dir: wal_dir.clone(),
@@ -329,8 +341,16 @@ impl Disk {
                 self.log.set_hard_state(to_disk_hs(hs)).map_err(logerr)?;
             }
         }
+        Ok(())
+    }
+
+    /// Makes every write so far durable with one fdatasync.
+    pub fn sync(&mut self) -> Result<(), DiskError> {
         let t0 = std::time::Instant::now();
-        let synced = self.log.sync().map_err(logerr);
+        let synced = self.log.sync().map_err(|err| DiskError::Log {
+            dir: self.dir.join("wal"),
+            err,
+        });
         self.wal_fsync.observe(t0.elapsed());
         synced
     }
@@ -530,6 +550,48 @@ mod tests {
         assert_eq!(kv.revision(), 13, "entries 11 and 12 applied once each");
         let r = kv.range(&RangeRequest::key("k012")).unwrap();
         assert_eq!(r.kvs[0].version, 1);
+    }
+
+    #[test]
+    fn a_store_applied_past_the_wal_commit_index_boots_with_that_commit_index() {
+        // The commit index is written without a sync of its own: a crash may
+        // keep an older one in the WAL than the store has applied.
+        let dir = tempfile::tempdir().unwrap();
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        let (mut disk, (mut sm, _)) = (o.disk, o.state);
+        let persist = Persist {
+            shard: 1,
+            hard_state: Some(HardState {
+                term: 1,
+                vote: 1,
+                commit: 4,
+            }),
+            entries: (1..=8).map(|i| entry(1, i)).collect(),
+            snapshot: None,
+        };
+        disk.persist(&[persist], 0).unwrap();
+        for i in 1..=6 {
+            sm.apply(i, &put(i));
+        }
+        sm.commit(6, true, &[]).unwrap();
+        drop((disk, sm));
+
+        let o = Disk::open(dir.path(), 1, 8 << 20, &store_cfg(), 100).unwrap();
+        assert_eq!(o.state.1, 6);
+        let init = o.init.unwrap();
+        let Init::Restore { hard_state, .. } = &init.raft else {
+            panic!("a restored log")
+        };
+        assert_eq!(hard_state.commit, 6, "at least what the store applied");
+        let mut node =
+            Node::with_state_machines(NodeConfig::default(), vec![(init, Some(o.state))]).unwrap();
+        while node.has_ready() {
+            let rd = node.ready();
+            node.advance(rd);
+        }
+        assert_eq!(node.applied(1), Some(6));
+        let kv = node.state_machine(1).unwrap().kv();
+        assert_eq!(kv.revision(), 7, "nothing applied twice");
     }
 
     #[test]

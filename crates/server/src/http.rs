@@ -223,6 +223,11 @@ pub fn metrics(s: &Shared) -> String {
         "etcd_disk_wal_fsync_duration_seconds",
         "The latency distributions of fdatasync called by the WAL.",
     );
+    s.backend_commit.render(
+        &mut out,
+        "etcd_disk_backend_commit_duration_seconds",
+        "The latency distributions of commit called by backend.",
+    );
     s.rtt_metrics(&mut out);
     out
 }

@@ -3,11 +3,13 @@
 //! inbox; a dedicated thread makes each `Ready`'s records durable with one
 //! fdatasync (group commit: whatever arrives during a sync goes into the
 //! next one); only then are that `Ready`'s messages sent and the node
-//! advanced.
+//! advanced. A `Ready` whose only record is a new commit index
+//! (`must_sync` false) is handed over to be written without a sync, and its
+//! messages leave at once.
 //!
 //! The state machine's store (redb) takes the applied entries in one open
 //! write transaction and commits it durably, with the applied index, every
-//! [`STORE_COMMIT_EVERY`] or [`STORE_COMMIT_ENTRIES`] entries — only right
+//! `--backend-batch-interval` or `--backend-batch-limit` entries — only right
 //! after a `Ready`'s sync, when every entry applied so far is durable in the
 //! WAL, so the store never runs ahead of the log it is replayed from.
 //!
@@ -34,10 +36,9 @@ use crate::wire::{Answer, Ask, LeaseTtl, PeerMsg};
 
 /// Capacity of the actor's inbox.
 pub const INBOX: usize = 4096;
-/// Longest time between durable commits of the store (bounds WAL replay).
-pub const STORE_COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
-/// Most entries applied between durable commits of the store.
-pub const STORE_COMMIT_ENTRIES: u64 = 5000;
+/// Most writes handed to the disk thread and not yet answered (at most one
+/// of them waits for a sync; the others only carry commit indexes).
+const DISK_QUEUE: usize = 16;
 /// Most requests waiting for a reply in one node.
 const MAX_WAITING: usize = 65_536;
 /// A waiting request is forgotten after this many ticks without a reply
@@ -215,12 +216,17 @@ impl Core {
         if applied == index && !force {
             return;
         }
-        let due =
-            force || at.elapsed() >= STORE_COMMIT_EVERY || applied - index >= STORE_COMMIT_ENTRIES;
+        let cfg = &self.shared.cfg;
+        let due = force
+            || at.elapsed() >= cfg.backend_batch_interval
+            || applied - index >= cfg.backend_batch_limit;
         if !due {
             return;
         }
-        match self.node.commit_state_machines(true) {
+        let t0 = std::time::Instant::now();
+        let committed = self.node.commit_state_machines(true);
+        self.shared.backend_commit.observe(t0.elapsed());
+        match committed {
             Ok(()) => self.store_committed = (std::time::Instant::now(), applied),
             Err(e) => self.store_failed = Some(e.to_string()),
         }
@@ -459,14 +465,17 @@ impl Core {
         }
     }
 
-    /// Hands out Readies until one needs a sync; returns it (its records
-    /// already handed to the disk thread) or `None`.
+    /// Hands out Readies until one needs a sync (or `queue` is full). Each
+    /// job handed to the disk thread is pushed on `queue`, with its Ready
+    /// when that waits for the sync; Readies that need no sync (nothing to
+    /// write, or only a commit index) are sent and advanced at once.
     fn drive(
         &mut self,
-        disk: &std::sync::mpsc::SyncSender<(Vec<Persist>, u64)>,
-    ) -> Option<synod_node::Ready> {
+        disk: &std::sync::mpsc::SyncSender<DiskJob>,
+        queue: &mut std::collections::VecDeque<Option<synod_node::Ready>>,
+    ) {
         for _ in 0..64 {
-            if !self.node.has_ready() {
+            if queue.len() >= DISK_QUEUE || !self.node.has_ready() {
                 break;
             }
             let mut rd = self.node.ready();
@@ -499,15 +508,24 @@ impl Core {
                 self.transport.send(to, PeerMsg::Raft(env));
             }
             if rd.persist.is_empty() {
-                self.send_and_advance(rd);
+                self.send_and_advance(rd, queue.is_empty());
                 continue;
             }
-            let ps = std::mem::take(&mut rd.persist);
-            disk.send((ps, self.store_durable()))
+            let job = DiskJob {
+                persist: std::mem::take(&mut rd.persist),
+                store_durable: self.store_durable(),
+                sync: rd.must_sync,
+            };
+            // Never blocks: the channel holds DISK_QUEUE jobs.
+            disk.send(job)
                 .expect("the disk thread outlives the actor's loop");
-            return Some(rd);
+            if rd.must_sync {
+                queue.push_back(Some(rd));
+                return;
+            }
+            queue.push_back(None);
+            self.send_and_advance(rd, false);
         }
-        None
     }
 
     fn local_revision(&self) -> i64 {
@@ -533,15 +551,28 @@ impl Core {
         }
     }
 
-    fn send_and_advance(&mut self, mut rd: synod_node::Ready) {
+    /// Sends `rd`'s messages and advances the node; `synced`: everything
+    /// written so far is durable, so the store may commit.
+    fn send_and_advance(&mut self, mut rd: synod_node::Ready, synced: bool) {
         for env in rd.messages.drain(..) {
             let to = env.msg.to;
             self.transport.send(to, PeerMsg::Raft(env));
         }
         self.node.advance(rd);
-        // Everything applied so far is durable in the WAL now.
-        self.commit_store(false);
+        if synced {
+            // Every entry applied so far is durable in the WAL now.
+            self.commit_store(false);
+        }
     }
+}
+
+/// Records of one `Ready` for the disk thread.
+struct DiskJob {
+    persist: Vec<Persist>,
+    /// The store's durable applied index (bounds WAL compaction).
+    store_durable: u64,
+    /// Whether to fdatasync after writing.
+    sync: bool,
 }
 
 /// Runs the actor until [`Input::Stop`] or until every sender is gone.
@@ -550,16 +581,19 @@ pub async fn run(
     mut inbox: mpsc::Receiver<Input>,
     mut disk: Disk,
 ) -> Result<(), DiskError> {
-    let (ptx, prx) = std::sync::mpsc::sync_channel::<(Vec<Persist>, u64)>(1);
-    let (dtx, mut drx) = mpsc::channel::<Result<u64, DiskError>>(1);
+    let (ptx, prx) = std::sync::mpsc::sync_channel::<DiskJob>(DISK_QUEUE);
+    let (dtx, mut drx) = mpsc::channel::<Result<u64, DiskError>>(DISK_QUEUE);
     let shared = core.shared.clone();
     std::thread::Builder::new()
         .name(format!("synod-disk-{}", shared.cfg.name))
         .spawn(move || {
-            while let Ok((ps, store_durable)) = prx.recv() {
-                let r = disk
-                    .persist(&ps, store_durable)
-                    .map(|()| disk.snapshot_bytes());
+            while let Ok(job) = prx.recv() {
+                let r = if job.sync {
+                    disk.persist(&job.persist, job.store_durable)
+                } else {
+                    disk.write(&job.persist, job.store_durable)
+                }
+                .map(|()| disk.snapshot_bytes());
                 if dtx.blocking_send(r).is_err() {
                     return;
                 }
@@ -572,14 +606,17 @@ pub async fn run(
     let mut interval = tokio::time::interval(shared.cfg.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Apply what the recovered log already holds as committed before serving anyone.
-    let mut in_flight: Option<synod_node::Ready> = core.drive(&ptx);
+    // Jobs handed to the disk thread, oldest first, with the Ready that
+    // waits for each one's sync (None for a write that needs none).
+    let mut queue = std::collections::VecDeque::new();
+    core.drive(&ptx, &mut queue);
     let mut stopping = false;
     loop {
         tokio::select! {
             _ = interval.tick(), if !stopping => {
                 core.on_tick();
                 stopping = core.should_stop();
-                if in_flight.is_none() {
+                if queue.is_empty() {
                     core.commit_store(false);
                 }
             }
@@ -587,11 +624,14 @@ pub async fn run(
                 Some(Input::Stop) | None => stopping = true,
                 Some(i) => core.on_input(i),
             },
-            r = drx.recv(), if in_flight.is_some() => match r {
+            r = drx.recv(), if !queue.is_empty() => match r {
                 Some(Ok(bytes)) => {
                     shared.snapshot_bytes.store(bytes, Ordering::Relaxed);
-                    let rd = in_flight.take().expect("a sync was in flight");
-                    core.send_and_advance(rd);
+                    let waiting = queue.pop_front().expect("a job was in flight");
+                    if let Some(rd) = waiting {
+                        assert!(queue.is_empty(), "a job queued behind a sync");
+                        core.send_and_advance(rd, true);
+                    }
                 }
                 Some(Err(e)) => {
                     shared.log(format_args!("storage failed, stopping: {e}"));
@@ -604,15 +644,16 @@ pub async fn run(
             shared.log(format_args!("store failed, stopping: {e}"));
             return Err(DiskError::Store(e));
         }
-        if stopping && in_flight.is_none() {
+        if stopping && queue.is_empty() {
             core.commit_store(true);
             if let Some(e) = core.store_failed.take() {
                 return Err(DiskError::Store(e));
             }
             return Ok(());
         }
-        if in_flight.is_none() && !stopping {
-            in_flight = core.drive(&ptx);
+        let blocked = queue.back().is_some_and(|j| j.is_some());
+        if !blocked && !stopping {
+            core.drive(&ptx, &mut queue);
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Shared {
     pub peers: Mutex<BTreeMap<u64, PeerInfo>>,
     /// Latencies of the WAL's fdatasync (the disk thread observes them).
     pub wal_fsync: Arc<crate::http::Histogram>,
+    /// Latencies of the store's durable commits (the actor observes them).
+    pub backend_commit: crate::http::Histogram,
     /// The members as the replicated registry knows them (the initial
     /// configuration's until the node reports its registry).
     pub members: Mutex<Vec<Member>>,
@@ -88,6 +90,7 @@ impl Shared {
             verbose,
             peers: Mutex::new(BTreeMap::new()),
             wal_fsync: Arc::default(),
+            backend_commit: Default::default(),
         }
     }
 

@@ -185,7 +185,10 @@ fn metrics_carry_the_fsync_histogram_and_the_store_size() {
     // as segments fill and new ones start.
     // (The smallest a segment may be: one largest record, 4 MiB, and headers.)
     const SEGMENT: u64 = (4 << 20) + (64 << 10);
-    let cl = Cluster::start_with(1, |c| c.wal_segment_bytes = SEGMENT);
+    let cl = Cluster::start_with(1, |c| {
+        c.wal_segment_bytes = SEGMENT;
+        c.backend_batch_interval = Duration::from_millis(50);
+    });
     cl.wait_leader(Duration::from_secs(10)).expect("a leader");
     let ep = cl.endpoint(0);
     let before = http_get(&ep, "/metrics");
@@ -250,4 +253,8 @@ fn metrics_carry_the_fsync_histogram_and_the_store_size() {
         db - db0 >= 4_000_000.0,
         "6 MB of values are in the store file: {db0} -> {db}"
     );
+    // They got there by the store's durable commits, each one timed.
+    let commits = sample(&after, "etcd_disk_backend_commit_duration_seconds_count");
+    assert!(commits >= 1.0, "store commits: {commits}");
+    assert!(sample(&after, "etcd_disk_backend_commit_duration_seconds_sum") > 0.0);
 }
