@@ -173,11 +173,20 @@ fn never_started(s: &Status) -> bool {
         && (m.contains("connect") || m.contains("Connection refused") || m.contains("dns"))
 }
 
+/// Whether the request failed in the transport (the HTTP/2 connection broke
+/// under it: a member killed mid-request surfaces as `Unknown` with a
+/// `tonic::transport::Error` as its source, e.g. a broken pipe) rather than
+/// being answered by a server.
+fn transport_failed(s: &Status) -> bool {
+    std::error::Error::source(s).is_some_and(|e| e.is::<tonic::transport::Error>())
+}
+
 /// Whether a read may be tried again after this refusal.
 fn read_retryable(s: &Status) -> bool {
-    // A connection closed under a request surfaces as Cancelled: a read is
-    // safe to repeat elsewhere.
+    // A connection closed under a request surfaces as Cancelled or as a
+    // transport error: a read is safe to repeat elsewhere.
     matches!(s.code(), Code::Unavailable | Code::Cancelled)
+        || transport_failed(s)
         || matches!(
             s.message(),
             "etcdserver: leader changed"
@@ -189,7 +198,7 @@ fn read_retryable(s: &Status) -> bool {
 
 /// Whether a refusal suggests moving to another endpoint.
 fn endpoint_failed(s: &Status) -> bool {
-    matches!(s.code(), Code::Unavailable | Code::Cancelled)
+    matches!(s.code(), Code::Unavailable | Code::Cancelled) || transport_failed(s)
 }
 
 impl Client {
@@ -741,6 +750,27 @@ mod tests {
         let compacted =
             Status::out_of_range("etcdserver: mvcc: required revision has been compacted");
         assert!(!never_started(&compacted) && !read_retryable(&compacted));
+        assert!(!endpoint_failed(&compacted));
+    }
+
+    #[tokio::test]
+    async fn a_broken_connection_moves_reads_elsewhere() {
+        // A real transport error (nothing listens on port 9), wrapped the way
+        // tonic reports a connection that broke under a request: code
+        // Unknown, the transport error as its source.
+        let err = Endpoint::from_static("http://127.0.0.1:9")
+            .connect()
+            .await
+            .expect_err("nothing listens on port 9");
+        let mut broken = Status::unknown("transport error");
+        broken.set_source(Arc::new(err));
+        assert!(transport_failed(&broken) && endpoint_failed(&broken));
+        assert!(read_retryable(&broken));
+        // A write's outcome is unknown after a broken connection.
+        assert!(!never_started(&broken));
+        // A server's own Unknown answer is not a transport failure.
+        let answered = Status::unknown("transport error");
+        assert!(!transport_failed(&answered) && !read_retryable(&answered));
     }
 
     #[tokio::test]
