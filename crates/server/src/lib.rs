@@ -32,7 +32,6 @@ pub mod ids;
 pub mod offline;
 pub mod runtime;
 pub mod server;
-pub mod sha256;
 pub mod shared;
 pub mod transport;
 pub mod watch;

@@ -142,7 +142,7 @@ pub fn read_snapshot(path: &Path, check_hash: bool) -> Result<(StateMachine, u64
     let buf = fs::read(path).map_err(io(path))?;
     let body = if buf.len() % 512 == 32 {
         let (body, trailer) = buf.split_at(buf.len() - 32);
-        if check_hash && crate::sha256::sha256(body) != trailer {
+        if check_hash && <sha2::Sha256 as sha2::Digest>::digest(body).as_slice() != trailer {
             return Err(bad("SHA-256 trailer does not match the content".into()));
         }
         body
@@ -536,7 +536,7 @@ mod tests {
         }
         let mut image = sm.snapshot();
         image.resize(image.len().div_ceil(512) * 512, 0);
-        let digest = crate::sha256::sha256(&image);
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&image);
         image.extend_from_slice(&digest);
         let path = dir.join("db");
         fs::write(&path, &image).unwrap();

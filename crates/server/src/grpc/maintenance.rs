@@ -143,7 +143,7 @@ impl Maintenance for Api {
         // pages are), followed by its SHA-256.
         let mut image = image;
         image.resize(image.len().div_ceil(512) * 512, 0);
-        let digest = crate::sha256::sha256(&image);
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&image);
         image.extend_from_slice(&digest);
         let (tx, rx) = mpsc::channel::<SnapOut>(4);
         let header = self.header(rev);
