@@ -12,6 +12,7 @@ pub mod generate;
 pub mod history;
 pub mod linear;
 pub mod lost;
+pub mod sessions;
 
 pub use history::{read_jsonl, write_jsonl, HistoryError, MonotonicClock, Op, OpKind, Recorder};
 pub use linear::{check, check_history, Config, Report, Verdict};

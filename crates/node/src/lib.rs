@@ -28,12 +28,14 @@
 
 #![deny(missing_docs)]
 
+pub mod host;
 mod members;
 mod sm;
 mod types;
 
 use std::collections::BTreeMap;
 
+pub use host::{Answer, Ask, Host, HostBug, HostConfig, HostEvent, HostMsg, HostOutbox, LeaseTtl};
 pub use members::{
     derive_member_id, Member, MemberError, MemberOp, Registry, MAX_LEARNERS, MAX_URLS,
     MAX_URL_BYTES,
@@ -445,6 +447,22 @@ impl Node {
             .expect("a node hosts at least one group")
     }
 
+    /// The group that holds what belongs to the whole cluster: the member
+    /// registry and leases. One shard covers the keyspace today.
+    pub fn home_shard(&self) -> ShardId {
+        self.shard_for(b"")
+    }
+
+    /// The group that serves `req`.
+    pub fn route(&self, req: &ClientRequest) -> ShardId {
+        let key: &[u8] = match &req.op {
+            ClientOp::Write(cmd) => command_key(cmd),
+            ClientOp::Range { req, .. } => &req.key,
+            ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => &[],
+        };
+        self.shard_for(key)
+    }
+
     /// The shards hosted here.
     pub fn shards(&self) -> impl Iterator<Item = ShardId> + '_ {
         self.groups.keys().copied()
@@ -515,12 +533,7 @@ impl Node {
             );
             return;
         }
-        let key: &[u8] = match &req.op {
-            ClientOp::Write(cmd) => command_key(cmd),
-            ClientOp::Range { req, .. } => &req.key,
-            ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => &[],
-        };
-        let shard = self.shard_for(key);
+        let shard = self.route(&req);
         let max_pending = self.cfg.max_pending;
         let now = self.ticks;
         let g = self

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use synod_node::{GroupInit, Node, NodeConfig, NodeError};
+use synod_node::{GroupInit, Host, HostConfig, Node, NodeConfig, NodeError};
 use synod_raft::{Config as RaftConfig, Init};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -302,7 +302,14 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
     opened.disk.wal_fsync = shared.wal_fsync.clone();
     let transport = Transport::start(shared.clone());
     let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
-    let core = Core::new(node, shared.clone(), transport);
+    let host_cfg = HostConfig {
+        name: shared.cfg.name.clone(),
+        client_urls: shared.cfg.advertise_client_urls.clone(),
+        store_commit_ticks: ticks_in(shared.cfg.backend_batch_interval, shared.cfg.tick),
+        store_commit_entries: shared.cfg.backend_batch_limit,
+        bug: None,
+    };
+    let core = Core::new(Host::new(node, host_cfg), shared.clone(), transport);
     let actor = tokio::spawn(runtime::run(core, inbox_rx, opened.disk));
     let peer_listener = tokio::spawn(transport::listen(peer, shared.clone(), inbox_tx.clone()));
     let api = Api::new(inbox_tx.clone(), shared.clone());
@@ -337,6 +344,11 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         peer_listener,
         actor,
     })
+}
+
+/// Whole ticks in `d` (at least one).
+fn ticks_in(d: std::time::Duration, tick: std::time::Duration) -> u64 {
+    (d.as_nanos() / tick.as_nanos().max(1)).max(1) as u64
 }
 
 #[cfg(test)]

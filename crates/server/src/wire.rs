@@ -5,7 +5,7 @@
 //! A frame over [`MAX_FRAME`] is refused and the connection dropped.
 
 use serde::{Deserialize, Serialize};
-use synod_node::{ClientError, ClientReply, ClientRequest, Envelope, Member};
+use synod_node::{ClientReply, ClientRequest, Envelope, HostMsg, Member};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Identifies a synod peer connection ("SYND").
@@ -69,35 +69,7 @@ pub struct ProbeReply {
     pub sent_ns: u64,
 }
 
-/// A question only the leader can answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Ask {
-    /// A lease's time to live, by the leader's lessor.
-    LeaseTtl {
-        /// The lease.
-        id: i64,
-        /// Also list its keys.
-        keys: bool,
-    },
-}
-
-/// A lease as the leader sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseTtl {
-    /// Seconds left.
-    pub ttl: i64,
-    /// Seconds granted.
-    pub granted: i64,
-    /// Keys attached (when asked for).
-    pub keys: Vec<Vec<u8>>,
-}
-
-/// The leader's answer to an [`Ask`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Answer {
-    /// The lease, or why not (`Kv(LeaseNotFound)` when it does not exist).
-    LeaseTtl(Result<LeaseTtl, ClientError>),
-}
+pub use synod_node::{Answer, Ask, LeaseTtl};
 
 /// A message between peers after the handshake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +100,32 @@ pub enum PeerMsg {
         /// When it left, in the sender's clock (nanoseconds).
         sent_ns: u64,
     },
+}
+
+impl From<HostMsg> for PeerMsg {
+    fn from(m: HostMsg) -> PeerMsg {
+        match m {
+            HostMsg::Raft(e) => PeerMsg::Raft(e),
+            HostMsg::Forward(r) => PeerMsg::Forward(r),
+            HostMsg::ForwardReply(r) => PeerMsg::ForwardReply(r),
+            HostMsg::Ask { id, ask } => PeerMsg::Ask { id, ask },
+            HostMsg::Answer { id, answer } => PeerMsg::Answer { id, answer },
+        }
+    }
+}
+
+impl PeerMsg {
+    /// The host's message this frame carries (a probe is the transport's own).
+    pub fn into_host(self) -> Option<HostMsg> {
+        Some(match self {
+            PeerMsg::Raft(e) => HostMsg::Raft(e),
+            PeerMsg::Forward(r) => HostMsg::Forward(r),
+            PeerMsg::ForwardReply(r) => HostMsg::ForwardReply(r),
+            PeerMsg::Ask { id, ask } => HostMsg::Ask { id, ask },
+            PeerMsg::Answer { id, answer } => HostMsg::Answer { id, answer },
+            PeerMsg::Probe { .. } => return None,
+        })
+    }
 }
 
 /// Why a frame could not be read.

@@ -51,7 +51,13 @@ pub struct SimArgs {
     /// (the schedule before etcd's MustSync rule).
     #[arg(long)]
     pub sync_every_ready: bool,
-    /// Switch on a deliberate protocol bug: vote-without-log-check or commit-old-term.
+    /// Switch on a deliberate bug, to see the checkers catch it:
+    /// vote-without-log-check (Raft grants votes without the log check),
+    /// commit-old-term (a leader commits an old term's entry by counting
+    /// replicas: Raft's figure 8), reply-before-apply (a follower answers a
+    /// forwarded write before its own state machine applied it),
+    /// forward-without-session (a follower forwards writes under its own
+    /// session, so a retry after a failover applies twice).
     #[arg(long)]
     pub planted_bug: Option<String>,
     /// Where a failing seed's history and trace go.
@@ -112,7 +118,8 @@ pub fn run_cli(args: SimArgs) -> u8 {
         Some((_, Some(b))) => Some(b),
         Some((b, None)) => {
             eprintln!(
-                "synod sim: unknown planted bug `{b}` (vote-without-log-check, commit-old-term)"
+                "synod sim: unknown planted bug `{b}` ({})",
+                crate::run::BUGS.map(|(n, _, _)| n).join(", ")
             );
             return 2;
         }

@@ -10,8 +10,8 @@ use synod_kv::{
     RequestOp, Response, TxnRequest,
 };
 use synod_node::{
-    ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Envelope, GroupInit, Node,
-    NodeConfig,
+    ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, GroupInit, Host, HostConfig,
+    HostMsg, Node, NodeConfig,
 };
 use synod_raft::{Init, MessageBody, NodeId};
 use synod_simnet::{Ctx, ProcId, Process, Time, TimerId, MILLIS};
@@ -24,12 +24,12 @@ pub const SHARD: u64 = 1;
 /// A message on the simulated network.
 #[derive(Clone, Debug)]
 pub enum Msg {
-    /// Between servers.
-    Raft(Envelope),
+    /// Between servers: Raft, forwarded requests and their replies.
+    Peer(HostMsg),
     /// Client to server.
     Request(ClientRequest),
-    /// Server to client.
-    Reply(ClientReply),
+    /// Server to client, with the server's incarnation (its restarts).
+    Reply(ClientReply, u64),
 }
 
 /// A simulated process.
@@ -77,7 +77,7 @@ impl Process for Proc {
     fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: ProcId, msg: Msg) {
         match self {
             Proc::Server(s) => s.on_message(ctx, from, msg),
-            Proc::Client(c) => c.on_message(ctx, msg),
+            Proc::Client(c) => c.on_message(ctx, from, msg),
         }
     }
 
@@ -90,20 +90,34 @@ impl Process for Proc {
 
     fn msg_bytes(msg: &Msg) -> usize {
         match msg {
-            Msg::Raft(env) => match &env.msg.body {
+            Msg::Peer(HostMsg::Raft(env)) => match &env.msg.body {
                 MessageBody::Append { entries, .. } => {
                     48 + entries.iter().map(|e| 24 + e.data.len()).sum::<usize>()
                 }
                 MessageBody::SnapshotChunk { data, .. } => 64 + data.len(),
                 _ => 40,
             },
-            Msg::Request(_) | Msg::Reply(_) => 64,
+            Msg::Peer(_) | Msg::Request(_) | Msg::Reply(..) => 64,
         }
     }
 
     fn msg_label(msg: &Msg) -> String {
         match msg {
-            Msg::Raft(env) => {
+            Msg::Peer(HostMsg::Forward(r)) => {
+                format!("Forward c{}#{} {}", r.client, r.seq, op_name(&r.op))
+            }
+            Msg::Peer(HostMsg::ForwardReply(r)) => format!(
+                "ForwardReply c{}#{} {}",
+                r.client,
+                r.seq,
+                match &r.result {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => e.to_string(),
+                }
+            ),
+            Msg::Peer(HostMsg::Ask { id, .. }) => format!("Ask #{id}"),
+            Msg::Peer(HostMsg::Answer { id, .. }) => format!("Answer #{id}"),
+            Msg::Peer(HostMsg::Raft(env)) => {
                 let m = &env.msg;
                 match &m.body {
                     MessageBody::Append {
@@ -137,7 +151,7 @@ impl Process for Proc {
                 }
             }
             Msg::Request(r) => format!("Request c{}#{} {}", r.client, r.seq, op_name(&r.op)),
-            Msg::Reply(r) => format!(
+            Msg::Reply(r, _) => format!(
                 "Reply c{}#{} {}",
                 r.client,
                 r.seq,
@@ -179,18 +193,18 @@ pub struct ServerTiming {
     pub sync_every_ready: bool,
 }
 
-/// A database node on a simulated disk.
+/// A database node on a simulated disk: the same [`Host`] the production
+/// runtime drives, with the simulator's network, timers and disk around it.
 pub struct Server {
-    /// The node (sans-IO core).
-    pub node: Node,
+    /// The host (sans-IO core: the node and every decision around it).
+    pub host: Host,
     /// Its disk: survives crashes, minus what was not synced.
     pub disk: SimDisk,
     timing: ServerTiming,
     /// The Ready whose writes are being synced; its messages leave after.
     syncing: Option<synod_node::Ready>,
-    reply_to: BTreeMap<u64, ProcId>,
-    /// Messages the node refused (stale terms and the like): counted, not fatal.
-    pub refused: u64,
+    /// How many times this server restarted (tags its client replies).
+    pub incarnation: u64,
 }
 
 /// Proc id of the server with Raft id `id`.
@@ -203,6 +217,7 @@ impl Server {
     /// otherwise a restore of what was.
     pub fn boot(
         cfg: NodeConfig,
+        host: HostConfig,
         voters: Vec<NodeId>,
         disk: SimDisk,
         timing: ServerTiming,
@@ -235,13 +250,17 @@ impl Server {
         let node = Node::new(cfg, vec![init])
             .unwrap_or_else(|e| panic!("recovering from a valid disk image: {e}"));
         Server {
-            node,
+            host: Host::new(node, host),
             disk,
             timing,
             syncing: None,
-            reply_to: BTreeMap::new(),
-            refused: 0,
+            incarnation: 0,
         }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node {
+        self.host.node()
     }
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Msg>) {
@@ -251,20 +270,10 @@ impl Server {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: ProcId, msg: Msg) {
         match msg {
-            Msg::Raft(env) => {
-                if self.node.step(env).is_err() {
-                    self.refused += 1;
-                }
-            }
-            Msg::Request(req) => {
-                if self.reply_to.len() >= 4096 && !self.reply_to.contains_key(&req.client) {
-                    let oldest = *self.reply_to.keys().next().expect("non-empty");
-                    self.reply_to.remove(&oldest);
-                }
-                self.reply_to.insert(req.client, from);
-                self.node.request(req);
-            }
-            Msg::Reply(_) => {}
+            Msg::Peer(m) => self.host.peer(from as NodeId + 1, m),
+            // A client's token is its process id, plus one (0 means nobody).
+            Msg::Request(req) => self.host.client(from as u64 + 1, req),
+            Msg::Reply(..) => {}
         }
         self.drive(ctx);
     }
@@ -272,7 +281,8 @@ impl Server {
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, tag: u64) {
         match tag {
             TICK => {
-                self.node.tick();
+                let idle = self.syncing.is_none();
+                self.host.tick(idle);
                 ctx.set_timer(self.timing.tick, TICK);
             }
             SYNC => {
@@ -281,36 +291,50 @@ impl Server {
                     .take()
                     .expect("a sync completes only while one is running");
                 self.disk.sync();
-                self.send(ctx, rd)
+                self.send(ctx, rd, true)
             }
             _ => unreachable!("unknown server timer {tag}"),
         }
         self.drive(ctx);
     }
 
-    fn send(&mut self, ctx: &mut Ctx<'_, Msg>, mut rd: synod_node::Ready) {
+    fn send(&mut self, ctx: &mut Ctx<'_, Msg>, mut rd: synod_node::Ready, synced: bool) {
         for env in rd.messages.drain(..) {
             let to = proc_of(env.msg.to);
-            ctx.send(to, Msg::Raft(env));
+            ctx.send(to, Msg::Peer(HostMsg::Raft(env)));
         }
-        self.node.advance(rd);
+        self.host.advance(rd, synced);
+        self.flush(ctx);
+    }
+
+    /// Carries out what the host decided that needs no disk.
+    fn flush(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let out = self.host.outbox();
+        for (to, m) in out.sends {
+            ctx.send(proc_of(to), Msg::Peer(m));
+        }
+        for (token, r) in out.replies {
+            ctx.send((token - 1) as ProcId, Msg::Reply(r, self.incarnation));
+        }
+        if let Some(index) = out.commit_store {
+            self.host
+                .commit_store(index)
+                .expect("the simulator's store does not fail");
+        }
     }
 
     /// Hands out Readies until one needs a sync (at most one sync runs at a time).
     fn drive(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        self.flush(ctx);
         for _ in 0..64 {
-            if self.syncing.is_some() || !self.node.has_ready() {
+            if self.syncing.is_some() || !self.host.has_ready() {
                 return;
             }
-            let mut rd = self.node.ready();
-            for r in rd.replies.drain(..) {
-                if let Some(&to) = self.reply_to.get(&r.client) {
-                    ctx.send(to, Msg::Reply(r));
-                }
-            }
+            let mut rd = self.host.ready();
+            self.flush(ctx);
             for env in rd.early_messages.drain(..) {
                 let to = proc_of(env.msg.to);
-                ctx.send(to, Msg::Raft(env));
+                ctx.send(to, Msg::Peer(HostMsg::Raft(env)));
             }
             let writes = !rd.persist.is_empty();
             for p in rd.persist.drain(..) {
@@ -320,7 +344,7 @@ impl Server {
             if !sync {
                 // Nothing or only a commit index: written, not synced; a
                 // crash before the next sync may lose it.
-                self.send(ctx, rd);
+                self.send(ctx, rd, !writes);
                 continue;
             }
             self.syncing = Some(rd);
@@ -357,11 +381,26 @@ pub enum ClientEvent {
     },
     /// The running operation's outcome will never be known.
     Unknown,
+    /// What a member showed this client, for the session checker (not part
+    /// of the linearizability history): an acknowledged write's revision,
+    /// or the revision a serializable read was served at.
+    Session {
+        /// The member's Raft id.
+        member: NodeId,
+        /// Its incarnation when it answered.
+        incarnation: u64,
+        /// A write (else a serializable read).
+        write: bool,
+        /// The revision.
+        revision: i64,
+    },
 }
 
 #[derive(Clone, Debug)]
 struct Running {
     kind: OpKind,
+    /// A serializable read: outside the linearizability history.
+    serializable: bool,
     req: ClientRequest,
     attempts: u32,
     /// Local time at which the client gives up.
@@ -490,6 +529,7 @@ impl Client {
         };
         self.writes += 1;
         let fresh = format!("v{}-{}", self.index, self.writes);
+        let mut serializable = false;
         let (kind, op, value, expected) = if roll < 40 {
             let op = ClientOp::Write(Command::Put(PutRequest {
                 key: key.clone().into_bytes(),
@@ -497,13 +537,25 @@ impl Client {
                 ..Default::default()
             }));
             (OpKind::Put, op, Some(fresh), None)
-        } else if roll < 80 {
+        } else if roll < 70 {
             let op = ClientOp::Range {
                 req: RangeRequest {
                     key: key.clone().into_bytes(),
                     ..Default::default()
                 },
                 serializable: false,
+            };
+            (OpKind::Get, op, None, None)
+        } else if roll < 86 {
+            // A serializable read from the member this client last used:
+            // the session checker's read-your-writes and monotonic reads.
+            serializable = true;
+            let op = ClientOp::Range {
+                req: RangeRequest {
+                    key: key.clone().into_bytes(),
+                    ..Default::default()
+                },
+                serializable: true,
             };
             (OpKind::Get, op, None, None)
         } else if roll < 92 {
@@ -541,15 +593,18 @@ impl Client {
             seq: self.seq,
             op,
         };
-        self.outbox.push(ClientEvent::Invoke {
-            client: self.session,
-            op: kind,
-            key,
-            value,
-            expected,
-        });
+        if !serializable {
+            self.outbox.push(ClientEvent::Invoke {
+                client: self.session,
+                op: kind,
+                key,
+                value,
+                expected,
+            });
+        }
         self.running = Some(Running {
             kind,
+            serializable,
             req,
             attempts: 0,
             deadline: ctx.now() + self.work.op_timeout,
@@ -576,9 +631,11 @@ impl Client {
             if let Some(t) = r.attempt_timer {
                 ctx.cancel_timer(t);
             }
-            self.outbox.push(ClientEvent::Unknown);
             self.done += 1;
-            self.new_session();
+            if !r.serializable {
+                self.outbox.push(ClientEvent::Unknown);
+                self.new_session();
+            }
             self.schedule_next(ctx);
         }
     }
@@ -601,7 +658,9 @@ impl Client {
         if let Some(t) = r.attempt_timer {
             ctx.cancel_timer(t);
         }
-        self.outbox.push(ClientEvent::Complete { ok, read });
+        if !r.serializable {
+            self.outbox.push(ClientEvent::Complete { ok, read });
+        }
         self.done += 1;
         self.schedule_next(ctx);
     }
@@ -627,8 +686,10 @@ impl Client {
         ctx.set_timer(5 * MILLIS, RETRY | (self.seq << 8));
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, msg: Msg) {
-        let Msg::Reply(reply) = msg else { return };
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: ProcId, msg: Msg) {
+        let Msg::Reply(reply, incarnation) = msg else {
+            return;
+        };
         let Some(r) = self.running.as_ref() else {
             return;
         };
@@ -636,6 +697,20 @@ impl Client {
             return; // a late reply to an earlier attempt or operation
         }
         let kind = r.kind;
+        let serializable = r.serializable;
+        let seen = |write: bool, revision: i64| ClientEvent::Session {
+            member: from as NodeId + 1,
+            incarnation,
+            write,
+            revision,
+        };
+        match &reply.result {
+            Ok(ClientResponse::Range(rr)) if serializable => {
+                self.outbox.push(seen(false, rr.header_revision));
+            }
+            Ok(ClientResponse::Write(w)) => self.outbox.push(seen(true, w.revision())),
+            _ => {}
+        }
         match reply.result {
             Ok(ClientResponse::Range(rr)) => {
                 assert_eq!(kind, OpKind::Get);

@@ -14,10 +14,11 @@
 
 #![deny(missing_docs)]
 
+pub mod aim;
 pub mod cli;
 pub mod cluster;
 pub mod disk;
 pub mod invariants;
 pub mod run;
 
-pub use run::{run, RunConfig, RunReport};
+pub use run::{run, Bug, RunConfig, RunReport};

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
+use synod_check::sessions::{check_sessions, ObsKind, Observation};
 use synod_check::{history::Pending, Op, Recorder, Verdict};
-use synod_node::NodeConfig;
+use synod_node::{HostBug, HostConfig, NodeConfig};
 use synod_raft::{
     ConfChange, ConfChangeSingle, ConfChangeTransition, Config as RaftConfig, NodeId, PlantedBug,
     ReadOnlyOption,
@@ -17,6 +18,7 @@ use synod_simnet::{
     MILLIS, SECONDS,
 };
 
+use crate::aim::{Aim, AimAction};
 use crate::cluster::{Client, ClientEvent, Proc, Server, ServerTiming, Workload};
 use crate::disk::SimDisk;
 use crate::invariants::Invariants;
@@ -38,8 +40,8 @@ pub struct RunConfig {
     pub faults: FaultSet,
     /// Swarm testing: let the seed choose which of `faults` are on.
     pub swarm: bool,
-    /// A deliberate protocol bug, to show the checkers catch it.
-    pub bug: Option<PlantedBug>,
+    /// A deliberate bug, to show the checkers catch it.
+    pub bug: Option<Bug>,
     /// Serve linearizable reads from the leader lease instead of ReadIndex rounds.
     pub lease_reads: bool,
     /// Record a full trace (for a failing seed's report).
@@ -134,21 +136,50 @@ impl RunConfig {
     }
 }
 
+/// A deliberate bug, in Raft or in the host's decisions around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    /// In Raft.
+    Raft(PlantedBug),
+    /// In the host (forwarding, failover, held replies).
+    Host(HostBug),
+}
+
+/// Every planted bug, with its command-line name and what it breaks.
+pub const BUGS: [(&str, Bug, &str); 4] = [
+    (
+        "vote-without-log-check",
+        Bug::Raft(PlantedBug::VoteWithoutLogCheck),
+        "Raft grants votes without the up-to-date log check",
+    ),
+    (
+        "commit-old-term",
+        Bug::Raft(PlantedBug::CommitOldTermByCounting),
+        "a leader commits an old term's entry by counting replicas (Raft's figure 8)",
+    ),
+    (
+        "reply-before-apply",
+        Bug::Host(HostBug::ReplyBeforeApply),
+        "a follower answers a forwarded write before its own state machine applied it",
+    ),
+    (
+        "forward-without-session",
+        Bug::Host(HostBug::ForwardWithoutSession),
+        "a follower forwards writes under its own session, so a retry after failover applies twice",
+    ),
+];
+
 /// The command-line name of a planted bug.
-pub fn bug_name(b: PlantedBug) -> &'static str {
-    match b {
-        PlantedBug::VoteWithoutLogCheck => "vote-without-log-check",
-        PlantedBug::CommitOldTermByCounting => "commit-old-term",
-    }
+pub fn bug_name(b: Bug) -> &'static str {
+    BUGS.iter()
+        .find(|(_, x, _)| *x == b)
+        .map(|(n, _, _)| *n)
+        .expect("every bug is listed")
 }
 
 /// Parses a planted bug's command-line name.
-pub fn parse_bug(s: &str) -> Option<PlantedBug> {
-    match s {
-        "vote-without-log-check" => Some(PlantedBug::VoteWithoutLogCheck),
-        "commit-old-term" => Some(PlantedBug::CommitOldTermByCounting),
-        _ => None,
-    }
+pub fn parse_bug(s: &str) -> Option<Bug> {
+    BUGS.iter().find(|(n, _, _)| *n == s).map(|(_, b, _)| *b)
 }
 
 /// What a run found.
@@ -207,6 +238,8 @@ struct Harness {
     sim: Sim<Proc>,
     inv: Invariants,
     recorder: Recorder,
+    /// What members showed each client (read-your-writes, monotonic reads).
+    sessions: Vec<Observation>,
     pending: BTreeMap<ProcId, Pending>,
     incarnation: Vec<u64>,
     crash_rng: Pcg64Mcg,
@@ -223,6 +256,8 @@ struct Harness {
     last_conf_proposal: Option<Time>,
     crashes: u64,
     timing: ServerTiming,
+    /// Faults aimed at leaders right after they append.
+    aim: Aim,
 }
 
 impl Harness {
@@ -251,7 +286,10 @@ impl Harness {
             lease_drift_ticks: 2,
             snapshot_chunk_bytes: 512,
             lazy_snapshot_data,
-            planted_bug: self.cfg.bug,
+            planted_bug: match self.cfg.bug {
+                Some(Bug::Raft(b)) => Some(b),
+                _ => None,
+            },
             ..RaftConfig::default()
         };
         NodeConfig {
@@ -263,6 +301,22 @@ impl Harness {
             max_pending: 1000,
             ticks_per_second: 100,
             parallel_leader_append,
+        }
+    }
+
+    fn host_config(&self, i: usize) -> HostConfig {
+        // The seed picks how often the store commits (the memory engine of
+        // the simulator has nothing to make durable, but the schedule runs).
+        let mut shape = Pcg64Mcg::seed_from_u64(derive(self.cfg.seed, 8));
+        HostConfig {
+            name: format!("s{}", i + 1),
+            client_urls: Vec::new(),
+            store_commit_ticks: [1, 10, 100][shape.random_range(0..3)],
+            store_commit_entries: [1, 50, 50_000][shape.random_range(0..3)],
+            bug: match self.cfg.bug {
+                Some(Bug::Host(b)) => Some(b),
+                _ => None,
+            },
         }
     }
 
@@ -299,7 +353,7 @@ impl Harness {
             .sim
             .proc(l)
             .server()
-            .and_then(|s| s.node.raft(crate::cluster::SHARD))
+            .and_then(|s| s.node().raft(crate::cluster::SHARD))
             .map(|r| r.conf_state().clone())
         else {
             return;
@@ -327,7 +381,10 @@ impl Harness {
                 transition: ConfChangeTransition::Auto,
             };
             // Refused while another change is pending: tried again later.
-            let _ = s.node.propose_conf_change(crate::cluster::SHARD, cc);
+            let _ = s
+                .host
+                .node_mut()
+                .propose_conf_change(crate::cluster::SHARD, cc);
         }
     }
 
@@ -362,6 +419,18 @@ impl Harness {
                             .expect("completion of an invoked op");
                         self.recorder.complete(p, ok, read, now_ns);
                     }
+                    ClientEvent::Session {
+                        member,
+                        incarnation,
+                        write,
+                        revision,
+                    } => self.sessions.push(Observation {
+                        client: i as u64,
+                        member,
+                        incarnation,
+                        kind: if write { ObsKind::Write } else { ObsKind::Read },
+                        revision,
+                    }),
                     ClientEvent::Unknown => {
                         let p = self.pending.remove(&i).expect("outcome of an invoked op");
                         self.recorder.complete_unknown(p);
@@ -376,7 +445,7 @@ impl Harness {
         for i in 0..self.cfg.nodes {
             if self.sim.is_up(i) {
                 if let Some(s) = self.sim.proc(i).server() {
-                    self.inv.observe(&s.node, now);
+                    self.inv.observe(s.node(), now);
                 }
             }
         }
@@ -389,6 +458,13 @@ impl Harness {
     fn step(&mut self) -> bool {
         let more = self.sim.step();
         self.observe();
+        if self.aim.is_on() && self.sim.now() < self.cfg.fault_end {
+            let leader = self.current_leader().and_then(|l| {
+                let r = self.sim.proc(l).server()?.node().raft(crate::cluster::SHARD)?;
+                Some((l, r.term(), r.last_index(), r.commit()))
+            });
+            self.aim.observe(self.sim.now(), leader);
+        }
         self.drain_clients();
         self.drive_membership();
         more
@@ -403,7 +479,7 @@ impl Harness {
                     .sim
                     .proc(i)
                     .server()?
-                    .node
+                    .node()
                     .raft(crate::cluster::SHARD)?;
                 (raft.role() == synod_raft::Role::Leader).then_some((raft.term(), i))
             })
@@ -470,6 +546,34 @@ impl Harness {
         }
     }
 
+    /// Carries out the aimed actions due now.
+    fn fire_aimed(&mut self) {
+        let now = self.sim.now();
+        while let Some(a) = self.aim.pop_due(now) {
+            match a {
+                AimAction::Crash(p) => {
+                    if self.sim.is_up(p) {
+                        self.sim.crash(p);
+                        self.crashes += 1;
+                    }
+                }
+                AimAction::Restart(p) => self.restart(p),
+                AimAction::Isolate(p) | AimAction::Rejoin(p) => {
+                    for q in (0..self.cfg.nodes).filter(|&q| q != p) {
+                        if matches!(a, AimAction::Isolate(_)) {
+                            self.sim.block(p, q);
+                            self.sim.block(q, p);
+                        } else {
+                            self.sim.unblock(p, q);
+                            self.sim.unblock(q, p);
+                        }
+                    }
+                }
+            }
+            self.aim.done(now, a);
+        }
+    }
+
     fn restart(&mut self, p: ProcId) {
         if self.sim.is_up(p) {
             return;
@@ -480,12 +584,14 @@ impl Harness {
         let mut disk: SimDisk = old.disk.clone();
         disk.crash(&mut self.crash_rng);
         self.incarnation[p] += 1;
-        let server = Server::boot(
+        let mut server = Server::boot(
             self.node_config(p),
+            self.host_config(p),
             self.boot_voters(p),
             disk,
             self.timing.clone(),
         );
+        server.incarnation = self.incarnation[p];
         self.inv.restarted(p as NodeId + 1);
         self.sim.restart(p, Proc::Server(Box::new(server)));
     }
@@ -496,14 +602,14 @@ impl Harness {
             .filter(|&i| self.sim.is_up(i))
             .filter_map(|i| {
                 let s = self.sim.proc(i).server()?;
-                Some((s.node.applied(crate::cluster::SHARD)?, i))
+                Some((s.node().applied(crate::cluster::SHARD)?, i))
             })
             .max()?;
         let sm = self
             .sim
             .proc(i)
             .server()?
-            .node
+            .node()
             .state_machine(crate::cluster::SHARD)?;
         let mut out = BTreeMap::new();
         for k in 0..self.cfg.keys.max(1) {
@@ -577,6 +683,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         sim: Sim::new(derive(cfg.seed, 2), Vec::new(), net.clone(), clocks),
         inv: Invariants::default(),
         recorder: Recorder::new(),
+        sessions: Vec::new(),
         pending: BTreeMap::new(),
         incarnation: vec![0; cfg.nodes],
         crash_rng: Pcg64Mcg::seed_from_u64(derive(cfg.seed, 3)),
@@ -587,6 +694,18 @@ pub fn run(cfg: RunConfig) -> RunReport {
         last_conf_proposal: None,
         crashes: 0,
         timing: timing.clone(),
+        aim: {
+            // The seed picks how hard to aim: never, now and then, or often.
+            let mut r = Pcg64Mcg::seed_from_u64(derive(cfg.seed, 9));
+            let chance = [0.0, 0.05, 0.25][r.random_range(0..3)];
+            Aim::new(
+                Pcg64Mcg::seed_from_u64(derive(cfg.seed, 10)),
+                chance,
+                active.contains(synod_simnet::Fault::Crash),
+                active.contains(synod_simnet::Fault::Partition),
+                cfg.nodes,
+            )
+        },
         cfg: cfg.clone(),
     };
     if cfg.joiner {
@@ -606,6 +725,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
     for i in 0..cfg.nodes {
         procs.push(Proc::Server(Box::new(Server::boot(
             h.node_config(i),
+            h.host_config(i),
             h.boot_voters(i),
             SimDisk::default(),
             timing.clone(),
@@ -657,19 +777,22 @@ pub fn run(cfg: RunConfig) -> RunReport {
     let mut next = 0;
     loop {
         let t_action = schedule.get(next).map(|(t, _)| *t);
+        let t_aim = h.aim.next_time();
+        let t_fault = match (t_action, t_aim) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let t_event = h.sim.next_event_time();
-        match (t_action, t_event) {
-            (Some(ta), Some(te)) if ta <= te => {
-                h.sim.run_until(ta);
-                let action = schedule[next].1.clone();
-                h.apply(&action);
-                next += 1;
-            }
-            (Some(ta), None) => {
-                h.sim.run_until(ta);
-                let action = schedule[next].1.clone();
-                h.apply(&action);
-                next += 1;
+        match (t_fault, t_event) {
+            (Some(tf), te) if te.is_none_or(|te| tf <= te) => {
+                h.sim.run_until(tf);
+                if t_action == Some(tf) {
+                    let action = schedule[next].1.clone();
+                    h.apply(&action);
+                    next += 1;
+                } else {
+                    h.fire_aimed();
+                }
             }
             (_, Some(te)) if te <= max_time => {
                 h.step();
@@ -697,6 +820,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         ));
     }
 
+    h.aim.stop();
     // Liveness phase: everything is healed; restart whoever is down, then a
     // probe client must read every key back within the bound.
     h.sim.heal();
@@ -741,7 +865,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 h.sim
                     .proc(i)
                     .server()
-                    .and_then(|s| s.node.applied(crate::cluster::SHARD))
+                    .and_then(|s| s.node().applied(crate::cluster::SHARD))
                     .unwrap_or(0)
             };
             let best = (1..cfg.nodes).map(applied).max().unwrap_or(0);
@@ -754,6 +878,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
         }
     }
     violations.extend(h.inv.violations.iter().cloned());
+    for v in check_sessions(&h.sessions) {
+        violations.push(format!("session: {}", v.detail));
+    }
     let history = std::mem::take(&mut h.recorder).into_history();
     let verdict = synod_check::check(
         &history,

@@ -2,7 +2,7 @@
 //! checkers catch planted protocol bugs.
 
 use synod_raft::PlantedBug;
-use synod_sim::{run, RunConfig};
+use synod_sim::{run, Bug, RunConfig};
 use synod_simnet::FaultSet;
 
 fn failures(cfgs: impl Iterator<Item = RunConfig>) -> Vec<String> {
@@ -85,7 +85,7 @@ fn a_seed_replays_identically() {
 /// The stated bound: a planted bug must be caught within this many seeds.
 const CATCH_WITHIN: u64 = 200;
 
-fn first_catch(bug: PlantedBug, nodes: usize) -> Option<(u64, Vec<String>)> {
+fn first_catch(bug: Bug, nodes: usize) -> Option<(u64, Vec<String>)> {
     (0..CATCH_WITHIN).find_map(|seed| {
         let r = run(RunConfig {
             bug: Some(bug),
@@ -98,7 +98,7 @@ fn first_catch(bug: PlantedBug, nodes: usize) -> Option<(u64, Vec<String>)> {
 
 #[test]
 fn planted_vote_without_log_check_is_caught() {
-    let caught = first_catch(PlantedBug::VoteWithoutLogCheck, 3);
+    let caught = first_catch(Bug::Raft(PlantedBug::VoteWithoutLogCheck), 3);
     assert!(
         caught.is_some(),
         "granting votes without the up-to-date check went unnoticed for {CATCH_WITHIN} seeds"
@@ -129,7 +129,7 @@ fn planted_commit_of_old_term_by_counting_is_caught() {
         bug,
         ..RunConfig::new(7864)
     };
-    let r = run(cfg(Some(PlantedBug::CommitOldTermByCounting)));
+    let r = run(cfg(Some(Bug::Raft(PlantedBug::CommitOldTermByCounting))));
     assert!(
         r.violations
             .iter()

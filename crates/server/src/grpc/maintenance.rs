@@ -42,14 +42,14 @@ impl Maintenance for Api {
         let (leader, term, commit, applied, rev, learner) = self
             .with(|core| {
                 let r = core
-                    .node
+                    .node()
                     .raft(core.shard)
                     .expect("the node hosts its shard");
                 (
                     r.leader(),
                     r.term(),
                     r.commit(),
-                    core.node.applied(core.shard).unwrap_or(0),
+                    core.node().applied(core.shard).unwrap_or(0),
                     core.kv().revision(),
                     r.is_learner(),
                 )
@@ -133,7 +133,7 @@ impl Maintenance for Api {
         let (image, rev) = self
             .with(|core| {
                 let sm = core
-                    .node
+                    .node()
                     .state_machine(core.shard)
                     .expect("the node hosts its shard");
                 (sm.snapshot(), sm.kv().revision())
@@ -188,7 +188,8 @@ impl Maintenance for Api {
                     return false;
                 }
                 if target != me {
-                    core.node.transfer_leader(core.shard, target);
+                    let shard = core.shard;
+                    core.node_mut().transfer_leader(shard, target);
                 }
                 true
             })

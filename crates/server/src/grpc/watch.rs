@@ -86,7 +86,8 @@ impl StreamState {
                 }
                 let h = core.header_info();
                 let kv = core
-                    .node
+                    .host
+                    .node()
                     .state_machine(core.shard)
                     .expect("the node hosts its shard")
                     .kv();
@@ -127,7 +128,8 @@ impl StreamState {
             .api
             .with(move |core| {
                 let kv = core
-                    .node
+                    .host
+                    .node()
                     .state_machine(core.shard)
                     .expect("the node hosts its shard")
                     .kv();

@@ -1,0 +1,757 @@
+//! The host: every decision a server makes around its [`Node`], as one
+//! sans-IO state machine that both drivers (the tokio runtime and the
+//! simulator) run unchanged.
+//!
+//! The node alone answers requests it can serve itself. The host adds what
+//! a member of a cluster decides beyond that:
+//! - **Forwarding.** A request that needs the leader (a write, a lease
+//!   keep-alive, a membership change) arriving at a follower is forwarded to
+//!   the group's leader ([`HostMsg::Forward`]) under the client's own
+//!   `(client, seq)`, so a retry elsewhere is applied at most once. A request
+//!   forwarded to us is never forwarded again: we answer "not leader".
+//! - **Failover.** When the group's leader changes, requests forwarded to
+//!   the former leader are answered "not leader" at once (the caller retries
+//!   under the same name) instead of waiting for an answer that will likely
+//!   never come.
+//! - **Held replies.** A forwarded write's reply is held until this member's
+//!   own state machine reaches the write's revision, so a client that reads
+//!   from the member that acknowledged its write sees it (read-your-writes,
+//!   as etcd's members do).
+//! - **Publishing.** Once started, a member announces its name and client
+//!   URLs through the log until the registry shows them (etcd's publish).
+//! - **Removal.** A member that learns it was removed keeps running for a
+//!   grace of ticks (its last messages leave), then asks to stop.
+//! - **The store's durable-commit schedule.** A disk store commits the
+//!   applied entries durably every `store_commit_ticks` or
+//!   `store_commit_entries`, and only when every applied entry is durable in
+//!   the log ([`HostOutbox::commit_store`]); the store never runs ahead of the
+//!   log it is replayed from.
+//! - **Leader questions** ([`Ask`]): a lease's time to live is known to the
+//!   leader's lessor alone; a follower forwards the question.
+//!
+//! The driver feeds [`Host::client`], [`Host::ask`], [`Host::peer`] and
+//! [`Host::tick`]; after each input it takes [`Host::outbox`] (messages that
+//! may leave at once, replies, events) and, as long as it can persist, the
+//! node's [`Host::ready`], which it persists, sends and hands back through
+//! [`Host::advance`] exactly as the [`Node`] contract says.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use synod_kv::KvError;
+use synod_raft::{NodeId, Role};
+
+use crate::{
+    ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Envelope, Member, MemberOp,
+    Node, Ready, ShardId,
+};
+
+/// Most requests waiting for a reply in one host.
+pub const MAX_WAITING: usize = 65_536;
+/// A waiting request is forgotten after this many ticks without a reply
+/// (its caller has long given up and retried or failed).
+pub const WAITING_TICKS: u64 = 600;
+/// Ticks between attempts to publish this member's name and client URLs.
+pub const PUBLISH_TICKS: u64 = 5;
+/// Ticks a removed member keeps running (its last messages leave) before it stops.
+pub const REMOVED_GRACE_TICKS: u64 = 10;
+
+/// A question only the leader can answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ask {
+    /// A lease's time to live, by the leader's lessor.
+    LeaseTtl {
+        /// The lease.
+        id: i64,
+        /// Also list its keys.
+        keys: bool,
+    },
+}
+
+/// A lease as the leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseTtl {
+    /// Seconds left.
+    pub ttl: i64,
+    /// Seconds granted.
+    pub granted: i64,
+    /// Keys attached (when asked for).
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// The leader's answer to an [`Ask`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// The lease, or why not (`Kv(LeaseNotFound)` when it does not exist).
+    LeaseTtl(Result<LeaseTtl, ClientError>),
+}
+
+/// What hosts say to each other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostMsg {
+    /// A Raft message.
+    Raft(Envelope),
+    /// A client request forwarded to the leader.
+    Forward(ClientRequest),
+    /// The leader's reply to a forwarded request.
+    ForwardReply(ClientReply),
+    /// A question for the leader.
+    Ask {
+        /// Matches the answer.
+        id: u64,
+        /// The question.
+        ask: Ask,
+    },
+    /// The leader's answer.
+    Answer {
+        /// The question's id.
+        id: u64,
+        /// The answer.
+        answer: Answer,
+    },
+}
+
+/// A deliberate bug in the host's decisions, to show the simulator's
+/// checkers catch it. Never set outside tests and `synod sim`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostBug {
+    /// A follower answers a forwarded write as soon as the leader's reply
+    /// arrives, before its own state machine applied it (read-your-writes
+    /// on that member breaks).
+    ReplyBeforeApply,
+    /// A follower forwards under a session of its own instead of the
+    /// client's, so a retry after a failover is a new request and the
+    /// write may apply twice (exactly-once breaks).
+    ForwardWithoutSession,
+}
+
+/// How a host behaves.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// The member's name (published through the log).
+    pub name: String,
+    /// The member's client URLs (published through the log).
+    pub client_urls: Vec<String>,
+    /// Commit a disk store durably at least this often, in ticks (at least 1).
+    pub store_commit_ticks: u64,
+    /// ... or once this many entries were applied since the last commit.
+    pub store_commit_entries: u64,
+    /// A planted bug (tests and the simulator only).
+    pub bug: Option<HostBug>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            name: String::new(),
+            client_urls: Vec::new(),
+            store_commit_ticks: 10,
+            store_commit_entries: 50_000,
+            bug: None,
+        }
+    }
+}
+
+/// Something the driver reports (logs, metrics, status).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostEvent {
+    /// A group's leader changed (0: none known).
+    Leader {
+        /// The group.
+        shard: ShardId,
+        /// The new leader.
+        leader: NodeId,
+        /// Its term.
+        term: u64,
+    },
+    /// A member left a group's registry: it was removed.
+    MemberRemoved {
+        /// The group.
+        shard: ShardId,
+        /// The member.
+        id: NodeId,
+    },
+    /// This member learned it was removed; it stops after a grace period
+    /// ([`Host::should_stop`]).
+    SelfRemoved,
+}
+
+/// What the driver does at once, whatever its disk is doing.
+#[derive(Debug, Default)]
+pub struct HostOutbox {
+    /// Messages to peers that may leave now (forwards, forwarded replies,
+    /// questions and answers; never Raft messages).
+    pub sends: Vec<(NodeId, HostMsg)>,
+    /// Replies to the driver's own callers, by the token they came with.
+    pub replies: Vec<(u64, ClientReply)>,
+    /// Answers to the driver's own questions, by token.
+    pub answers: Vec<(u64, Answer)>,
+    /// Things to report.
+    pub events: Vec<HostEvent>,
+    /// Commit the store durably at this applied index now, before the next
+    /// [`Host::ready`]: call [`Host::commit_store`].
+    pub commit_store: Option<u64>,
+}
+
+impl HostOutbox {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty()
+            && self.replies.is_empty()
+            && self.answers.is_empty()
+            && self.events.is_empty()
+            && self.commit_store.is_none()
+    }
+}
+
+/// Who waits for a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// The driver's caller, by token.
+    Local(u64),
+    /// A peer that forwarded the request.
+    Peer(NodeId),
+}
+
+#[derive(Debug)]
+struct Waiting {
+    origin: Origin,
+    /// When it started waiting.
+    since: u64,
+    /// The group and leader it was forwarded to, if it was.
+    forwarded: Option<(ShardId, NodeId)>,
+}
+
+/// A reply to a forwarded write, held until the local store reaches its revision.
+#[derive(Debug)]
+struct Held {
+    shard: ShardId,
+    revision: i64,
+    origin: Origin,
+    reply: ClientReply,
+}
+
+/// A node and every decision around it; see the module docs.
+pub struct Host {
+    node: Node,
+    cfg: HostConfig,
+    out: HostOutbox,
+    /// Requests waiting for a reply, by (client, seq).
+    waiting: BTreeMap<(u64, u64), Waiting>,
+    held: Vec<Held>,
+    /// Questions forwarded to the leader: id → (token, since).
+    asks: BTreeMap<u64, (u64, u64)>,
+    next_ask: u64,
+    /// With [`HostBug::ForwardWithoutSession`]: our session's request →
+    /// the client's.
+    renamed: BTreeMap<(u64, u64), (u64, u64)>,
+    rename_seq: u64,
+    ticks: u64,
+    /// The leader each group had when last looked at.
+    leaders: BTreeMap<ShardId, NodeId>,
+    /// Each group's members when last told.
+    members: BTreeMap<ShardId, Vec<NodeId>>,
+    removed_at: Option<u64>,
+    publish_seq: u64,
+    /// Tick and applied index of the store's last durable commit, per the schedule.
+    store_committed: (u64, u64),
+}
+
+impl Host {
+    /// Wraps a node.
+    pub fn new(node: Node, cfg: HostConfig) -> Host {
+        assert!(
+            cfg.store_commit_ticks >= 1,
+            "store_commit_ticks must be at least 1"
+        );
+        let committed = node
+            .shards()
+            .filter_map(|s| node.applied(s))
+            .max()
+            .unwrap_or(0);
+        Host {
+            node,
+            cfg,
+            out: HostOutbox::default(),
+            waiting: BTreeMap::new(),
+            held: Vec::new(),
+            asks: BTreeMap::new(),
+            next_ask: 1,
+            renamed: BTreeMap::new(),
+            rename_seq: 0,
+            ticks: 0,
+            leaders: BTreeMap::new(),
+            members: BTreeMap::new(),
+            removed_at: None,
+            publish_seq: 0,
+            store_committed: (0, committed),
+        }
+    }
+
+    /// The node (status, reads, the simulator's checkers).
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The node, to act on directly (conf changes, leader transfer).
+    pub fn node_mut(&mut self) -> &mut Node {
+        &mut self.node
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.node.id()
+    }
+
+    /// Ticks seen.
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// Requests waiting for a reply (forwarded or proposed here).
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Forwarded writes answered but held until the local apply.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The shard that serves `req`.
+    fn shard_of(&self, req: &ClientRequest) -> ShardId {
+        self.node.route(req)
+    }
+
+    /// The leader of `shard` known here (0: none).
+    pub fn leader(&self, shard: ShardId) -> NodeId {
+        self.node.raft(shard).map_or(0, |r| r.leader())
+    }
+
+    /// Whether this member leads `shard`.
+    pub fn is_leader(&self, shard: ShardId) -> bool {
+        self.node
+            .raft(shard)
+            .is_some_and(|r| r.role() == Role::Leader)
+    }
+
+    /// Whether this member was removed long enough ago to stop now.
+    pub fn should_stop(&self) -> bool {
+        self.removed_at
+            .is_some_and(|at| self.ticks >= at + REMOVED_GRACE_TICKS)
+    }
+
+    /// The driver learned from outside (a peer refused us as removed) that
+    /// this member was removed.
+    pub fn mark_removed(&mut self) {
+        if self.removed_at.is_none() {
+            self.removed_at = Some(self.ticks);
+            self.out.events.push(HostEvent::SelfRemoved);
+        }
+    }
+
+    /// Takes what may be done at once.
+    pub fn outbox(&mut self) -> HostOutbox {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Whether the node has a `Ready` to hand out.
+    pub fn has_ready(&self) -> bool {
+        self.node.has_ready()
+    }
+
+    /// A client request from the driver's caller `token`; its reply comes
+    /// out in an outbox under the same token.
+    pub fn client(&mut self, token: u64, req: ClientRequest) {
+        self.on_call(req, Origin::Local(token));
+    }
+
+    /// A question from the driver's caller `token`; the answer comes out in
+    /// an outbox under the same token.
+    pub fn ask(&mut self, token: u64, ask: Ask) {
+        let shard = self.node.home_shard();
+        let leader = self.leader(shard);
+        if self.is_leader(shard) || leader == 0 || self.asks.len() >= MAX_WAITING {
+            let a = self.answer_ask(&ask);
+            self.out.answers.push((token, a));
+        } else {
+            let id = self.next_ask;
+            self.next_ask += 1;
+            self.asks.insert(id, (token, self.ticks));
+            self.out.sends.push((leader, HostMsg::Ask { id, ask }));
+        }
+    }
+
+    /// A message from peer `from`.
+    pub fn peer(&mut self, from: NodeId, msg: HostMsg) {
+        match msg {
+            HostMsg::Raft(env) => {
+                // A stale or misaddressed message is ordinary network noise.
+                let _ = self.node.step(env);
+            }
+            HostMsg::Forward(req) => self.on_call(req, Origin::Peer(from)),
+            HostMsg::ForwardReply(reply) => self.on_forward_reply(reply),
+            HostMsg::Ask { id, ask } => {
+                let answer = self.answer_ask(&ask);
+                self.out.sends.push((from, HostMsg::Answer { id, answer }));
+            }
+            HostMsg::Answer { id, answer } => {
+                if let Some((token, _)) = self.asks.remove(&id) {
+                    self.out.answers.push((token, answer));
+                }
+            }
+        }
+    }
+
+    /// Advances time by one tick. `disk_idle`: nothing handed to the disk
+    /// is unfinished, so every applied entry is durable in the log.
+    pub fn tick(&mut self, disk_idle: bool) {
+        self.ticks += 1;
+        self.node.tick();
+        let shard = self.node.home_shard();
+        if self.removed_at.is_none() && self.node.is_removed(shard) {
+            self.mark_removed();
+        }
+        if self.removed_at.is_none() && self.ticks.is_multiple_of(PUBLISH_TICKS) {
+            self.maybe_publish();
+        }
+        if self.ticks.is_multiple_of(50) {
+            let now = self.ticks;
+            self.waiting.retain(|_, w| now - w.since < WAITING_TICKS);
+            self.asks.retain(|_, (_, at)| now - *at < WAITING_TICKS);
+            let waiting = &self.waiting;
+            self.renamed.retain(|_, orig| waiting.contains_key(orig));
+        }
+        if disk_idle {
+            self.schedule_store_commit(false);
+        }
+    }
+
+    /// The node's next `Ready`: persist it, send its `messages`, then
+    /// [`Host::advance`] it. Its replies, events and member changes are
+    /// dealt with here; what the driver must do at once goes to the outbox.
+    pub fn ready(&mut self) -> Ready {
+        assert!(
+            self.out.commit_store.is_none(),
+            "the store's commit must run before the next Ready"
+        );
+        let mut rd = self.node.ready();
+        for r in std::mem::take(&mut rd.replies) {
+            if let Some(w) = self.waiting.remove(&(r.client, r.seq)) {
+                self.answer(w.origin, r);
+            }
+        }
+        for (shard, members) in &rd.members {
+            self.on_members(*shard, members);
+        }
+        self.follow_leaders();
+        // A snapshot install moves the revision without events: check always.
+        self.release_held();
+        rd
+    }
+
+    /// The driver made `rd` durable (or wrote it, when it needed no sync)
+    /// and sent its messages. `synced`: everything written so far is
+    /// durable, so the store may commit.
+    pub fn advance(&mut self, rd: Ready, synced: bool) {
+        self.node.advance(rd);
+        if synced {
+            self.schedule_store_commit(false);
+        }
+    }
+
+    /// Commits the store durably at `index` (the index the outbox named):
+    /// the driver's IO, on the host's schedule.
+    pub fn commit_store(&mut self, index: u64) -> Result<(), KvError> {
+        let applied = self.applied();
+        assert_eq!(
+            index, applied,
+            "the store commits at the applied index the schedule named"
+        );
+        self.node.commit_state_machines(true)?;
+        self.store_committed = (self.ticks, index);
+        Ok(())
+    }
+
+    /// The driver is stopping with nothing in flight: commit the store now.
+    pub fn stop(&mut self) -> Result<(), KvError> {
+        let applied = self.applied();
+        self.out.commit_store = None;
+        self.commit_store(applied)
+    }
+
+    fn applied(&self) -> u64 {
+        let shard = self.node.home_shard();
+        self.node.applied(shard).unwrap_or(0)
+    }
+
+    fn schedule_store_commit(&mut self, force: bool) {
+        let applied = self.applied();
+        let (at, index) = self.store_committed;
+        if applied == index && !force {
+            return;
+        }
+        let due = force
+            || self.ticks.saturating_sub(at) >= self.cfg.store_commit_ticks
+            || applied.saturating_sub(index) >= self.cfg.store_commit_entries;
+        if due {
+            self.out.commit_store = Some(applied);
+        }
+    }
+
+    /// The session under which this member publishes itself (never 0, and
+    /// apart from the clients' sessions, which are spread over all of u64).
+    fn own_session(&self, salt: u64) -> u64 {
+        (self.node.id().rotate_left(7) ^ salt) | 1
+    }
+
+    fn maybe_publish(&mut self) {
+        let shard = self.node.home_shard();
+        let Some(reg) = self.node.members(shard) else {
+            return;
+        };
+        let Some(me) = reg.get(self.node.id()) else {
+            return;
+        };
+        if me.name == self.cfg.name && me.client_urls == self.cfg.client_urls {
+            return;
+        }
+        let op = ClientOp::Member(MemberOp::Publish {
+            id: self.node.id(),
+            name: self.cfg.name.clone(),
+            client_urls: self.cfg.client_urls.clone(),
+        });
+        self.publish_seq += 1;
+        let req = ClientRequest {
+            client: self.own_session(0x5075_626c_6973_6800),
+            seq: self.publish_seq,
+            op,
+        };
+        // Nobody waits for the answer (token 0 is dropped): the registry
+        // shows the outcome.
+        self.on_call(req, Origin::Local(0));
+    }
+
+    fn on_members(&mut self, shard: ShardId, members: &[Member]) {
+        let now: Vec<NodeId> = members.iter().map(|m| m.id).collect();
+        let before = self.members.insert(shard, now.clone()).unwrap_or_default();
+        let Some(reg) = self.node.members(shard) else {
+            return;
+        };
+        for id in before {
+            if !now.contains(&id) && reg.is_removed(id) {
+                self.out.events.push(HostEvent::MemberRemoved { shard, id });
+            }
+        }
+    }
+
+    fn follow_leaders(&mut self) {
+        let shards: Vec<ShardId> = self.node.shards().collect();
+        for shard in shards {
+            let Some(r) = self.node.raft(shard) else {
+                continue;
+            };
+            let (leader, term) = (r.leader(), r.term());
+            let old = self.leaders.insert(shard, leader).unwrap_or(0);
+            if old != leader {
+                self.out.events.push(HostEvent::Leader {
+                    shard,
+                    leader,
+                    term,
+                });
+                self.fail_forwarded_to(shard, old, leader);
+            }
+        }
+    }
+
+    /// Requests forwarded to a member that is no longer `shard`'s leader
+    /// will likely never be answered: tell their callers to retry now
+    /// (under the same name, so a forward that did get through is not
+    /// applied twice).
+    fn fail_forwarded_to(&mut self, shard: ShardId, old: NodeId, leader: NodeId) {
+        if old == 0 {
+            return;
+        }
+        let lost: Vec<(u64, u64)> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.forwarded == Some((shard, old)))
+            .map(|(k, _)| *k)
+            .collect();
+        for (client, seq) in lost {
+            let w = self
+                .waiting
+                .remove(&(client, seq))
+                .expect("collected from the table");
+            self.answer(
+                w.origin,
+                ClientReply {
+                    client,
+                    seq,
+                    result: Err(ClientError::NotLeader { leader }),
+                },
+            );
+        }
+    }
+
+    fn answer(&mut self, origin: Origin, reply: ClientReply) {
+        match origin {
+            Origin::Local(0) => {}
+            Origin::Local(token) => self.out.replies.push((token, reply)),
+            Origin::Peer(p) => self.out.sends.push((p, HostMsg::ForwardReply(reply))),
+        }
+    }
+
+    fn wait(&mut self, req: &ClientRequest, w: Waiting) -> bool {
+        let key = (req.client, req.seq);
+        if self.waiting.len() >= MAX_WAITING && !self.waiting.contains_key(&key) {
+            let busy = ClientReply {
+                client: req.client,
+                seq: req.seq,
+                result: Err(ClientError::Busy),
+            };
+            self.answer(w.origin, busy);
+            return false;
+        }
+        self.waiting.insert(key, w);
+        true
+    }
+
+    fn on_call(&mut self, req: ClientRequest, origin: Origin) {
+        let needs_leader = matches!(
+            req.op,
+            ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_)
+        );
+        let shard = self.shard_of(&req);
+        let leader = self.leader(shard);
+        let me = self.node.id();
+        if needs_leader && leader != 0 && leader != me {
+            match origin {
+                // Never forward twice: the caller will retry at the leader we name.
+                Origin::Peer(_) => {
+                    let reply = ClientReply {
+                        client: req.client,
+                        seq: req.seq,
+                        result: Err(ClientError::NotLeader { leader }),
+                    };
+                    self.answer(origin, reply);
+                }
+                Origin::Local(_) => {
+                    let w = Waiting {
+                        origin,
+                        since: self.ticks,
+                        forwarded: Some((shard, leader)),
+                    };
+                    if self.wait(&req, w) {
+                        let req = self.rename(req);
+                        self.out.sends.push((leader, HostMsg::Forward(req)));
+                    }
+                }
+            }
+            return;
+        }
+        let w = Waiting {
+            origin,
+            since: self.ticks,
+            forwarded: None,
+        };
+        if self.wait(&req, w) {
+            self.node.request(req);
+        }
+    }
+
+    /// The name a forwarded request travels under: the client's own, but
+    /// for the planted bug.
+    fn rename(&mut self, req: ClientRequest) -> ClientRequest {
+        if self.cfg.bug != Some(HostBug::ForwardWithoutSession) {
+            return req;
+        }
+        self.rename_seq += 1;
+        let ours = (self.own_session(0x4677_6400_0000_0000), self.rename_seq);
+        self.renamed.insert(ours, (req.client, req.seq));
+        ClientRequest {
+            client: ours.0,
+            seq: ours.1,
+            op: req.op,
+        }
+    }
+
+    fn on_forward_reply(&mut self, mut reply: ClientReply) {
+        if let Some((client, seq)) = self.renamed.remove(&(reply.client, reply.seq)) {
+            reply.client = client;
+            reply.seq = seq;
+        }
+        let Some(w) = self.waiting.remove(&(reply.client, reply.seq)) else {
+            return; // failed over already, or forgotten: its caller retried
+        };
+        let Some((shard, _)) = w.forwarded else {
+            // Only forwarded requests get forwarded replies; a peer's stray
+            // answer to a name we proposed ourselves is dropped.
+            self.waiting.insert((reply.client, reply.seq), w);
+            return;
+        };
+        if let Ok(ClientResponse::Write(resp)) = &reply.result {
+            let revision = resp.revision();
+            let hold = self.cfg.bug != Some(HostBug::ReplyBeforeApply)
+                && revision > self.local_revision(shard)
+                && self.held.len() < MAX_WAITING;
+            if hold {
+                self.held.push(Held {
+                    shard,
+                    revision,
+                    origin: w.origin,
+                    reply,
+                });
+                return;
+            }
+        }
+        self.answer(w.origin, reply);
+    }
+
+    fn local_revision(&self, shard: ShardId) -> i64 {
+        self.node
+            .state_machine(shard)
+            .map_or(0, |sm| sm.kv().revision())
+    }
+
+    /// Answers the held forwarded writes this member has now applied.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut keep = Vec::with_capacity(self.held.len());
+        for h in std::mem::take(&mut self.held) {
+            if h.revision <= self.local_revision(h.shard) {
+                self.answer(h.origin, h.reply);
+            } else {
+                keep.push(h);
+            }
+        }
+        self.held = keep;
+    }
+
+    fn answer_ask(&self, ask: &Ask) -> Answer {
+        match ask {
+            Ask::LeaseTtl { id, keys } => Answer::LeaseTtl(self.lease_ttl(*id, *keys)),
+        }
+    }
+
+    fn lease_ttl(&self, id: i64, keys: bool) -> Result<LeaseTtl, ClientError> {
+        let shard = self.node.home_shard();
+        if !self.is_leader(shard) {
+            return Err(ClientError::NotLeader {
+                leader: self.leader(shard),
+            });
+        }
+        let sm = self
+            .node
+            .state_machine(shard)
+            .expect("the home shard is hosted here");
+        let (granted, keys) = sm
+            .kv()
+            .lease_time_to_live(id, keys)
+            .map_err(ClientError::Kv)?;
+        let ttl = self.node.lease_remaining(shard, id).unwrap_or(granted);
+        Ok(LeaseTtl { ttl, granted, keys })
+    }
+}
