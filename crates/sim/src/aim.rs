@@ -57,7 +57,7 @@ impl Aim {
     pub fn new(rng: Pcg64Mcg, chance: f64, crash: bool, isolate: bool, nodes: usize) -> Aim {
         Aim {
             away: Vec::new(),
-            max_away: nodes.saturating_sub(1) / 2,
+            max_away: nodes.saturating_sub(1),
             rng,
             chance,
             crash,
@@ -102,18 +102,28 @@ impl Aim {
         let Some((p, term, last, commit)) = leader else {
             return;
         };
-        let moved = matches!(self.seen, Some((q, t, l, c)) if q == p && t == term && (last > l || commit > c));
+        let same = matches!(self.seen, Some((q, t, _, _)) if q == p && t == term);
+        let appended = same && self.seen.is_some_and(|(_, _, l, _)| last > l);
+        let committed = same && self.seen.is_some_and(|(_, _, _, c)| commit > c);
         self.seen = Some((p, term, last, commit));
-        if !moved || self.away.len() >= self.max_away || !self.is_on() {
+        if !(appended || committed) || self.away.len() >= self.max_away || !self.is_on() {
             return;
         }
         if !self.rng.random_bool(self.chance) {
             return;
         }
-        // Within one network hop: some followers have the entry, some not.
-        let delay = self.rng.random_range(0..=3 * MILLIS);
+        let delay = if committed {
+            // Before the messages that tell the followers leave the wire
+            // (an isolation drops what is in flight; the fastest hop is 200 µs).
+            self.rng.random_range(0..200)
+        } else {
+            // Within one network hop: some followers have the entry, some not.
+            self.rng.random_range(0..=3 * MILLIS)
+        };
         let crash = match (self.crash, self.isolate) {
-            (true, true) => self.rng.random_bool(0.5),
+            // A commit's news is best stopped by a cut, which drops what is
+            // on the wire; a crash lets it arrive.
+            (true, true) => !committed && self.rng.random_bool(0.5),
             (c, _) => c,
         };
         let a = if crash {
@@ -128,18 +138,40 @@ impl Aim {
 
     /// The harness carried out `a` at `now`: schedule the victim's return,
     /// racing the elections its absence started (the election timeout is
-    /// 100 ms of ticks in the simulator).
-    pub fn done(&mut self, now: Time, a: AimAction) {
+    /// 100 ms of ticks in the simulator). When a victim returns, `leader`
+    /// (the current leader) may be cut off in turn, so that the returning
+    /// server's log is put to an election.
+    pub fn done(&mut self, now: Time, a: AimAction, leader: Option<ProcId>) {
         match a {
             AimAction::Crash(p) => {
-                let back = self.rng.random_range(20 * MILLIS..=300 * MILLIS);
+                let back = self.rng.random_range(20 * MILLIS..=800 * MILLIS);
                 self.push(now + back, AimAction::Restart(p));
             }
             AimAction::Isolate(p) => {
-                let back = self.rng.random_range(20 * MILLIS..=300 * MILLIS);
+                let back = self.rng.random_range(20 * MILLIS..=800 * MILLIS);
                 self.push(now + back, AimAction::Rejoin(p));
             }
-            AimAction::Restart(p) | AimAction::Rejoin(p) => self.away.retain(|&q| q != p),
+            AimAction::Restart(p) | AimAction::Rejoin(p) => {
+                self.away.retain(|&q| q != p);
+                let Some(l) = leader.filter(|&l| l != p && !self.away.contains(&l)) else {
+                    return;
+                };
+                if self.away.len() < self.max_away && self.rng.random_bool(0.5) {
+                    let cut = match (self.crash, self.isolate) {
+                        (true, true) => self.rng.random_bool(0.5),
+                        (c, _) => c,
+                    };
+                    self.away.push(l);
+                    self.fired += 1;
+                    let delay = self.rng.random_range(0..=20 * MILLIS);
+                    let a = if cut {
+                        AimAction::Crash(l)
+                    } else {
+                        AimAction::Isolate(l)
+                    };
+                    self.push(now + delay, a);
+                }
+            }
         }
     }
 

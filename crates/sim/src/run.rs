@@ -460,7 +460,12 @@ impl Harness {
         self.observe();
         if self.aim.is_on() && self.sim.now() < self.cfg.fault_end {
             let leader = self.current_leader().and_then(|l| {
-                let r = self.sim.proc(l).server()?.node().raft(crate::cluster::SHARD)?;
+                let r = self
+                    .sim
+                    .proc(l)
+                    .server()?
+                    .node()
+                    .raft(crate::cluster::SHARD)?;
                 Some((l, r.term(), r.last_index(), r.commit()))
             });
             self.aim.observe(self.sim.now(), leader);
@@ -570,7 +575,8 @@ impl Harness {
                     }
                 }
             }
-            self.aim.done(now, a);
+            let leader = self.current_leader();
+            self.aim.done(now, a, leader);
         }
     }
 
@@ -697,7 +703,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         aim: {
             // The seed picks how hard to aim: never, now and then, or often.
             let mut r = Pcg64Mcg::seed_from_u64(derive(cfg.seed, 9));
-            let chance = [0.0, 0.05, 0.25][r.random_range(0..3)];
+            let chance = [0.0, 0.1, 0.3, 0.6][r.random_range(0..4)];
             Aim::new(
                 Pcg64Mcg::seed_from_u64(derive(cfg.seed, 10)),
                 chance,

@@ -16,13 +16,7 @@ use std::path::{Path, PathBuf};
 /// names being directories under `crates/`. The test fails when an entry is no
 /// longer needed (the dependency was dropped or is used now): remove the
 /// entry then, and the edge from ARCHITECTURE.md's block if it was dropped.
-const KNOWN_UNUSED: &[(&str, &str, &str)] = &[(
-    "sim",
-    "storage",
-    "crates/sim/Cargo.toml declares synod-storage but nothing under \
-     crates/sim/src names `synod_storage`; the manifest is being edited \
-     elsewhere, so dropping the line waits for that work",
-)];
+const KNOWN_UNUSED: &[(&str, &str, &str)] = &[];
 
 /// The line that opens the documented graph inside its fenced block.
 const BLOCK_HEADER: &str = "crate graph (";
