@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::disk::{Disk, DiskError};
 use crate::shared::Shared;
 use crate::transport::Transport;
-use crate::watch::{HeaderInfo, WatchHub};
+use crate::watch::{HeaderInfo, WatchHub, Watcher, MAX_WATCHERS};
 use crate::wire::PeerMsg;
 
 /// Capacity of the actor's inbox.
@@ -63,10 +63,80 @@ pub enum Input {
         /// Where the answer goes.
         tx: oneshot::Sender<Answer>,
     },
-    /// Run a closure with the node (queries, watch registration).
-    With(Box<dyn FnOnce(&mut Core) + Send>),
+    /// A question about the node's state, or a watch to register.
+    Query(Query),
     /// Stop after the sync in flight.
     Stop,
+}
+
+/// What the gRPC handlers ask of the actor, each with where its answer goes.
+pub enum Query {
+    /// Raft and store status for `Status`.
+    Status(oneshot::Sender<StatusInfo>),
+    /// The store's hash, revision and compacted revision.
+    Hash(oneshot::Sender<(u64, i64, i64)>),
+    /// The state machine's image and its revision (a backup).
+    Snapshot(oneshot::Sender<(Vec<u8>, i64)>),
+    /// Hand leadership to `target`; false when this member does not lead.
+    TransferLeader {
+        /// The member to lead next.
+        target: u64,
+        /// Whether the transfer started.
+        tx: oneshot::Sender<bool>,
+    },
+    /// Every lease's id.
+    Leases(oneshot::Sender<Vec<i64>>),
+    /// Register a watcher; false when there are too many.
+    AddWatch {
+        /// The gRPC stream.
+        stream: u64,
+        /// The watch's id on it.
+        id: i64,
+        /// The watcher.
+        watcher: Box<Watcher>,
+        /// Whether it was added.
+        tx: oneshot::Sender<bool>,
+    },
+    /// Cancel a watch; whether it existed.
+    CancelWatch {
+        /// The gRPC stream.
+        stream: u64,
+        /// The watch's id on it.
+        id: i64,
+        /// Whether it existed.
+        tx: oneshot::Sender<bool>,
+    },
+    /// The revision every watcher of a stream has caught up to.
+    WatchProgress {
+        /// The gRPC stream.
+        stream: u64,
+        /// The revision, if all are synced.
+        tx: oneshot::Sender<Option<i64>>,
+    },
+    /// Drop every watcher of a stream (it closed).
+    CancelStream {
+        /// The gRPC stream.
+        stream: u64,
+        /// Done.
+        tx: oneshot::Sender<()>,
+    },
+}
+
+/// What `Status` reports.
+#[derive(Clone, Copy, Debug)]
+pub struct StatusInfo {
+    /// The leader known here.
+    pub leader: u64,
+    /// The term.
+    pub term: u64,
+    /// Raft's commit index.
+    pub commit: u64,
+    /// The applied index.
+    pub applied: u64,
+    /// The store's revision.
+    pub revision: i64,
+    /// Whether this member is a learner.
+    pub learner: bool,
 }
 
 /// Everything the actor owns.
@@ -194,8 +264,79 @@ impl Core {
                     self.host.ask(t, ask);
                 }
             }
-            Input::With(f) => f(self),
+            Input::Query(q) => self.on_query(q),
             Input::Stop => {}
+        }
+    }
+
+    fn on_query(&mut self, q: Query) {
+        match q {
+            Query::Status(tx) => {
+                let r = self
+                    .node()
+                    .raft(self.shard)
+                    .expect("the node hosts its home shard");
+                let _ = tx.send(StatusInfo {
+                    leader: r.leader(),
+                    term: r.term(),
+                    commit: r.commit(),
+                    applied: self.node().applied(self.shard).unwrap_or(0),
+                    revision: self.kv().revision(),
+                    learner: r.is_learner(),
+                });
+            }
+            Query::Hash(tx) => {
+                let kv = self.kv();
+                let _ = tx.send((kv.hash(), kv.revision(), kv.compact_revision()));
+            }
+            Query::Snapshot(tx) => {
+                let sm = self
+                    .node()
+                    .state_machine(self.shard)
+                    .expect("the node hosts its home shard");
+                let _ = tx.send((sm.snapshot(), sm.kv().revision()));
+            }
+            Query::TransferLeader { target, tx } => {
+                let leads = self.is_leader();
+                if leads && target != self.shared.cfg.id {
+                    let shard = self.shard;
+                    self.host.node_mut().transfer_leader(shard, target);
+                }
+                let _ = tx.send(leads);
+            }
+            Query::Leases(tx) => {
+                let _ = tx.send(self.kv().leases());
+            }
+            Query::AddWatch {
+                stream,
+                id,
+                watcher,
+                tx,
+            } => {
+                if self.watches.len() >= MAX_WATCHERS {
+                    let _ = tx.send(false);
+                    return;
+                }
+                let h = self.header_info();
+                let kv = self
+                    .host
+                    .node()
+                    .state_machine(self.shard)
+                    .expect("the node hosts its home shard")
+                    .kv();
+                self.watches.add(stream, id, *watcher, kv, h);
+                let _ = tx.send(true);
+            }
+            Query::CancelWatch { stream, id, tx } => {
+                let _ = tx.send(self.watches.cancel(stream, id));
+            }
+            Query::WatchProgress { stream, tx } => {
+                let _ = tx.send(self.watches.synced_revision(stream, self.kv()));
+            }
+            Query::CancelStream { stream, tx } => {
+                self.watches.cancel_stream(stream);
+                let _ = tx.send(());
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::Api;
+use crate::runtime::Query;
 use crate::wire::{Answer, Ask};
 
 type KeepAliveOut = Result<pb::LeaseKeepAliveResponse, Status>;
@@ -152,7 +153,7 @@ impl Lease for Api {
         req: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
         self.check_leader(&req)?;
-        let ids = self.with(|core| core.kv().leases()).await?;
+        let ids = self.query(Query::Leases).await?;
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: Some(self.header_now()),
             leases: ids.into_iter().map(|id| pb::LeaseStatus { id }).collect(),

@@ -12,6 +12,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use crate::runtime::Query;
 
 /// The etcd version synod reports, so version-checking clients accept it.
 pub const ETCD_VERSION: &str = "3.5.0";
@@ -39,22 +40,15 @@ impl Maintenance for Api {
         req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         self.check_leader(&req)?;
-        let (leader, term, commit, applied, rev, learner) = self
-            .with(|core| {
-                let r = core
-                    .node()
-                    .raft(core.shard)
-                    .expect("the node hosts its shard");
-                (
-                    r.leader(),
-                    r.term(),
-                    r.commit(),
-                    core.node().applied(core.shard).unwrap_or(0),
-                    core.kv().revision(),
-                    r.is_learner(),
-                )
-            })
-            .await?;
+        let st = self.query(Query::Status).await?;
+        let (leader, term, commit, applied, rev, learner) = (
+            st.leader,
+            st.term,
+            st.commit,
+            st.applied,
+            st.revision,
+            st.learner,
+        );
         // etcd reports its bolt file; synod the WAL and snapshot files it
         // keeps (never 0, so the fields are present as etcd's are).
         let dir = self.shared().cfg.data_dir.clone();
@@ -95,9 +89,7 @@ impl Maintenance for Api {
         req: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
         self.check_leader(&req)?;
-        let (h, rev) = self
-            .with(|core| (core.kv().hash(), core.kv().revision()))
-            .await?;
+        let (h, rev, _) = self.query(Query::Hash).await?;
         Ok(Response::new(pb::HashResponse {
             header: Some(self.header(rev)),
             hash: (h ^ (h >> 32)) as u32,
@@ -109,12 +101,7 @@ impl Maintenance for Api {
         req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         self.check_leader(&req)?;
-        let (h, rev, compact) = self
-            .with(|core| {
-                let kv = core.kv();
-                (kv.hash(), kv.revision(), kv.compact_revision())
-            })
-            .await?;
+        let (h, rev, compact) = self.query(Query::Hash).await?;
         Ok(Response::new(pb::HashKvResponse {
             header: Some(self.header(rev)),
             hash: (h ^ (h >> 32)) as u32,
@@ -130,15 +117,7 @@ impl Maintenance for Api {
         req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         self.check_leader(&req)?;
-        let (image, rev) = self
-            .with(|core| {
-                let sm = core
-                    .node()
-                    .state_machine(core.shard)
-                    .expect("the node hosts its shard");
-                (sm.snapshot(), sm.kv().revision())
-            })
-            .await?;
+        let (image, rev) = self.query(Query::Snapshot).await?;
         // etcd clients expect the image padded to 512-byte blocks (bbolt's
         // pages are), followed by its SHA-256.
         let mut image = image;
@@ -176,23 +155,13 @@ impl Maintenance for Api {
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
         self.check_leader(&req)?;
         let target = req.into_inner().target_id;
-        let me = self.shared().cfg.id;
         if !self.shared().is_member(target) {
             return Err(Status::failed_precondition(
                 "etcdserver: bad leader transferee",
             ));
         }
         let started = self
-            .with(move |core| {
-                if !core.is_leader() {
-                    return false;
-                }
-                if target != me {
-                    let shard = core.shard;
-                    core.node_mut().transfer_leader(shard, target);
-                }
-                true
-            })
+            .query(|tx| Query::TransferLeader { target, tx })
             .await?;
         if !started {
             return Err(Status::failed_precondition("etcdserver: not leader"));

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use crate::convert::{client_status, NO_LEADER, TIMED_OUT};
-use crate::runtime::{Core, Input};
+use crate::runtime::{Input, Query};
 use crate::shared::Shared;
 use crate::wire::{Answer, Ask};
 
@@ -240,18 +240,15 @@ impl Api {
         }
     }
 
-    /// Runs `f` inside the actor and returns its result.
-    pub async fn with<R: Send + 'static>(
+    /// Asks the actor a typed question and waits for its answer.
+    pub async fn query<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Core) -> R + Send + 'static,
+        make: impl FnOnce(oneshot::Sender<R>) -> Query,
     ) -> Result<R, Status> {
         let (tx, rx) = oneshot::channel();
-        let job = Box::new(move |core: &mut Core| {
-            let _ = tx.send(f(core));
-        });
         self.inner
             .inbox
-            .send(Input::With(job))
+            .send(Input::Query(make(tx)))
             .await
             .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
         tokio::time::timeout(REQUEST_TIMEOUT, rx)

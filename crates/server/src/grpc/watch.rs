@@ -13,7 +13,8 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Api;
-use crate::watch::{plain, WatchOut, Watcher, MAX_WATCHERS};
+use crate::runtime::Query;
+use crate::watch::{plain, WatchOut, Watcher};
 
 /// Responses queued per watch stream.
 const STREAM_QUEUE: usize = 256;
@@ -80,19 +81,11 @@ impl StreamState {
         let stream = self.stream;
         let added = self
             .api
-            .with(move |core| {
-                if core.watches.len() >= MAX_WATCHERS {
-                    return false;
-                }
-                let h = core.header_info();
-                let kv = core
-                    .host
-                    .node()
-                    .state_machine(core.shard)
-                    .expect("the node hosts its shard")
-                    .kv();
-                core.watches.add(stream, id, w, kv, h);
-                true
+            .query(move |tx| Query::AddWatch {
+                stream,
+                id,
+                watcher: Box::new(w),
+                tx,
             })
             .await
             .unwrap_or(false);
@@ -110,7 +103,7 @@ impl StreamState {
         let stream = self.stream;
         let existed = self
             .api
-            .with(move |core| core.watches.cancel(stream, id))
+            .query(move |tx| Query::CancelWatch { stream, id, tx })
             .await
             .unwrap_or(false);
         self.ids.remove(&id);
@@ -126,15 +119,7 @@ impl StreamState {
         let stream = self.stream;
         let rev = self
             .api
-            .with(move |core| {
-                let kv = core
-                    .host
-                    .node()
-                    .state_machine(core.shard)
-                    .expect("the node hosts its shard")
-                    .kv();
-                core.watches.synced_revision(stream, kv)
-            })
+            .query(move |tx| Query::WatchProgress { stream, tx })
             .await
             .ok()
             .flatten();
@@ -202,7 +187,7 @@ impl Api {
             let stream = st.stream;
             let _ = st
                 .api
-                .with(move |core| core.watches.cancel_stream(stream))
+                .query(move |tx| Query::CancelStream { stream, tx })
                 .await;
         });
         rx
