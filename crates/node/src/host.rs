@@ -350,6 +350,31 @@ impl Host {
         }
     }
 
+    /// Who a member joining with peer URL `url` is (a member added at
+    /// runtime that starts with an empty data dir asks a peer): its id and
+    /// every member, by this member's registry. Refused, with why, when no
+    /// member has that URL (it must be added first, as etcd requires) or it
+    /// was removed.
+    pub fn who_joins(&self, url: &str) -> Result<(NodeId, Vec<Member>), String> {
+        let reg = self
+            .node
+            .members(self.node.home_shard())
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| "the member registry is not known yet; try again".to_string())?;
+        let m = reg
+            .members()
+            .find(|m| m.peer_urls.iter().any(|u| u == url))
+            .ok_or_else(|| {
+                format!("no member has the peer URL {url} (add it first: etcdctl member add)")
+            })?;
+        assert!(
+            !reg.is_removed(m.id),
+            "the registry lists a removed member {:x}",
+            m.id
+        );
+        Ok((m.id, reg.members().cloned().collect()))
+    }
+
     /// Takes what may be done at once.
     pub fn outbox(&mut self) -> HostOutbox {
         std::mem::take(&mut self.out)

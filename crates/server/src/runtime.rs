@@ -113,6 +113,14 @@ pub enum Query {
         /// The revision, if all are synced.
         tx: oneshot::Sender<Option<i64>>,
     },
+    /// Who a joining member with this peer URL is: its id and every member,
+    /// or why not.
+    Join {
+        /// The joiner's peer URL.
+        url: String,
+        /// The answer.
+        tx: oneshot::Sender<Result<(u64, Vec<synod_node::Member>), String>>,
+    },
     /// Drop every watcher of a stream (it closed).
     CancelStream {
         /// The gRPC stream.
@@ -332,6 +340,9 @@ impl Core {
             }
             Query::WatchProgress { stream, tx } => {
                 let _ = tx.send(self.watches.synced_revision(stream, self.kv()));
+            }
+            Query::Join { url, tx } => {
+                let _ = tx.send(self.host.who_joins(&url));
             }
             Query::CancelStream { stream, tx } => {
                 self.watches.cancel_stream(stream);

@@ -31,7 +31,7 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::runtime::Input;
+use crate::runtime::{Input, Query};
 use crate::shared::Shared;
 use crate::wire::{
     encode_frame, read_frame, write_frame, Hello, HelloReply, PeerMsg, ProbeReply, JOIN_MAGIC,
@@ -326,8 +326,9 @@ pub fn check_hello(shared: &Shared, h: &Hello) -> Result<u64, String> {
     Ok(h.from)
 }
 
-/// Answers a join request: the member whose peer URL the joiner has.
-pub fn answer_join(shared: &Shared, h: &Hello) -> HelloReply {
+/// Answers a join request: the host decides who the joiner is, by the
+/// member whose peer URL it has.
+pub async fn answer_join(shared: &Shared, inbox: &mpsc::Sender<Input>, h: &Hello) -> HelloReply {
     if h.version != PROTOCOL_VERSION {
         return HelloReply::Refused(format!(
             "protocol version {} (we speak {PROTOCOL_VERSION})",
@@ -337,16 +338,22 @@ pub fn answer_join(shared: &Shared, h: &Hello) -> HelloReply {
     let Some(url) = h.client_urls.first() else {
         return HelloReply::Refused("a join request names no peer URL".into());
     };
-    let members = shared.member_list();
-    match members.iter().find(|m| m.peer_urls.contains(url)) {
-        Some(m) => HelloReply::Joined {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let q = Input::Query(Query::Join {
+        url: url.clone(),
+        tx,
+    });
+    if inbox.send(q).await.is_err() {
+        return HelloReply::Refused("this member is stopping".into());
+    }
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, rx).await {
+        Ok(Ok(Ok((member_id, members)))) => HelloReply::Joined {
             cluster_id: shared.cfg.cluster_id,
-            member_id: m.id,
-            members: members.clone(),
+            member_id,
+            members,
         },
-        None => HelloReply::Refused(format!(
-            "no member has the peer URL {url} (add it first: etcdctl member add)"
-        )),
+        Ok(Ok(Err(why))) => HelloReply::Refused(why),
+        _ => HelloReply::Refused("this member did not answer in time".into()),
     }
 }
 
@@ -402,7 +409,7 @@ async fn serve_peer(
         .map_err(|_| "no handshake".to_string())?
         .map_err(|e| format!("bad handshake: {e}"))?;
     if hello.magic == JOIN_MAGIC {
-        let reply = answer_join(shared, &hello);
+        let reply = answer_join(shared, &inbox, &hello).await;
         let _ = write_frame(&mut w, &reply).await;
         return match reply {
             HelloReply::Refused(why) => Err(format!("join refused: {why}")),
