@@ -382,3 +382,36 @@ fn reads_and_the_store_commit_schedule() {
     let r = c.take_reply(f, 2).expect("served locally");
     assert!(matches!(r.result, Ok(ClientResponse::Range(_))), "{r:?}");
 }
+
+#[test]
+fn a_joining_member_is_told_who_it_is_by_its_peer_url() {
+    let mut c = Cluster::new(None);
+    let members: Vec<synod_node::Member> = (1..=3)
+        .map(|id| synod_node::Member {
+            id,
+            name: String::new(),
+            peer_urls: vec![format!("http://10.0.0.{id}:2380")],
+            client_urls: Vec::new(),
+            is_learner: false,
+        })
+        .collect();
+    for h in &mut c.hosts {
+        assert!(
+            h.who_joins("http://10.0.0.2:2380").is_err(),
+            "no registry yet"
+        );
+        h.node_mut().set_bootstrap_members(members.clone());
+    }
+    c.elect();
+    for _ in 0..20 {
+        c.tick_all();
+        c.settle();
+    }
+    for id in 1..=3 {
+        let (who, all) = c.host(id).who_joins("http://10.0.0.2:2380").unwrap();
+        assert_eq!(who, 2);
+        assert_eq!(all.len(), 3);
+        let refused = c.host(id).who_joins("http://10.0.0.9:2380").unwrap_err();
+        assert!(refused.contains("add it first"), "{refused}");
+    }
+}
