@@ -28,6 +28,7 @@
 
 #![deny(missing_docs)]
 
+mod group;
 pub mod host;
 mod members;
 mod sm;
@@ -45,14 +46,14 @@ pub use types::{
     ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Envelope, Persist, ShardId,
 };
 
-use synod_kv::{Command, Event, Lessor, LessorConfig, Response};
+use synod_kv::{Command, Event, Lessor, LessorConfig};
 use synod_raft::{
-    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfState, Config as RaftConfig, EntryKind,
-    Init, MessageBody, NodeId, ProposeError, Raft, ReadyToken, Role, Snapshot, SnapshotMeta,
-    StepError,
+    ConfState, Config as RaftConfig, Init, MessageBody, NodeId, ProposeError, Raft, ReadyToken,
+    Role, Snapshot, StepError,
 };
 
-use members::{Context, LeaderView};
+use group::{Group, PendingMember, WaitingRead};
+use members::LeaderView;
 
 /// How a node runs its groups.
 #[derive(Clone, Debug)]
@@ -180,69 +181,6 @@ impl Ready {
             && self.events.is_empty()
             && self.members.is_empty()
             && self.raft.is_empty()
-    }
-}
-
-/// A read waiting for its ReadIndex or for the apply of that index.
-#[derive(Debug)]
-struct WaitingRead {
-    req: ClientRequest,
-}
-
-/// One Raft group hosted on this node and its state machine.
-struct Group {
-    shard: ShardId,
-    raft: Raft,
-    sm: StateMachine,
-    applied: u64,
-    snapshot_index: u64,
-    /// Writes this node proposed, by session, with the index they were given.
-    pending_writes: BTreeMap<(u64, u64), u64>,
-    /// Linearizable reads not yet sent for confirmation.
-    unconfirmed: Vec<WaitingRead>,
-    /// Reads sent for confirmation under a context.
-    confirming: BTreeMap<u64, Vec<WaitingRead>>,
-    /// Confirmed reads waiting for `applied >= index`.
-    confirmed: Vec<(u64, WaitingRead)>,
-    next_ctx: u64,
-    lessor: Lessor,
-    role: Role,
-    /// A snapshot taken by compaction, to persist with the next Ready.
-    local_snapshot: Option<Snapshot>,
-    /// Raft asked for a snapshot image (lazy snapshot data): take one at
-    /// the next `advance`.
-    snapshot_wanted: bool,
-    /// Raft's configuration as of `applied` (follows the applied conf entries).
-    conf: ConfState,
-    /// The member registry (part of the replicated state and its image).
-    members: Registry,
-    /// The registry changed since the last Ready.
-    members_changed: bool,
-    /// Membership changes this node proposed, by (client, seq).
-    pending_members: BTreeMap<Named, PendingMember>,
-}
-
-/// A request's (client, seq).
-type Named = (u64, u64);
-/// A membership change this node proposed.
-#[derive(Clone, Debug)]
-struct PendingMember {
-    /// Where it was proposed: the entry's index and term.
-    index: u64,
-    term: u64,
-    /// The member it concerns.
-    id: NodeId,
-    /// What was asked.
-    op: MemberOp,
-}
-
-impl Group {
-    fn pending(&self) -> usize {
-        self.pending_members.len()
-            + self.pending_writes.len()
-            + self.unconfirmed.len()
-            + self.confirming.values().map(Vec::len).sum::<usize>()
-            + self.confirmed.len()
     }
 }
 
@@ -386,30 +324,9 @@ impl Node {
                 .expect("the restored snapshot is the one Raft was restored from");
         }
         let lessor = Lessor::from_store(lessor_config(&self.cfg), sm.kv(), self.ticks);
-        let role = raft.role();
-        let conf = raft.conf_state().clone();
         self.groups.insert(
             shard,
-            Group {
-                shard,
-                raft,
-                sm,
-                applied,
-                snapshot_index: applied,
-                pending_writes: BTreeMap::new(),
-                unconfirmed: Vec::new(),
-                confirming: BTreeMap::new(),
-                confirmed: Vec::new(),
-                next_ctx: 1,
-                lessor,
-                role,
-                local_snapshot: None,
-                snapshot_wanted: false,
-                conf,
-                members_changed: !registry.is_empty(),
-                members: registry,
-                pending_members: BTreeMap::new(),
-            },
+            Group::new(shard, raft, sm, applied, lessor, registry),
         );
         Ok(())
     }
@@ -497,7 +414,7 @@ impl Node {
         for g in self.groups.values_mut() {
             g.raft.tick();
             if g.raft.role() == Role::Leader {
-                maybe_seed(g, &self.bootstrap_members, self.cfg.id);
+                g.maybe_seed(&self.bootstrap_members, self.cfg.id);
                 // The lessor reports an expired lease again after a while if
                 // its revocation has not been applied by then.
                 for id in g.lessor.expired(now) {
@@ -555,9 +472,7 @@ impl Node {
                     cmd: cmd.clone(),
                 };
                 match g.raft.propose(p.encode()) {
-                    Ok(index) => {
-                        g.pending_writes.insert((req.client, req.seq), index);
-                    }
+                    Ok(index) => g.track_write((req.client, req.seq), index),
                     Err(ProposeError::NotLeader { leader }) => {
                         self.reply(&req, Err(ClientError::NotLeader { leader }))
                     }
@@ -629,7 +544,7 @@ impl Node {
                             id: plan.id,
                             op: op.clone(),
                         };
-                        g.pending_members.insert((req.client, req.seq), p);
+                        g.track_member((req.client, req.seq), p);
                     }
                     Err(ProposeError::NotLeader { leader }) => {
                         self.reply(&req, Err(ClientError::NotLeader { leader }))
@@ -715,41 +630,14 @@ impl Node {
                 g.role = role;
             }
             if let Some(snap) = &r.snapshot {
-                if snap.meta.index > g.applied {
-                    let (registry, image) = match members::decode_image(&snap.data) {
-                        Ok(x) => x,
-                        Err(e) => panic!(
-                            "shard {}: snapshot from leader does not decode: {e}",
-                            g.shard
-                        ),
-                    };
-                    g.members = registry;
-                    g.members.apply(&snap.meta.conf_state, &[]);
-                    g.members_changed = true;
-                    settle_members_by_snapshot(g, snap.meta.index, &mut self.replies);
-                    g.conf = snap.meta.conf_state.clone();
-                    // Into the same engine: a disk engine switches atomically.
-                    if let Err(e) = g.sm.install(image) {
-                        // A leader sent a snapshot that does not decode: it was
-                        // checksummed end to end, so this is a bug, not bad input.
-                        panic!(
-                            "shard {}: snapshot from leader does not install: {e}",
-                            g.shard
-                        );
-                    }
-                    g.lessor = Lessor::from_store(lessor_config(&self.cfg), g.sm.kv(), now);
-                    if g.role == Role::Leader {
-                        g.lessor.promote(now);
-                    }
-                    g.applied = snap.meta.index;
-                    g.snapshot_index = snap.meta.index;
-                }
+                g.install_snapshot(snap, lessor_config(&self.cfg), now, &mut self.replies);
             }
             for e in std::mem::take(&mut r.committed_entries) {
-                for ev in apply_entry(g, &e, now, &mut self.replies) {
+                for ev in g.apply_entry(&e, now, &mut self.replies) {
                     rd.events.push((g.shard, ev));
                 }
             }
+            g.check_indexes();
             for rs in std::mem::take(&mut r.read_states) {
                 if let Some(batch) = g.confirming.remove(&rs.ctx) {
                     for w in batch {
@@ -757,7 +645,7 @@ impl Node {
                     }
                 }
             }
-            serve_confirmed(g, &mut self.replies);
+            g.serve_confirmed(&mut self.replies);
             if std::mem::take(&mut g.members_changed) {
                 rd.members
                     .push((g.shard, g.members.members().cloned().collect()));
@@ -811,7 +699,7 @@ impl Node {
                 let due = g.applied >= g.snapshot_index + self.cfg.snapshot_every;
                 if (due || wanted) && g.local_snapshot.is_none() {
                     let lazy = self.cfg.raft.lazy_snapshot_data;
-                    g.local_snapshot = take_snapshot(g, lazy, wanted);
+                    g.local_snapshot = g.take_snapshot(lazy, wanted);
                 }
             }
         }
@@ -873,294 +761,6 @@ fn command_key(cmd: &Command) -> &[u8] {
         Command::Txn(t) => t.compare.first().map(|c| c.key.as_slice()).unwrap_or(&[]),
         _ => &[],
     }
-}
-
-fn apply_entry(
-    g: &mut Group,
-    e: &synod_raft::Entry,
-    now: u64,
-    replies: &mut Vec<ClientReply>,
-) -> Vec<Event> {
-    assert_eq!(
-        e.index,
-        g.applied + 1,
-        "shard {}: entries apply in order",
-        g.shard
-    );
-    g.applied = e.index;
-    // Proposals of this node that were given this index but lost it to another
-    // leader's entry will never apply: tell their clients to retry.
-    let lost: Vec<(u64, u64)> = g
-        .pending_writes
-        .iter()
-        .filter(|(_, idx)| **idx <= e.index)
-        .map(|(k, _)| *k)
-        .collect();
-    let conf_applied = e.kind == EntryKind::ConfChange && apply_conf_entry(g, e);
-    settle_members(g, e, conf_applied, replies);
-    if e.kind != EntryKind::Normal || e.data.is_empty() {
-        fail_lost(g, &lost, None, replies);
-        return Vec::new();
-    }
-    let p = match Proposal::decode(&e.data) {
-        Ok(p) => p,
-        Err(_) => {
-            // Every replica skips the same undecodable entry: state stays identical.
-            fail_lost(g, &lost, None, replies);
-            return Vec::new();
-        }
-    };
-    let (applied, events) = g.sm.apply(e.index, &p);
-    if let Applied::Fresh(Ok(resp)) = &applied {
-        track_leases(g, &p.cmd, resp, now);
-    }
-    let mine = g.pending_writes.remove(&(p.client, p.seq)).is_some();
-    fail_lost(g, &lost, Some((p.client, p.seq)), replies);
-    if p.client == 0 {
-        return events;
-    }
-    if mine {
-        let result = match applied {
-            Applied::Fresh(r) | Applied::Duplicate(r) => {
-                r.map(ClientResponse::Write).map_err(ClientError::Kv)
-            }
-            Applied::Stale { latest } => Err(ClientError::StaleSequence { seq: p.seq, latest }),
-        };
-        replies.push(ClientReply {
-            client: p.client,
-            seq: p.seq,
-            result,
-        });
-    }
-    events
-}
-
-/// Applies a configuration-change entry to the registry (following the
-/// configuration Raft computes from it); whether Raft applies it too.
-fn apply_conf_entry(g: &mut Group, e: &synod_raft::Entry) -> bool {
-    let Ok((cc, ctx)) = ConfChange::decode_with_context(&e.data) else {
-        return false;
-    };
-    // A change Raft refuses is a no-op on every member alike.
-    let Ok(next) = g.conf.apply_change(&cc) else {
-        return false;
-    };
-    g.conf = next;
-    if g.members.apply(&g.conf, ctx) {
-        g.members_changed = true;
-    }
-    true
-}
-
-/// Answers the membership requests this node proposed that entry `e`
-/// settles: its own (applied or refused by Raft), and those whose index
-/// another leader's entry took.
-fn settle_members(
-    g: &mut Group,
-    e: &synod_raft::Entry,
-    applied: bool,
-    replies: &mut Vec<ClientReply>,
-) {
-    if g.pending_members.is_empty() {
-        return;
-    }
-    let settled: Vec<(Named, PendingMember)> = g
-        .pending_members
-        .iter()
-        .filter(|(_, p)| p.index <= e.index)
-        .map(|(k, v)| (*k, v.clone()))
-        .collect();
-    let leader = g.raft.leader();
-    for ((client, seq), p) in settled {
-        g.pending_members.remove(&(client, seq));
-        let mine = p.index == e.index && p.term == e.term;
-        let result = if mine && applied {
-            Ok(member_answer(g, p.id))
-        } else if mine {
-            Err(ClientError::Invalid(
-                "the configuration change was refused by Raft".into(),
-            ))
-        } else {
-            // Another leader's entry took its index: it never applies.
-            Err(ClientError::NotLeader { leader })
-        };
-        replies.push(ClientReply {
-            client,
-            seq,
-            result,
-        });
-    }
-}
-
-/// The answer to a membership request that took effect: the member it was
-/// about and every member now.
-fn member_answer(g: &Group, id: NodeId) -> ClientResponse {
-    ClientResponse::Member {
-        id,
-        members: g.members.members().cloned().collect(),
-    }
-}
-
-/// A snapshot replaced the entries up to `index`: answer the membership
-/// requests proposed there by what the registry now shows. The state asked
-/// for holds: answered as done (an added member's id is unique to its entry,
-/// so its presence proves that entry applied); it does not: not applied.
-fn settle_members_by_snapshot(g: &mut Group, index: u64, replies: &mut Vec<ClientReply>) {
-    let settled: Vec<(Named, PendingMember)> = g
-        .pending_members
-        .iter()
-        .filter(|(_, p)| p.index <= index)
-        .map(|(k, v)| (*k, v.clone()))
-        .collect();
-    let leader = g.raft.leader();
-    for ((client, seq), p) in settled {
-        g.pending_members.remove(&(client, seq));
-        let result = if g.members.holds(&p.op, p.id) {
-            Ok(member_answer(g, p.id))
-        } else {
-            Err(ClientError::NotLeader { leader })
-        };
-        replies.push(ClientReply {
-            client,
-            seq,
-            result,
-        });
-    }
-}
-
-/// On the leader: writes the initial members' names and peer URLs into the
-/// registry once (a conf change that keeps the leader a voter, carrying them).
-fn maybe_seed(g: &mut Group, bootstrap: &[Member], me: NodeId) {
-    if bootstrap.is_empty() || g.conf.is_joint() || !g.conf.voters.contains(&me) {
-        return;
-    }
-    let missing: Vec<NodeId> = g.members.unseeded().collect();
-    let seed: Vec<Member> = bootstrap
-        .iter()
-        .filter(|m| missing.contains(&m.id))
-        .cloned()
-        .collect();
-    if seed.is_empty() {
-        return;
-    }
-    let cc = ConfChange {
-        changes: vec![ConfChangeSingle::AddVoter(me)],
-        transition: ConfChangeTransition::Auto,
-    };
-    // Refused while another change is pending: the next tick tries again.
-    let _ = g
-        .raft
-        .propose_conf_change_with_context(cc, &Context::Seed(seed).encode());
-}
-
-fn fail_lost(
-    g: &mut Group,
-    lost: &[(u64, u64)],
-    except: Option<(u64, u64)>,
-    replies: &mut Vec<ClientReply>,
-) {
-    let leader = g.raft.leader();
-    for k in lost {
-        if Some(*k) == except {
-            continue;
-        }
-        g.pending_writes.remove(k);
-        replies.push(ClientReply {
-            client: k.0,
-            seq: k.1,
-            result: Err(ClientError::NotLeader { leader }),
-        });
-    }
-}
-
-fn track_leases(g: &mut Group, cmd: &Command, resp: &Response, now: u64) {
-    match (cmd, resp) {
-        (Command::LeaseGrant { .. }, Response::LeaseGrant { id, ttl, .. }) => {
-            g.lessor.grant(*id, *ttl, now);
-        }
-        (Command::LeaseRevoke { id }, _) => {
-            g.lessor.revoke(*id);
-        }
-        (Command::LeaseCheckpoint { id, remaining_ttl }, _) => {
-            g.lessor.checkpoint(*id, *remaining_ttl);
-        }
-        _ => {}
-    }
-}
-
-fn serve_confirmed(g: &mut Group, replies: &mut Vec<ClientReply>) {
-    let applied = g.applied;
-    let mut i = 0;
-    while i < g.confirmed.len() {
-        if g.confirmed[i].0 <= applied {
-            let (_, w) = g.confirmed.swap_remove(i);
-            let ClientOp::Range { req, .. } = &w.req.op else {
-                unreachable!("only reads wait for confirmation")
-            };
-            let result =
-                g.sm.kv()
-                    .range(req)
-                    .map(ClientResponse::Range)
-                    .map_err(ClientError::Kv);
-            replies.push(ClientReply {
-                client: w.req.client,
-                seq: w.req.seq,
-                result,
-            });
-        } else {
-            i += 1;
-        }
-    }
-}
-
-/// Compacts the group's Raft log at `applied`, and returns the snapshot
-/// for the driver to persist (none when it already holds one there).
-///
-/// Raft gets the image unless `lazy` (then only when it asked: `wanted`).
-/// The driver gets it only when the state machine keeps nothing across a
-/// restart; a durable store already holds this state, so the driver gets
-/// the index alone.
-fn take_snapshot(g: &mut Group, lazy: bool, wanted: bool) -> Option<Snapshot> {
-    let index = g.applied;
-    let term = g.raft.term_at(index)?;
-    let meta = SnapshotMeta {
-        index,
-        term,
-        conf_state: g.raft.conf_state().clone(),
-    };
-    let durable = g.sm.durable_applied().is_some();
-    let for_raft = !lazy || wanted;
-    // Asked again at the snapshot the driver has: Raft alone needs the image.
-    let for_driver = index > g.snapshot_index;
-    if !for_raft && durable {
-        g.raft.compact_log(meta.clone()).ok()?;
-        g.snapshot_index = index;
-        return for_driver.then_some(Snapshot {
-            meta,
-            data: Vec::new(),
-        });
-    }
-    let data = members::encode_image(&g.members, &g.sm.snapshot());
-    let driver_data = if durable || !for_driver {
-        Vec::new()
-    } else if for_raft {
-        data.clone()
-    } else {
-        g.raft.compact_log(meta.clone()).ok()?;
-        g.snapshot_index = index;
-        return Some(Snapshot { meta, data });
-    };
-    g.raft
-        .compact(Snapshot {
-            meta: meta.clone(),
-            data,
-        })
-        .ok()?;
-    g.snapshot_index = index;
-    for_driver.then_some(Snapshot {
-        meta,
-        data: driver_data,
-    })
 }
 
 /// Installs a group's snapshot image as Raft carries it (the member

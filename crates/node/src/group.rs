@@ -1,0 +1,627 @@
+//! One Raft group hosted on a node and its state machine: applying committed
+//! entries (writes, lease bookkeeping, configuration changes and the member
+//! registry), answering the requests this node proposed once they settle,
+//! serving confirmed reads, installing a leader's snapshot and compacting
+//! the log. The [`Node`](crate::Node) owns the groups, routes requests to
+//! them and assembles their output into a [`Ready`](crate::Ready).
+//!
+//! Invariants of a group (asserted where they are established):
+//! - entries apply in log order, one index after the other, and only
+//!   committed ones: `snapshot_index <= applied <= raft.commit()`;
+//! - what this node proposes gets an index past `applied`, and once an
+//!   entry applies no proposal of this node is left at or below it;
+//! - a confirmed read is served only once `applied` reached its index;
+//! - after a configuration change applies (from an entry or a snapshot),
+//!   the member registry lists exactly the configuration's members, a
+//!   learner exactly when it does not vote.
+
+use std::collections::BTreeMap;
+
+use synod_kv::{Command, Event, Lessor, LessorConfig, Response};
+use synod_raft::{
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfState, EntryKind, NodeId, Raft, Role,
+    Snapshot, SnapshotMeta,
+};
+
+use crate::members::{self, Context, Member, MemberOp, Registry};
+use crate::sm::{Applied, Proposal, StateMachine};
+use crate::types::{ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, ShardId};
+
+/// A read waiting for its ReadIndex or for the apply of that index.
+#[derive(Debug)]
+pub(crate) struct WaitingRead {
+    pub(crate) req: ClientRequest,
+}
+
+/// A request's (client, seq).
+pub(crate) type Named = (u64, u64);
+
+/// A membership change this node proposed.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingMember {
+    /// Where it was proposed: the entry's index and term.
+    pub(crate) index: u64,
+    pub(crate) term: u64,
+    /// The member it concerns.
+    pub(crate) id: NodeId,
+    /// What was asked.
+    pub(crate) op: MemberOp,
+}
+
+/// One Raft group hosted on this node and its state machine.
+pub(crate) struct Group {
+    pub(crate) shard: ShardId,
+    pub(crate) raft: Raft,
+    pub(crate) sm: StateMachine,
+    pub(crate) applied: u64,
+    pub(crate) snapshot_index: u64,
+    /// Writes this node proposed, by session, with the index they were given.
+    pub(crate) pending_writes: BTreeMap<Named, u64>,
+    /// Linearizable reads not yet sent for confirmation.
+    pub(crate) unconfirmed: Vec<WaitingRead>,
+    /// Reads sent for confirmation under a context.
+    pub(crate) confirming: BTreeMap<u64, Vec<WaitingRead>>,
+    /// Confirmed reads waiting for `applied >= index`.
+    pub(crate) confirmed: Vec<(u64, WaitingRead)>,
+    pub(crate) next_ctx: u64,
+    pub(crate) lessor: Lessor,
+    pub(crate) role: Role,
+    /// A snapshot taken by compaction, to persist with the next Ready.
+    pub(crate) local_snapshot: Option<Snapshot>,
+    /// Raft asked for a snapshot image (lazy snapshot data): take one at
+    /// the next `advance`.
+    pub(crate) snapshot_wanted: bool,
+    /// Raft's configuration as of `applied` (follows the applied conf entries).
+    pub(crate) conf: ConfState,
+    /// The member registry (part of the replicated state and its image).
+    pub(crate) members: Registry,
+    /// The registry changed since the last Ready.
+    pub(crate) members_changed: bool,
+    /// Membership changes this node proposed, by (client, seq).
+    pub(crate) pending_members: BTreeMap<Named, PendingMember>,
+}
+
+impl Group {
+    /// A group whose state machine `sm` holds the log up to `applied`, with
+    /// the member registry as of that index.
+    pub(crate) fn new(
+        shard: ShardId,
+        raft: Raft,
+        sm: StateMachine,
+        applied: u64,
+        lessor: Lessor,
+        registry: Registry,
+    ) -> Group {
+        let role = raft.role();
+        let conf = raft.conf_state().clone();
+        let g = Group {
+            shard,
+            raft,
+            sm,
+            applied,
+            snapshot_index: applied,
+            pending_writes: BTreeMap::new(),
+            unconfirmed: Vec::new(),
+            confirming: BTreeMap::new(),
+            confirmed: Vec::new(),
+            next_ctx: 1,
+            lessor,
+            role,
+            local_snapshot: None,
+            snapshot_wanted: false,
+            conf,
+            members_changed: !registry.is_empty(),
+            members: registry,
+            pending_members: BTreeMap::new(),
+        };
+        g.check_indexes();
+        g
+    }
+
+    /// Requests of this node waiting for an answer from the group.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending_members.len()
+            + self.pending_writes.len()
+            + self.unconfirmed.len()
+            + self.confirming.values().map(Vec::len).sum::<usize>()
+            + self.confirmed.len()
+    }
+
+    /// Asserts `snapshot_index <= applied <= commit`: the state machine
+    /// holds no less than the snapshot it compacted to, and nothing that
+    /// Raft has not committed.
+    pub(crate) fn check_indexes(&self) {
+        assert!(
+            self.snapshot_index <= self.applied,
+            "shard {}: snapshot index {} passed the applied index {}",
+            self.shard,
+            self.snapshot_index,
+            self.applied
+        );
+        assert!(
+            self.applied <= self.raft.commit(),
+            "shard {}: applied index {} passed the commit index {}",
+            self.shard,
+            self.applied,
+            self.raft.commit()
+        );
+    }
+
+    /// Remembers a write this node proposed at `index`, to answer once it applies.
+    pub(crate) fn track_write(&mut self, named: Named, index: u64) {
+        assert!(
+            index > self.applied,
+            "shard {}: a write proposed at index {index}, at or below the applied index {}",
+            self.shard,
+            self.applied
+        );
+        self.pending_writes.insert(named, index);
+    }
+
+    /// Remembers a membership change this node proposed, to answer once it settles.
+    pub(crate) fn track_member(&mut self, named: Named, p: PendingMember) {
+        assert!(
+            p.index > self.applied,
+            "shard {}: a membership change proposed at index {}, at or below the applied index {}",
+            self.shard,
+            p.index,
+            self.applied
+        );
+        self.pending_members.insert(named, p);
+    }
+
+    /// Applies committed entry `e`: to the state machine (and the lessor),
+    /// or to the configuration and the registry; answers the requests of
+    /// this node it settles. Returns the watch events it produced.
+    pub(crate) fn apply_entry(
+        &mut self,
+        e: &synod_raft::Entry,
+        now: u64,
+        replies: &mut Vec<ClientReply>,
+    ) -> Vec<Event> {
+        assert_eq!(
+            e.index,
+            self.applied + 1,
+            "shard {}: entries apply in order",
+            self.shard
+        );
+        assert!(
+            e.index <= self.raft.commit(),
+            "shard {}: entry {} applies beyond the commit index {}",
+            self.shard,
+            e.index,
+            self.raft.commit()
+        );
+        self.applied = e.index;
+        let events = self.apply_entry_inner(e, now, replies);
+        debug_assert!(
+            self.pending_writes.values().all(|&i| i > self.applied)
+                && self
+                    .pending_members
+                    .values()
+                    .all(|p| p.index > self.applied),
+            "shard {}: a proposal of this node at or below applied index {} is still unanswered",
+            self.shard,
+            self.applied
+        );
+        events
+    }
+
+    fn apply_entry_inner(
+        &mut self,
+        e: &synod_raft::Entry,
+        now: u64,
+        replies: &mut Vec<ClientReply>,
+    ) -> Vec<Event> {
+        // Proposals of this node that were given this index but lost it to another
+        // leader's entry will never apply: tell their clients to retry.
+        let lost: Vec<Named> = self
+            .pending_writes
+            .iter()
+            .filter(|(_, idx)| **idx <= e.index)
+            .map(|(k, _)| *k)
+            .collect();
+        let conf_applied = e.kind == EntryKind::ConfChange && self.apply_conf_entry(e);
+        self.settle_members(e, conf_applied, replies);
+        if e.kind != EntryKind::Normal || e.data.is_empty() {
+            self.fail_lost(&lost, None, replies);
+            return Vec::new();
+        }
+        let p = match Proposal::decode(&e.data) {
+            Ok(p) => p,
+            Err(_) => {
+                // Every replica skips the same undecodable entry: state stays identical.
+                self.fail_lost(&lost, None, replies);
+                return Vec::new();
+            }
+        };
+        let (applied, events) = self.sm.apply(e.index, &p);
+        if let Applied::Fresh(Ok(resp)) = &applied {
+            self.track_leases(&p.cmd, resp, now);
+        }
+        let mine = self.pending_writes.remove(&(p.client, p.seq)).is_some();
+        self.fail_lost(&lost, Some((p.client, p.seq)), replies);
+        if p.client == 0 {
+            return events;
+        }
+        if mine {
+            let result = match applied {
+                Applied::Fresh(r) | Applied::Duplicate(r) => {
+                    r.map(ClientResponse::Write).map_err(ClientError::Kv)
+                }
+                Applied::Stale { latest } => Err(ClientError::StaleSequence { seq: p.seq, latest }),
+            };
+            replies.push(ClientReply {
+                client: p.client,
+                seq: p.seq,
+                result,
+            });
+        }
+        events
+    }
+
+    /// Applies a configuration-change entry to the registry (following the
+    /// configuration Raft computes from it); whether Raft applies it too.
+    fn apply_conf_entry(&mut self, e: &synod_raft::Entry) -> bool {
+        let Ok((cc, ctx)) = ConfChange::decode_with_context(&e.data) else {
+            return false;
+        };
+        // A change Raft refuses is a no-op on every member alike.
+        let Ok(next) = self.conf.apply_change(&cc) else {
+            return false;
+        };
+        self.conf = next;
+        if self.members.apply(&self.conf, ctx) {
+            self.members_changed = true;
+        }
+        assert!(
+            registry_follows(&self.members, &self.conf),
+            "shard {}: after conf entry {} the registry does not follow the configuration",
+            self.shard,
+            e.index
+        );
+        true
+    }
+
+    /// Answers the membership requests this node proposed that entry `e`
+    /// settles: its own (applied or refused by Raft), and those whose index
+    /// another leader's entry took.
+    fn settle_members(
+        &mut self,
+        e: &synod_raft::Entry,
+        applied: bool,
+        replies: &mut Vec<ClientReply>,
+    ) {
+        if self.pending_members.is_empty() {
+            return;
+        }
+        let settled: Vec<(Named, PendingMember)> = self
+            .pending_members
+            .iter()
+            .filter(|(_, p)| p.index <= e.index)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let leader = self.raft.leader();
+        for ((client, seq), p) in settled {
+            self.pending_members.remove(&(client, seq));
+            let mine = p.index == e.index && p.term == e.term;
+            let result = if mine && applied {
+                Ok(self.member_answer(p.id))
+            } else if mine {
+                Err(ClientError::Invalid(
+                    "the configuration change was refused by Raft".into(),
+                ))
+            } else {
+                // Another leader's entry took its index: it never applies.
+                Err(ClientError::NotLeader { leader })
+            };
+            replies.push(ClientReply {
+                client,
+                seq,
+                result,
+            });
+        }
+    }
+
+    /// The answer to a membership request that took effect: the member it was
+    /// about and every member now.
+    fn member_answer(&self, id: NodeId) -> ClientResponse {
+        ClientResponse::Member {
+            id,
+            members: self.members.members().cloned().collect(),
+        }
+    }
+
+    /// Installs a snapshot from the leader that Raft handed out, if it is
+    /// past what the state machine holds: the registry and the state
+    /// machine's image, a lessor rebuilt from the store; answers the
+    /// membership requests of this node the snapshot settles.
+    pub(crate) fn install_snapshot(
+        &mut self,
+        snap: &Snapshot,
+        lessor_cfg: LessorConfig,
+        now: u64,
+        replies: &mut Vec<ClientReply>,
+    ) {
+        if snap.meta.index <= self.applied {
+            return;
+        }
+        let (registry, image) = match members::decode_image(&snap.data) {
+            Ok(x) => x,
+            Err(e) => panic!(
+                "shard {}: snapshot from leader does not decode: {e}",
+                self.shard
+            ),
+        };
+        self.members = registry;
+        self.members.apply(&snap.meta.conf_state, &[]);
+        self.members_changed = true;
+        self.settle_members_by_snapshot(snap.meta.index, replies);
+        self.conf = snap.meta.conf_state.clone();
+        assert!(
+            registry_follows(&self.members, &self.conf),
+            "shard {}: after the snapshot at {} the registry does not follow the configuration",
+            self.shard,
+            snap.meta.index
+        );
+        // Into the same engine: a disk engine switches atomically.
+        if let Err(e) = self.sm.install(image) {
+            // A leader sent a snapshot that does not decode: it was
+            // checksummed end to end, so this is a bug, not bad input.
+            panic!(
+                "shard {}: snapshot from leader does not install: {e}",
+                self.shard
+            );
+        }
+        self.lessor = Lessor::from_store(lessor_cfg, self.sm.kv(), now);
+        if self.role == Role::Leader {
+            self.lessor.promote(now);
+        }
+        self.applied = snap.meta.index;
+        self.snapshot_index = snap.meta.index;
+        self.check_indexes();
+    }
+
+    /// A snapshot replaced the entries up to `index`: answer the membership
+    /// requests proposed there by what the registry now shows. The state asked
+    /// for holds: answered as done (an added member's id is unique to its entry,
+    /// so its presence proves that entry applied); it does not: not applied.
+    fn settle_members_by_snapshot(&mut self, index: u64, replies: &mut Vec<ClientReply>) {
+        let settled: Vec<(Named, PendingMember)> = self
+            .pending_members
+            .iter()
+            .filter(|(_, p)| p.index <= index)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let leader = self.raft.leader();
+        for ((client, seq), p) in settled {
+            self.pending_members.remove(&(client, seq));
+            let result = if self.members.holds(&p.op, p.id) {
+                Ok(self.member_answer(p.id))
+            } else {
+                Err(ClientError::NotLeader { leader })
+            };
+            replies.push(ClientReply {
+                client,
+                seq,
+                result,
+            });
+        }
+    }
+
+    /// On the leader: writes the initial members' names and peer URLs into the
+    /// registry once (a conf change that keeps the leader a voter, carrying them).
+    pub(crate) fn maybe_seed(&mut self, bootstrap: &[Member], me: NodeId) {
+        debug_assert_eq!(
+            self.raft.role(),
+            Role::Leader,
+            "shard {}: only the leader seeds the registry",
+            self.shard
+        );
+        if bootstrap.is_empty() || self.conf.is_joint() || !self.conf.voters.contains(&me) {
+            return;
+        }
+        let missing: Vec<NodeId> = self.members.unseeded().collect();
+        let seed: Vec<Member> = bootstrap
+            .iter()
+            .filter(|m| missing.contains(&m.id))
+            .cloned()
+            .collect();
+        if seed.is_empty() {
+            return;
+        }
+        let cc = ConfChange {
+            changes: vec![ConfChangeSingle::AddVoter(me)],
+            transition: ConfChangeTransition::Auto,
+        };
+        // Refused while another change is pending: the next tick tries again.
+        let _ = self
+            .raft
+            .propose_conf_change_with_context(cc, &Context::Seed(seed).encode());
+    }
+
+    /// Answers the writes in `lost` (but `except`) as not applied: their
+    /// index went to another leader's entry.
+    fn fail_lost(&mut self, lost: &[Named], except: Option<Named>, replies: &mut Vec<ClientReply>) {
+        let leader = self.raft.leader();
+        for k in lost {
+            if Some(*k) == except {
+                continue;
+            }
+            self.pending_writes.remove(k);
+            replies.push(ClientReply {
+                client: k.0,
+                seq: k.1,
+                result: Err(ClientError::NotLeader { leader }),
+            });
+        }
+    }
+
+    /// Keeps the lessor in step with the lease commands that applied.
+    fn track_leases(&mut self, cmd: &Command, resp: &Response, now: u64) {
+        match (cmd, resp) {
+            (Command::LeaseGrant { .. }, Response::LeaseGrant { id, ttl, .. }) => {
+                self.lessor.grant(*id, *ttl, now);
+            }
+            (Command::LeaseRevoke { id }, _) => {
+                self.lessor.revoke(*id);
+            }
+            (Command::LeaseCheckpoint { id, remaining_ttl }, _) => {
+                self.lessor.checkpoint(*id, *remaining_ttl);
+            }
+            _ => {}
+        }
+    }
+
+    /// Serves the confirmed reads whose index is applied.
+    pub(crate) fn serve_confirmed(&mut self, replies: &mut Vec<ClientReply>) {
+        let applied = self.applied;
+        let mut i = 0;
+        while i < self.confirmed.len() {
+            if self.confirmed[i].0 <= applied {
+                let (_, w) = self.confirmed.swap_remove(i);
+                let ClientOp::Range { req, .. } = &w.req.op else {
+                    unreachable!("only reads wait for confirmation")
+                };
+                let result = self
+                    .sm
+                    .kv()
+                    .range(req)
+                    .map(ClientResponse::Range)
+                    .map_err(ClientError::Kv);
+                replies.push(ClientReply {
+                    client: w.req.client,
+                    seq: w.req.seq,
+                    result,
+                });
+            } else {
+                i += 1;
+            }
+        }
+        debug_assert!(
+            self.confirmed.iter().all(|(index, _)| *index > applied),
+            "shard {}: a confirmed read at or below applied index {applied} is left unserved",
+            self.shard
+        );
+    }
+
+    /// Compacts the group's Raft log at `applied`, and returns the snapshot
+    /// for the driver to persist (none when it already holds one there).
+    ///
+    /// Raft gets the image unless `lazy` (then only when it asked: `wanted`).
+    /// The driver gets it only when the state machine keeps nothing across a
+    /// restart; a durable store already holds this state, so the driver gets
+    /// the index alone.
+    pub(crate) fn take_snapshot(&mut self, lazy: bool, wanted: bool) -> Option<Snapshot> {
+        self.check_indexes();
+        let snap = self.take_snapshot_inner(lazy, wanted);
+        assert!(
+            snap.as_ref()
+                .is_none_or(|s| s.meta.index == self.snapshot_index),
+            "shard {}: the snapshot handed to the driver is not the one compacted to",
+            self.shard
+        );
+        self.check_indexes();
+        snap
+    }
+
+    fn take_snapshot_inner(&mut self, lazy: bool, wanted: bool) -> Option<Snapshot> {
+        let index = self.applied;
+        let term = self.raft.term_at(index)?;
+        let meta = SnapshotMeta {
+            index,
+            term,
+            conf_state: self.raft.conf_state().clone(),
+        };
+        let durable = self.sm.durable_applied().is_some();
+        let for_raft = !lazy || wanted;
+        // Asked again at the snapshot the driver has: Raft alone needs the image.
+        let for_driver = index > self.snapshot_index;
+        if !for_raft && durable {
+            self.raft.compact_log(meta.clone()).ok()?;
+            self.snapshot_index = index;
+            return for_driver.then_some(Snapshot {
+                meta,
+                data: Vec::new(),
+            });
+        }
+        let data = members::encode_image(&self.members, &self.sm.snapshot());
+        let driver_data = if durable || !for_driver {
+            Vec::new()
+        } else if for_raft {
+            data.clone()
+        } else {
+            self.raft.compact_log(meta.clone()).ok()?;
+            self.snapshot_index = index;
+            return Some(Snapshot { meta, data });
+        };
+        self.raft
+            .compact(Snapshot {
+                meta: meta.clone(),
+                data,
+            })
+            .ok()?;
+        self.snapshot_index = index;
+        for_driver.then_some(Snapshot {
+            meta,
+            data: driver_data,
+        })
+    }
+}
+
+/// Whether `registry` lists exactly `conf`'s members, a learner exactly
+/// when it does not vote (what following a configuration makes of it).
+fn registry_follows(registry: &Registry, conf: &ConfState) -> bool {
+    let all = conf.members();
+    registry.members().count() == all.len()
+        && registry
+            .members()
+            .all(|m| all.contains(&m.id) && m.is_learner != conf.is_voter(m.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(voters: &[NodeId], learners: &[NodeId]) -> ConfState {
+        ConfState {
+            voters: voters.iter().copied().collect(),
+            learners: learners.iter().copied().collect(),
+            ..ConfState::default()
+        }
+    }
+
+    #[test]
+    fn registry_follows_the_configuration_it_applied() {
+        let c = conf(&[1, 2, 3], &[4]);
+        let mut reg = Registry::default();
+        assert!(
+            !registry_follows(&reg, &c),
+            "an empty registry lists no one"
+        );
+        reg.apply(&c, &[]);
+        assert!(registry_follows(&reg, &c));
+        assert!(registry_follows(
+            &Registry::default(),
+            &ConfState::default()
+        ));
+    }
+
+    #[test]
+    fn registry_that_missed_a_change_does_not_follow() {
+        let mut reg = Registry::default();
+        reg.apply(&conf(&[1, 2, 3], &[4]), &[]);
+        // Promoted, added, removed: each differs from what the registry lists.
+        assert!(!registry_follows(&reg, &conf(&[1, 2, 3, 4], &[])));
+        assert!(!registry_follows(&reg, &conf(&[1, 2, 3, 5], &[4])));
+        assert!(!registry_follows(&reg, &conf(&[1, 2], &[4])));
+        // In a joint configuration an outgoing voter still votes.
+        let joint = ConfState {
+            voters: [1, 2].into_iter().collect(),
+            voters_outgoing: [1, 2, 3].into_iter().collect(),
+            learners: [4].into_iter().collect(),
+            ..ConfState::default()
+        };
+        assert!(registry_follows(&reg, &joint));
+    }
+}
