@@ -17,7 +17,17 @@
 
 use synod_proto::etcdserverpb::{compare, request_op, Compare, RequestOp};
 
+use super::{DelCmd, GetCmd, PutCmd};
 use crate::error::{Error, Result};
+
+/// The operation lines of a transaction, parsed with the commands' own flags.
+#[derive(clap::Parser, Debug)]
+#[command(no_binary_name = false, disable_help_subcommand = true)]
+pub(crate) enum OpLine {
+    Put(PutCmd),
+    Get(GetCmd),
+    Del(DelCmd),
+}
 
 /// Splits a line into words; double quotes group words and `\"` escapes.
 pub fn words(line: &str) -> Result<Vec<String>> {
@@ -136,10 +146,10 @@ pub fn parse_op(line: &str) -> Result<RequestOp> {
     if !matches!(cmd.as_str(), "put" | "get" | "del") {
         return Err(bad(line, &format!("unknown operation {cmd:?}")));
     }
-    let request = match super::OpLine::try_parse_from(argv).map_err(clap_err)? {
-        super::OpLine::Put(p) => request_op::Request::RequestPut(p.request(None)?),
-        super::OpLine::Get(g) => request_op::Request::RequestRange(g.request()?),
-        super::OpLine::Del(d) => request_op::Request::RequestDeleteRange(d.request()?),
+    let request = match OpLine::try_parse_from(argv).map_err(clap_err)? {
+        OpLine::Put(p) => request_op::Request::RequestPut(p.request(None)?),
+        OpLine::Get(g) => request_op::Request::RequestRange(g.request()?),
+        OpLine::Del(d) => request_op::Request::RequestDeleteRange(d.request()?),
     };
     Ok(RequestOp {
         request: Some(request),
