@@ -30,6 +30,8 @@ pub struct Observation {
     pub client: u64,
     /// The member that answered.
     pub member: u64,
+    /// The replication group (revisions are per group).
+    pub group: u64,
     /// The member's incarnation when it answered.
     pub incarnation: u64,
     /// Write or read.
@@ -53,16 +55,16 @@ impl std::fmt::Display for SessionViolation {
     }
 }
 
-/// Checks read-your-writes and monotonic reads per (client, member,
+/// Checks read-your-writes and monotonic reads per (client, member, group,
 /// incarnation); `obs` is in each client's own order (interleaving clients
 /// is fine).
 pub fn check_sessions(obs: &[Observation]) -> Vec<SessionViolation> {
-    // (client, member, incarnation) → (highest own write, highest read).
-    let mut seen: BTreeMap<(u64, u64, u64), (i64, i64)> = BTreeMap::new();
+    // (client, member, group, incarnation) → (highest own write, highest read).
+    let mut seen: BTreeMap<(u64, u64, u64, u64), (i64, i64)> = BTreeMap::new();
     let mut out = Vec::new();
     for (at, o) in obs.iter().enumerate() {
         let e = seen
-            .entry((o.client, o.member, o.incarnation))
+            .entry((o.client, o.member, o.group, o.incarnation))
             .or_insert((0, 0));
         match o.kind {
             ObsKind::Write => e.0 = e.0.max(o.revision),
@@ -102,6 +104,7 @@ mod tests {
         Observation {
             client,
             member,
+            group: 1,
             incarnation,
             kind,
             revision,

@@ -318,11 +318,6 @@ impl Host {
         self.held.len()
     }
 
-    /// The shard that serves `req`.
-    fn shard_of(&self, req: &ClientRequest) -> ShardId {
-        self.node.route(req)
-    }
-
     /// The leader of `shard` known here (0: none).
     pub fn leader(&self, shard: ShardId) -> NodeId {
         self.node.raft(shard).map_or(0, |r| r.leader())
@@ -647,7 +642,17 @@ impl Host {
             req.op,
             ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_)
         );
-        let shard = self.shard_of(&req);
+        let shard = match self.node.route(&req) {
+            Ok(s) => s,
+            Err(e) => {
+                let reply = ClientReply {
+                    client: req.client,
+                    seq: req.seq,
+                    result: Err(e),
+                };
+                return self.answer(origin, reply);
+            }
+        };
         let leader = self.leader(shard);
         let me = self.node.id();
         if needs_leader && leader != 0 && leader != me {

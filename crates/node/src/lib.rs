@@ -31,6 +31,7 @@
 mod group;
 pub mod host;
 mod members;
+mod routing;
 mod sm;
 mod types;
 
@@ -41,6 +42,7 @@ pub use members::{
     derive_member_id, Member, MemberError, MemberOp, Registry, MAX_LEARNERS, MAX_URLS,
     MAX_URL_BYTES,
 };
+pub use routing::KeyRange;
 pub use sm::{Applied, CorruptSnapshot, Proposal, StateMachine};
 pub use types::{
     ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Envelope, Persist, ShardId,
@@ -99,6 +101,8 @@ impl Default for NodeConfig {
 pub struct GroupInit {
     /// The group.
     pub shard: ShardId,
+    /// The keys it serves ([`KeyRange::all`] for a node with one group).
+    pub range: KeyRange,
     /// Raft's start: bootstrap, or restore from what was persisted.
     pub raft: Init,
     /// On restore: the persisted snapshot's data (the state machine image), if any.
@@ -135,6 +139,9 @@ pub enum NodeError {
         /// Why.
         err: String,
     },
+    /// The groups' key ranges are not a partition (a shard twice, overlaps).
+    #[error("key ranges: {0}")]
+    Ranges(String),
     /// A persisted snapshot could not be decoded.
     #[error("shard {shard}: {err}")]
     Snapshot {
@@ -192,6 +199,8 @@ pub struct Node {
     bootstrap_members: Vec<Member>,
     ticks: u64,
     replies: Vec<ClientReply>,
+    /// Each hosted group's key range, sorted by start, not overlapping.
+    ranges: Vec<(KeyRange, ShardId)>,
 }
 
 impl Node {
@@ -204,6 +213,7 @@ impl Node {
             bootstrap_members: Vec::new(),
             ticks: 0,
             replies: Vec::new(),
+            ranges: Vec::new(),
         };
         for g in groups {
             node.add_group(g, None)?;
@@ -232,6 +242,17 @@ impl Node {
         opened: Option<(StateMachine, u64)>,
     ) -> Result<(), NodeError> {
         let shard = g.shard;
+        if self.groups.contains_key(&shard) {
+            return Err(NodeError::Ranges(format!("shard {shard} is given twice")));
+        }
+        if let Some((r, s)) = self.ranges.iter().find(|(r, _)| overlap(r, &g.range)) {
+            return Err(NodeError::Ranges(format!(
+                "shard {shard}'s range {:?} overlaps shard {s}'s {:?}",
+                g.range, r
+            )));
+        }
+        self.ranges.push((g.range.clone(), shard));
+        self.ranges.sort();
         // A torn write can keep a Ready's entries but not the hard state
         // written after them: the node saw a newer term (the entries carry
         // it) without recording it. It never voted in that term (a vote is
@@ -356,28 +377,33 @@ impl Node {
     }
 
     /// The shard that owns `key`. One shard covers the keyspace today.
-    pub fn shard_for(&self, _key: &[u8]) -> ShardId {
-        *self
-            .groups
-            .keys()
-            .next()
-            .expect("a node hosts at least one group")
+    pub fn shard_for(&self, key: &[u8]) -> Option<ShardId> {
+        self.ranges
+            .iter()
+            .find(|(r, _)| r.contains(key))
+            .map(|(_, s)| *s)
     }
 
     /// The group that holds what belongs to the whole cluster: the member
-    /// registry and leases. One shard covers the keyspace today.
+    /// registry, leases and compaction. It is the group of the first hosted
+    /// range (the one starting at the empty key, when it is hosted here).
     pub fn home_shard(&self) -> ShardId {
-        self.shard_for(b"")
+        self.ranges
+            .first()
+            .map(|(_, s)| *s)
+            .expect("a node hosts at least one group")
     }
 
-    /// The group that serves `req`.
-    pub fn route(&self, req: &ClientRequest) -> ShardId {
-        let key: &[u8] = match &req.op {
-            ClientOp::Write(cmd) => command_key(cmd),
-            ClientOp::Range { req, .. } => &req.key,
-            ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => &[],
-        };
-        self.shard_for(key)
+    /// Each hosted group's key range, sorted by start.
+    pub fn ranges(&self) -> &[(KeyRange, ShardId)] {
+        &self.ranges
+    }
+
+    /// The group that serves `req`: the one whose range holds every key it
+    /// touches; a request over several groups' keys is refused, never
+    /// routed by its first key (see `routing.rs`).
+    pub fn route(&self, req: &ClientRequest) -> Result<ShardId, ClientError> {
+        routing::route(&self.ranges, self.home_shard(), req)
     }
 
     /// The shards hosted here.
@@ -450,13 +476,16 @@ impl Node {
             );
             return;
         }
-        let shard = self.route(&req);
+        let shard = match self.route(&req) {
+            Ok(s) => s,
+            Err(e) => return self.reply(&req, Err(e)),
+        };
         let max_pending = self.cfg.max_pending;
         let now = self.ticks;
         let g = self
             .groups
             .get_mut(&shard)
-            .expect("shard_for returns a hosted shard");
+            .expect("route returns a hosted shard");
         let leader = g.raft.leader();
         match &req.op {
             ClientOp::Write(cmd) => {
@@ -754,13 +783,11 @@ fn refuse(req: &ClientRequest, leader: NodeId) -> ClientReply {
     }
 }
 
-fn command_key(cmd: &Command) -> &[u8] {
-    match cmd {
-        Command::Put(p) => &p.key,
-        Command::DeleteRange(d) => &d.key,
-        Command::Txn(t) => t.compare.first().map(|c| c.key.as_slice()).unwrap_or(&[]),
-        _ => &[],
-    }
+/// Whether two key ranges share a key.
+fn overlap(a: &KeyRange, b: &KeyRange) -> bool {
+    let a_before_b = !a.end.is_empty() && a.end <= b.start;
+    let b_before_a = !b.end.is_empty() && b.end <= a.start;
+    !(a_before_b || b_before_a)
 }
 
 /// Installs a group's snapshot image as Raft carries it (the member

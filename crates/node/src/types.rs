@@ -105,6 +105,16 @@ pub enum ClientError {
     /// The request is malformed (for example client id 0).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The request touches keys of several groups; it is refused whole
+    /// (a transaction across groups is not atomic here).
+    #[error("the request spans several key ranges")]
+    CrossShard,
+    /// No group hosted here serves this key.
+    #[error("no range hosted here holds key {key:?}")]
+    WrongShard {
+        /// The key.
+        key: Vec<u8>,
+    },
 }
 
 /// The answer to a [`ClientRequest`].

@@ -37,6 +37,7 @@ impl Cluster {
                     },
                     vec![GroupInit {
                         shard: SHARD,
+                        range: synod_node::KeyRange::all(),
                         raft: Init::Bootstrap {
                             voters: vec![1, 2, 3],
                             learners: Vec::new(),

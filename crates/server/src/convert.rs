@@ -248,6 +248,9 @@ pub fn client_status(e: &ClientError) -> Status {
         ClientError::NotLeader { .. } => Status::unavailable(NO_LEADER),
         ClientError::Busy => Status::resource_exhausted(TOO_MANY),
         ClientError::Invalid(s) => Status::invalid_argument(s.clone()),
+        ClientError::CrossShard | ClientError::WrongShard { .. } => {
+            Status::invalid_argument(format!("synod: {e}"))
+        }
         ClientError::StaleSequence { .. } => Status::internal(e.to_string()),
         ClientError::Member(m) => member_status(*m),
     }

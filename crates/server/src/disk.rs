@@ -240,6 +240,7 @@ impl Disk {
             disk,
             init: Some(GroupInit {
                 shard,
+                range: synod_node::KeyRange::all(),
                 raft: Init::Restore {
                     hard_state: HardState {
                         term: hs.term,

@@ -239,6 +239,7 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         Some(init) => init,
         None if cfg.initial_state_new => GroupInit {
             shard: SHARD,
+            range: synod_node::KeyRange::all(),
             raft: Init::Bootstrap {
                 voters: cfg.members.iter().map(|m| m.id).collect(),
                 learners: Vec::new(),
@@ -248,6 +249,7 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         // A member added at runtime starts empty and learns everything from the leader.
         None => GroupInit {
             shard: SHARD,
+            range: synod_node::KeyRange::all(),
             raft: Init::Bootstrap {
                 voters: Vec::new(),
                 learners: Vec::new(),

@@ -39,6 +39,11 @@ pub struct SimArgs {
     /// fault phase (added as a learner, promoted), and server 1 is removed.
     #[arg(long)]
     pub joiner: bool,
+    /// Raft groups per server: the workload's keys split into this many key
+    /// ranges, every server hosting every group (a static split); requests
+    /// over several ranges must be refused.
+    #[arg(long, default_value_t = 1)]
+    pub groups: usize,
     /// Mean time between fault actions, in virtual milliseconds (default: the
     /// seed picks 20, 50 or 235).
     #[arg(long)]
@@ -128,6 +133,17 @@ pub fn run_cli(args: SimArgs) -> u8 {
         eprintln!("synod sim: --nodes must be 1..=64");
         return 2;
     }
+    let keys = RunConfig::new(0).keys;
+    if args.groups == 0 || args.groups as u32 > keys {
+        eprintln!("synod sim: --groups must be 1..={keys} (one key at least per group)");
+        return 2;
+    }
+    if args.joiner && args.groups > 1 {
+        eprintln!(
+            "synod sim: --joiner changes the membership of one group; use it with --groups 1"
+        );
+        return 2;
+    }
     let total = seeds.end - seeds.start;
     let started = Instant::now();
     let (mut passed, mut failed, mut events, mut delivered, mut ops) =
@@ -143,6 +159,7 @@ pub fn run_cli(args: SimArgs) -> u8 {
         cfg.bug = bug;
         cfg.lease_reads = args.lease_reads;
         cfg.joiner = args.joiner;
+        cfg.groups = args.groups;
         cfg.fault_interval = args.fault_interval_ms.map(|ms| ms * synod_simnet::MILLIS);
         cfg.parallel_leader_append = args.parallel_leader_append;
         cfg.sync_every_ready = args.sync_every_ready;

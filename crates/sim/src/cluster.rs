@@ -11,15 +11,37 @@ use synod_kv::{
 };
 use synod_node::{
     ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, GroupInit, Host, HostConfig,
-    HostMsg, Node, NodeConfig,
+    HostMsg, KeyRange, Node, NodeConfig, ShardId,
 };
 use synod_raft::{Init, MessageBody, NodeId};
 use synod_simnet::{Ctx, ProcId, Process, Time, TimerId, MILLIS};
 
 use crate::disk::SimDisk;
 
-/// The shard every simulated key lives in today.
+/// The home group (the first key range): membership changes and the aimed
+/// faults follow its leader.
 pub const SHARD: u64 = 1;
+
+/// The key ranges of a run with `groups` groups over the workload's keys
+/// `k0..k{keys-1}`: cut into `groups` runs of keys in key order, shard ids
+/// from 1 (the home group starts at the empty key).
+pub fn split(keys: u32, groups: usize) -> Vec<(KeyRange, ShardId)> {
+    let mut names: Vec<String> = (0..keys.max(1)).map(|k| format!("k{k}")).collect();
+    names.sort();
+    let groups = groups.clamp(1, names.len());
+    let mut cuts: Vec<Vec<u8>> = (1..groups)
+        .map(|g| names[g * names.len() / groups].clone().into_bytes())
+        .collect();
+    cuts.dedup();
+    let mut out = Vec::new();
+    let mut start = Vec::new();
+    for (i, cut) in cuts.iter().enumerate() {
+        out.push((KeyRange::new(start, cut.clone()), i as ShardId + 1));
+        start = cut.clone();
+    }
+    out.push((KeyRange::new(start, Vec::new()), cuts.len() as ShardId + 1));
+    out
+}
 
 /// A message on the simulated network.
 #[derive(Clone, Debug)]
@@ -219,35 +241,41 @@ impl Server {
         cfg: NodeConfig,
         host: HostConfig,
         voters: Vec<NodeId>,
+        ranges: &[(KeyRange, ShardId)],
         disk: SimDisk,
         timing: ServerTiming,
     ) -> Server {
-        let img = disk.image();
-        // Only a disk on which nothing was ever made durable bootstraps; any
-        // durable state (a vote, entries, a snapshot) is restored from.
-        let blank = img.snapshot.is_none()
-            && img.entries.is_empty()
-            && img.hard_state == synod_raft::HardState::default();
-        let init = match blank {
-            true => GroupInit {
-                shard: SHARD,
-                raft: Init::Bootstrap {
-                    voters,
-                    learners: Vec::new(),
-                },
-                snapshot_data: None,
-            },
-            false => GroupInit {
-                shard: SHARD,
-                raft: Init::Restore {
-                    hard_state: img.hard_state,
-                    snapshot: img.snapshot_meta(),
-                    entries: img.entries.clone(),
-                },
-                snapshot_data: img.snapshot.as_ref().map(|s| s.data.clone()),
-            },
-        };
-        let node = Node::new(cfg, vec![init])
+        let inits = ranges
+            .iter()
+            .map(|(range, shard)| {
+                let img = disk.image(*shard).cloned().unwrap_or_default();
+                // Only a disk on which nothing was ever made durable
+                // bootstraps; any durable state (a vote, entries, a
+                // snapshot) is restored from.
+                let blank = img.snapshot.is_none()
+                    && img.entries.is_empty()
+                    && img.hard_state == synod_raft::HardState::default();
+                let raft = if blank {
+                    Init::Bootstrap {
+                        voters: voters.clone(),
+                        learners: Vec::new(),
+                    }
+                } else {
+                    Init::Restore {
+                        hard_state: img.hard_state,
+                        snapshot: img.snapshot_meta(),
+                        entries: img.entries.clone(),
+                    }
+                };
+                GroupInit {
+                    shard: *shard,
+                    range: range.clone(),
+                    raft,
+                    snapshot_data: img.snapshot.as_ref().map(|s| s.data.clone()),
+                }
+            })
+            .collect();
+        let node = Node::new(cfg, inits)
             .unwrap_or_else(|e| panic!("recovering from a valid disk image: {e}"));
         Server {
             host: Host::new(node, host),
@@ -381,12 +409,16 @@ pub enum ClientEvent {
     },
     /// The running operation's outcome will never be known.
     Unknown,
+    /// A request over several groups' keys was served instead of refused.
+    SpanServed,
     /// What a member showed this client, for the session checker (not part
     /// of the linearizability history): an acknowledged write's revision,
     /// or the revision a serializable read was served at.
     Session {
         /// The member's Raft id.
         member: NodeId,
+        /// The key the operation was about (its group orders revisions).
+        key: Vec<u8>,
         /// Its incarnation when it answered.
         incarnation: u64,
         /// A write (else a serializable read).
@@ -401,6 +433,8 @@ struct Running {
     kind: OpKind,
     /// A serializable read: outside the linearizability history.
     serializable: bool,
+    /// A delete over every group's keys: must be refused, not recorded.
+    span: bool,
     req: ClientRequest,
     attempts: u32,
     /// Local time at which the client gives up.
@@ -421,6 +455,9 @@ pub struct Workload {
     pub attempt_timeout: Time,
     /// Pause between operations, at most.
     pub think_max: Time,
+    /// The keys lie in several groups: now and then send a delete over
+    /// all of them, which must be refused whole (never routed by its first key).
+    pub spans: bool,
 }
 
 const NEXT_OP: u64 = 1;
@@ -530,7 +567,15 @@ impl Client {
         self.writes += 1;
         let fresh = format!("v{}-{}", self.index, self.writes);
         let mut serializable = false;
-        let (kind, op, value, expected) = if roll < 40 {
+        let span = self.work.spans && !self.probe && rng.random_range(0..20) == 0;
+        let (kind, op, value, expected) = if span {
+            let op = ClientOp::Write(Command::DeleteRange(DeleteRangeRequest {
+                key: b"k".to_vec(),
+                range_end: b"l".to_vec(),
+                ..Default::default()
+            }));
+            (OpKind::Delete, op, None, None)
+        } else if roll < 40 {
             let op = ClientOp::Write(Command::Put(PutRequest {
                 key: key.clone().into_bytes(),
                 value: fresh.clone().into_bytes(),
@@ -593,7 +638,7 @@ impl Client {
             seq: self.seq,
             op,
         };
-        if !serializable {
+        if !serializable && !span {
             self.outbox.push(ClientEvent::Invoke {
                 client: self.session,
                 op: kind,
@@ -604,7 +649,8 @@ impl Client {
         }
         self.running = Some(Running {
             kind,
-            serializable,
+            serializable: serializable || span,
+            span,
             req,
             attempts: 0,
             deadline: ctx.now() + self.work.op_timeout,
@@ -698,8 +744,26 @@ impl Client {
         }
         let kind = r.kind;
         let serializable = r.serializable;
+        if r.span {
+            // Refused whole, as it must be; served: the harness reports it.
+            let served = !matches!(reply.result, Err(ClientError::CrossShard));
+            if served {
+                self.outbox.push(ClientEvent::SpanServed);
+            }
+            return self.finish(ctx, false, None);
+        }
+        let key = match &r.req.op {
+            ClientOp::Write(Command::Put(p)) => p.key.clone(),
+            ClientOp::Write(Command::DeleteRange(d)) => d.key.clone(),
+            ClientOp::Write(Command::Txn(t)) => {
+                t.compare.first().map(|c| c.key.clone()).unwrap_or_default()
+            }
+            ClientOp::Range { req, .. } => req.key.clone(),
+            _ => Vec::new(),
+        };
         let seen = |write: bool, revision: i64| ClientEvent::Session {
             member: from as NodeId + 1,
+            key: key.clone(),
             incarnation,
             write,
             revision,

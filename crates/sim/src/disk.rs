@@ -8,8 +8,10 @@
 //! (a node sends the messages of a Ready only after syncing it), so every
 //! state a crash leaves is one the protocol must cope with.
 
+use std::collections::BTreeMap;
+
 use rand::Rng;
-use synod_node::Persist;
+use synod_node::{Persist, ShardId};
 use synod_raft::{Entry, HardState, Snapshot, SnapshotMeta};
 
 /// The durable image: what a restarted node recovers.
@@ -88,7 +90,9 @@ impl DiskImage {
 /// One node's disk.
 #[derive(Clone, Debug, Default)]
 pub struct SimDisk {
-    durable: DiskImage,
+    /// What each group made durable (one log for all groups: a sync covers
+    /// every group's writes of a Ready, and a crash tears across them).
+    durable: BTreeMap<ShardId, DiskImage>,
     unsynced: Vec<Persist>,
     /// Syncs performed.
     pub syncs: u64,
@@ -108,7 +112,7 @@ impl SimDisk {
     /// Makes every queued write durable.
     pub fn sync(&mut self) {
         for p in self.unsynced.drain(..) {
-            self.durable.apply(&p);
+            self.durable.entry(p.shard).or_default().apply(&p);
         }
         self.syncs += 1;
     }
@@ -128,7 +132,7 @@ impl SimDisk {
         }
         let whole = rng.random_range(0..=pending.len());
         for p in &pending[..whole] {
-            self.durable.apply(p);
+            self.durable.entry(p.shard).or_default().apply(p);
         }
         if whole < pending.len() && rng.random_bool(0.5) {
             // A torn write: the snapshot (if any) and a prefix of the entries
@@ -141,14 +145,15 @@ impl SimDisk {
                 entries: p.entries[..keep].to_vec(),
                 snapshot: p.snapshot.clone(),
             };
-            self.durable.apply(&torn);
+            self.durable.entry(torn.shard).or_default().apply(&torn);
             self.torn += 1;
         }
     }
 
-    /// What survives a crash right now.
-    pub fn image(&self) -> &DiskImage {
-        &self.durable
+    /// What of group `shard` survives a crash right now (`None`: nothing
+    /// was ever made durable for it).
+    pub fn image(&self, shard: ShardId) -> Option<&DiskImage> {
+        self.durable.get(&shard)
     }
 }
 
@@ -191,11 +196,14 @@ mod tests {
         for seed in 0..64 {
             let mut c = d.clone();
             c.crash(&mut rand_pcg::Pcg64Mcg::seed_from_u64(seed));
-            assert!(c.image().entries.len() >= 2, "synced entries survive");
-            assert!(c.image().hard_state.commit >= 1);
-            if c.image().entries.len() == 2 {
+            assert!(
+                c.image(0).unwrap().entries.len() >= 2,
+                "synced entries survive"
+            );
+            assert!(c.image(0).unwrap().hard_state.commit >= 1);
+            if c.image(0).unwrap().entries.len() == 2 {
                 lost_once = true;
-                assert_eq!(c.image().hard_state.commit, 1);
+                assert_eq!(c.image(0).unwrap().hard_state.commit, 1);
             }
         }
         assert!(lost_once, "some crash loses the unsynced write");
@@ -208,7 +216,8 @@ mod tests {
         d.write(p(vec![e(2, 2)], None));
         d.sync();
         let terms: Vec<_> = d
-            .image()
+            .image(0)
+            .unwrap()
             .entries
             .iter()
             .map(|e| (e.index, e.term))

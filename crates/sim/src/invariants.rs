@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use synod_node::Node;
 use synod_raft::{NodeId, Role};
 
-use crate::cluster::SHARD;
+use synod_node::ShardId;
 
-/// Watches every server after every event.
+/// Watches every server after every event, one group at a time.
 #[derive(Debug, Default)]
 pub struct Invariants {
+    /// The group watched.
+    shard: ShardId,
     /// The leader seen for each term.
     leaders: BTreeMap<u64, NodeId>,
     /// Every committed entry seen: index -> (term, hash of the payload).
@@ -36,6 +38,14 @@ pub struct Invariants {
 const MAX_VIOLATIONS: usize = 32;
 
 impl Invariants {
+    /// Watches group `shard`.
+    pub fn new(shard: ShardId) -> Invariants {
+        Invariants {
+            shard,
+            ..Invariants::default()
+        }
+    }
+
     /// A server restarted: its volatile view starts over.
     pub fn restarted(&mut self, id: NodeId) {
         self.checked.remove(&id);
@@ -45,14 +55,16 @@ impl Invariants {
 
     fn violate(&mut self, v: String) {
         if self.violations.len() < MAX_VIOLATIONS {
-            self.violations.push(v);
+            self.violations.push(format!("shard {}: {v}", self.shard));
         }
     }
 
     /// Checks one live server.
     pub fn observe(&mut self, node: &Node, now: u64) {
         let id = node.id();
-        let Some(raft) = node.raft(SHARD) else { return };
+        let Some(raft) = node.raft(self.shard) else {
+            return;
+        };
         let (role, term) = (raft.role(), raft.term());
 
         // Election safety (§5.2): at most one leader per term.
@@ -116,12 +128,15 @@ impl Invariants {
         }
 
         // Replicas identical at equal applied index.
-        let applied = node.applied(SHARD).unwrap_or(0);
+        let applied = node.applied(self.shard).unwrap_or(0);
         if self.applied.get(&id) != Some(&applied) {
             self.applied.insert(id, applied);
             // The member registry is replicated state too.
-            let h = node.state_machine(SHARD).map_or(0, |sm| sm.hash())
-                ^ node.members(SHARD).map_or(0, |r| r.hash()).rotate_left(29);
+            let h = node.state_machine(self.shard).map_or(0, |sm| sm.hash())
+                ^ node
+                    .members(self.shard)
+                    .map_or(0, |r| r.hash())
+                    .rotate_left(29);
             match self.states.get(&applied) {
                 Some(&(seen, other)) if seen != h => self.violate(format!(
                     "replica divergence: nodes {other} and {id} differ at applied index {applied} (t={now}µs)"

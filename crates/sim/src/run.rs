@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use synod_check::sessions::{check_sessions, ObsKind, Observation};
 use synod_check::{history::Pending, Op, Recorder, Verdict};
-use synod_node::{HostBug, HostConfig, NodeConfig};
+use synod_node::{HostBug, HostConfig, KeyRange, NodeConfig, ShardId};
 use synod_raft::{
     ConfChange, ConfChangeSingle, ConfChangeTransition, Config as RaftConfig, NodeId, PlantedBug,
     ReadOnlyOption,
@@ -19,7 +19,7 @@ use synod_simnet::{
 };
 
 use crate::aim::{Aim, AimAction};
-use crate::cluster::{Client, ClientEvent, Proc, Server, ServerTiming, Workload};
+use crate::cluster::{split, Client, ClientEvent, Proc, Server, ServerTiming, Workload};
 use crate::disk::SimDisk;
 use crate::invariants::Invariants;
 
@@ -62,6 +62,9 @@ pub struct RunConfig {
     /// Servers sync every Ready that writes anything, a commit index alone
     /// included (the schedule before etcd's MustSync rule).
     pub sync_every_ready: bool,
+    /// Raft groups per server: the workload's keys split into this many
+    /// key ranges (a static split), every server hosting every group.
+    pub groups: usize,
 }
 
 impl RunConfig {
@@ -84,6 +87,7 @@ impl RunConfig {
             liveness_bound: 5 * SECONDS,
             joiner: false,
             sync_every_ready: false,
+            groups: 1,
         }
     }
 
@@ -128,6 +132,9 @@ impl RunConfig {
         }
         if self.joiner {
             s.push_str(" --joiner");
+        }
+        if self.groups != 1 {
+            s.push_str(&format!(" --groups {}", self.groups));
         }
         if let Some(b) = self.bug {
             s.push_str(&format!(" --planted-bug {}", bug_name(b)));
@@ -236,10 +243,15 @@ fn derive(seed: u64, stream: u64) -> u64 {
 struct Harness {
     cfg: RunConfig,
     sim: Sim<Proc>,
-    inv: Invariants,
     recorder: Recorder,
     /// What members showed each client (read-your-writes, monotonic reads).
     sessions: Vec<Observation>,
+    /// Requests over several groups that were served, not refused.
+    span_served: u64,
+    /// The groups' key ranges.
+    ranges: Vec<(KeyRange, ShardId)>,
+    /// Raft's invariants, per group.
+    invs: BTreeMap<ShardId, Invariants>,
     pending: BTreeMap<ProcId, Pending>,
     incarnation: Vec<u64>,
     crash_rng: Pcg64Mcg,
@@ -421,16 +433,23 @@ impl Harness {
                     }
                     ClientEvent::Session {
                         member,
+                        key,
                         incarnation,
                         write,
                         revision,
                     } => self.sessions.push(Observation {
                         client: i as u64,
                         member,
+                        group: self
+                            .ranges
+                            .iter()
+                            .find(|(r, _)| r.contains(&key))
+                            .map_or(0, |(_, s)| *s),
                         incarnation,
                         kind: if write { ObsKind::Write } else { ObsKind::Read },
                         revision,
                     }),
+                    ClientEvent::SpanServed => self.span_served += 1,
                     ClientEvent::Unknown => {
                         let p = self.pending.remove(&i).expect("outcome of an invoked op");
                         self.recorder.complete_unknown(p);
@@ -445,7 +464,9 @@ impl Harness {
         for i in 0..self.cfg.nodes {
             if self.sim.is_up(i) {
                 if let Some(s) = self.sim.proc(i).server() {
-                    self.inv.observe(s.node(), now);
+                    for inv in self.invs.values_mut() {
+                        inv.observe(s.node(), now);
+                    }
                 }
             }
         }
@@ -594,32 +615,37 @@ impl Harness {
             self.node_config(p),
             self.host_config(p),
             self.boot_voters(p),
+            &self.ranges,
             disk,
             self.timing.clone(),
         );
         server.incarnation = self.incarnation[p];
-        self.inv.restarted(p as NodeId + 1);
+        for inv in self.invs.values_mut() {
+            inv.restarted(p as NodeId + 1);
+        }
         self.sim.restart(p, Proc::Server(Box::new(server)));
     }
 
-    /// Every workload key's value on the up replica that applied the most.
+    /// Every workload key's value on the up replica whose group for that
+    /// key applied the most.
     fn final_values(&self) -> Option<BTreeMap<String, Option<String>>> {
-        let (_, i) = (0..self.cfg.nodes)
-            .filter(|&i| self.sim.is_up(i))
-            .filter_map(|i| {
-                let s = self.sim.proc(i).server()?;
-                Some((s.node().applied(crate::cluster::SHARD)?, i))
-            })
-            .max()?;
-        let sm = self
-            .sim
-            .proc(i)
-            .server()?
-            .node()
-            .state_machine(crate::cluster::SHARD)?;
         let mut out = BTreeMap::new();
         for k in 0..self.cfg.keys.max(1) {
             let key = format!("k{k}");
+            let shard = self
+                .ranges
+                .iter()
+                .find(|(r, _)| r.contains(key.as_bytes()))
+                .map(|(_, s)| *s)
+                .expect("the ranges cover the keyspace");
+            let (_, i) = (0..self.cfg.nodes)
+                .filter(|&i| self.sim.is_up(i))
+                .filter_map(|i| {
+                    let s = self.sim.proc(i).server()?;
+                    Some((s.node().applied(shard)?, i))
+                })
+                .max()?;
+            let sm = self.sim.proc(i).server()?.node().state_machine(shard)?;
             let r = sm
                 .kv()
                 .range(&synod_kv::RangeRequest::key(key.clone().into_bytes()))
@@ -683,13 +709,19 @@ pub fn run(cfg: RunConfig) -> RunReport {
         op_timeout: 2 * SECONDS,
         attempt_timeout: 400 * MILLIS,
         think_max: setup.random_range(1..=20) * MILLIS,
+        spans: cfg.groups > 1,
     };
 
     let mut h = Harness {
         sim: Sim::new(derive(cfg.seed, 2), Vec::new(), net.clone(), clocks),
-        inv: Invariants::default(),
         recorder: Recorder::new(),
         sessions: Vec::new(),
+        span_served: 0,
+        ranges: split(cfg.keys, cfg.groups),
+        invs: split(cfg.keys, cfg.groups)
+            .into_iter()
+            .map(|(_, s)| (s, Invariants::new(s)))
+            .collect(),
         pending: BTreeMap::new(),
         incarnation: vec![0; cfg.nodes],
         crash_rng: Pcg64Mcg::seed_from_u64(derive(cfg.seed, 3)),
@@ -733,6 +765,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
             h.node_config(i),
             h.host_config(i),
             h.boot_voters(i),
+            &h.ranges,
             SimDisk::default(),
             timing.clone(),
         ))));
@@ -752,6 +785,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         op_timeout: cfg.liveness_bound,
         attempt_timeout: 400 * MILLIS,
         think_max: MILLIS,
+        spans: false,
     };
     procs.push(Proc::Client(Box::new(Client::probe(
         clients as u64,
@@ -883,7 +917,15 @@ pub fn run(cfg: RunConfig) -> RunReport {
             }
         }
     }
-    violations.extend(h.inv.violations.iter().cloned());
+    for inv in h.invs.values() {
+        violations.extend(inv.violations.iter().cloned());
+    }
+    if h.span_served > 0 {
+        violations.push(format!(
+            "routing: {} requests over several groups' keys were served instead of refused",
+            h.span_served
+        ));
+    }
     for v in check_sessions(&h.sessions) {
         violations.push(format!("session: {}", v.detail));
     }
@@ -925,8 +967,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
         sim_time: h.sim.now(),
         events: stats.events,
         delivered: stats.delivered,
-        committed: h.inv.committed(),
-        leader_terms: h.inv.leader_terms(),
+        committed: h.invs.values().map(Invariants::committed).sum(),
+        leader_terms: h.invs.values().map(Invariants::leader_terms).sum(),
         crashes: h.crashes,
         completed_ops,
         trace_hash: h.sim.trace_hash(),

@@ -46,6 +46,18 @@ fn membership_change_seeds_pass() {
 }
 
 #[test]
+fn several_groups_per_node_pass_and_refuse_requests_that_span_them() {
+    // Every server hosts 2 (then 4) groups over a static split of the keys;
+    // the clients now and then send a delete over every group's keys, which
+    // must be refused whole (the run fails if one is served).
+    let f = failures((4000..4016).map(|s| RunConfig {
+        groups: 2 + 2 * (s as usize % 2),
+        ..RunConfig::new(s)
+    }));
+    assert!(f.is_empty(), "failing seeds:\n{}", f.join("\n"));
+}
+
+#[test]
 fn lease_read_seeds_pass() {
     let f = failures((2000..2015).map(|s| RunConfig {
         lease_reads: true,

@@ -1,0 +1,211 @@
+//! Which group serves a request: the keyspace is split into contiguous key
+//! ranges, one per group; a request is served by the group whose range holds
+//! every key it touches. A request whose keys lie in several ranges is
+//! refused with [`ClientError::CrossShard`], never routed by its first key
+//! (a transaction split across groups would not be atomic).
+
+use serde::{Deserialize, Serialize};
+use synod_kv::{Command, RequestOp, TxnRequest};
+
+use crate::{ClientError, ClientOp, ClientRequest, ShardId};
+
+/// A contiguous range of keys: `[start, end)`, with an empty `end` meaning
+/// no upper bound. The first range of a keyspace starts at the empty key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyRange {
+    /// First key in the range.
+    pub start: Vec<u8>,
+    /// First key after the range (empty: none).
+    pub end: Vec<u8>,
+}
+
+impl KeyRange {
+    /// The whole keyspace.
+    pub fn all() -> KeyRange {
+        KeyRange::default()
+    }
+
+    /// `[start, end)`.
+    pub fn new(start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) -> KeyRange {
+        KeyRange {
+            start: start.into(),
+            end: end.into(),
+        }
+    }
+
+    /// Whether `key` lies in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= self.start.as_slice() && (self.end.is_empty() || key < self.end.as_slice())
+    }
+
+    /// Whether the etcd span `[key, range_end)` (etcd's rules: empty
+    /// `range_end` is the key alone, `[0]` every key from `key` on) lies
+    /// wholly in the range.
+    pub fn holds_span(&self, key: &[u8], range_end: &[u8]) -> bool {
+        if !self.contains(key) {
+            return false;
+        }
+        match range_end {
+            [] => true,
+            [0] => self.end.is_empty(),
+            end if end <= key => true, // an empty span touches nothing beyond key
+            end => self.end.is_empty() || end <= self.end.as_slice(),
+        }
+    }
+}
+
+/// The spans (etcd key, range_end) a request touches; `None` for a request
+/// that belongs to the cluster as a whole (leases, membership, compaction),
+/// which the home group serves.
+fn spans(op: &ClientOp) -> Option<Vec<(&[u8], &[u8])>> {
+    let mut out = Vec::new();
+    match op {
+        ClientOp::Write(Command::Put(p)) => out.push((p.key.as_slice(), &[][..])),
+        ClientOp::Write(Command::DeleteRange(d)) => {
+            out.push((d.key.as_slice(), d.range_end.as_slice()))
+        }
+        ClientOp::Write(Command::Txn(t)) => txn_spans(t, &mut out),
+        ClientOp::Range { req, .. } => out.push((req.key.as_slice(), req.range_end.as_slice())),
+        ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => return None,
+    }
+    Some(out)
+}
+
+fn txn_spans<'a>(t: &'a TxnRequest, out: &mut Vec<(&'a [u8], &'a [u8])>) {
+    for c in &t.compare {
+        out.push((c.key.as_slice(), c.range_end.as_slice()));
+    }
+    for op in t.success.iter().chain(&t.failure) {
+        match op {
+            RequestOp::Range(r) => out.push((r.key.as_slice(), r.range_end.as_slice())),
+            RequestOp::Put(p) => out.push((p.key.as_slice(), &[][..])),
+            RequestOp::DeleteRange(d) => out.push((d.key.as_slice(), d.range_end.as_slice())),
+            RequestOp::Txn(inner) => txn_spans(inner, out),
+        }
+    }
+}
+
+/// The group that serves `req`, given the hosted groups' ranges (sorted by
+/// start, non-overlapping) and the home group.
+pub(crate) fn route(
+    ranges: &[(KeyRange, ShardId)],
+    home: ShardId,
+    req: &ClientRequest,
+) -> Result<ShardId, ClientError> {
+    let Some(spans) = spans(&req.op) else {
+        return Ok(home);
+    };
+    let mut chosen: Option<ShardId> = None;
+    for (key, end) in spans {
+        let Some((range, shard)) = ranges.iter().find(|(r, _)| r.contains(key)) else {
+            return Err(ClientError::WrongShard { key: key.to_vec() });
+        };
+        if !range.holds_span(key, end) || chosen.is_some_and(|c| c != *shard) {
+            return Err(ClientError::CrossShard);
+        }
+        chosen = Some(*shard);
+    }
+    // A transaction with no keys at all touches nothing: the home group.
+    Ok(chosen.unwrap_or(home))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_kv::{
+        Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest,
+    };
+
+    fn ranges() -> Vec<(KeyRange, ShardId)> {
+        vec![
+            (KeyRange::new("", "m"), 1),
+            (KeyRange::new("m", "t"), 2),
+            (KeyRange::new("t", ""), 3),
+        ]
+    }
+
+    fn req(op: ClientOp) -> ClientRequest {
+        ClientRequest {
+            client: 1,
+            seq: 1,
+            op,
+        }
+    }
+
+    fn put(k: &str) -> ClientOp {
+        ClientOp::Write(Command::Put(PutRequest {
+            key: k.into(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        }))
+    }
+
+    fn range(k: &str, end: &[u8]) -> ClientOp {
+        ClientOp::Range {
+            req: RangeRequest {
+                key: k.into(),
+                range_end: end.to_vec(),
+                ..Default::default()
+            },
+            serializable: false,
+        }
+    }
+
+    #[test]
+    fn keys_go_to_the_range_that_holds_them() {
+        let r = ranges();
+        assert_eq!(route(&r, 1, &req(put("a"))), Ok(1));
+        assert_eq!(route(&r, 1, &req(put("m"))), Ok(2));
+        assert_eq!(route(&r, 1, &req(put("s\u{ff}"))), Ok(2));
+        assert_eq!(route(&r, 1, &req(put("zzz"))), Ok(3));
+        assert_eq!(route(&r, 1, &req(range("n", b"p"))), Ok(2));
+        assert_eq!(route(&r, 1, &req(range("n", b"t"))), Ok(2));
+        assert_eq!(route(&r, 1, &req(range("u", &[0]))), Ok(3));
+        let lease = ClientOp::LeaseKeepAlive { id: 5 };
+        assert_eq!(route(&r, 1, &req(lease)), Ok(1));
+    }
+
+    #[test]
+    fn a_span_over_two_ranges_is_refused_not_routed_by_its_first_key() {
+        let r = ranges();
+        assert_eq!(
+            route(&r, 1, &req(range("a", b"n"))),
+            Err(ClientError::CrossShard)
+        );
+        assert_eq!(
+            route(&r, 1, &req(range("n", &[0]))),
+            Err(ClientError::CrossShard)
+        );
+        let del = ClientOp::Write(Command::DeleteRange(DeleteRangeRequest {
+            key: b"s".to_vec(),
+            range_end: b"u".to_vec(),
+            prev_kv: false,
+        }));
+        assert_eq!(route(&r, 1, &req(del)), Err(ClientError::CrossShard));
+        // A transaction that compares in one range and writes in another.
+        let txn = ClientOp::Write(Command::Txn(TxnRequest {
+            compare: vec![Compare {
+                key: b"a".to_vec(),
+                range_end: Vec::new(),
+                target: CompareTarget::Version(0),
+                result: CompareResult::Equal,
+            }],
+            success: vec![RequestOp::Put(PutRequest {
+                key: b"z".to_vec(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })],
+            failure: Vec::new(),
+        }));
+        assert_eq!(route(&r, 1, &req(txn)), Err(ClientError::CrossShard));
+    }
+
+    #[test]
+    fn a_key_no_hosted_range_holds_is_refused_by_name() {
+        let r = vec![(KeyRange::new("m", "t"), 2)];
+        assert_eq!(
+            route(&r, 2, &req(put("a"))),
+            Err(ClientError::WrongShard { key: b"a".to_vec() })
+        );
+    }
+}
