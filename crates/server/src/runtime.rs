@@ -21,8 +21,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use synod_node::{
-    Answer, Ask, ClientReply, ClientRequest, Host, HostEvent, HostOutbox, Node, Persist, Ready,
-    ShardId,
+    Answer, Ask, ClientReply, ClientRequest, Host, HostEvent, HostMsg, HostOutbox, Node, Persist,
+    Ready, ShardId,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -211,10 +211,7 @@ impl Core {
 
     /// The key-value store.
     pub fn kv(&self) -> &synod_kv::KvStore<synod_kv::DynEngine> {
-        self.node()
-            .state_machine(self.shard)
-            .expect("the node hosts its home shard")
-            .kv()
+        home_kv(&self.host, self.shard)
     }
 
     fn token(&mut self) -> Option<u64> {
@@ -232,13 +229,7 @@ impl Core {
         }
         self.host.tick(disk_idle);
         let h = self.header_info();
-        let kv = self
-            .host
-            .node()
-            .state_machine(self.shard)
-            .expect("the node hosts its home shard")
-            .kv();
-        self.watches.catch_up(kv, h);
+        self.watches.catch_up(home_kv(&self.host, self.shard), h);
         if self.host.ticks().is_multiple_of(50) {
             // Callers that gave up (their receiver is gone) free their slot.
             self.calls.retain(|_, tx| !tx.is_closed());
@@ -248,11 +239,11 @@ impl Core {
 
     fn on_input(&mut self, input: Input) {
         match input {
-            Input::Peer { from, msg } => {
-                if let Some(m) = msg.into_host() {
-                    self.host.peer(from, m);
-                }
-            }
+            Input::Peer { from, msg } => match msg {
+                PeerMsg::Host(m) => self.host.peer(from, m),
+                // The transport answers probes itself.
+                PeerMsg::Probe { .. } => {}
+            },
             Input::Call { req, tx } => match self.token() {
                 Some(t) => {
                     self.calls.insert(t, tx);
@@ -326,13 +317,8 @@ impl Core {
                     return;
                 }
                 let h = self.header_info();
-                let kv = self
-                    .host
-                    .node()
-                    .state_machine(self.shard)
-                    .expect("the node hosts its home shard")
-                    .kv();
-                self.watches.add(stream, id, *watcher, kv, h);
+                self.watches
+                    .add(stream, id, *watcher, home_kv(&self.host, self.shard), h);
                 let _ = tx.send(true);
             }
             Query::CancelWatch { stream, id, tx } => {
@@ -355,7 +341,7 @@ impl Core {
     fn flush(&mut self) {
         let out: HostOutbox = self.host.outbox();
         for (to, m) in out.sends {
-            self.transport.send(to, PeerMsg::from(m));
+            self.transport.send(to, PeerMsg::Host(m));
         }
         for (t, r) in out.replies {
             if let Some(tx) = self.calls.remove(&t) {
@@ -446,13 +432,8 @@ impl Core {
                     .map(|(_, e)| e)
                     .collect();
                 let h = self.header_info();
-                let kv = self
-                    .host
-                    .node()
-                    .state_machine(self.shard)
-                    .expect("the node hosts its home shard")
-                    .kv();
-                self.watches.publish(&events, kv, h);
+                self.watches
+                    .publish(&events, home_kv(&self.host, self.shard), h);
             }
             self.shared
                 .revision
@@ -461,7 +442,7 @@ impl Core {
             // A leader's appends may go out while its own write is synced.
             for env in rd.early_messages.drain(..) {
                 let to = env.msg.to;
-                self.transport.send(to, PeerMsg::Raft(env));
+                self.transport.send(to, PeerMsg::Host(HostMsg::Raft(env)));
             }
             if rd.persist.is_empty() {
                 self.send_and_advance(rd, queue.is_empty());
@@ -497,11 +478,20 @@ impl Core {
     fn send_and_advance(&mut self, mut rd: Ready, synced: bool) {
         for env in rd.messages.drain(..) {
             let to = env.msg.to;
-            self.transport.send(to, PeerMsg::Raft(env));
+            self.transport.send(to, PeerMsg::Host(HostMsg::Raft(env)));
         }
         self.host.advance(rd, synced);
         self.flush();
     }
+}
+
+/// The home group's key-value store (borrowing the host alone, so the
+/// watchers can be updated beside it).
+fn home_kv(host: &Host, shard: ShardId) -> &synod_kv::KvStore<synod_kv::DynEngine> {
+    host.node()
+        .state_machine(shard)
+        .expect("the node hosts its home shard")
+        .kv()
 }
 
 /// Records of one `Ready` for the disk thread.

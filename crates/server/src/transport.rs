@@ -450,7 +450,7 @@ async fn serve_peer(
                 .map_err(|e| e.to_string())?;
             continue;
         }
-        if let PeerMsg::Raft(env) = &msg {
+        if let PeerMsg::Host(synod_node::HostMsg::Raft(env)) = &msg {
             if env.msg.from != from {
                 return Err(format!(
                     "peer {from:x} sent a message claiming to be from {:x}",

@@ -5,7 +5,7 @@
 //! A frame over [`MAX_FRAME`] is refused and the connection dropped.
 
 use serde::{Deserialize, Serialize};
-use synod_node::{ClientReply, ClientRequest, Envelope, HostMsg, Member};
+use synod_node::{HostMsg, Member};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Identifies a synod peer connection ("SYND").
@@ -15,7 +15,7 @@ pub const MAGIC: u32 = 0x5359_4e44;
 /// `client_urls` carry the joiner's peer URLs, `from`, `to` and `cluster_id` are 0.
 pub const JOIN_MAGIC: u32 = 0x5359_4e4a;
 /// The peer protocol's version; both ends must speak the same one.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Largest frame accepted (a Raft append is bounded by 1 MiB of payload,
 /// a snapshot chunk by 256 KiB, a forwarded request by the request limit).
 pub const MAX_FRAME: usize = 16 << 20;
@@ -71,61 +71,19 @@ pub struct ProbeReply {
 
 pub use synod_node::{Answer, Ask, LeaseTtl};
 
-/// A message between peers after the handshake.
+/// A message between peers after the handshake: the hosts' own, or the
+/// transport's round-trip probe.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerMsg {
-    /// A Raft message.
-    Raft(Envelope),
-    /// A client request forwarded to the leader.
-    Forward(ClientRequest),
-    /// The leader's reply to a forwarded request.
-    ForwardReply(ClientReply),
-    /// A question for the leader.
-    Ask {
-        /// Matches the answer.
-        id: u64,
-        /// The question.
-        ask: Ask,
-    },
-    /// The leader's answer.
-    Answer {
-        /// The question's id.
-        id: u64,
-        /// The answer.
-        answer: Answer,
-    },
+    /// From host to host (Raft, forwarded requests and their replies,
+    /// questions for the leader).
+    Host(HostMsg),
     /// A round-trip probe: the receiving transport answers with a
     /// [`ProbeReply`] on the same connection (never reaches the node).
     Probe {
         /// When it left, in the sender's clock (nanoseconds).
         sent_ns: u64,
     },
-}
-
-impl From<HostMsg> for PeerMsg {
-    fn from(m: HostMsg) -> PeerMsg {
-        match m {
-            HostMsg::Raft(e) => PeerMsg::Raft(e),
-            HostMsg::Forward(r) => PeerMsg::Forward(r),
-            HostMsg::ForwardReply(r) => PeerMsg::ForwardReply(r),
-            HostMsg::Ask { id, ask } => PeerMsg::Ask { id, ask },
-            HostMsg::Answer { id, answer } => PeerMsg::Answer { id, answer },
-        }
-    }
-}
-
-impl PeerMsg {
-    /// The host's message this frame carries (a probe is the transport's own).
-    pub fn into_host(self) -> Option<HostMsg> {
-        Some(match self {
-            PeerMsg::Raft(e) => HostMsg::Raft(e),
-            PeerMsg::Forward(r) => HostMsg::Forward(r),
-            PeerMsg::ForwardReply(r) => HostMsg::ForwardReply(r),
-            PeerMsg::Ask { id, ask } => HostMsg::Ask { id, ask },
-            PeerMsg::Answer { id, answer } => HostMsg::Answer { id, answer },
-            PeerMsg::Probe { .. } => return None,
-        })
-    }
 }
 
 /// Why a frame could not be read.
@@ -186,10 +144,10 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_oversized_ones_are_refused() {
         let mut buf = Vec::new();
-        let a = PeerMsg::Ask {
+        let a = PeerMsg::Host(HostMsg::Ask {
             id: 3,
             ask: Ask::LeaseTtl { id: 9, keys: true },
-        };
+        });
         encode_frame(&a, &mut buf);
         encode_frame(&a, &mut buf);
         let mut r = &buf[..];
