@@ -66,10 +66,7 @@ pub enum DiskError {
     Store(String),
 }
 
-/// The state machine's store file inside a data dir.
-pub fn store_path(dir: &Path) -> PathBuf {
-    dir.join("member").join("store.redb")
-}
+pub use crate::layout::store_path;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
     move |err| DiskError::Io {
@@ -86,7 +83,7 @@ pub struct Disk {
     /// Bytes of the current snapshot image (for status).
     snap_bytes: u64,
     /// Where each fdatasync's latency goes (`/metrics`).
-    pub wal_fsync: std::sync::Arc<crate::http::Histogram>,
+    pub wal_fsync: std::sync::Arc<crate::metrics::Histogram>,
 }
 
 /// What [`Disk::open`] found.

@@ -21,21 +21,27 @@
 
 #![deny(missing_docs)]
 
+// Used from outside (the `synod` binary, tests, examples).
 pub mod cli;
 pub mod config;
-pub mod convert;
 pub mod disk;
-pub mod gateway;
-pub mod grpc;
-pub mod http;
-pub mod ids;
+pub mod layout;
 pub mod offline;
-pub mod runtime;
 pub mod server;
-pub mod shared;
-pub mod transport;
-pub mod watch;
 pub mod wire;
+
+// The server's own.
+pub(crate) mod convert;
+pub(crate) mod gateway;
+pub(crate) mod grpc;
+pub(crate) mod http;
+pub(crate) mod ids;
+pub(crate) mod inbox;
+pub(crate) mod metrics;
+pub(crate) mod runtime;
+pub(crate) mod shared;
+pub(crate) mod transport;
+pub(crate) mod watch;
 
 pub use config::{RawConfig, ServerConfig};
 pub use server::{start, Running, StartError};

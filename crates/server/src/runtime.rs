@@ -21,131 +21,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use synod_node::{
-    Answer, Ask, ClientReply, ClientRequest, Host, HostEvent, HostMsg, HostOutbox, Node, Persist,
-    Ready, ShardId,
+    Answer, ClientReply, Host, HostEvent, HostMsg, HostOutbox, Node, Persist, Ready, ShardId,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::disk::{Disk, DiskError};
+use crate::inbox::{Input, Query, StatusInfo};
 use crate::shared::Shared;
 use crate::transport::Transport;
-use crate::watch::{HeaderInfo, WatchHub, Watcher, MAX_WATCHERS};
+use crate::watch::{HeaderInfo, WatchHub, MAX_WATCHERS};
 use crate::wire::PeerMsg;
 
-/// Capacity of the actor's inbox.
-pub const INBOX: usize = 4096;
 /// Most writes handed to the disk thread and not yet answered (at most one
 /// of them waits for a sync; the others only carry commit indexes).
 const DISK_QUEUE: usize = 16;
 /// Most callers waiting on this actor for a reply or an answer.
 const MAX_CALLERS: usize = 65_536;
-
-/// Something for the actor to do.
-pub enum Input {
-    /// A frame from a peer.
-    Peer {
-        /// The peer.
-        from: u64,
-        /// The message.
-        msg: PeerMsg,
-    },
-    /// A client request; the reply goes to `tx`.
-    Call {
-        /// The request.
-        req: ClientRequest,
-        /// Where the reply goes.
-        tx: oneshot::Sender<ClientReply>,
-    },
-    /// A question for the leader.
-    Ask {
-        /// The question.
-        ask: Ask,
-        /// Where the answer goes.
-        tx: oneshot::Sender<Answer>,
-    },
-    /// A question about the node's state, or a watch to register.
-    Query(Query),
-    /// Stop after the sync in flight.
-    Stop,
-}
-
-/// What the gRPC handlers ask of the actor, each with where its answer goes.
-pub enum Query {
-    /// Raft and store status for `Status`.
-    Status(oneshot::Sender<StatusInfo>),
-    /// The store's hash, revision and compacted revision.
-    Hash(oneshot::Sender<(u64, i64, i64)>),
-    /// The state machine's image and its revision (a backup).
-    Snapshot(oneshot::Sender<(Vec<u8>, i64)>),
-    /// Hand leadership to `target`; false when this member does not lead.
-    TransferLeader {
-        /// The member to lead next.
-        target: u64,
-        /// Whether the transfer started.
-        tx: oneshot::Sender<bool>,
-    },
-    /// Every lease's id.
-    Leases(oneshot::Sender<Vec<i64>>),
-    /// Register a watcher; false when there are too many.
-    AddWatch {
-        /// The gRPC stream.
-        stream: u64,
-        /// The watch's id on it.
-        id: i64,
-        /// The watcher.
-        watcher: Box<Watcher>,
-        /// Whether it was added.
-        tx: oneshot::Sender<bool>,
-    },
-    /// Cancel a watch; whether it existed.
-    CancelWatch {
-        /// The gRPC stream.
-        stream: u64,
-        /// The watch's id on it.
-        id: i64,
-        /// Whether it existed.
-        tx: oneshot::Sender<bool>,
-    },
-    /// The revision every watcher of a stream has caught up to.
-    WatchProgress {
-        /// The gRPC stream.
-        stream: u64,
-        /// The revision, if all are synced.
-        tx: oneshot::Sender<Option<i64>>,
-    },
-    /// Who a joining member with this peer URL is: its id and every member,
-    /// or why not.
-    Join {
-        /// The joiner's peer URL.
-        url: String,
-        /// The answer.
-        tx: oneshot::Sender<Result<(u64, Vec<synod_node::Member>), String>>,
-    },
-    /// Drop every watcher of a stream (it closed).
-    CancelStream {
-        /// The gRPC stream.
-        stream: u64,
-        /// Done.
-        tx: oneshot::Sender<()>,
-    },
-}
-
-/// What `Status` reports.
-#[derive(Clone, Copy, Debug)]
-pub struct StatusInfo {
-    /// The leader known here.
-    pub leader: u64,
-    /// The term.
-    pub term: u64,
-    /// Raft's commit index.
-    pub commit: u64,
-    /// The applied index.
-    pub applied: u64,
-    /// The store's revision.
-    pub revision: i64,
-    /// Whether this member is a learner.
-    pub learner: bool,
-}
 
 /// Everything the actor owns.
 pub struct Core {
@@ -188,11 +79,6 @@ impl Core {
     /// The node.
     pub fn node(&self) -> &Node {
         self.host.node()
-    }
-
-    /// The node, to act on (leader transfer).
-    pub fn node_mut(&mut self) -> &mut Node {
-        self.host.node_mut()
     }
 
     /// Header data for responses built inside the actor.

@@ -14,7 +14,9 @@ use tokio::task::JoinHandle;
 use crate::config::ServerConfig;
 use crate::disk::{Disk, DiskError};
 use crate::grpc::{router, Api};
-use crate::runtime::{self, Core, Input, INBOX};
+use crate::inbox::{Input, INBOX};
+use crate::layout::IDENTITY;
+use crate::runtime::{self, Core};
 use crate::shared::Shared;
 use crate::transport::{self, Transport};
 
@@ -115,9 +117,6 @@ fn seed(id: u64) -> u64 {
     nanos ^ id.rotate_left(17)
 }
 
-/// The file in a data dir that records who this member is: its id and the
-/// cluster's, fixed at its first start (later flags do not change them).
-const IDENTITY: &str = "identity";
 /// How long a member added at runtime keeps asking its peers who it is.
 const JOIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use synod_node::Member;
 
 use crate::config::ServerConfig;
-use crate::http::{Histogram, RTT_BUCKETS};
+use crate::metrics::{Histogram, RTT_BUCKETS};
 
 /// What this node knows about a peer from its handshakes.
 #[derive(Clone, Debug, Default)]
@@ -43,9 +43,9 @@ pub struct Shared {
     /// Peers as they introduced themselves.
     pub peers: Mutex<BTreeMap<u64, PeerInfo>>,
     /// Latencies of the WAL's fdatasync (the disk thread observes them).
-    pub wal_fsync: Arc<crate::http::Histogram>,
+    pub wal_fsync: Arc<crate::metrics::Histogram>,
     /// Latencies of the store's durable commits (the actor observes them).
-    pub backend_commit: crate::http::Histogram,
+    pub backend_commit: crate::metrics::Histogram,
     /// The members as the replicated registry knows them (the initial
     /// configuration's until the node reports its registry).
     pub members: Mutex<Vec<Member>>,

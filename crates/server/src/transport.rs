@@ -31,7 +31,7 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::runtime::{Input, Query};
+use crate::inbox::{Input, Query};
 use crate::shared::Shared;
 use crate::wire::{
     encode_frame, read_frame, write_frame, Hello, HelloReply, PeerMsg, ProbeReply, JOIN_MAGIC,

@@ -212,11 +212,6 @@ impl WatchHub {
         self.watchers.len()
     }
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.watchers.is_empty()
-    }
-
     /// Registers a watcher (its `created` answer was already queued) and
     /// starts its catch-up if it asked for a past revision.
     pub fn add<E: MvccEngine>(
@@ -274,6 +269,7 @@ impl WatchHub {
     }
 
     /// Whether a stream already has this watch id.
+    #[cfg(test)]
     pub fn exists(&self, stream: u64, id: i64) -> bool {
         self.watchers.contains_key(&(stream, id))
     }

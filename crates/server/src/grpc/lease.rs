@@ -12,7 +12,7 @@ use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::Api;
-use crate::runtime::Query;
+use crate::inbox::Query;
 use crate::wire::{Answer, Ask};
 
 type KeepAliveOut = Result<pb::LeaseKeepAliveResponse, Status>;

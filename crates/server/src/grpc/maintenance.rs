@@ -12,7 +12,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::Api;
-use crate::runtime::Query;
+use crate::inbox::Query;
 
 /// The etcd version synod reports, so version-checking clients accept it.
 pub const ETCD_VERSION: &str = "3.5.0";
@@ -52,7 +52,7 @@ impl Maintenance for Api {
         // etcd reports its bolt file; synod the WAL and snapshot files it
         // keeps (never 0, so the fields are present as etcd's are).
         let dir = self.shared().cfg.data_dir.clone();
-        let size = tokio::task::spawn_blocking(move || crate::http::store_bytes(&dir))
+        let size = tokio::task::spawn_blocking(move || crate::layout::store_bytes(&dir))
             .await
             .unwrap_or(0);
         let size = i64::try_from(size).unwrap_or(i64::MAX);

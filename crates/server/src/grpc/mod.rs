@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use crate::convert::{client_status, NO_LEADER, TIMED_OUT};
-use crate::runtime::{Input, Query};
+use crate::inbox::{Input, Query};
 use crate::shared::Shared;
 use crate::wire::{Answer, Ask};
 

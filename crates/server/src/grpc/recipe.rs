@@ -68,8 +68,6 @@ pub struct Queued {
     pub rev: i64,
     /// Its value before this call (when it already existed).
     pub old_value: Option<Vec<u8>>,
-    /// The header of the entering Txn.
-    pub header: pb::ResponseHeader,
 }
 
 /// A watch on one key or range, read event batch by event batch.
@@ -170,7 +168,6 @@ impl Api {
             return Ok(Queued {
                 rev: header.revision,
                 old_value: None,
-                header,
             });
         }
         let kv = t
@@ -181,7 +178,6 @@ impl Api {
         Ok(Queued {
             rev: kv.create_revision,
             old_value: Some(kv.value.clone()),
-            header,
         })
     }
 

@@ -13,7 +13,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Api;
-use crate::runtime::Query;
+use crate::inbox::Query;
 use crate::watch::{plain, WatchOut, Watcher};
 
 /// Responses queued per watch stream.
