@@ -379,7 +379,37 @@ impl Group {
         }
         self.applied = snap.meta.index;
         self.snapshot_index = snap.meta.index;
+        self.settle_writes_by_snapshot(snap.meta.index, replies);
         self.check_indexes();
+    }
+
+    /// A snapshot replaced the entries up to `index`: answer this node's
+    /// writes proposed there by what the snapshot's session table shows —
+    /// applied (with their outcome) or superseded; otherwise they were not
+    /// applied at their index and their callers retry under the same name.
+    fn settle_writes_by_snapshot(&mut self, index: u64, replies: &mut Vec<ClientReply>) {
+        let covered: Vec<Named> = self
+            .pending_writes
+            .iter()
+            .filter(|(_, i)| **i <= index)
+            .map(|(k, _)| *k)
+            .collect();
+        let leader = self.raft.leader();
+        for (client, seq) in covered {
+            self.pending_writes.remove(&(client, seq));
+            let result = match self.sm.session_outcome(client, seq) {
+                Some(Applied::Duplicate(r) | Applied::Fresh(r)) => {
+                    r.map(ClientResponse::Write).map_err(ClientError::Kv)
+                }
+                Some(Applied::Stale { latest }) => Err(ClientError::StaleSequence { seq, latest }),
+                None => Err(ClientError::NotLeader { leader }),
+            };
+            replies.push(ClientReply {
+                client,
+                seq,
+                result,
+            });
+        }
     }
 
     /// A snapshot replaced the entries up to `index`: answer the membership

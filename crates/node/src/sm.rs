@@ -194,6 +194,18 @@ impl StateMachine {
         Ok(())
     }
 
+    /// What the session table knows of request (client, seq): applied
+    /// (its outcome), superseded by a later one of the session, or nothing
+    /// (not applied, or its session was forgotten).
+    pub fn session_outcome(&self, client: u64, seq: u64) -> Option<Applied> {
+        let s = self.sessions.get(&client)?;
+        match seq.cmp(&s.seq) {
+            std::cmp::Ordering::Equal => Some(Applied::Duplicate(s.outcome.clone())),
+            std::cmp::Ordering::Less => Some(Applied::Stale { latest: s.seq }),
+            std::cmp::Ordering::Greater => None,
+        }
+    }
+
     /// Applies the proposal found at log `index`.
     pub fn apply(&mut self, index: u64, p: &Proposal) -> (Applied, Vec<Event>) {
         if p.client != 0 {
