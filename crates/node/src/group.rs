@@ -245,12 +245,7 @@ impl Group {
             return events;
         }
         if mine {
-            let result = match applied {
-                Applied::Fresh(r) | Applied::Duplicate(r) => {
-                    r.map(ClientResponse::Write).map_err(ClientError::Kv)
-                }
-                Applied::Stale { latest } => Err(ClientError::StaleSequence { seq: p.seq, latest }),
-            };
+            let result = write_result(applied, p.seq);
             replies.push(ClientReply {
                 client: p.client,
                 seq: p.seq,
@@ -398,10 +393,7 @@ impl Group {
         for (client, seq) in covered {
             self.pending_writes.remove(&(client, seq));
             let result = match self.sm.session_outcome(client, seq) {
-                Some(Applied::Duplicate(r) | Applied::Fresh(r)) => {
-                    r.map(ClientResponse::Write).map_err(ClientError::Kv)
-                }
-                Some(Applied::Stale { latest }) => Err(ClientError::StaleSequence { seq, latest }),
+                Some(applied) => write_result(applied, seq),
                 None => Err(ClientError::NotLeader { leader }),
             };
             replies.push(ClientReply {
@@ -607,6 +599,16 @@ fn registry_follows(registry: &Registry, conf: &ConfState) -> bool {
         && registry
             .members()
             .all(|m| all.contains(&m.id) && m.is_learner != conf.is_voter(m.id))
+}
+
+/// The answer to a write of sequence number `seq`, from how it applied.
+fn write_result(applied: Applied, seq: u64) -> Result<ClientResponse, ClientError> {
+    match applied {
+        Applied::Fresh(r) | Applied::Duplicate(r) => {
+            r.map(ClientResponse::Write).map_err(ClientError::Kv)
+        }
+        Applied::Stale { latest } => Err(ClientError::StaleSequence { seq, latest }),
+    }
 }
 
 #[cfg(test)]
