@@ -13,6 +13,7 @@
 //! call back into the engine (a disk engine holds its tables open meanwhile).
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,10 +52,102 @@ pub fn span_is_empty(s: &KeySpan<'_>) -> bool {
 }
 
 /// A failure of the engine underneath the store: IO, or data found damaged.
-/// The message names what failed (file, table, key, revision where known).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct EngineError(pub String);
+///
+/// Like [`std::io::Error`], it carries either the engine's own typed error
+/// ([`EngineError::new`]) or only a message ([`EngineError::msg`]). With a
+/// typed error it displays as that error (which names what failed: file,
+/// table, key, revision where known), its [`source`](std::error::Error::source)
+/// is that error's source (so a caller can walk down to the IO error), and
+/// [`EngineError::get_ref`] / [`EngineError::downcast_ref`] reach the error
+/// itself. Cloning shares it.
+///
+/// Across the wire (an error in a forwarded reply) only the text travels: it
+/// serializes as its message string, exactly as the `String` it replaced,
+/// and deserializes to a message-only error. Two errors are equal when their
+/// messages are.
+#[derive(Clone, Debug)]
+pub struct EngineError {
+    repr: Repr,
+}
+
+#[derive(Clone, Debug)]
+enum Repr {
+    Message(String),
+    Error(Arc<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl EngineError {
+    /// The engine's own error.
+    pub fn new(err: impl std::error::Error + Send + Sync + 'static) -> EngineError {
+        EngineError {
+            repr: Repr::Error(Arc::new(err)),
+        }
+    }
+
+    /// A failure known only by its message.
+    pub fn msg(message: impl Into<String>) -> EngineError {
+        EngineError {
+            repr: Repr::Message(message.into()),
+        }
+    }
+
+    /// The engine's error this wraps, if it carries one.
+    pub fn get_ref(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match &self.repr {
+            Repr::Message(_) => None,
+            Repr::Error(e) => Some(e.as_ref()),
+        }
+    }
+
+    /// The engine's error this wraps, if it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.get_ref()?.downcast_ref::<T>()
+    }
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.repr {
+            Repr::Message(m) => f.write_str(m),
+            Repr::Error(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.repr {
+            Repr::Message(_) => None,
+            Repr::Error(e) => e.source(),
+        }
+    }
+}
+
+impl PartialEq for EngineError {
+    fn eq(&self, other: &EngineError) -> bool {
+        match (&self.repr, &other.repr) {
+            (Repr::Message(a), Repr::Message(b)) => a == b,
+            _ => self.to_string() == other.to_string(),
+        }
+    }
+}
+
+impl Eq for EngineError {}
+
+impl Serialize for EngineError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.repr {
+            Repr::Message(m) => s.serialize_str(m),
+            Repr::Error(e) => s.collect_str(e),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EngineError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EngineError, D::Error> {
+        String::deserialize(d).map(EngineError::msg)
+    }
+}
 
 /// The digest of one stored write; an engine's [`MvccEngine::digest`] is the
 /// wrapping sum of these over every write it holds, so that two engines

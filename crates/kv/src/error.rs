@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::EngineError;
+
 /// Why a command or read was refused. Every variant is a verdict on the input
 /// (all replicas reach the same one); none leaves partial effects behind.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -46,9 +48,9 @@ pub enum KvError {
     #[error("kv snapshot is corrupt: {0}")]
     Corrupt(String),
     /// The engine underneath failed (IO, or damaged data on disk); the store
-    /// refuses every command after it.
+    /// refuses every command after it. The engine's error is its source.
     #[error("etcdserver: storage failure: {0}")]
-    Storage(String),
+    Storage(#[source] EngineError),
 }
 
 impl KvError {
@@ -69,5 +71,59 @@ impl KvError {
             KvError::NotPrimary => "Unavailable",
             KvError::Corrupt(_) | KvError::Storage(_) => "DataLoss",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// An engine's own error over an IO error, as a disk engine has them.
+    #[derive(Debug, thiserror::Error)]
+    #[error("store f.redb: {source}")]
+    struct DiskEngineError {
+        source: std::io::Error,
+    }
+
+    fn failed() -> KvError {
+        let io = std::io::Error::other("disk on fire");
+        KvError::Storage(EngineError::new(DiskEngineError { source: io }))
+    }
+
+    #[test]
+    fn a_storage_error_keeps_the_engines_error_as_its_source_and_its_message() {
+        let e = failed();
+        assert_eq!(
+            e.to_string(),
+            "etcdserver: storage failure: store f.redb: disk on fire"
+        );
+        assert_eq!(e.grpc_code(), "DataLoss");
+        let engine = e.source().expect("the engine's error");
+        let KvError::Storage(inner) = &e else {
+            unreachable!()
+        };
+        assert!(inner.downcast_ref::<DiskEngineError>().is_some());
+        // Down the chain to the IO error, each link once.
+        let io = engine.source().expect("the IO error under the engine's");
+        assert!(io.downcast_ref::<std::io::Error>().is_some());
+        assert_eq!(io.to_string(), "disk on fire");
+    }
+
+    #[test]
+    fn a_storage_error_travels_as_its_text_exactly_as_the_string_it_replaced() {
+        let e = failed();
+        let bytes = postcard::to_allocvec(&e).unwrap();
+        // Variant 13 (Storage), then the text as a string.
+        let mut want = vec![13u8];
+        want.extend(postcard::to_allocvec("store f.redb: disk on fire").unwrap());
+        assert_eq!(bytes, want);
+        let back: KvError = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, e, "equal by message");
+        assert!(back.source().is_some_and(|s| s.source().is_none()));
+        let KvError::Storage(inner) = back else {
+            unreachable!()
+        };
+        assert!(inner.get_ref().is_none(), "only the text crossed the wire");
     }
 }

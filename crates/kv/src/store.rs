@@ -176,11 +176,7 @@ impl<E: MvccEngine> KvStore<E> {
     }
 
     pub(crate) fn failure_error(&self) -> KvError {
-        KvError::Storage(
-            self.failed
-                .as_ref()
-                .map_or_else(String::new, |e| e.0.clone()),
-        )
+        KvError::Storage(self.failed.clone().unwrap_or_else(|| EngineError::msg("")))
     }
 
     /// The limits this store runs with.
@@ -210,7 +206,7 @@ impl<E: MvccEngine> KvStore<E> {
         }
         let (out, events) = self.apply_inner(cmd);
         match out {
-            Err(KvError::Storage(msg)) => (Err(self.fail(EngineError(msg))), Vec::new()),
+            Err(KvError::Storage(e)) => (Err(self.fail(e)), Vec::new()),
             out => (out, events),
         }
     }
@@ -800,7 +796,7 @@ impl<E: MvccEngine> KvStore<E> {
 
 /// An engine failure as the store's error.
 pub(crate) fn storage(e: EngineError) -> KvError {
-    KvError::Storage(e.0)
+    KvError::Storage(e)
 }
 
 fn nonempty(key: &[u8]) -> Result<(), KvError> {

@@ -11,11 +11,12 @@ use tonic::service::Routes;
 
 use crate::grpc::Api;
 use crate::layout::{data_dir_bytes, store_bytes};
-use crate::shared::Shared;
+use crate::shared::{GroupState, Shared};
 
-/// etcd's `/health` answer: healthy while a leader is known.
+/// etcd's `/health` answer: healthy while every group hosted here knows a
+/// leader.
 pub fn health(s: &Shared) -> (StatusCode, String) {
-    if s.leader() != 0 {
+    if s.groups.all_have_leader() {
         (StatusCode::OK, r#"{"health":"true","reason":""}"#.into())
     } else {
         (
@@ -25,9 +26,13 @@ pub fn health(s: &Shared) -> (StatusCode, String) {
     }
 }
 
-/// The Prometheus text exposition of a node's figures.
+/// The Prometheus text exposition of a node's figures. The unlabelled
+/// leader, term and revision figures are the home group's (with one group,
+/// the node's); the `synod_group_*` families give each group's, labelled
+/// `group="<shard id>"`.
 pub fn metrics(s: &Shared) -> String {
     let mut out = String::new();
+    let home = s.groups.home();
     let mut gauge = |name: &str, help: &str, kind: &str, v: i64| {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -35,45 +40,45 @@ pub fn metrics(s: &Shared) -> String {
     };
     gauge(
         "synod_server_has_leader",
-        "Whether a leader is known (1) or not (0).",
+        "Whether a leader of the home group is known (1) or not (0).",
         "gauge",
-        i64::from(s.leader() != 0),
+        i64::from(home.leader() != 0),
     );
     gauge(
         "synod_server_is_leader",
-        "Whether this member is the leader.",
+        "Whether this member leads the home group.",
         "gauge",
-        i64::from(s.leader() == s.cfg.id),
+        i64::from(home.leader() == s.cfg.id),
     );
     gauge(
         "synod_server_leader_changes_seen_total",
-        "Leader changes this member has seen.",
+        "Leader changes this member has seen, over every group.",
         "counter",
-        s.leader_changes.load(Ordering::Relaxed) as i64,
+        s.groups.leader_changes() as i64,
     );
     gauge(
         "synod_raft_term",
-        "The current Raft term.",
+        "The home group's current Raft term.",
         "gauge",
-        s.term() as i64,
+        home.term() as i64,
     );
     gauge(
         "synod_mvcc_revision",
-        "The store's current revision.",
+        "The home group's store's current revision.",
         "gauge",
-        s.revision(),
+        home.revision(),
     );
     gauge(
         "synod_snapshot_bytes",
         "Size of the latest state-machine snapshot image.",
         "gauge",
-        s.snapshot_bytes.load(Ordering::Relaxed) as i64,
+        s.metrics.snapshot_bytes.load(Ordering::Relaxed) as i64,
     );
     gauge(
         "synod_peer_messages_dropped_total",
         "Peer messages dropped because a queue was full or a peer unreachable.",
         "counter",
-        s.dropped.load(Ordering::Relaxed) as i64,
+        s.metrics.dropped.load(Ordering::Relaxed) as i64,
     );
     gauge(
         "etcd_mvcc_db_total_size_in_bytes",
@@ -89,18 +94,68 @@ pub fn metrics(s: &Shared) -> String {
         "gauge",
         i64::try_from(data_dir_bytes(&s.cfg.data_dir)).unwrap_or(i64::MAX),
     );
-    s.wal_fsync.render(
+    group_metrics(s, &mut out);
+    s.metrics.wal_fsync.render(
         &mut out,
         "etcd_disk_wal_fsync_duration_seconds",
         "The latency distributions of fdatasync called by the WAL.",
     );
-    s.backend_commit.render(
+    s.metrics.backend_commit.render(
         &mut out,
         "etcd_disk_backend_commit_duration_seconds",
         "The latency distributions of commit called by backend.",
     );
-    s.rtt_metrics(&mut out);
+    s.peers.rtt_metrics(&mut out);
     out
+}
+
+/// Each group's figures, one labelled sample per group.
+fn group_metrics(s: &Shared, out: &mut String) {
+    type Figure = fn(&GroupState, u64) -> i64;
+    let families: [(&str, &str, &str, Figure); 5] = [
+        (
+            "synod_group_has_leader",
+            "Whether the group's leader is known (1) or not (0).",
+            "gauge",
+            |g, _| i64::from(g.leader() != 0),
+        ),
+        (
+            "synod_group_is_leader",
+            "Whether this member leads the group.",
+            "gauge",
+            |g, me| i64::from(g.leader() == me),
+        ),
+        (
+            "synod_group_term",
+            "The group's current Raft term.",
+            "gauge",
+            |g, _| g.term() as i64,
+        ),
+        (
+            "synod_group_revision",
+            "The revision of the group's store.",
+            "gauge",
+            |g, _| g.revision(),
+        ),
+        (
+            "synod_group_leader_changes_seen_total",
+            "Leader changes this member has seen in the group.",
+            "counter",
+            |g, _| g.leader_changes() as i64,
+        ),
+    ];
+    for (name, help, kind, figure) in families {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for g in s.groups.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{group=\"{}\"}} {}",
+                g.shard,
+                figure(g, s.cfg.id)
+            );
+        }
+    }
 }
 
 /// Adds `/health`, `/metrics` and etcd's JSON gateway to the gRPC routes.
@@ -129,4 +184,55 @@ pub fn add_http(routes: Routes, shared: Arc<Shared>, api: Api) -> Routes {
             }),
         );
     Routes::from(crate::gateway::add_gateway(router, api, max_body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_node::KeyRange;
+
+    #[test]
+    fn metrics_give_each_group_its_labelled_figures_and_keep_the_unlabelled_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::RawConfig::default().validate().unwrap();
+        cfg.data_dir = dir.path().to_path_buf();
+        let me = cfg.id;
+        let s = Shared::new(
+            cfg,
+            false,
+            &[(KeyRange::new("", "m"), 1), (KeyRange::new("m", ""), 2)],
+        );
+        s.groups.get(1).unwrap().leader_changed(me, 4);
+        s.groups.get(1).unwrap().publish(me, 4, 9);
+        s.groups.get(2).unwrap().leader_changed(me + 1, 6);
+        s.groups.get(2).unwrap().publish(me + 1, 6, 17);
+        let m = metrics(&s);
+        for line in [
+            "synod_server_has_leader 1",
+            "synod_server_is_leader 1",
+            "synod_raft_term 4",
+            "synod_mvcc_revision 9",
+            "synod_server_leader_changes_seen_total 2",
+            "synod_group_has_leader{group=\"1\"} 1",
+            "synod_group_has_leader{group=\"2\"} 1",
+            "synod_group_is_leader{group=\"1\"} 1",
+            "synod_group_is_leader{group=\"2\"} 0",
+            "synod_group_term{group=\"1\"} 4",
+            "synod_group_term{group=\"2\"} 6",
+            "synod_group_revision{group=\"2\"} 17",
+            "synod_group_leader_changes_seen_total{group=\"2\"} 1",
+            "# TYPE synod_group_term gauge",
+            "# TYPE etcd_disk_wal_fsync_duration_seconds histogram",
+            "# TYPE etcd_network_peer_round_trip_time_seconds histogram",
+        ] {
+            assert!(m.lines().any(|l| l == line), "{line} not in:\n{m}");
+        }
+        assert_eq!(health(&s).0, StatusCode::OK);
+        s.groups.get(2).unwrap().publish(0, 7, 17);
+        assert_eq!(
+            health(&s).0,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a group without a leader makes the member unhealthy"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! that the transport and the gRPC layer depend on the inbox, not on the
 //! actor that drains it.
 
-use synod_node::{Answer, Ask, ClientReply, ClientRequest};
+use synod_node::{Answer, Ask, ClientReply, ClientRequest, ShardId};
 use tokio::sync::oneshot;
 
 use crate::watch::Watcher;
@@ -43,7 +43,7 @@ pub enum Input {
 
 /// What the gRPC handlers ask of the actor, each with where its answer goes.
 pub enum Query {
-    /// Raft and store status for `Status`.
+    /// Raft and store status of the home group for `Status`.
     Status(oneshot::Sender<StatusInfo>),
     /// The store's hash, revision and compacted revision.
     Hash(oneshot::Sender<(u64, i64, i64)>),
@@ -58,8 +58,11 @@ pub enum Query {
     },
     /// Every lease's id.
     Leases(oneshot::Sender<Vec<i64>>),
-    /// Register a watcher; false when there are too many.
+    /// Register a watcher of one group; false when there are too many (or
+    /// the group is not hosted here).
     AddWatch {
+        /// The group whose range holds every key it watches.
+        shard: ShardId,
         /// The gRPC stream.
         stream: u64,
         /// The watch's id on it.
@@ -82,8 +85,9 @@ pub enum Query {
     WatchProgress {
         /// The gRPC stream.
         stream: u64,
-        /// The revision, if all are synced.
-        tx: oneshot::Sender<Option<i64>>,
+        /// The group its watchers watch and that group's revision, if all
+        /// are synced and in one group.
+        tx: oneshot::Sender<Option<(ShardId, i64)>>,
     },
     /// Who a joining member with this peer URL is: its id and every member,
     /// or why not.

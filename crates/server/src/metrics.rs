@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Upper bounds, in seconds, of etcd's `etcd_disk_wal_fsync_duration_seconds`
@@ -107,4 +108,18 @@ impl Histogram {
         Histogram::render_header(out, name, help);
         self.render_samples(out, name, "");
     }
+}
+
+/// The node's histograms and counters that are not about one group or one
+/// peer (those live with [`crate::shared::Groups`] and [`crate::shared::Peers`]).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Latencies of the WAL's fdatasync (the disk thread observes them).
+    pub wal_fsync: Arc<Histogram>,
+    /// Latencies of the store's durable commits (the actor observes them).
+    pub backend_commit: Histogram,
+    /// Peer messages dropped because a queue was full.
+    pub dropped: AtomicU64,
+    /// Bytes of the latest snapshot image.
+    pub snapshot_bytes: AtomicU64,
 }

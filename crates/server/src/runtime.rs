@@ -42,8 +42,9 @@ const MAX_CALLERS: usize = 65_536;
 pub struct Core {
     /// The host: the node and every decision around it.
     pub host: Host,
-    /// Its home shard (the one group a node hosts today).
-    pub shard: ShardId,
+    /// Its home group: what belongs to the cluster as a whole (membership,
+    /// leases, compaction, status, leadership transfer).
+    pub home: ShardId,
     /// Published state.
     pub shared: Arc<Shared>,
     /// Watchers.
@@ -62,10 +63,10 @@ pub struct Core {
 impl Core {
     /// Wraps a host.
     pub fn new(host: Host, shared: Arc<Shared>, transport: Transport) -> Core {
-        let shard = host.node().home_shard();
-        Core {
+        let home = host.node().home_shard();
+        let core = Core {
             host,
-            shard,
+            home,
             shared,
             watches: WatchHub::default(),
             transport,
@@ -73,7 +74,10 @@ impl Core {
             asks: BTreeMap::new(),
             next_token: 1,
             store_failed: None,
-        }
+        };
+        // What the recovered groups hold, before the first Ready.
+        core.publish_groups();
+        core
     }
 
     /// The node.
@@ -81,23 +85,33 @@ impl Core {
         self.host.node()
     }
 
-    /// Header data for responses built inside the actor.
-    pub fn header_info(&self) -> HeaderInfo {
+    /// Header data for responses about group `shard` built inside the actor.
+    pub fn header_info(&self, shard: ShardId) -> HeaderInfo {
         HeaderInfo {
             cluster_id: self.shared.cfg.cluster_id,
             member_id: self.shared.cfg.id,
-            term: self.node().raft(self.shard).map_or(0, |r| r.term()),
+            term: self.node().raft(shard).map_or(0, |r| r.term()),
         }
     }
 
     /// Whether this node leads its home group.
     pub fn is_leader(&self) -> bool {
-        self.host.is_leader(self.shard)
+        self.host.is_leader(self.home)
     }
 
-    /// The key-value store.
+    /// The home group's key-value store.
     pub fn kv(&self) -> &synod_kv::KvStore<synod_kv::DynEngine> {
-        home_kv(&self.host, self.shard)
+        group_kv(&self.host, self.home)
+    }
+
+    /// Publishes each group's leader, term and revision.
+    fn publish_groups(&self) {
+        let node = self.node();
+        for g in self.shared.groups.iter() {
+            if let (Some(r), Some(sm)) = (node.raft(g.shard), node.state_machine(g.shard)) {
+                g.publish(r.leader(), r.term(), sm.kv().revision());
+            }
+        }
     }
 
     fn token(&mut self) -> Option<u64> {
@@ -110,12 +124,15 @@ impl Core {
     }
 
     fn on_tick(&mut self, disk_idle: bool) {
-        if self.shared.self_removed.load(Ordering::Relaxed) {
+        if self.shared.peers.self_removed.load(Ordering::Relaxed) {
             self.host.mark_removed();
         }
         self.host.tick(disk_idle);
-        let h = self.header_info();
-        self.watches.catch_up(home_kv(&self.host, self.shard), h);
+        let shards: Vec<ShardId> = self.node().shards().collect();
+        for shard in shards {
+            let h = self.header_info(shard);
+            self.watches.catch_up(shard, group_kv(&self.host, shard), h);
+        }
         if self.host.ticks().is_multiple_of(50) {
             // Callers that gave up (their receiver is gone) free their slot.
             self.calls.retain(|_, tx| !tx.is_closed());
@@ -159,13 +176,13 @@ impl Core {
             Query::Status(tx) => {
                 let r = self
                     .node()
-                    .raft(self.shard)
+                    .raft(self.home)
                     .expect("the node hosts its home shard");
                 let _ = tx.send(StatusInfo {
                     leader: r.leader(),
                     term: r.term(),
                     commit: r.commit(),
-                    applied: self.node().applied(self.shard).unwrap_or(0),
+                    applied: self.node().applied(self.home).unwrap_or(0),
                     revision: self.kv().revision(),
                     learner: r.is_learner(),
                 });
@@ -177,15 +194,15 @@ impl Core {
             Query::Snapshot(tx) => {
                 let sm = self
                     .node()
-                    .state_machine(self.shard)
+                    .state_machine(self.home)
                     .expect("the node hosts its home shard");
                 let _ = tx.send((sm.snapshot(), sm.kv().revision()));
             }
             Query::TransferLeader { target, tx } => {
                 let leads = self.is_leader();
                 if leads && target != self.shared.cfg.id {
-                    let shard = self.shard;
-                    self.host.node_mut().transfer_leader(shard, target);
+                    let home = self.home;
+                    self.host.node_mut().transfer_leader(home, target);
                 }
                 let _ = tx.send(leads);
             }
@@ -193,25 +210,28 @@ impl Core {
                 let _ = tx.send(self.kv().leases());
             }
             Query::AddWatch {
+                shard,
                 stream,
                 id,
                 watcher,
                 tx,
             } => {
-                if self.watches.len() >= MAX_WATCHERS {
+                if self.watches.len() >= MAX_WATCHERS || self.node().raft(shard).is_none() {
                     let _ = tx.send(false);
                     return;
                 }
-                let h = self.header_info();
+                let h = self.header_info(shard);
                 self.watches
-                    .add(stream, id, *watcher, home_kv(&self.host, self.shard), h);
+                    .add(shard, stream, id, *watcher, group_kv(&self.host, shard), h);
                 let _ = tx.send(true);
             }
             Query::CancelWatch { stream, id, tx } => {
                 let _ = tx.send(self.watches.cancel(stream, id));
             }
             Query::WatchProgress { stream, tx } => {
-                let _ = tx.send(self.watches.synced_revision(stream, self.kv()));
+                let host = &self.host;
+                let rev = |s| group_kv(host, s).revision();
+                let _ = tx.send(self.watches.synced_revision(stream, self.home, rev));
             }
             Query::Join { url, tx } => {
                 let _ = tx.send(self.host.who_joins(&url));
@@ -255,21 +275,19 @@ impl Core {
                 leader,
                 term,
             } => {
-                if shard == self.shard {
-                    s.leader.store(leader, Ordering::Relaxed);
-                    s.term.store(term, Ordering::Relaxed);
+                if let Some(g) = s.groups.get(shard) {
+                    g.leader_changed(leader, term);
                 }
                 s.log(format_args!(
                     "shard {shard}: leader is now {leader:x} (term {term})"
                 ));
-                s.leader_changes.fetch_add(1, Ordering::Relaxed);
             }
             HostEvent::MemberRemoved { id, .. } => {
-                s.mark_removed(id);
+                s.peers.mark_removed(id);
                 s.log(format_args!("member {id:x} was removed from the cluster"));
             }
             HostEvent::SelfRemoved => {
-                s.self_removed.store(true, Ordering::Relaxed);
+                s.peers.self_removed.store(true, Ordering::Relaxed);
                 s.log(format_args!(
                     "this member was removed from the cluster; stopping"
                 ));
@@ -283,7 +301,7 @@ impl Core {
         }
         let t0 = std::time::Instant::now();
         let r = self.host.commit_store(index);
-        self.shared.backend_commit.observe(t0.elapsed());
+        self.shared.metrics.backend_commit.observe(t0.elapsed());
         if let Err(e) = r {
             self.store_failed = Some(e.to_string());
         }
@@ -304,26 +322,27 @@ impl Core {
                 break;
             }
             let mut rd = self.host.ready();
+            // Membership is the cluster's: the home group's registry is it.
             for (shard, members) in std::mem::take(&mut rd.members) {
-                if shard == self.shard {
-                    self.shared.set_members(members);
-                    self.transport.set_members(&self.shared.member_list());
+                if shard == self.home {
+                    self.shared.peers.set_members(members);
+                    self.transport.set_members(&self.shared.peers.member_list());
                 }
             }
-            if !rd.events.is_empty() {
-                let events: Vec<synod_kv::Event> = rd
-                    .events
-                    .drain(..)
-                    .filter(|(s, _)| *s == self.shard)
-                    .map(|(_, e)| e)
-                    .collect();
-                let h = self.header_info();
-                self.watches
-                    .publish(&events, home_kv(&self.host, self.shard), h);
+            // Each group's events go to that group's watchers.
+            let mut events: BTreeMap<ShardId, Vec<synod_kv::Event>> = BTreeMap::new();
+            for (shard, e) in rd.events.drain(..) {
+                events.entry(shard).or_default().push(e);
             }
-            self.shared
-                .revision
-                .store(self.kv().revision(), Ordering::Relaxed);
+            for (shard, evs) in events {
+                if self.node().state_machine(shard).is_none() {
+                    continue;
+                }
+                let h = self.header_info(shard);
+                self.watches
+                    .publish(shard, &evs, group_kv(&self.host, shard), h);
+            }
+            self.publish_groups();
             self.flush();
             // A leader's appends may go out while its own write is synced.
             for env in rd.early_messages.drain(..) {
@@ -351,10 +370,11 @@ impl Core {
         }
     }
 
-    /// The store's durable applied index.
+    /// The store's durable applied index (the home group's: the disk
+    /// holds one group's log today).
     fn store_durable(&self) -> u64 {
         self.node()
-            .state_machine(self.shard)
+            .state_machine(self.home)
             .and_then(|sm| sm.durable_applied())
             .unwrap_or(0)
     }
@@ -371,12 +391,12 @@ impl Core {
     }
 }
 
-/// The home group's key-value store (borrowing the host alone, so the
+/// A hosted group's key-value store (borrowing the host alone, so the
 /// watchers can be updated beside it).
-fn home_kv(host: &Host, shard: ShardId) -> &synod_kv::KvStore<synod_kv::DynEngine> {
+fn group_kv(host: &Host, shard: ShardId) -> &synod_kv::KvStore<synod_kv::DynEngine> {
     host.node()
         .state_machine(shard)
-        .expect("the node hosts its home shard")
+        .expect("the node hosts the group")
         .kv()
 }
 
@@ -437,7 +457,7 @@ pub async fn run(
             },
             r = drx.recv(), if !queue.is_empty() => match r {
                 Some(Ok(bytes)) => {
-                    shared.snapshot_bytes.store(bytes, Ordering::Relaxed);
+                    shared.metrics.snapshot_bytes.store(bytes, Ordering::Relaxed);
                     let waiting = queue.pop_front().expect("a job was in flight");
                     if let Some(rd) = waiting {
                         assert!(queue.is_empty(), "a job queued behind a sync");

@@ -20,7 +20,9 @@ use crate::runtime::{self, Core};
 use crate::shared::Shared;
 use crate::transport::{self, Transport};
 
-/// The one shard every node hosts today.
+/// The shard id of the one group a member's disk holds today (a new
+/// cluster's group over the whole keyspace). Everything after boot goes by
+/// the node's groups ([`synod_node::Node::ranges`]), not by this constant.
 pub const SHARD: u64 = 1;
 
 /// Why a server did not start.
@@ -292,15 +294,16 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
             .collect(),
     );
     let max_request_bytes = cfg.max_request_bytes;
-    let shared = Arc::new(Shared::new(cfg, verbose));
+    let shared = Arc::new(Shared::new(cfg, verbose, node.ranges()));
     // A recovered snapshot knows the members better than the flags do.
-    if let Some(reg) = node.members(SHARD).filter(|r| !r.is_empty()) {
-        shared.set_members(reg.members().cloned().collect());
+    if let Some(reg) = node.members(node.home_shard()).filter(|r| !r.is_empty()) {
+        shared.peers.set_members(reg.members().cloned().collect());
     }
     shared
+        .metrics
         .snapshot_bytes
         .store(opened.disk.snapshot_bytes(), Ordering::Relaxed);
-    opened.disk.wal_fsync = shared.wal_fsync.clone();
+    opened.disk.wal_fsync = shared.metrics.wal_fsync.clone();
     let transport = Transport::start(shared.clone());
     let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
     let host_cfg = HostConfig {

@@ -1,15 +1,25 @@
 //! State the node's actor publishes for everyone else (gRPC handlers, the
-//! transport): cheap to read, written only by its owner.
+//! transport, `/metrics`): cheap to read, written only by its owner. It
+//! comes in three parts:
+//!
+//! * [`Groups`]: per Raft group (shard), its key range, leader, term and
+//!   revision. The set of groups is fixed at boot (the node's ranges), so a
+//!   lookup by key is a search over a small immutable list of atomics, with
+//!   no lock; requests read it on every call.
+//! * [`Metrics`](crate::metrics::Metrics): histograms and counters.
+//! * [`Peers`]: what this member knows of the others — their handshakes,
+//!   the member registry, removed members and round-trip times.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use synod_node::Member;
+use synod_kv::{Command, RequestOp, TxnRequest};
+use synod_node::{ClientError, ClientOp, KeyRange, Member, ShardId};
 
 use crate::config::ServerConfig;
-use crate::metrics::{Histogram, RTT_BUCKETS};
+use crate::metrics::{Histogram, Metrics, RTT_BUCKETS};
 
 /// What this node knows about a peer from its handshakes.
 #[derive(Clone, Debug, Default)]
@@ -24,28 +34,216 @@ pub struct PeerInfo {
 pub struct Shared {
     /// The configuration it runs with.
     pub cfg: ServerConfig,
-    /// The current leader (0: none known).
-    pub leader: AtomicU64,
-    /// The current Raft term.
-    pub term: AtomicU64,
-    /// The store's revision.
-    pub revision: AtomicI64,
-    /// Peer messages dropped because a queue was full.
-    pub dropped: AtomicU64,
-    /// Leader changes seen.
-    pub leader_changes: AtomicU64,
-    /// Bytes of the latest snapshot image.
-    pub snapshot_bytes: AtomicU64,
-    /// Set once the node is stopping.
-    pub stopping: AtomicBool,
     /// Print log lines.
     pub verbose: bool,
+    /// Set once the node is stopping.
+    pub stopping: AtomicBool,
+    /// Each hosted group's published state.
+    pub groups: Groups,
+    /// Histograms and counters for `/metrics`.
+    pub metrics: Metrics,
+    /// The other members.
+    pub peers: Peers,
+}
+
+impl Shared {
+    /// Fresh published state for a node hosting the groups of `ranges`
+    /// (sorted by start, as [`synod_node::Node::ranges`] gives them; the
+    /// first is the home group).
+    pub fn new(cfg: ServerConfig, verbose: bool, ranges: &[(KeyRange, ShardId)]) -> Shared {
+        let peers = Peers::new(&cfg);
+        Shared {
+            cfg,
+            verbose,
+            stopping: AtomicBool::new(false),
+            groups: Groups::new(ranges),
+            metrics: Metrics::default(),
+            peers,
+        }
+    }
+
+    /// Prints a log line (when verbose).
+    pub fn log(&self, args: std::fmt::Arguments<'_>) {
+        if self.verbose {
+            eprintln!("synod[{}]: {args}", self.cfg.name);
+        }
+    }
+}
+
+/// The published state of one Raft group.
+#[derive(Debug)]
+pub struct GroupState {
+    /// The group's shard id.
+    pub shard: ShardId,
+    /// The keys it serves.
+    pub range: KeyRange,
+    leader: AtomicU64,
+    term: AtomicU64,
+    revision: AtomicI64,
+    leader_changes: AtomicU64,
+}
+
+impl GroupState {
+    fn new(shard: ShardId, range: KeyRange) -> GroupState {
+        GroupState {
+            shard,
+            range,
+            leader: AtomicU64::new(0),
+            term: AtomicU64::new(0),
+            revision: AtomicI64::new(1),
+            leader_changes: AtomicU64::new(0),
+        }
+    }
+
+    /// The group's leader as this member knows it, 0 if none.
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// The group's Raft term.
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Relaxed)
+    }
+
+    /// The revision of the group's store.
+    pub fn revision(&self) -> i64 {
+        self.revision.load(Ordering::Relaxed)
+    }
+
+    /// Leader changes seen in this group.
+    pub fn leader_changes(&self) -> u64 {
+        self.leader_changes.load(Ordering::Relaxed)
+    }
+
+    /// Publishes the group's Raft and store state (after each `Ready`).
+    pub fn publish(&self, leader: u64, term: u64, revision: i64) {
+        self.leader.store(leader, Ordering::Relaxed);
+        self.term.store(term, Ordering::Relaxed);
+        self.revision.store(revision, Ordering::Relaxed);
+    }
+
+    /// Records a leader change the node reported.
+    pub fn leader_changed(&self, leader: u64, term: u64) {
+        self.leader.store(leader, Ordering::Relaxed);
+        self.term.store(term, Ordering::Relaxed);
+        self.leader_changes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every hosted group's published state, sorted by range start; the first
+/// is the home group (membership, leases, compaction, status). Fixed at
+/// boot: groups are not added or split at runtime yet.
+#[derive(Debug)]
+pub struct Groups {
+    list: Vec<GroupState>,
+}
+
+impl Groups {
+    /// The groups of `ranges` (sorted by start; at least one).
+    pub fn new(ranges: &[(KeyRange, ShardId)]) -> Groups {
+        assert!(!ranges.is_empty(), "a node hosts at least one group");
+        Groups {
+            list: ranges
+                .iter()
+                .map(|(r, s)| GroupState::new(*s, r.clone()))
+                .collect(),
+        }
+    }
+
+    /// The home group: what belongs to the cluster as a whole.
+    pub fn home(&self) -> &GroupState {
+        &self.list[0]
+    }
+
+    /// A group by shard id.
+    pub fn get(&self, shard: ShardId) -> Option<&GroupState> {
+        self.list.iter().find(|g| g.shard == shard)
+    }
+
+    /// Every group, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = &GroupState> {
+        self.list.iter()
+    }
+
+    /// The group whose range holds `key`; the home group when none hosted
+    /// here does (the node refuses such a request; its answer's header
+    /// comes from the home group).
+    pub fn for_key(&self, key: &[u8]) -> &GroupState {
+        self.list
+            .iter()
+            .find(|g| g.range.contains(key))
+            .unwrap_or_else(|| self.home())
+    }
+
+    /// The group whose range holds the whole etcd span `[key, range_end)`
+    /// (etcd's rules for `range_end`), or why none does: a span over
+    /// several groups is refused whole, as the node refuses such requests.
+    pub fn for_span(&self, key: &[u8], range_end: &[u8]) -> Result<&GroupState, ClientError> {
+        let g = self
+            .list
+            .iter()
+            .find(|g| g.range.contains(key))
+            .ok_or_else(|| ClientError::WrongShard { key: key.to_vec() })?;
+        if g.range.holds_span(key, range_end) {
+            Ok(g)
+        } else {
+            Err(ClientError::CrossShard)
+        }
+    }
+
+    /// The group a client operation goes to: that of the first key it
+    /// touches, or the home group for what belongs to the whole cluster
+    /// (leases, membership, compaction). The node routes the request itself
+    /// and refuses one over several groups, so for every request it serves
+    /// this is the group that served it; this answer only picks whose
+    /// leader and term a handler reports.
+    pub fn for_op(&self, op: &ClientOp) -> &GroupState {
+        match first_key(op) {
+            Some(k) => self.for_key(k),
+            None => self.home(),
+        }
+    }
+
+    /// Whether every group knows a leader.
+    pub fn all_have_leader(&self) -> bool {
+        self.list.iter().all(|g| g.leader() != 0)
+    }
+
+    /// Leader changes seen, over every group.
+    pub fn leader_changes(&self) -> u64 {
+        self.list.iter().map(GroupState::leader_changes).sum()
+    }
+}
+
+fn first_key(op: &ClientOp) -> Option<&[u8]> {
+    match op {
+        ClientOp::Write(Command::Put(p)) => Some(&p.key),
+        ClientOp::Write(Command::DeleteRange(d)) => Some(&d.key),
+        ClientOp::Write(Command::Txn(t)) => txn_first_key(t),
+        ClientOp::Range { req, .. } => Some(&req.key),
+        ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => None,
+    }
+}
+
+/// The first key a transaction touches (compares, then either branch).
+pub fn txn_first_key(t: &TxnRequest) -> Option<&[u8]> {
+    if let Some(c) = t.compare.first() {
+        return Some(&c.key);
+    }
+    t.success.iter().chain(&t.failure).find_map(|op| match op {
+        RequestOp::Range(r) => Some(r.key.as_slice()),
+        RequestOp::Put(p) => Some(p.key.as_slice()),
+        RequestOp::DeleteRange(d) => Some(d.key.as_slice()),
+        RequestOp::Txn(inner) => txn_first_key(inner),
+    })
+}
+
+/// What this member knows of the others.
+pub struct Peers {
+    /// The initial members' ids and peer URLs (from the flags).
+    initial: Vec<(u64, String)>,
     /// Peers as they introduced themselves.
-    pub peers: Mutex<BTreeMap<u64, PeerInfo>>,
-    /// Latencies of the WAL's fdatasync (the disk thread observes them).
-    pub wal_fsync: Arc<crate::metrics::Histogram>,
-    /// Latencies of the store's durable commits (the actor observes them).
-    pub backend_commit: crate::metrics::Histogram,
+    pub info: Mutex<BTreeMap<u64, PeerInfo>>,
     /// The members as the replicated registry knows them (the initial
     /// configuration's until the node reports its registry).
     pub members: Mutex<Vec<Member>>,
@@ -59,9 +257,8 @@ pub struct Shared {
     pub rtt: Mutex<BTreeMap<u64, Histogram>>,
 }
 
-impl Shared {
-    /// Fresh published state.
-    pub fn new(cfg: ServerConfig, verbose: bool) -> Shared {
+impl Peers {
+    fn new(cfg: &ServerConfig) -> Peers {
         let members = cfg
             .members
             .iter()
@@ -73,57 +270,27 @@ impl Shared {
                 is_learner: false,
             })
             .collect();
-        Shared {
+        Peers {
+            initial: cfg
+                .members
+                .iter()
+                .map(|m| (m.id, m.peer_url.clone()))
+                .collect(),
+            info: Mutex::new(BTreeMap::new()),
             members: Mutex::new(members),
             removed: Mutex::new(BTreeSet::new()),
             self_removed: AtomicBool::new(false),
             epoch: Instant::now(),
             rtt: Mutex::new(BTreeMap::new()),
-            cfg,
-            leader: AtomicU64::new(0),
-            term: AtomicU64::new(0),
-            revision: AtomicI64::new(1),
-            dropped: AtomicU64::new(0),
-            leader_changes: AtomicU64::new(0),
-            snapshot_bytes: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-            verbose,
-            peers: Mutex::new(BTreeMap::new()),
-            wal_fsync: Arc::default(),
-            backend_commit: Default::default(),
-        }
-    }
-
-    /// The leader, 0 if none.
-    pub fn leader(&self) -> u64 {
-        self.leader.load(Ordering::Relaxed)
-    }
-
-    /// The term.
-    pub fn term(&self) -> u64 {
-        self.term.load(Ordering::Relaxed)
-    }
-
-    /// The revision.
-    pub fn revision(&self) -> i64 {
-        self.revision.load(Ordering::Relaxed)
-    }
-
-    /// Prints a log line (when verbose).
-    pub fn log(&self, args: std::fmt::Arguments<'_>) {
-        if self.verbose {
-            eprintln!("synod[{}]: {args}", self.cfg.name);
         }
     }
 
     /// Records what a peer said about itself.
     pub fn learn_peer(&self, id: u64, name: String, client_urls: Vec<String>) {
-        let mut p = self.peers.lock().expect("peer table lock");
+        let mut p = self.info.lock().expect("peer table lock");
         p.insert(id, PeerInfo { name, client_urls });
     }
-}
 
-impl Shared {
     /// The members now.
     pub fn member_list(&self) -> Vec<Member> {
         self.members.lock().expect("member table lock").clone()
@@ -148,8 +315,8 @@ impl Shared {
     /// URLs are known from the flags only: those fill the gaps.
     pub fn set_members(&self, mut members: Vec<Member>) -> Vec<u64> {
         for m in members.iter_mut().filter(|m| m.peer_urls.is_empty()) {
-            if let Some(c) = self.cfg.members.iter().find(|c| c.id == m.id) {
-                m.peer_urls = vec![c.peer_url.clone()];
+            if let Some((_, url)) = self.initial.iter().find(|(id, _)| *id == m.id) {
+                m.peer_urls = vec![url.clone()];
             }
         }
         let mut cur = self.members.lock().expect("member table lock");
@@ -201,15 +368,134 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synod_kv::{Compare, CompareResult, CompareTarget, PutRequest, RangeRequest};
+
+    fn three() -> Groups {
+        Groups::new(&[
+            (KeyRange::new("", "m"), 1),
+            (KeyRange::new("m", "t"), 2),
+            (KeyRange::new("t", ""), 3),
+        ])
+    }
+
+    fn put(k: &str) -> ClientOp {
+        ClientOp::Write(Command::Put(PutRequest::new(k, "v")))
+    }
+
+    #[test]
+    fn each_group_publishes_its_own_leader_term_and_revision() {
+        let g = three();
+        assert_eq!(g.home().shard, 1);
+        assert!(!g.all_have_leader());
+        g.get(1).unwrap().publish(0xa, 3, 10);
+        g.get(2).unwrap().publish(0xb, 7, 42);
+        assert_eq!(
+            (g.get(1).unwrap().leader(), g.get(1).unwrap().term()),
+            (0xa, 3)
+        );
+        assert_eq!(g.get(2).unwrap().revision(), 42);
+        assert_eq!(g.get(3).unwrap().revision(), 1, "a fresh store is at 1");
+        assert!(!g.all_have_leader(), "group 3 knows no leader yet");
+        g.get(3).unwrap().leader_changed(0xc, 2);
+        g.get(3).unwrap().leader_changed(0xd, 3);
+        g.get(1).unwrap().leader_changed(0xa, 4);
+        assert!(g.all_have_leader());
+        assert_eq!(g.get(3).unwrap().leader_changes(), 2);
+        assert_eq!(g.leader_changes(), 3, "summed over groups");
+        assert_eq!(g.get(3).unwrap().term(), 3);
+        assert!(g.get(4).is_none());
+    }
+
+    #[test]
+    fn a_key_is_looked_up_in_the_group_that_owns_it() {
+        let g = three();
+        assert_eq!(g.for_key(b"a").shard, 1);
+        assert_eq!(g.for_key(b"m").shard, 2);
+        assert_eq!(g.for_key(b"zz").shard, 3);
+        assert_eq!(g.for_op(&put("p")).shard, 2);
+        let range = ClientOp::Range {
+            req: RangeRequest {
+                key: b"u".to_vec(),
+                ..Default::default()
+            },
+            serializable: true,
+        };
+        assert_eq!(g.for_op(&range).shard, 3);
+        // A transaction goes by its first key; leases by the home group.
+        let txn = ClientOp::Write(Command::Txn(TxnRequest {
+            compare: Vec::new(),
+            success: vec![RequestOp::Put(PutRequest::new("n", "v"))],
+            failure: Vec::new(),
+        }));
+        assert_eq!(g.for_op(&txn).shard, 2);
+        let txn = ClientOp::Write(Command::Txn(TxnRequest {
+            compare: vec![Compare {
+                key: b"x".to_vec(),
+                range_end: Vec::new(),
+                target: CompareTarget::Version(0),
+                result: CompareResult::Equal,
+            }],
+            success: Vec::new(),
+            failure: Vec::new(),
+        }));
+        assert_eq!(g.for_op(&txn).shard, 3);
+        assert_eq!(g.for_op(&ClientOp::LeaseKeepAlive { id: 1 }).shard, 1);
+        let compact = ClientOp::Write(Command::Compact { revision: 5 });
+        assert_eq!(g.for_op(&compact).shard, 1);
+    }
+
+    #[test]
+    fn a_span_over_two_groups_is_refused_and_one_inside_a_group_is_its() {
+        let g = three();
+        assert_eq!(g.for_span(b"n", b"p").unwrap().shard, 2);
+        assert_eq!(g.for_span(b"t", &[0]).unwrap().shard, 3);
+        assert_eq!(g.for_span(b"a", b"").unwrap().shard, 1);
+        assert_eq!(g.for_span(b"a", b"n").unwrap_err(), ClientError::CrossShard);
+        assert_eq!(g.for_span(b"", &[0]).unwrap_err(), ClientError::CrossShard);
+        // One group over everything holds every span.
+        let one = Groups::new(&[(KeyRange::all(), 1)]);
+        assert_eq!(one.for_span(b"", &[0]).unwrap().shard, 1);
+        assert_eq!(one.for_op(&put("zz")).shard, 1);
+        // A node that does not host the start of the keyspace.
+        let part = Groups::new(&[(KeyRange::new("m", "t"), 2)]);
+        assert_eq!(
+            part.for_span(b"a", b"").unwrap_err(),
+            ClientError::WrongShard { key: b"a".to_vec() }
+        );
+        assert_eq!(part.for_key(b"a").shard, 2, "the home group answers");
+    }
+
+    #[test]
+    fn members_fill_missing_peer_urls_from_the_flags_and_report_who_left() {
+        let cfg = crate::config::RawConfig::default().validate().unwrap();
+        let first = cfg.members[0].clone();
+        let p = Peers::new(&cfg);
+        assert!(p.is_member(first.id));
+        let gone = p.set_members(vec![Member {
+            id: first.id,
+            name: "n".into(),
+            peer_urls: Vec::new(),
+            client_urls: Vec::new(),
+            is_learner: false,
+        }]);
+        assert!(gone.is_empty());
+        assert_eq!(p.member_list()[0].peer_urls, vec![first.peer_url]);
+        assert_eq!(p.set_members(Vec::new()), vec![first.id]);
+        assert!(!p.is_member(first.id));
+        p.mark_removed(first.id);
+        assert!(p.was_removed(first.id));
+    }
 
     #[test]
     fn the_round_trip_histogram_is_cumulative_with_etcds_name_and_label() {
         let cfg = crate::config::RawConfig::default().validate().unwrap();
-        let s = Shared::new(cfg, false);
-        s.observe_rtt(0xab, std::time::Duration::from_micros(150));
-        s.observe_rtt(0xab, std::time::Duration::from_millis(500));
+        let s = Shared::new(cfg, false, &[(KeyRange::all(), 1)]);
+        s.peers
+            .observe_rtt(0xab, std::time::Duration::from_micros(150));
+        s.peers
+            .observe_rtt(0xab, std::time::Duration::from_millis(500));
         let mut out = String::new();
-        s.rtt_metrics(&mut out);
+        s.peers.rtt_metrics(&mut out);
         let name = "etcd_network_peer_round_trip_time_seconds";
         assert!(out.contains(&format!("# TYPE {name} histogram")), "{out}");
         assert!(

@@ -72,7 +72,7 @@ impl Transport {
             queues: Arc::new(Mutex::new(BTreeMap::new())),
             shared: shared.clone(),
         };
-        t.set_members(&shared.member_list());
+        t.set_members(&shared.peers.member_list());
         t
     }
 
@@ -110,11 +110,11 @@ impl Transport {
         match q.get(&to).map(|p| &p.tx) {
             Some(q) => {
                 if q.try_send(msg).is_err() {
-                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
             None => {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -149,7 +149,7 @@ async fn sender(
             Err(e) => {
                 failures += 1;
                 if e.contains(REMOVED) {
-                    shared.self_removed.store(true, Ordering::Relaxed);
+                    shared.peers.self_removed.store(true, Ordering::Relaxed);
                 }
                 if failures == 1 || failures.is_multiple_of(50) {
                     shared.log(format_args!("cannot reach peer {to:x} at {addr}: {e}"));
@@ -158,7 +158,7 @@ async fn sender(
                 loop {
                     match rx.try_recv() {
                         Ok(_) => {
-                            shared.dropped.fetch_add(1, Ordering::Relaxed);
+                            shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(mpsc::error::TryRecvError::Empty) => break,
                         Err(mpsc::error::TryRecvError::Disconnected) => return,
@@ -194,7 +194,7 @@ async fn connect(
         let reply: HelloReply = read_frame(&mut s).await.map_err(|e| e.to_string())?;
         match reply {
             HelloReply::Welcome { name, client_urls } => {
-                shared.learn_peer(to, name, client_urls);
+                shared.peers.learn_peer(to, name, client_urls);
                 Ok(s)
             }
             HelloReply::Refused(why) => Err(format!("refused us: {why}")),
@@ -215,9 +215,11 @@ enum PumpEnd {
 async fn read_probes(r: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>, to: u64) {
     let mut r = BufReader::new(r);
     while let Ok(p) = read_frame::<ProbeReply, _>(&mut r).await {
-        let now = shared.now_ns();
+        let now = shared.peers.now_ns();
         if p.sent_ns <= now {
-            shared.observe_rtt(to, std::time::Duration::from_nanos(now - p.sent_ns));
+            shared
+                .peers
+                .observe_rtt(to, std::time::Duration::from_nanos(now - p.sent_ns));
         }
     }
 }
@@ -250,7 +252,7 @@ async fn pump_frames(
                 Some(m) => m,
                 None => return PumpEnd::QueueClosed,
             },
-            _ = probe.tick() => PeerMsg::Probe { sent_ns: shared.now_ns() },
+            _ = probe.tick() => PeerMsg::Probe { sent_ns: shared.peers.now_ns() },
         };
         buf.clear();
         encode_frame(&first, &mut buf);
@@ -317,10 +319,10 @@ pub fn check_hello(shared: &Shared, h: &Hello) -> Result<u64, String> {
             h.to, shared.cfg.id
         ));
     }
-    if shared.was_removed(h.from) {
+    if shared.peers.was_removed(h.from) {
         return Err(format!("member {:x} {REMOVED}", h.from));
     }
-    if h.from == shared.cfg.id || !shared.is_member(h.from) {
+    if h.from == shared.cfg.id || !shared.peers.is_member(h.from) {
         return Err(format!("member {:x} is not in this cluster", h.from));
     }
     Ok(h.from)
@@ -427,7 +429,7 @@ async fn serve_peer(
             return Err(format!("refused: {why}"));
         }
     };
-    shared.learn_peer(from, hello.name, hello.client_urls);
+    shared.peers.learn_peer(from, hello.name, hello.client_urls);
     write_frame(
         &mut w,
         &HelloReply::Welcome {
@@ -441,7 +443,7 @@ async fn serve_peer(
         let msg: PeerMsg = read_frame(&mut r).await.map_err(|e| e.to_string())?;
         // A member removed while connected: hang up, so that it redials and
         // hears from the handshake that it was removed.
-        if shared.was_removed(from) {
+        if shared.peers.was_removed(from) {
             return Err(format!("member {from:x} {REMOVED}"));
         }
         if let PeerMsg::Probe { sent_ns } = msg {

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use synod_kv::{Event, EventKind, KvError, KvStore, MvccEngine};
+use synod_node::ShardId;
 use synod_proto::etcdserverpb::{ResponseHeader, WatchResponse};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -145,12 +146,26 @@ impl HeaderInfo {
     }
 }
 
-/// Every watcher of a node, by (stream, watch id).
+/// Every watcher of a node, kept by the group whose range holds its keys:
+/// a group's events and catch-up scans reach only that group's watchers,
+/// with headers from that group (a watch over several groups' keys is
+/// refused before it gets here).
 #[derive(Default)]
 pub struct WatchHub {
+    groups: BTreeMap<ShardId, GroupWatchers>,
+    /// The group of each watcher, by (stream, watch id).
+    index: BTreeMap<(u64, i64), ShardId>,
+}
+
+/// The watchers of one group, by (stream, watch id).
+#[derive(Default)]
+struct GroupWatchers {
     watchers: BTreeMap<(u64, i64), Watcher>,
     /// Progress checks by when they are due: (due, stream, watch id).
     progress_due: BTreeSet<(Instant, u64, i64)>,
+    /// Watchers dropped here since the hub last looked (closed streams,
+    /// compacted catch-ups), for the hub's index.
+    dropped: Vec<(u64, i64)>,
 }
 
 enum Sent {
@@ -209,12 +224,158 @@ fn responses(
 impl WatchHub {
     /// Number of watchers.
     pub fn len(&self) -> usize {
-        self.watchers.len()
+        self.index.len()
     }
 
-    /// Registers a watcher (its `created` answer was already queued) and
-    /// starts its catch-up if it asked for a past revision.
+    /// Registers a watcher of group `shard` (its `created` answer was
+    /// already queued; `kv` is that group's store) and starts its catch-up
+    /// if it asked for a past revision. A watcher with the same (stream,
+    /// id) is replaced.
     pub fn add<E: MvccEngine>(
+        &mut self,
+        shard: ShardId,
+        stream: u64,
+        id: i64,
+        w: Watcher,
+        kv: &KvStore<E>,
+        h: HeaderInfo,
+    ) {
+        if let Some(old) = self.index.insert((stream, id), shard) {
+            if let Some(g) = self.groups.get_mut(&old) {
+                g.cancel(stream, id);
+            }
+        }
+        self.groups
+            .entry(shard)
+            .or_default()
+            .add(stream, id, w, kv, h);
+        self.tidy(shard);
+    }
+
+    /// Removes a watcher; whether it existed.
+    pub fn cancel(&mut self, stream: u64, id: i64) -> bool {
+        let Some(shard) = self.index.remove(&(stream, id)) else {
+            return false;
+        };
+        let existed = self
+            .groups
+            .get_mut(&shard)
+            .is_some_and(|g| g.cancel(stream, id));
+        self.tidy(shard);
+        existed
+    }
+
+    /// Removes every watcher of a stream.
+    pub fn cancel_stream(&mut self, stream: u64) {
+        let ids: Vec<((u64, i64), ShardId)> = self
+            .index
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .map(|(k, s)| (*k, *s))
+            .collect();
+        for ((s, id), _) in ids {
+            self.cancel(s, id);
+        }
+    }
+
+    /// Whether a stream already has this watch id.
+    #[cfg(test)]
+    pub fn exists(&self, stream: u64, id: i64) -> bool {
+        self.index.contains_key(&(stream, id))
+    }
+
+    /// Delivers freshly applied events of group `shard` (`kv` is its store)
+    /// to that group's synced watchers.
+    pub fn publish<E: MvccEngine>(
+        &mut self,
+        shard: ShardId,
+        events: &[Event],
+        kv: &KvStore<E>,
+        h: HeaderInfo,
+    ) {
+        if let Some(g) = self.groups.get_mut(&shard) {
+            g.publish(events, kv, h);
+        }
+        self.tidy(shard);
+    }
+
+    /// One catch-up round for every lagging watcher of group `shard`, then
+    /// its progress notifications that are due (called on ticks, for each
+    /// group).
+    pub fn catch_up<E: MvccEngine>(&mut self, shard: ShardId, kv: &KvStore<E>, h: HeaderInfo) {
+        if let Some(g) = self.groups.get_mut(&shard) {
+            g.catch_up_lagging(kv, h);
+        }
+        self.notify_progress(shard, Instant::now(), kv, h);
+    }
+
+    /// Sends group `shard`'s progress notifications due by `now` (see
+    /// [`GroupWatchers::notify_progress`]).
+    pub fn notify_progress<E: MvccEngine>(
+        &mut self,
+        shard: ShardId,
+        now: Instant,
+        kv: &KvStore<E>,
+        h: HeaderInfo,
+    ) {
+        if let Some(g) = self.groups.get_mut(&shard) {
+            g.notify_progress(now, kv, h);
+        }
+        self.tidy(shard);
+    }
+
+    /// The group and revision up to which every watcher of `stream` has
+    /// been sent all events (for a progress request), given each group's
+    /// current revision: `None` if one of them is lagging, or if they watch
+    /// several groups (revisions of different groups do not compare, so no
+    /// one revision can promise anything; etcd too stays silent while a
+    /// watcher is unsynced). A stream with no watchers gets the home
+    /// group's revision.
+    pub fn synced_revision(
+        &self,
+        stream: u64,
+        home: ShardId,
+        revision: impl Fn(ShardId) -> i64,
+    ) -> Option<(ShardId, i64)> {
+        let mut shard = None;
+        for (&(s, id), &g) in self.index.range((stream, i64::MIN)..=(stream, i64::MAX)) {
+            if shard.is_some_and(|x| x != g) {
+                return None;
+            }
+            shard = Some(g);
+            let lagging = self
+                .groups
+                .get(&g)
+                .and_then(|gw| gw.watchers.get(&(s, id)))
+                .is_some_and(|w| w.lagging);
+            if lagging {
+                return None;
+            }
+        }
+        let shard = shard.unwrap_or(home);
+        Some((shard, revision(shard)))
+    }
+
+    /// Forgets watchers a group dropped (closed streams, compacted
+    /// catch-ups) from the index, and a group left with none.
+    fn tidy(&mut self, shard: ShardId) {
+        let Some(g) = self.groups.get_mut(&shard) else {
+            return;
+        };
+        for k in g.dropped.drain(..) {
+            if self.index.get(&k) == Some(&shard) {
+                self.index.remove(&k);
+            }
+        }
+        if g.watchers.is_empty() {
+            self.groups.remove(&shard);
+        }
+    }
+}
+
+impl GroupWatchers {
+    /// Registers a watcher and starts its catch-up if it asked for a past
+    /// revision.
+    fn add<E: MvccEngine>(
         &mut self,
         stream: u64,
         id: i64,
@@ -242,7 +403,7 @@ impl WatchHub {
     }
 
     /// Removes a watcher; whether it existed.
-    pub fn cancel(&mut self, stream: u64, id: i64) -> bool {
+    fn cancel(&mut self, stream: u64, id: i64) -> bool {
         match self.watchers.remove(&(stream, id)) {
             Some(w) => {
                 if let Some(at) = w.progress_at {
@@ -254,28 +415,15 @@ impl WatchHub {
         }
     }
 
-    /// Removes every watcher of a stream.
-    pub fn cancel_stream(&mut self, stream: u64) {
-        let due = &mut self.progress_due;
-        self.watchers.retain(|&(s, id), w| {
-            if s != stream {
-                return true;
-            }
-            if let Some(at) = w.progress_at {
-                due.remove(&(at, s, id));
-            }
-            false
-        });
-    }
-
-    /// Whether a stream already has this watch id.
-    #[cfg(test)]
-    pub fn exists(&self, stream: u64, id: i64) -> bool {
-        self.watchers.contains_key(&(stream, id))
+    /// Ends a watcher whose stream closed or whose history is gone.
+    fn drop_watcher(&mut self, stream: u64, id: i64) {
+        if self.watchers.remove(&(stream, id)).is_some() {
+            self.dropped.push((stream, id));
+        }
     }
 
     /// Delivers freshly applied events to every synced watcher.
-    pub fn publish<E: MvccEngine>(&mut self, events: &[Event], kv: &KvStore<E>, h: HeaderInfo) {
+    fn publish<E: MvccEngine>(&mut self, events: &[Event], kv: &KvStore<E>, h: HeaderInfo) {
         if self.watchers.is_empty() {
             return;
         }
@@ -313,23 +461,16 @@ impl WatchHub {
                 w.next_rev = rev + 1;
             }
         }
-        for k in closed {
-            self.watchers.remove(&k);
+        for (stream, id) in closed {
+            self.drop_watcher(stream, id);
         }
-    }
-
-    /// One catch-up round for every lagging watcher, then the progress
-    /// notifications that are due (called on ticks).
-    pub fn catch_up<E: MvccEngine>(&mut self, kv: &KvStore<E>, h: HeaderInfo) {
-        self.catch_up_lagging(kv, h);
-        self.notify_progress(Instant::now(), kv, h);
     }
 
     /// Sends the progress notifications due by `now`: to each synced
     /// watcher that asked for them and was sent no events since its last
     /// check, an empty response at the current revision (etcd's periodic
     /// progress notify). Every due watcher is checked again one interval later.
-    pub fn notify_progress<E: MvccEngine>(&mut self, now: Instant, kv: &KvStore<E>, h: HeaderInfo) {
+    fn notify_progress<E: MvccEngine>(&mut self, now: Instant, kv: &KvStore<E>, h: HeaderInfo) {
         let mut closed = Vec::new();
         while let Some(&(at, stream, id)) = self.progress_due.first() {
             if at > now {
@@ -359,8 +500,8 @@ impl WatchHub {
             w.progress_at = Some(next);
             self.progress_due.insert((next, stream, id));
         }
-        for k in closed {
-            self.watchers.remove(&k);
+        for (stream, id) in closed {
+            self.drop_watcher(stream, id);
         }
     }
 
@@ -399,12 +540,12 @@ impl WatchHub {
                 match send(w, resp) {
                     Sent::Full => {}
                     Sent::Ok | Sent::Closed => {
-                        self.watchers.remove(&(stream, id));
+                        self.drop_watcher(stream, id);
                     }
                 }
             }
             Err(_) => {
-                self.watchers.remove(&(stream, id));
+                self.drop_watcher(stream, id);
             }
             Ok(all) => {
                 let complete = all.len() < CATCH_UP_EVENTS;
@@ -421,7 +562,7 @@ impl WatchHub {
                             Sent::Ok => {}
                             Sent::Full => return, // try again next tick from the same revision
                             Sent::Closed => {
-                                self.watchers.remove(&(stream, id));
+                                self.drop_watcher(stream, id);
                                 return;
                             }
                         }
@@ -434,22 +575,15 @@ impl WatchHub {
             }
         }
     }
-
-    /// The revision up to which every watcher of `stream` has been sent all
-    /// events (for progress notifications), or `None` if one is lagging.
-    pub fn synced_revision<E: MvccEngine>(&self, stream: u64, kv: &KvStore<E>) -> Option<i64> {
-        let lag = self
-            .watchers
-            .iter()
-            .any(|((s, _), w)| *s == stream && w.lagging);
-        (!lag).then(|| kv.revision())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use synod_kv::{Command, PutRequest};
+
+    /// The group most tests watch.
+    const G: ShardId = 1;
 
     fn hdr() -> HeaderInfo {
         HeaderInfo {
@@ -479,24 +613,27 @@ mod tests {
         let mut hub = WatchHub::default();
         let (tx, mut rx) = mpsc::channel(2);
         let w = Watcher::new(b"a".to_vec(), vec![0], 0, false, false, false, 0, tx);
-        hub.add(1, 7, w, &kv, hdr());
+        hub.add(G, 1, 7, w, &kv, hdr());
         let mut want = Vec::new();
         for i in 0..6 {
             let evs = put(&mut kv, "a", &i.to_string());
             want.push(kv.revision());
-            hub.publish(&evs, &kv, hdr());
+            hub.publish(G, &evs, &kv, hdr());
         }
         let mut got = revs(&mut rx);
         for _ in 0..10 {
-            hub.catch_up(&kv, hdr());
+            hub.catch_up(G, &kv, hdr());
             got.extend(revs(&mut rx));
         }
         assert_eq!(got, want);
         // Other keys are not delivered, and the watcher is synced again.
         let evs = put(&mut kv, "0", "x");
-        hub.publish(&evs, &kv, hdr());
+        hub.publish(G, &evs, &kv, hdr());
         assert!(revs(&mut rx).is_empty());
-        assert_eq!(hub.synced_revision(1, &kv), Some(kv.revision()));
+        assert_eq!(
+            hub.synced_revision(1, G, |_| kv.revision()),
+            Some((G, kv.revision()))
+        );
     }
 
     #[test]
@@ -508,6 +645,7 @@ mod tests {
         let mut hub = WatchHub::default();
         let (tx, mut rx) = mpsc::channel(16);
         hub.add(
+            G,
             1,
             1,
             Watcher::new(b"k".to_vec(), vec![], 3, false, false, false, 0, tx.clone()),
@@ -517,6 +655,7 @@ mod tests {
         assert_eq!(revs(&mut rx), vec![3, 4]);
         kv.apply(&Command::Compact { revision: 3 }).0.unwrap();
         hub.add(
+            G,
             1,
             2,
             Watcher::new(b"k".to_vec(), vec![], 2, false, false, false, 0, tx),
@@ -539,13 +678,13 @@ mod tests {
         let sec = Duration::from_secs(1);
         let mut w = Watcher::new(b"a".to_vec(), vec![], 0, false, false, false, 0, tx.clone());
         w.progress_every = Some(every);
-        hub.add(1, 7, w, &kv, hdr());
+        hub.add(G, 1, 7, w, &kv, hdr());
         let quiet = Watcher::new(b"a".to_vec(), vec![], 0, false, false, false, 0, tx);
-        hub.add(1, 8, quiet, &kv, hdr());
+        hub.add(G, 1, 8, quiet, &kv, hdr());
         let t0 = Instant::now();
-        hub.notify_progress(t0, &kv, hdr());
+        hub.notify_progress(G, t0, &kv, hdr());
         assert!(rx.try_recv().is_err(), "not due yet");
-        hub.notify_progress(t0 + every + sec, &kv, hdr());
+        hub.notify_progress(G, t0 + every + sec, &kv, hdr());
         let r = rx.try_recv().unwrap().unwrap();
         assert_eq!(
             (r.watch_id, r.events.len(), r.header.unwrap().revision),
@@ -555,19 +694,85 @@ mod tests {
         assert!(rx.try_recv().is_err());
         // Events during the next interval: no notification at its end.
         let ev = put(&mut kv, "a", "2");
-        hub.publish(&ev, &kv, hdr());
+        hub.publish(G, &ev, &kv, hdr());
         assert_eq!(revs(&mut rx), vec![kv.revision(); 2]);
-        hub.notify_progress(t0 + 2 * every + 2 * sec, &kv, hdr());
+        hub.notify_progress(G, t0 + 2 * every + 2 * sec, &kv, hdr());
         assert!(rx.try_recv().is_err(), "events were sent in this interval");
         // A quiet interval: notified again, at the new revision.
-        hub.notify_progress(t0 + 3 * every + 3 * sec, &kv, hdr());
+        hub.notify_progress(G, t0 + 3 * every + 3 * sec, &kv, hdr());
         let r = rx.try_recv().unwrap().unwrap();
         assert_eq!((r.watch_id, r.header.unwrap().revision), (7, kv.revision()));
-        assert_eq!(hub.progress_due.len(), 1, "one pending check per watcher");
+        assert_eq!(
+            hub.groups[&G].progress_due.len(),
+            1,
+            "one pending check per watcher"
+        );
         assert!(hub.cancel(1, 7));
         assert!(
-            hub.progress_due.is_empty(),
+            hub.groups[&G].progress_due.is_empty(),
             "a cancel drops its pending check"
         );
+    }
+
+    #[test]
+    fn each_group_reaches_only_its_own_watchers_with_its_own_headers() {
+        // Two groups, each with its own store (revisions count separately).
+        let (mut kv1, mut kv2) = (KvStore::new(), KvStore::new());
+        let h2 = HeaderInfo { term: 9, ..hdr() };
+        let mut hub = WatchHub::default();
+        let (tx, mut rx) = mpsc::channel(16);
+        let (tx2, mut rx2) = mpsc::channel(16);
+        let w = |k: &str, tx: &mpsc::Sender<WatchOut>| {
+            Watcher::new(k.into(), vec![0], 0, false, false, false, 0, tx.clone())
+        };
+        hub.add(1, 1, 1, w("a", &tx), &kv1, hdr());
+        hub.add(2, 1, 2, w("n", &tx), &kv2, h2);
+        hub.add(2, 2, 1, w("n", &tx2), &kv2, h2);
+        assert_eq!(hub.len(), 3);
+        for i in 0..3 {
+            put(&mut kv1, "a", &i.to_string());
+        }
+        let ev = put(&mut kv2, "n", "x");
+        hub.publish(2, &ev, &kv2, h2);
+        // Group 2's event, at group 2's revision and term, to its two watchers.
+        let r = rx.try_recv().unwrap().unwrap();
+        let hd = r.header.unwrap();
+        assert_eq!(
+            (r.watch_id, hd.revision, hd.raft_term),
+            (2, kv2.revision(), 9)
+        );
+        assert!(rx.try_recv().is_err(), "group 1's watcher saw nothing");
+        assert_eq!(rx2.try_recv().unwrap().unwrap().watch_id, 1);
+        // Group 1's history reaches its watcher only.
+        let ev = put(&mut kv1, "a", "3");
+        hub.publish(1, &ev, &kv1, hdr());
+        let r = rx.try_recv().unwrap().unwrap();
+        assert_eq!((r.watch_id, r.events.len()), (1, 1));
+        assert_eq!(r.header.unwrap().revision, kv1.revision());
+        assert!(rx2.try_recv().is_err());
+        // Progress: one group per stream gives that group's revision; a
+        // stream over two groups gets none.
+        let rev = |s: ShardId| {
+            if s == 1 {
+                kv1.revision()
+            } else {
+                kv2.revision()
+            }
+        };
+        assert_eq!(hub.synced_revision(2, 1, rev), Some((2, kv2.revision())));
+        assert_eq!(hub.synced_revision(1, 1, rev), None);
+        assert_eq!(hub.synced_revision(3, 1, rev), Some((1, kv1.revision())));
+        // Cancels find the watcher's group by its id alone.
+        assert!(hub.cancel(1, 2));
+        assert!(!hub.cancel(1, 2));
+        assert_eq!(hub.synced_revision(1, 1, rev), Some((1, kv1.revision())));
+        hub.cancel_stream(2);
+        assert_eq!(hub.len(), 1);
+        assert!(!hub.groups.contains_key(&2), "an empty group is forgotten");
+        // A closed stream is dropped from the index too.
+        drop(rx);
+        let ev = put(&mut kv1, "a", "4");
+        hub.publish(1, &ev, &kv1, hdr());
+        assert_eq!(hub.len(), 0);
     }
 }

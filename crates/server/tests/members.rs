@@ -276,6 +276,7 @@ fn a_learner_is_promoted_and_refusals_carry_etcds_messages() {
     while cl
         .running(l4)
         .shared()
+        .metrics
         .snapshot_bytes
         .load(Ordering::Relaxed)
         == 0

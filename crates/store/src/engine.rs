@@ -624,7 +624,7 @@ impl RedbEngine {
 }
 
 fn eng(e: StoreError) -> EngineError {
-    EngineError(e.to_string())
+    EngineError::new(e)
 }
 
 impl MvccEngine for RedbEngine {

@@ -150,7 +150,7 @@ pub fn commit(
         kv.engine_mut().abort()?;
         return Err(StoreError::Kv {
             path,
-            source: KvError::Storage(e.0),
+            source: KvError::Storage(e),
         });
     }
     let meta = kv.meta_image();

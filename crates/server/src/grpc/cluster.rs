@@ -40,7 +40,12 @@ fn check_urls(urls: &[String]) -> Result<(), Status> {
 
 impl Api {
     fn members(&self) -> Vec<pb::Member> {
-        self.shared().member_list().iter().map(member_out).collect()
+        self.shared()
+            .peers
+            .member_list()
+            .iter()
+            .map(member_out)
+            .collect()
     }
 
     /// Runs a membership change; the changed member's id and every member after it.

@@ -7,6 +7,23 @@ use synod_proto::etcdserverpb::kv_server::Kv;
 use tonic::{Request, Response, Status};
 
 use super::Api;
+
+/// The first key an etcd transaction touches (its group serves it).
+fn txn_first_key(t: &pb::TxnRequest) -> Option<&[u8]> {
+    use pb::request_op::Request as R;
+    if let Some(c) = t.compare.first() {
+        return Some(&c.key);
+    }
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .find_map(|op| match op.request.as_ref()? {
+            R::RequestRange(r) => Some(r.key.as_slice()),
+            R::RequestPut(p) => Some(p.key.as_slice()),
+            R::RequestDeleteRange(d) => Some(d.key.as_slice()),
+            R::RequestTxn(inner) => txn_first_key(inner),
+        })
+}
 use crate::convert::{self, TOO_LARGE};
 
 fn unexpected() -> Status {
@@ -35,7 +52,8 @@ impl Kv for Api {
         &self,
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
-        self.check_leader(&req)?;
+        let g = self.shared().groups.for_key(&req.get_ref().key);
+        self.check_leader_in(&req, g)?;
         let r = req.into_inner();
         let serializable = r.serializable;
         let rr = convert::range_in(r)?;
@@ -47,7 +65,7 @@ impl Kv for Api {
             .await?
         {
             ClientResponse::Range(resp) => {
-                let h = self.header(resp.header_revision);
+                let h = self.header_in(g, resp.header_revision);
                 Ok(Response::new(convert::range_out(resp, h)))
             }
             _ => Err(unexpected()),
@@ -55,7 +73,8 @@ impl Kv for Api {
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
-        self.check_leader(&req)?;
+        let g = self.shared().groups.for_key(&req.get_ref().key);
+        self.check_leader_in(&req, g)?;
         let p = req.into_inner();
         self.check_size(&p)?;
         if p.key.is_empty() {
@@ -63,7 +82,7 @@ impl Kv for Api {
         }
         match self.write(Command::Put(convert::put_in(p))).await? {
             KvResponse::Put { revision, prev_kv } => Ok(Response::new(pb::PutResponse {
-                header: Some(self.header(revision)),
+                header: Some(self.header_in(g, revision)),
                 prev_kv: prev_kv.map(convert::kv_out),
             })),
             _ => Err(unexpected()),
@@ -74,7 +93,8 @@ impl Kv for Api {
         &self,
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
-        self.check_leader(&req)?;
+        let g = self.shared().groups.for_key(&req.get_ref().key);
+        self.check_leader_in(&req, g)?;
         let d = req.into_inner();
         if d.key.is_empty() {
             return Err(Status::invalid_argument("etcdserver: key is not provided"));
@@ -88,7 +108,7 @@ impl Kv for Api {
                 deleted,
                 prev_kvs,
             } => Ok(Response::new(pb::DeleteRangeResponse {
-                header: Some(self.header(revision)),
+                header: Some(self.header_in(g, revision)),
                 deleted,
                 prev_kvs: prev_kvs.into_iter().map(convert::kv_out).collect(),
             })),
@@ -97,7 +117,11 @@ impl Kv for Api {
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
-        self.check_leader(&req)?;
+        let g = match txn_first_key(req.get_ref()) {
+            Some(k) => self.shared().groups.for_key(k),
+            None => self.shared().groups.home(),
+        };
+        self.check_leader_in(&req, g)?;
         let t = req.into_inner();
         self.check_size(&t)?;
         let t = convert::txn_in(t, 0)?;
@@ -113,7 +137,7 @@ impl Kv for Api {
                     ..Default::default()
                 };
                 Ok(Response::new(pb::TxnResponse {
-                    header: Some(self.header(revision)),
+                    header: Some(self.header_in(g, revision)),
                     succeeded,
                     responses: responses
                         .into_iter()

@@ -62,7 +62,9 @@ impl Lease for Api {
             .await?
         {
             ClientResponse::Write(resp) => Ok(Response::new(pb::LeaseRevokeResponse {
-                header: Some(self.header(resp.revision().max(self.shared().revision()))),
+                header: Some(
+                    self.header(resp.revision().max(self.shared().groups.home().revision())),
+                ),
             })),
             _ => Err(Status::internal("synod: unexpected response kind")),
         }

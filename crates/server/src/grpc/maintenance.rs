@@ -155,7 +155,7 @@ impl Maintenance for Api {
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
         self.check_leader(&req)?;
         let target = req.into_inner().target_id;
-        if !self.shared().is_member(target) {
+        if !self.shared().peers.is_member(target) {
             return Err(Status::failed_precondition(
                 "etcdserver: bad leader transferee",
             ));
@@ -169,7 +169,7 @@ impl Maintenance for Api {
         let c = &self.shared().cfg;
         let limit = c.tick * c.election_ticks * 3;
         let t0 = Instant::now();
-        while self.shared().leader() != target {
+        while self.shared().groups.home().leader() != target {
             if t0.elapsed() > limit {
                 return Err(Status::deadline_exceeded(
                     "etcdserver: leader transfer timeout",

@@ -26,7 +26,7 @@ use tonic::Status;
 
 use crate::convert::{client_status, NO_LEADER, TIMED_OUT};
 use crate::inbox::{Input, Query};
-use crate::shared::Shared;
+use crate::shared::{GroupState, Shared};
 use crate::wire::{Answer, Ask};
 
 /// How long a request may take before "request timed out" (etcd: 5 s + election).
@@ -113,29 +113,53 @@ impl Api {
         self.inner.next_stream.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A response header at `revision`.
-    pub fn header(&self, revision: i64) -> ResponseHeader {
+    /// A response header at `revision` from group `g` (its term).
+    pub fn header_in(&self, g: &GroupState, revision: i64) -> ResponseHeader {
         let s = &self.inner.shared;
         ResponseHeader {
             cluster_id: s.cfg.cluster_id,
             member_id: s.cfg.id,
             revision,
-            raft_term: s.term(),
+            raft_term: g.term(),
         }
     }
 
-    /// A header at the current revision.
-    pub fn header_now(&self) -> ResponseHeader {
-        self.header(self.inner.shared.revision())
+    /// A response header at `revision` for what belongs to the whole
+    /// cluster (leases, members, maintenance): the home group's.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        self.header_in(self.inner.shared.groups.home(), revision)
     }
 
-    /// Refuses with etcd's "no leader" when the request demands a leader and none is known.
+    /// A header at the home group's current revision.
+    pub fn header_now(&self) -> ResponseHeader {
+        let home = self.inner.shared.groups.home();
+        self.header_in(home, home.revision())
+    }
+
+    /// A header at group `g`'s current revision.
+    pub fn header_now_in(&self, g: &GroupState) -> ResponseHeader {
+        self.header_in(g, g.revision())
+    }
+
+    /// Refuses with etcd's "no leader" when the request demands a leader
+    /// and the home group knows none (cluster-wide requests, and watch
+    /// streams, which may watch any group).
     pub fn check_leader<T>(&self, req: &tonic::Request<T>) -> Result<(), Status> {
+        self.check_leader_in(req, self.inner.shared.groups.home())
+    }
+
+    /// Refuses with etcd's "no leader" when the request demands a leader
+    /// and group `g`, which serves it, knows none.
+    pub fn check_leader_in<T>(
+        &self,
+        req: &tonic::Request<T>,
+        g: &GroupState,
+    ) -> Result<(), Status> {
         let wants = req
             .metadata()
             .get("hasleader")
             .is_some_and(|v| v.as_bytes() == b"true");
-        if wants && self.inner.shared.leader() == 0 {
+        if wants && g.leader() == 0 {
             return Err(Status::unavailable(NO_LEADER));
         }
         Ok(())
@@ -151,6 +175,8 @@ impl Api {
     }
 
     async fn call_with(&self, s: Session, op: ClientOp) -> Result<ClientResponse, Status> {
+        let shared = self.inner.shared.clone();
+        let group = shared.groups.for_op(&op);
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let mut backoff = Duration::from_millis(10);
         let mut last_no_leader = false;
@@ -198,7 +224,7 @@ impl Api {
                 // No answer yet: ask again under the same name (applied at most once).
                 Err(_) => {
                     maybe_taken = true;
-                    last_no_leader = self.inner.shared.leader() == 0;
+                    last_no_leader = group.leader() == 0;
                     continue;
                 }
             }

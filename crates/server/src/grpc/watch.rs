@@ -13,6 +13,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Api;
+use crate::convert::client_status;
 use crate::inbox::Query;
 use crate::watch::{plain, WatchOut, Watcher};
 
@@ -39,8 +40,25 @@ impl StreamState {
             }
             self.next_id
         };
+        // A watcher lives beside one group's store: a range over several
+        // groups is refused, as the node refuses such requests.
+        let groups = &self.api.shared().groups;
+        let group = match groups.for_span(&c.key, &c.range_end) {
+            Ok(g) => g.shard,
+            Err(e) => {
+                let mut r = plain(self.api.header_now(), id);
+                r.created = true;
+                r.canceled = true;
+                r.cancel_reason = client_status(&e).message().to_string();
+                return self.tx.send(Ok(r)).await.map_err(|_| ());
+            }
+        };
+        let header_now = || {
+            let g = self.api.shared().groups.get(group);
+            g.map_or_else(|| self.api.header_now(), |g| self.api.header_now_in(g))
+        };
         if self.ids.contains(&id) || self.ids.len() >= MAX_PER_STREAM || id < 0 {
-            let mut r = plain(self.api.header_now(), id);
+            let mut r = plain(header_now(), id);
             r.created = true;
             r.canceled = true;
             r.cancel_reason = if id < 0 || self.ids.contains(&id) {
@@ -51,7 +69,7 @@ impl StreamState {
             return self.tx.send(Ok(r)).await.map_err(|_| ());
         }
         self.ids.insert(id);
-        let mut created = plain(self.api.header_now(), id);
+        let mut created = plain(header_now(), id);
         created.created = true;
         self.tx.send(Ok(created)).await.map_err(|_| ())?;
         let no_put = c
@@ -82,6 +100,7 @@ impl StreamState {
         let added = self
             .api
             .query(move |tx| Query::AddWatch {
+                shard: group,
                 stream,
                 id,
                 watcher: Box::new(w),
@@ -91,7 +110,7 @@ impl StreamState {
             .unwrap_or(false);
         if !added {
             self.ids.remove(&id);
-            let mut r = plain(self.api.header_now(), id);
+            let mut r = plain(header_now(), id);
             r.canceled = true;
             r.cancel_reason = "etcdserver: too many watchers".into();
             return self.tx.send(Ok(r)).await.map_err(|_| ());
@@ -123,13 +142,13 @@ impl StreamState {
             .await
             .ok()
             .flatten();
-        if let Some(rev) = rev {
+        if let Some((shard, rev)) = rev {
+            let groups = &self.api.shared().groups;
+            let header = groups
+                .get(shard)
+                .map_or_else(|| self.api.header(rev), |g| self.api.header_in(g, rev));
             // Not tied to one watcher: etcd's "invalid watch id" (-1).
-            return self
-                .tx
-                .send(Ok(plain(self.api.header(rev), -1)))
-                .await
-                .map_err(|_| ());
+            return self.tx.send(Ok(plain(header, -1))).await.map_err(|_| ());
         }
         Ok(())
     }

@@ -139,7 +139,7 @@ impl Cluster {
                 .members
                 .iter()
                 .flatten()
-                .map(|m| m.running.as_ref().unwrap().shared().leader())
+                .map(|m| m.running.as_ref().unwrap().shared().groups.home().leader())
                 .collect();
             if let Some(&l) = seen.first() {
                 if l != 0 && seen.iter().all(|&x| x == l) {
