@@ -488,3 +488,165 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_kv::{Command, PutRequest};
+    use synod_node::{ClientOp, ClientRequest, ClientResponse, GroupInit, HostConfig, KeyRange};
+    use synod_raft::Init;
+
+    use crate::watch::Watcher;
+
+    /// An actor over one member hosting two groups, keys below "m" and the
+    /// rest, each in memory and a group of one voter.
+    fn two_groups() -> Core {
+        let cfg = crate::config::RawConfig::default().validate().unwrap();
+        let id = cfg.id;
+        let group = |shard, range| GroupInit {
+            shard,
+            range,
+            raft: Init::Bootstrap {
+                voters: vec![id],
+                learners: Vec::new(),
+            },
+            snapshot_data: None,
+        };
+        let node_cfg = synod_node::NodeConfig {
+            id,
+            ..synod_node::NodeConfig::default()
+        };
+        let node = Node::new(
+            node_cfg,
+            vec![
+                group(1, KeyRange::new("", "m")),
+                group(2, KeyRange::new("m", "")),
+            ],
+        )
+        .unwrap();
+        let shared = Arc::new(Shared::new(cfg, false, node.ranges()));
+        // One member: the transport dials nobody.
+        let transport = Transport::start(shared.clone());
+        let host = Host::new(
+            node,
+            HostConfig {
+                name: "t".into(),
+                client_urls: Vec::new(),
+                store_commit_ticks: 1,
+                store_commit_entries: 1000,
+                bug: None,
+            },
+        );
+        Core::new(host, shared, transport)
+    }
+
+    /// The actor's loop without a disk: every write is durable at once.
+    fn settle(core: &mut Core) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(DISK_QUEUE);
+        let mut queue = VecDeque::new();
+        for _ in 0..1000 {
+            core.drive(&tx, &mut queue);
+            while rx.try_recv().is_ok() {}
+            while let Some(job) = queue.pop_front() {
+                if let Some(rd) = job {
+                    core.send_and_advance(rd, true);
+                }
+            }
+            if !core.host.has_ready() {
+                return;
+            }
+        }
+        panic!("the host never settled");
+    }
+
+    fn put(core: &mut Core, seq: u64, key: &str) -> i64 {
+        let (tx, mut rx) = oneshot::channel();
+        let req = ClientRequest {
+            client: 7,
+            seq,
+            op: ClientOp::Write(Command::Put(PutRequest::new(key, "v"))),
+        };
+        core.on_input(Input::Call { req, tx });
+        settle(core);
+        match rx.try_recv().expect("the put was answered").result {
+            Ok(ClientResponse::Write(r)) => r.revision(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn watch(
+        core: &mut Core,
+        shard: ShardId,
+        stream: u64,
+        key: &str,
+    ) -> mpsc::Receiver<crate::watch::WatchOut> {
+        let (out, rx) = mpsc::channel(16);
+        let w = Watcher::new(key.into(), Vec::new(), 0, false, false, false, 0, out);
+        let (tx, mut added) = oneshot::channel();
+        core.on_query(Query::AddWatch {
+            shard,
+            stream,
+            id: 1,
+            watcher: Box::new(w),
+            tx,
+        });
+        assert_eq!(added.try_recv(), Ok(true));
+        rx
+    }
+
+    #[test]
+    fn every_group_is_published_and_its_events_reach_its_own_watchers() {
+        let mut core = two_groups();
+        let me = core.shared.cfg.id;
+        for _ in 0..500 {
+            if core.shared.groups.all_have_leader() {
+                break;
+            }
+            core.on_tick(true);
+            settle(&mut core);
+        }
+        let groups = &core.shared.groups;
+        for shard in [1, 2] {
+            let g = groups.get(shard).unwrap();
+            assert_eq!(g.leader(), me, "group {shard} elected this member");
+            assert!(g.term() >= 1);
+            assert!(g.leader_changes() >= 1);
+        }
+        let (rev1, rev2) = (
+            groups.get(1).unwrap().revision(),
+            groups.get(2).unwrap().revision(),
+        );
+        let mut w1 = watch(&mut core, 1, 1, "a");
+        let mut w2 = watch(&mut core, 2, 2, "n");
+        // A write to group 2 moves group 2's revision alone, and reaches
+        // group 2's watcher alone, under group 2's header.
+        let r = put(&mut core, 1, "n");
+        let groups = &core.shared.groups;
+        assert_eq!(r, rev2 + 1);
+        assert_eq!(groups.get(2).unwrap().revision(), rev2 + 1);
+        assert_eq!(groups.get(1).unwrap().revision(), rev1);
+        let got = w2.try_recv().unwrap().unwrap();
+        assert_eq!(got.events.len(), 1);
+        let h = got.header.unwrap();
+        assert_eq!(h.revision, rev2 + 1);
+        assert_eq!(h.raft_term, groups.get(2).unwrap().term());
+        assert!(w1.try_recv().is_err());
+        let r = put(&mut core, 2, "a");
+        assert_eq!(r, rev1 + 1);
+        assert_eq!(w1.try_recv().unwrap().unwrap().events.len(), 1);
+        assert!(w2.try_recv().is_err());
+        // Progress per stream, by its group.
+        let progress = |core: &mut Core, stream| {
+            let (tx, mut rx) = oneshot::channel();
+            core.on_query(Query::WatchProgress { stream, tx });
+            rx.try_recv().unwrap()
+        };
+        assert_eq!(progress(&mut core, 2), Some((2, rev2 + 1)));
+        assert_eq!(progress(&mut core, 1), Some((1, rev1 + 1)));
+        // Status is the home group's.
+        let (tx, mut rx) = oneshot::channel();
+        core.on_query(Query::Status(tx));
+        let st = rx.try_recv().unwrap();
+        assert_eq!((st.leader, st.revision), (me, rev1 + 1));
+    }
+}

@@ -226,3 +226,48 @@ impl Watch for Api {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use synod_node::KeyRange;
+
+    use super::*;
+    use crate::shared::Shared;
+
+    #[tokio::test]
+    async fn a_watch_over_two_groups_is_created_and_cancelled_with_the_cross_shard_message() {
+        let cfg = crate::config::RawConfig::default().validate().unwrap();
+        let ranges = [(KeyRange::new("", "m"), 1), (KeyRange::new("m", ""), 2)];
+        let shared = Arc::new(Shared::new(cfg, false, &ranges));
+        shared.groups.get(1).unwrap().publish(0, 3, 11);
+        // No actor: the refusal comes before anything is asked of it.
+        let (inbox, _actor) = mpsc::channel(16);
+        let api = Api::new(inbox, shared);
+        let create = pb::WatchRequest {
+            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+                pb::WatchCreateRequest {
+                    key: b"a".to_vec(),
+                    range_end: b"z".to_vec(),
+                    watch_id: 5,
+                    ..Default::default()
+                },
+            )),
+        };
+        let mut rx = api.watch_stream(tokio_stream::iter(vec![Ok(create)]), true);
+        let r = rx.recv().await.unwrap().unwrap();
+        assert!(r.created && r.canceled, "{r:?}");
+        assert_eq!(r.watch_id, 5);
+        assert_eq!(
+            r.cancel_reason,
+            "synod: the request spans several key ranges"
+        );
+        let h = r.header.unwrap();
+        assert_eq!(
+            (h.revision, h.raft_term),
+            (11, 3),
+            "the home group's header"
+        );
+    }
+}
