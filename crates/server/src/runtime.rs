@@ -336,7 +336,7 @@ impl Core {
             }
             let job = DiskJob {
                 persist: std::mem::take(&mut rd.persist),
-                store_durable: self.store_durable(),
+                store_durable: self.stores_durable(),
                 sync: rd.must_sync,
             };
             // Never blocks: the channel holds DISK_QUEUE jobs.
@@ -351,12 +351,15 @@ impl Core {
         }
     }
 
-    /// The store's durable applied index.
-    fn store_durable(&self) -> u64 {
-        self.node()
-            .state_machine(self.shard)
-            .and_then(|sm| sm.durable_applied())
-            .unwrap_or(0)
+    /// Each group's store's durable applied index.
+    fn stores_durable(&self) -> BTreeMap<ShardId, u64> {
+        let node = self.node();
+        node.shards()
+            .map(|s| {
+                let durable = node.state_machine(s).and_then(|sm| sm.durable_applied());
+                (s, durable.unwrap_or(0))
+            })
+            .collect()
     }
 
     /// Sends `rd`'s messages and advances the host; `synced`: everything
@@ -383,8 +386,9 @@ fn home_kv(host: &Host, shard: ShardId) -> &synod_kv::KvStore<synod_kv::DynEngin
 /// Records of one `Ready` for the disk thread.
 struct DiskJob {
     persist: Vec<Persist>,
-    /// The store's durable applied index (bounds WAL compaction).
-    store_durable: u64,
+    /// Each group's store's durable applied index (bounds the compaction
+    /// of its log).
+    store_durable: BTreeMap<ShardId, u64>,
     /// Whether to fdatasync after writing.
     sync: bool,
 }
@@ -394,6 +398,7 @@ pub async fn run(
     mut core: Core,
     mut inbox: mpsc::Receiver<Input>,
     mut disk: Disk,
+    wal_fsync: std::sync::Arc<crate::metrics::Histogram>,
 ) -> Result<(), DiskError> {
     let (ptx, prx) = std::sync::mpsc::sync_channel::<DiskJob>(DISK_QUEUE);
     let (dtx, mut drx) = mpsc::channel::<Result<u64, DiskError>>(DISK_QUEUE);
@@ -402,20 +407,25 @@ pub async fn run(
         .name(format!("synod-disk-{}", shared.cfg.name))
         .spawn(move || {
             while let Ok(job) = prx.recv() {
-                let r = if job.sync {
-                    disk.persist(&job.persist, job.store_durable)
-                } else {
-                    disk.write(&job.persist, job.store_durable)
+                let durable = |s: ShardId| job.store_durable.get(&s).copied().unwrap_or(0);
+                let mut r = disk.write(&job.persist, &durable);
+                if job.sync && r.is_ok() {
+                    let t0 = std::time::Instant::now();
+                    r = disk.sync();
+                    wal_fsync.observe(t0.elapsed());
                 }
-                .map(|()| disk.snapshot_bytes());
+                let r = r.map(|()| disk.snapshot_bytes());
                 if dtx.blocking_send(r).is_err() {
                     return;
                 }
             }
         })
-        .map_err(|err| DiskError::Io {
-            path: shared.cfg.data_dir.clone(),
-            err,
+        .map_err(|err| {
+            DiskError::Vfs(synod_storage::VfsError::from_io(
+                "spawn the disk thread",
+                &shared.cfg.data_dir,
+                err,
+            ))
         })?;
     let mut interval = tokio::time::interval(shared.cfg.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
