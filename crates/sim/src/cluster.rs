@@ -1,5 +1,6 @@
-//! The processes of a simulated database: servers (a [`Node`] on a
-//! [`SimDisk`]) and clients (a workload that records its history).
+//! The processes of a simulated database: servers (a [`Host`] on the
+//! production storage code, [`synod_disk::Disk`], over a simulated VFS) and
+//! clients (a workload that records its history).
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,8 @@ use synod_node::{
 use synod_raft::{Init, MessageBody, NodeId};
 use synod_simnet::{Ctx, ProcId, Process, Time, TimerId, MILLIS};
 
-use crate::disk::SimDisk;
+use synod_disk::{Disk, MemStores};
+use synod_storage::{SimVfs, WalConfig};
 
 /// The home group (the first key range): membership changes and the aimed
 /// faults follow its leader.
@@ -215,13 +217,40 @@ pub struct ServerTiming {
     pub sync_every_ready: bool,
 }
 
+/// What of a simulated node outlives its crashes: its file system (the WAL
+/// and snapshot images) and its stores as of their last durable commits.
+/// Clones share the same storage.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    /// The simulated file system.
+    pub vfs: SimVfs,
+    /// The state machines' stores.
+    pub stores: MemStores,
+}
+
+impl Storage {
+    /// Blank storage.
+    pub fn new(max_sessions: usize) -> Storage {
+        Storage {
+            vfs: SimVfs::new(),
+            stores: MemStores::new(max_sessions),
+        }
+    }
+}
+
+/// Where a simulated node keeps its data dir.
+const DATA_DIR: &str = "/data";
+
 /// A database node on a simulated disk: the same [`Host`] the production
-/// runtime drives, with the simulator's network, timers and disk around it.
+/// runtime drives, over the same storage code, with the simulator's
+/// network, timers and file system around it.
 pub struct Server {
     /// The host (sans-IO core: the node and every decision around it).
     pub host: Host,
-    /// Its disk: survives crashes, minus what was not synced.
-    pub disk: SimDisk,
+    /// Its disk: every group's log on one WAL, and the snapshot images.
+    disk: Disk<SimVfs>,
+    /// What survives a crash.
+    pub storage: Storage,
     timing: ServerTiming,
     /// The Ready whose writes are being synced; its messages leave after.
     syncing: Option<synod_node::Ready>,
@@ -235,51 +264,51 @@ pub fn proc_of(id: NodeId) -> ProcId {
 }
 
 impl Server {
-    /// Builds a server from its disk: a bootstrap if nothing was ever synced,
-    /// otherwise a restore of what was.
+    /// Builds a server from its storage, as the production server boots:
+    /// each group's store at its last durable commit and its log after it;
+    /// a group of which nothing was ever made durable bootstraps.
     pub fn boot(
         cfg: NodeConfig,
         host: HostConfig,
         voters: Vec<NodeId>,
         ranges: &[(KeyRange, ShardId)],
-        disk: SimDisk,
+        storage: Storage,
         timing: ServerTiming,
     ) -> Server {
-        let inits = ranges
-            .iter()
-            .map(|(range, shard)| {
-                let img = disk.image(*shard).cloned().unwrap_or_default();
-                // Only a disk on which nothing was ever made durable
-                // bootstraps; any durable state (a vote, entries, a
-                // snapshot) is restored from.
-                let blank = img.snapshot.is_none()
-                    && img.entries.is_empty()
-                    && img.hard_state == synod_raft::HardState::default();
-                let raft = if blank {
-                    Init::Bootstrap {
-                        voters: voters.clone(),
-                        learners: Vec::new(),
-                    }
-                } else {
-                    Init::Restore {
-                        hard_state: img.hard_state,
-                        snapshot: img.snapshot_meta(),
-                        entries: img.entries.clone(),
-                    }
-                };
-                GroupInit {
+        let groups: Vec<(ShardId, KeyRange)> =
+            ranges.iter().map(|(r, s)| (*s, r.clone())).collect();
+        let mut stores = storage.stores.clone();
+        let opened = Disk::open(
+            storage.vfs.clone(),
+            std::path::Path::new(DATA_DIR),
+            &groups,
+            WalConfig::for_simulation(),
+            &mut stores,
+        )
+        .unwrap_or_else(|e| panic!("recovering from a simulated disk: {e}"));
+        let inits = opened
+            .groups
+            .into_iter()
+            .zip(&groups)
+            .map(|(g, (shard, range))| {
+                let init = g.init.unwrap_or_else(|| GroupInit {
                     shard: *shard,
                     range: range.clone(),
-                    raft,
-                    snapshot_data: img.snapshot.as_ref().map(|s| s.data.clone()),
-                }
+                    raft: Init::Bootstrap {
+                        voters: voters.clone(),
+                        learners: Vec::new(),
+                    },
+                    snapshot_data: None,
+                });
+                (init, Some(g.state))
             })
             .collect();
-        let node = Node::new(cfg, inits)
-            .unwrap_or_else(|e| panic!("recovering from a valid disk image: {e}"));
+        let node = Node::with_state_machines(cfg, inits)
+            .unwrap_or_else(|e| panic!("recovering from a valid disk: {e}"));
         Server {
             host: Host::new(node, host),
-            disk,
+            disk: opened.disk,
+            storage,
             timing,
             syncing: None,
             incarnation: 0,
@@ -318,7 +347,9 @@ impl Server {
                     .syncing
                     .take()
                     .expect("a sync completes only while one is running");
-                self.disk.sync();
+                self.disk
+                    .sync()
+                    .unwrap_or_else(|e| panic!("the simulated disk failed: {e}"));
                 self.send(ctx, rd, true)
             }
             _ => unreachable!("unknown server timer {tag}"),
@@ -365,9 +396,16 @@ impl Server {
                 ctx.send(to, Msg::Peer(HostMsg::Raft(env)));
             }
             let writes = !rd.persist.is_empty();
-            for p in rd.persist.drain(..) {
-                self.disk.write(p);
-            }
+            let node = self.host.node();
+            let durable = |s: ShardId| {
+                node.state_machine(s)
+                    .and_then(|sm| sm.durable_applied())
+                    .unwrap_or(0)
+            };
+            self.disk
+                .write(&rd.persist, &durable)
+                .unwrap_or_else(|e| panic!("the simulated disk failed: {e}"));
+            rd.persist.clear();
             let sync = rd.must_sync || (self.timing.sync_every_ready && writes);
             if !sync {
                 // Nothing or only a commit index: written, not synced; a

@@ -17,7 +17,6 @@
 pub mod aim;
 pub mod cli;
 pub mod cluster;
-pub mod disk;
 pub mod invariants;
 pub mod run;
 

@@ -19,8 +19,8 @@ use synod_simnet::{
 };
 
 use crate::aim::{Aim, AimAction};
+use crate::cluster::Storage;
 use crate::cluster::{split, Client, ClientEvent, Proc, Server, ServerTiming, Workload};
-use crate::disk::SimDisk;
 use crate::invariants::Invariants;
 
 /// Everything that defines a run. Together with the seed it is the replay key.
@@ -608,15 +608,15 @@ impl Harness {
         let Some(old) = self.sim.proc(p).server() else {
             return;
         };
-        let mut disk: SimDisk = old.disk.clone();
-        disk.crash(&mut self.crash_rng);
+        let storage = old.storage.clone();
+        storage.vfs.crash(&mut self.crash_rng);
         self.incarnation[p] += 1;
         let mut server = Server::boot(
             self.node_config(p),
             self.host_config(p),
             self.boot_voters(p),
             &self.ranges,
-            disk,
+            storage,
             self.timing.clone(),
         );
         server.incarnation = self.incarnation[p];
@@ -766,7 +766,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
             h.host_config(i),
             h.boot_voters(i),
             &h.ranges,
-            SimDisk::default(),
+            Storage::new(h.node_config(i).max_sessions),
             timing.clone(),
         ))));
     }
