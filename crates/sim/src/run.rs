@@ -229,6 +229,9 @@ impl RunReport {
     }
 }
 
+/// What applying one key operation costs a simulated server, in nanoseconds.
+pub const APPLY_OP_NANOS: u64 = 20_000;
+
 /// A run that needs more simulator events than this is stuck in a message
 /// storm or livelock (a normal run takes about 15 000): it stops and fails.
 pub const MAX_EVENTS: u64 = 3_000_000;
@@ -313,6 +316,7 @@ impl Harness {
             max_pending: 1000,
             ticks_per_second: 100,
             parallel_leader_append,
+            ..NodeConfig::default()
         }
     }
 
@@ -691,6 +695,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
         sync_min: 100,
         sync_max: 2 * MILLIS,
         sync_every_ready: cfg.sync_every_ready,
+        // About what the server's disk store takes per key written.
+        apply_op_nanos: APPLY_OP_NANOS,
     };
     let mut net = NetConfig::reliable();
     net.latency_min = 200;
