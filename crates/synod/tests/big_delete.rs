@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::{Cluster, ScratchDir};
 use synod_client::{Client, ClientOptions};
-use synod_proto::etcdserverpb::{request_op, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest};
+use synod_proto::etcdserverpb::{
+    request_op, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest,
+};
 
 const DEFAULT_KEYS: u64 = 150_000;
 const BATCH: u64 = 128;
