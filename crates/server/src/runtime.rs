@@ -32,6 +32,10 @@ use crate::transport::Transport;
 use crate::watch::{HeaderInfo, WatchHub, MAX_WATCHERS};
 use crate::wire::PeerMsg;
 
+/// Key operations the actor applies in one turn of its loop at most (about:
+/// one Ready's budget, `NodeConfig::apply_budget`); then it handles what
+/// arrived (ticks, peer messages) before it carries on.
+const APPLY_OPS_PER_TURN: u64 = 1000;
 /// Most writes handed to the disk thread and not yet answered (at most one
 /// of them waits for a sync; the others only carry commit indexes).
 const DISK_QUEUE: usize = 16;
@@ -299,11 +303,16 @@ impl Core {
         queue: &mut VecDeque<Option<Ready>>,
     ) {
         self.flush();
+        let mut applied = 0u64;
         for _ in 0..64 {
-            if queue.len() >= DISK_QUEUE || !self.host.has_ready() {
+            // A large apply goes in turns: ticks, heartbeats and votes are
+            // handled between them (the loop comes back at once).
+            if queue.len() >= DISK_QUEUE || !self.host.has_ready() || applied >= APPLY_OPS_PER_TURN
+            {
                 break;
             }
             let mut rd = self.host.ready();
+            applied += rd.apply_ops;
             for (shard, members) in std::mem::take(&mut rd.members) {
                 if shard == self.shard {
                     self.shared.set_members(members);
@@ -436,7 +445,14 @@ pub async fn run(
     core.drive(&ptx, &mut queue);
     let mut stopping = false;
     loop {
+        // Apply work is left (a large entry goes in turns): come back at
+        // once, after whatever else is ready.
+        let more = !stopping
+            && queue.len() < DISK_QUEUE
+            && queue.back().is_none_or(|j| j.is_none())
+            && core.host.has_ready();
         tokio::select! {
+            () = std::future::ready(()), if more => {}
             _ = interval.tick(), if !stopping => {
                 core.on_tick(queue.is_empty());
                 stopping = core.host.should_stop();

@@ -2,7 +2,7 @@
 //! production storage code, [`synod_disk::Disk`], over a simulated VFS) and
 //! clients (a workload that records its history).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 use synod_check::OpKind;
@@ -202,6 +202,18 @@ fn op_name(op: &ClientOp) -> &'static str {
 
 const TICK: u64 = 1;
 const SYNC: u64 = 2;
+const BUSY: u64 = 3;
+
+/// Inputs a busy server holds at most (like the runtime's bounded inbox;
+/// more are dropped, as a full inbox would refuse them).
+const MAX_DEFERRED: usize = 4096;
+
+/// An input that reached a server while it was busy applying.
+#[derive(Debug)]
+enum Deferred {
+    Message(ProcId, Msg),
+    Sync,
+}
 
 /// Timing of a simulated server.
 #[derive(Clone, Debug)]
@@ -215,6 +227,10 @@ pub struct ServerTiming {
     /// Sync every Ready, even one whose only record is a commit index (as
     /// drivers without etcd's MustSync rule do): another schedule of syncs.
     pub sync_every_ready: bool,
+    /// What applying one key operation costs, in nanoseconds: a server
+    /// that applied some in a Ready is busy that long (its output, ticks,
+    /// messages and finished syncs wait, as in the runtime's one actor).
+    pub apply_op_nanos: u64,
 }
 
 /// What of a simulated node outlives its crashes: its file system (the WAL
@@ -256,6 +272,18 @@ pub struct Server {
     syncing: Option<synod_node::Ready>,
     /// How many times this server restarted (tags its client replies).
     pub incarnation: u64,
+    /// Busy applying until its BUSY timer: inputs wait in `deferred`.
+    busy: bool,
+    /// A tick came while busy (missed ticks collapse into one, as the
+    /// runtime's interval does).
+    tick_due: bool,
+    deferred: VecDeque<Deferred>,
+    /// The Ready whose apply the server is busy with.
+    held: Option<synod_node::Ready>,
+    /// Nanoseconds of apply not yet charged (below a microsecond).
+    owed_nanos: u64,
+    /// Total time spent busy applying.
+    pub busy_time: Time,
 }
 
 /// Proc id of the server with Raft id `id`.
@@ -312,6 +340,12 @@ impl Server {
             timing,
             syncing: None,
             incarnation: 0,
+            busy: false,
+            tick_due: false,
+            deferred: VecDeque::new(),
+            held: None,
+            owed_nanos: 0,
+            busy_time: 0,
         }
     }
 
@@ -326,35 +360,73 @@ impl Server {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: ProcId, msg: Msg) {
+        if self.busy {
+            if self.deferred.len() < MAX_DEFERRED {
+                self.deferred.push_back(Deferred::Message(from, msg));
+            }
+            return;
+        }
+        self.take_message(from, msg);
+        self.drive(ctx);
+    }
+
+    fn take_message(&mut self, from: ProcId, msg: Msg) {
         match msg {
             Msg::Peer(m) => self.host.peer(from as NodeId + 1, m),
             // A client's token is its process id, plus one (0 means nobody).
             Msg::Request(req) => self.host.client(from as u64 + 1, req),
             Msg::Reply(..) => {}
         }
-        self.drive(ctx);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, tag: u64) {
         match tag {
+            TICK if self.busy => {
+                self.tick_due = true;
+                ctx.set_timer(self.timing.tick, TICK);
+                return;
+            }
             TICK => {
                 let idle = self.syncing.is_none();
                 self.host.tick(idle);
                 ctx.set_timer(self.timing.tick, TICK);
             }
-            SYNC => {
-                let rd = self
-                    .syncing
-                    .take()
-                    .expect("a sync completes only while one is running");
-                self.disk
-                    .sync()
-                    .unwrap_or_else(|e| panic!("the simulated disk failed: {e}"));
-                self.send(ctx, rd, true)
+            SYNC if self.busy => {
+                self.deferred.push_back(Deferred::Sync);
+                return;
+            }
+            SYNC => self.sync_done(ctx),
+            BUSY => {
+                assert!(self.busy, "a BUSY timer fires only while busy");
+                self.busy = false;
+                if let Some(rd) = self.held.take() {
+                    self.process(ctx, rd);
+                }
+                if std::mem::take(&mut self.tick_due) {
+                    let idle = self.syncing.is_none();
+                    self.host.tick(idle);
+                }
+                while let Some(d) = self.deferred.pop_front() {
+                    match d {
+                        Deferred::Message(from, msg) => self.take_message(from, msg),
+                        Deferred::Sync => self.sync_done(ctx),
+                    }
+                }
             }
             _ => unreachable!("unknown server timer {tag}"),
         }
         self.drive(ctx);
+    }
+
+    fn sync_done(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let rd = self
+            .syncing
+            .take()
+            .expect("a sync completes only while one is running");
+        self.disk
+            .sync()
+            .unwrap_or_else(|e| panic!("the simulated disk failed: {e}"));
+        self.send(ctx, rd, true)
     }
 
     fn send(&mut self, ctx: &mut Ctx<'_, Msg>, mut rd: synod_node::Ready, synced: bool) {
@@ -386,39 +458,68 @@ impl Server {
     fn drive(&mut self, ctx: &mut Ctx<'_, Msg>) {
         self.flush(ctx);
         for _ in 0..64 {
-            if self.syncing.is_some() || !self.host.has_ready() {
+            if self.busy || self.syncing.is_some() || !self.host.has_ready() {
                 return;
             }
-            let mut rd = self.host.ready();
-            self.flush(ctx);
-            for env in rd.early_messages.drain(..) {
-                let to = proc_of(env.msg.to);
-                ctx.send(to, Msg::Peer(HostMsg::Raft(env)));
+            let rd = self.host.ready();
+            if self.charge(ctx, rd.apply_ops) {
+                // The apply happened inside `ready`: its output leaves
+                // once the time it took has passed.
+                self.held = Some(rd);
+                return;
             }
-            let writes = !rd.persist.is_empty();
-            let node = self.host.node();
-            let durable = |s: ShardId| {
-                node.state_machine(s)
-                    .and_then(|sm| sm.durable_applied())
-                    .unwrap_or(0)
-            };
-            self.disk
-                .write(&rd.persist, &durable)
-                .unwrap_or_else(|e| panic!("the simulated disk failed: {e}"));
-            rd.persist.clear();
-            let sync = rd.must_sync || (self.timing.sync_every_ready && writes);
-            if !sync {
-                // Nothing or only a commit index: written, not synced; a
-                // crash before the next sync may lose it.
-                self.send(ctx, rd, !writes);
-                continue;
-            }
-            self.syncing = Some(rd);
-            let t = ctx
-                .rng()
-                .random_range(self.timing.sync_min..=self.timing.sync_max);
-            ctx.set_timer(t, SYNC);
+            self.process(ctx, rd);
         }
+    }
+
+    /// Writes `rd` (starting its sync, if it needs one) and sends what may
+    /// leave now.
+    fn process(&mut self, ctx: &mut Ctx<'_, Msg>, mut rd: synod_node::Ready) {
+        self.flush(ctx);
+        for env in rd.early_messages.drain(..) {
+            let to = proc_of(env.msg.to);
+            ctx.send(to, Msg::Peer(HostMsg::Raft(env)));
+        }
+        let writes = !rd.persist.is_empty();
+        let node = self.host.node();
+        let durable = |s: ShardId| {
+            node.state_machine(s)
+                .and_then(|sm| sm.durable_applied())
+                .unwrap_or(0)
+        };
+        self.disk
+            .write(&rd.persist, &durable)
+            .unwrap_or_else(|e| panic!("the simulated disk failed: {e}"));
+        rd.persist.clear();
+        let sync = rd.must_sync || (self.timing.sync_every_ready && writes);
+        if !sync {
+            // Nothing or only a commit index: written, not synced; a
+            // crash before the next sync may lose it.
+            self.send(ctx, rd, !writes);
+            return;
+        }
+        self.syncing = Some(rd);
+        let t = ctx
+            .rng()
+            .random_range(self.timing.sync_min..=self.timing.sync_max);
+        ctx.set_timer(t, SYNC);
+    }
+
+    /// Charges the apply work of a Ready: whether the server is now busy
+    /// with it (the Ready's output and every input wait until then).
+    fn charge(&mut self, ctx: &mut Ctx<'_, Msg>, ops: u64) -> bool {
+        assert!(!self.busy, "charged while already busy");
+        let nanos = self
+            .owed_nanos
+            .saturating_add(ops.saturating_mul(self.timing.apply_op_nanos));
+        let micros = nanos / 1000;
+        self.owed_nanos = nanos % 1000;
+        if micros > 0 {
+            self.busy = true;
+            self.busy_time += micros;
+            ctx.set_timer(micros, BUSY);
+        }
+        self.busy
     }
 }
 
@@ -449,6 +550,9 @@ pub enum ClientEvent {
     Unknown,
     /// A request over several groups' keys was served instead of refused.
     SpanServed,
+    /// The answer to the client's (session, seq) was the answer to another
+    /// kind of request (a write's to a read, a put's to a txn).
+    WrongAnswer,
     /// What a member showed this client, for the session checker (not part
     /// of the linearizability history): an acknowledged write's revision,
     /// or the revision a serializable read was served at.
@@ -813,9 +917,21 @@ impl Client {
             Ok(ClientResponse::Write(w)) => self.outbox.push(seen(true, w.revision())),
             _ => {}
         }
+        let fits = match &reply.result {
+            Ok(ClientResponse::Range(_)) => kind == OpKind::Get,
+            Ok(ClientResponse::Write(Response::Txn { .. })) => kind == OpKind::Cas,
+            Ok(ClientResponse::Write(Response::Put { .. })) => kind == OpKind::Put,
+            Ok(ClientResponse::Write(Response::DeleteRange { .. })) => kind == OpKind::Delete,
+            _ => true,
+        };
+        if !fits {
+            // Not this request's answer: its outcome is unknown, and the
+            // harness reports the mix-up.
+            self.outbox.push(ClientEvent::WrongAnswer);
+            return self.give_up(ctx);
+        }
         match reply.result {
             Ok(ClientResponse::Range(rr)) => {
-                assert_eq!(kind, OpKind::Get);
                 let read = rr
                     .kvs
                     .first()
@@ -823,7 +939,6 @@ impl Client {
                 self.finish(ctx, true, read);
             }
             Ok(ClientResponse::Write(Response::Txn { succeeded, .. })) => {
-                assert_eq!(kind, OpKind::Cas);
                 self.finish(ctx, succeeded, None);
             }
             Ok(ClientResponse::Write(_)) => self.finish(ctx, true, None),

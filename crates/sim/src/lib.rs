@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod aim;
+pub mod bulk;
 pub mod cli;
 pub mod cluster;
 pub mod invariants;
