@@ -298,6 +298,7 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         // The leader's fdatasync overlaps replication (Raft thesis §10.2.1).
         parallel_leader_append: true,
         max_sessions,
+        apply_budget: runtime::APPLY_OPS_PER_TURN,
         ..NodeConfig::default()
     };
     // The group starts from the store: Raft replays only the entries after
