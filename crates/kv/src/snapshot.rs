@@ -113,7 +113,10 @@ impl<E: MvccEngine> KvStore<E> {
                 })
                 .collect::<Vec<_>>(),
         );
-        let n = usize::try_from(self.mvcc.len()).expect("record count fits in memory");
+        // A command in progress wrote past `rev`: the image is as of `rev`.
+        let (pending, _) = self.unfinished();
+        let n = usize::try_from(self.mvcc.len() - pending).expect("record count fits in memory");
+        let rev = self.rev;
         let mut out = MAGIC.to_vec();
         out = postcard::to_extend(&head, out).expect("encoding to memory cannot fail");
         out = postcard::to_extend(&n, out).expect("encoding to memory cannot fail");
@@ -121,6 +124,9 @@ impl<E: MvccEngine> KvStore<E> {
         let mut buf = Some(out);
         self.mvcc
             .since(i64::MIN, &mut |r, rec| {
+                if r.main > rev {
+                    return false;
+                }
                 let b = buf.take().expect("buffer present");
                 buf = Some(postcard::to_extend(&(r, rec), b).expect("encoding cannot fail"));
                 seen += 1;
@@ -158,6 +164,8 @@ impl<E: MvccEngine> KvStore<E> {
             return Err(corrupt("trailing bytes"));
         }
         let leases = check_image(&image)?;
+        // Whatever was in progress is replaced with the rest.
+        self.partial = None;
         let fill = || -> Result<(), EngineError> {
             self.mvcc.clear()?;
             for (rev, rec) in image.records {
@@ -178,7 +186,12 @@ impl<E: MvccEngine> KvStore<E> {
     /// Commits the engine's writes with the applied log index, this store's
     /// metadata and the owner's `extra` bytes (see [`MvccEngine::commit`]).
     /// Refused once the store has failed.
+    /// Never while a command is in progress: its half would become durable.
     pub fn commit(&mut self, applied: u64, extra: &[u8], durable: bool) -> Result<(), KvError> {
+        assert!(
+            self.partial.is_none(),
+            "the store was committed with a command half applied"
+        );
         if self.failed.is_some() {
             return Err(self.failure_error());
         }
@@ -276,8 +289,10 @@ impl<E: MvccEngine> KvStore<E> {
             h.write_i64(l.ttl);
             h.write_i64(l.remaining_ttl);
         }
-        h.write(&self.mvcc.digest().to_le_bytes());
-        h.write(&self.mvcc.len().to_le_bytes());
+        // A command in progress is not part of the state yet.
+        let (pending, digest) = self.unfinished();
+        h.write(&self.mvcc.digest().wrapping_sub(digest).to_le_bytes());
+        h.write(&(self.mvcc.len() - pending).to_le_bytes());
         h.finish()
     }
 

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{EngineError, MvccEngine, Record, Rev};
+use std::ops::Bound;
+
+use crate::engine::{record_digest, EngineError, MvccEngine, Record, Rev};
 use crate::error::KvError;
 use crate::mvcc::{span, span_contains, Mvcc};
 use crate::types::*;
@@ -48,13 +50,27 @@ pub struct LeaseInfo {
 }
 
 /// The writes of one command in progress: they all share `main`.
+#[derive(Clone, Debug)]
 struct Writer {
     main: i64,
     sub: i64,
     events: Vec<Event>,
+    /// Wrapping sum of [`record_digest`] over the tombstones written so far
+    /// (what a command applied in chunks keeps out of the store's hash
+    /// until it completes).
+    digest: u64,
 }
 
 impl Writer {
+    fn new(main: i64) -> Writer {
+        Writer {
+            main,
+            sub: 0,
+            events: Vec::new(),
+            digest: 0,
+        }
+    }
+
     fn next_rev(&mut self) -> Rev {
         let r = Rev {
             main: self.main,
@@ -102,6 +118,40 @@ pub struct KvStore<E = Mvcc> {
     /// The engine's first failure: the store refuses everything after it
     /// (the command it struck may be half applied in the engine).
     pub(crate) failed: Option<EngineError>,
+    /// A command being applied in chunks ([`KvStore::apply_bounded`]): its
+    /// writes so far sit in the engine at revision `rev + 1`, which no read
+    /// sees until it completes.
+    pub(crate) partial: Option<Partial>,
+}
+
+/// A delete range being applied in chunks, between two calls.
+#[derive(Clone, Debug)]
+pub(crate) struct Partial {
+    w: Writer,
+    del: DeleteRangeRequest,
+    cursor: DeleteCursor,
+}
+
+/// How far a delete range got: the last key deleted, and what it gathered.
+#[derive(Clone, Debug, Default)]
+struct DeleteCursor {
+    after: Option<Vec<u8>>,
+    deleted: i64,
+    prev_kvs: Vec<KeyValue>,
+    /// Keys to detach from their leases when the delete completes (so the
+    /// lease table matches the keys a read sees until then).
+    detach: Vec<(LeaseId, Vec<u8>)>,
+}
+
+/// What [`KvStore::apply_bounded`] and [`KvStore::resume`] got done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The command completed: its outcome and events, as
+    /// [`KvStore::apply`] gives them.
+    Done(Result<Response, KvError>, Vec<Event>),
+    /// The budget ran out with the command unfinished: call
+    /// [`KvStore::resume`] (and nothing else that writes) until it is done.
+    Pending,
 }
 
 impl Default for KvStore {
@@ -135,6 +185,7 @@ impl<E: MvccEngine> KvStore<E> {
             leases: BTreeMap::new(),
             next_lease_id: 1,
             failed: None,
+            partial: None,
         }
     }
 
@@ -148,6 +199,7 @@ impl<E: MvccEngine> KvStore<E> {
             leases: self.leases,
             next_lease_id: self.next_lease_id,
             failed: self.failed,
+            partial: self.partial,
         }
     }
 
@@ -201,6 +253,10 @@ impl<E: MvccEngine> KvStore<E> {
     /// An engine failure answers [`KvError::Storage`] and stops the store:
     /// every later command and read answers it too.
     pub fn apply(&mut self, cmd: &Command) -> (Result<Response, KvError>, Vec<Event>) {
+        assert!(
+            self.partial.is_none(),
+            "a command was applied while another one is in progress"
+        );
         if self.failed.is_some() {
             return (Err(self.failure_error()), Vec::new());
         }
@@ -221,11 +277,7 @@ impl<E: MvccEngine> KvStore<E> {
         if let Err(e) = checked {
             return (Err(e), Vec::new());
         }
-        let mut w = Writer {
-            main: self.rev + 1,
-            sub: 0,
-            events: Vec::new(),
-        };
+        let mut w = Writer::new(self.rev + 1);
         let out = match cmd {
             Command::Put(p) => self.exec_put(&mut w, p),
             Command::DeleteRange(d) => self.exec_delete(&mut w, d),
@@ -257,6 +309,85 @@ impl<E: MvccEngine> KvStore<E> {
             }),
             w.events,
         )
+    }
+
+    /// Applies one committed command doing at most about `budget` key
+    /// operations now (at least one), and takes what it did off `budget`.
+    /// A delete range over more keys than that deletes them in chunks, all
+    /// at the same revision: it answers [`Progress::Pending`] and
+    /// [`KvStore::resume`] carries on. Until it completes, reads (and
+    /// [`KvStore::hash`], [`KvStore::snapshot`], watch catch-up) see the
+    /// store as before it; committing the engine is refused; and once done
+    /// the state, hash, events and response are exactly those of
+    /// [`KvStore::apply`]. Any other command applies whole, and costs the
+    /// writes it made (at least one).
+    pub fn apply_bounded(&mut self, cmd: &Command, budget: &mut u64) -> Progress {
+        assert!(*budget > 0, "an apply needs a budget of at least one key");
+        assert!(
+            self.partial.is_none(),
+            "a command was applied while another one is in progress"
+        );
+        match cmd {
+            Command::DeleteRange(d) if self.failed.is_none() && !d.key.is_empty() => {
+                self.partial = Some(Partial {
+                    w: Writer::new(self.rev + 1),
+                    del: d.clone(),
+                    cursor: DeleteCursor::default(),
+                });
+                self.resume(budget)
+            }
+            _ => {
+                let (out, events) = self.apply(cmd);
+                *budget = budget.saturating_sub((events.len() as u64).max(1));
+                Progress::Done(out, events)
+            }
+        }
+    }
+
+    /// Carries on with the command [`KvStore::apply_bounded`] left pending,
+    /// under `budget` as there.
+    pub fn resume(&mut self, budget: &mut u64) -> Progress {
+        assert!(*budget > 0, "an apply needs a budget of at least one key");
+        let mut p = self
+            .partial
+            .take()
+            .expect("resume with no command in progress");
+        if self.failed.is_some() {
+            return Progress::Done(Err(self.failure_error()), Vec::new());
+        }
+        let (done, n) = match self.delete_chunk(&mut p.w, &p.del, &mut p.cursor, *budget) {
+            Ok(x) => x,
+            Err(KvError::Storage(e)) => {
+                return Progress::Done(Err(self.fail(e)), Vec::new())
+            }
+            Err(e) => panic!("a delete chunk failed other than in storage: {e}"),
+        };
+        *budget = budget.saturating_sub(n.max(1));
+        if !done {
+            assert!(n > 0, "an unfinished chunk made progress");
+            self.partial = Some(p);
+            return Progress::Pending;
+        }
+        let Partial { w, del, cursor } = p;
+        let mut resp = self.finish_delete(cursor, &del);
+        if w.changed() {
+            self.rev = w.main;
+        }
+        stamp(&mut resp, self.rev);
+        Progress::Done(Ok(resp), w.events)
+    }
+
+    /// Whether a command is part way through ([`Progress::Pending`]).
+    pub fn in_progress(&self) -> bool {
+        self.partial.is_some()
+    }
+
+    /// The writes of the command in progress, which the store does not show
+    /// yet: their number and the sum of their digests.
+    pub(crate) fn unfinished(&self) -> (u64, u64) {
+        self.partial
+            .as_ref()
+            .map_or((0, 0), |p| (p.w.sub as u64, p.w.digest))
     }
 
     /// Reads a key or range at the current or a past revision.
@@ -514,23 +645,71 @@ impl<E: MvccEngine> KvStore<E> {
     }
 
     fn exec_delete(&mut self, w: &mut Writer, d: &DeleteRangeRequest) -> Result<Response, KvError> {
-        let mut victims: Vec<KeyValue> = Vec::new();
-        self.mvcc
-            .range(span(&d.key, &d.range_end), w.main, &mut |kv| {
-                victims.push(kv.clone());
-                true
-            })
-            .map_err(storage)?;
-        for kv in &victims {
-            self.tombstone(w, kv)?;
-        }
-        Ok(Response::DeleteRange {
-            revision: 0,
-            deleted: victims.len() as i64,
-            prev_kvs: if d.prev_kv { victims } else { Vec::new() },
-        })
+        let mut c = DeleteCursor::default();
+        while !self.delete_chunk(w, d, &mut c, u64::MAX)?.0 {}
+        Ok(self.finish_delete(c, d))
     }
 
+    /// Deletes the next at most `max` keys of `d` after `c`'s: whether the
+    /// delete is done, and how many keys this chunk deleted. Chunk by
+    /// chunk, it writes exactly what deleting the range at once writes: the
+    /// keys in order, each at the next sub-revision of the same `w`.
+    fn delete_chunk(
+        &mut self,
+        w: &mut Writer,
+        d: &DeleteRangeRequest,
+        c: &mut DeleteCursor,
+        max: u64,
+    ) -> Result<(bool, u64), KvError> {
+        assert!(max > 0, "a chunk deletes at least one key");
+        let (lo, hi) = span(&d.key, &d.range_end);
+        let lo = match &c.after {
+            Some(k) => Bound::Excluded(k.as_slice()),
+            None => lo,
+        };
+        // One past the chunk, to know whether anything is left.
+        let want = max.saturating_add(1);
+        let mut victims: Vec<KeyValue> = Vec::new();
+        self.mvcc
+            .range((lo, hi), w.main, &mut |kv| {
+                victims.push(kv.clone());
+                (victims.len() as u64) < want
+            })
+            .map_err(storage)?;
+        let done = (victims.len() as u64) <= max;
+        if !done {
+            victims.pop();
+        }
+        for kv in &victims {
+            self.tombstone(w, kv)?;
+            if kv.lease != 0 {
+                c.detach.push((kv.lease, kv.key.clone()));
+            }
+        }
+        let n = victims.len() as u64;
+        if let Some(last) = victims.last() {
+            c.after = Some(last.key.clone());
+        }
+        c.deleted += n as i64;
+        if d.prev_kv {
+            c.prev_kvs.extend(victims);
+        }
+        Ok((done, n))
+    }
+
+    fn finish_delete(&mut self, c: DeleteCursor, d: &DeleteRangeRequest) -> Response {
+        for (lease, key) in &c.detach {
+            self.detach(*lease, key);
+        }
+        debug_assert!(d.prev_kv || c.prev_kvs.is_empty());
+        Response::DeleteRange {
+            revision: 0,
+            deleted: c.deleted,
+            prev_kvs: c.prev_kvs,
+        }
+    }
+
+    /// Writes a tombstone over live `old` (its lease is the caller's to detach).
     fn tombstone(&mut self, w: &mut Writer, old: &KeyValue) -> Result<(), KvError> {
         let tomb = KeyValue {
             key: old.key.clone(),
@@ -538,18 +717,12 @@ impl<E: MvccEngine> KvStore<E> {
             ..Default::default()
         };
         let rev = w.next_rev();
-        self.mvcc
-            .insert(
-                rev,
-                Record {
-                    kv: tomb.clone(),
-                    tombstone: true,
-                },
-            )
-            .map_err(storage)?;
-        if old.lease != 0 {
-            self.detach(old.lease, &old.key);
-        }
+        let rec = Record {
+            kv: tomb.clone(),
+            tombstone: true,
+        };
+        w.digest = w.digest.wrapping_add(record_digest(rev, &rec));
+        self.mvcc.insert(rev, rec).map_err(storage)?;
         w.events.push(Event {
             kind: EventKind::Delete,
             kv: tomb,
@@ -704,6 +877,7 @@ impl<E: MvccEngine> KvStore<E> {
                 .expect("a lease's key is live");
             assert_eq!(kv.lease, id, "key attached to a lease it does not name");
             self.tombstone(w, &kv)?;
+            self.detach(id, &kv.key);
         }
         let gone = self.leases.remove(&id).expect("lease present");
         assert!(gone.keys.is_empty(), "revoked lease still holds keys");
@@ -760,7 +934,12 @@ impl<E: MvccEngine> KvStore<E> {
         // The writes first, then each one's prev_kv: a visitor must not call
         // back into the engine.
         let mut writes: Vec<(Rev, Record)> = Vec::new();
+        // A command in progress wrote past the current revision: not yet.
+        let current = self.rev;
         let mut visit = |rev: Rev, rec: &Record| {
+            if rev.main > current {
+                return false;
+            }
             let same_rev = writes.last().is_some_and(|(r, _)| r.main == rev.main);
             if writes.len() >= limit && !same_rev {
                 return false;

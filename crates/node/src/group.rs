@@ -170,15 +170,20 @@ impl Group {
         self.pending_members.insert(named, p);
     }
 
-    /// Applies committed entry `e`: to the state machine (and the lessor),
-    /// or to the configuration and the registry; answers the requests of
-    /// this node it settles. Returns the watch events it produced.
+    /// Applies committed entry `e` under a budget of key operations (see
+    /// [`StateMachine::apply_bounded`]): to the state machine (and the
+    /// lessor), or to the configuration and the registry; answers the
+    /// requests of this node it settles. Returns the watch events it
+    /// produced, or `None` when the budget ran out part way through it:
+    /// `applied` stays below it, and the next call with the same entry
+    /// carries on where this one stopped.
     pub(crate) fn apply_entry(
         &mut self,
         e: &synod_raft::Entry,
         now: u64,
         replies: &mut Vec<ClientReply>,
-    ) -> Vec<Event> {
+        budget: &mut u64,
+    ) -> Option<Vec<Event>> {
         assert_eq!(
             e.index,
             self.applied + 1,
@@ -192,8 +197,23 @@ impl Group {
             e.index,
             self.raft.commit()
         );
-        self.applied = e.index;
-        let events = self.apply_entry_inner(e, now, replies);
+        let in_progress = self.sm.in_progress();
+        assert!(
+            in_progress.is_none_or(|i| i == e.index),
+            "shard {}: entry {} applies while entry {in_progress:?} is part way through",
+            self.shard,
+            e.index
+        );
+        let events = if in_progress.is_some() {
+            let (applied, events) = self.sm.resume(budget)?;
+            let p = Proposal::decode(&e.data).expect("an entry in progress decoded before");
+            self.applied = e.index;
+            self.settle_write(e, &p, applied, now, replies);
+            events
+        } else {
+            self.apply_entry_inner(e, now, replies, budget)?
+        };
+        assert_eq!(self.applied, e.index);
         debug_assert!(
             self.pending_writes.values().all(|&i| i > self.applied)
                 && self
@@ -204,7 +224,7 @@ impl Group {
             self.shard,
             self.applied
         );
-        events
+        Some(events)
     }
 
     fn apply_entry_inner(
@@ -212,39 +232,57 @@ impl Group {
         e: &synod_raft::Entry,
         now: u64,
         replies: &mut Vec<ClientReply>,
-    ) -> Vec<Event> {
-        // Proposals of this node that were given this index but lost it to another
-        // leader's entry will never apply: tell their clients to retry.
-        let lost: Vec<Named> = self
-            .pending_writes
-            .iter()
-            .filter(|(_, idx)| **idx <= e.index)
-            .map(|(k, _)| *k)
-            .collect();
-        let conf_applied = e.kind == EntryKind::ConfChange && self.apply_conf_entry(e);
-        self.settle_members(e, conf_applied, replies);
-        if e.kind != EntryKind::Normal || e.data.is_empty() {
+        budget: &mut u64,
+    ) -> Option<Vec<Event>> {
+        let p = (e.kind == EntryKind::Normal && !e.data.is_empty())
+            .then(|| Proposal::decode(&e.data).ok())
+            .flatten();
+        let Some(p) = p else {
+            // A configuration change, an empty entry, or one that does not
+            // decode (every replica skips it alike: state stays identical).
+            *budget = budget.saturating_sub(1);
+            self.applied = e.index;
+            let lost = self.lost_at(e.index);
+            let conf_applied = e.kind == EntryKind::ConfChange && self.apply_conf_entry(e);
+            self.settle_members(e, conf_applied, replies);
             self.fail_lost(&lost, None, replies);
-            return Vec::new();
-        }
-        let p = match Proposal::decode(&e.data) {
-            Ok(p) => p,
-            Err(_) => {
-                // Every replica skips the same undecodable entry: state stays identical.
-                self.fail_lost(&lost, None, replies);
-                return Vec::new();
-            }
+            return Some(Vec::new());
         };
-        let (applied, events) = self.sm.apply(e.index, &p);
+        let (applied, events) = self.sm.apply_bounded(e.index, &p, budget)?;
+        self.applied = e.index;
+        self.settle_write(e, &p, applied, now, replies);
+        Some(events)
+    }
+
+    /// Proposals of this node that were given an index up to `index`.
+    fn lost_at(&self, index: u64) -> Vec<Named> {
+        self.pending_writes
+            .iter()
+            .filter(|(_, idx)| **idx <= index)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// After proposal `p` of entry `e` applied: keeps the lessor in step and
+    /// answers this node's requests it settles.
+    fn settle_write(
+        &mut self,
+        e: &synod_raft::Entry,
+        p: &Proposal,
+        applied: Applied,
+        now: u64,
+        replies: &mut Vec<ClientReply>,
+    ) {
+        self.settle_members(e, false, replies);
+        // Proposals of this node that were given this index but lost it to
+        // another leader's entry will never apply: tell their clients to retry.
+        let lost = self.lost_at(e.index);
         if let Applied::Fresh(Ok(resp)) = &applied {
             self.track_leases(&p.cmd, resp, now);
         }
         let mine = self.pending_writes.remove(&(p.client, p.seq)).is_some();
         self.fail_lost(&lost, Some((p.client, p.seq)), replies);
-        if p.client == 0 {
-            return events;
-        }
-        if mine {
+        if p.client != 0 && mine {
             let result = write_result(applied, p.seq);
             replies.push(ClientReply {
                 client: p.client,
@@ -252,7 +290,6 @@ impl Group {
                 result,
             });
         }
-        events
     }
 
     /// Applies a configuration-change entry to the registry (following the

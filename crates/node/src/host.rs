@@ -494,9 +494,14 @@ impl Host {
     }
 
     /// The driver is stopping with nothing in flight: commit the store now.
+    /// With an entry part way through it commits nothing (that entry's
+    /// half must not become durable): the log replays what is missing.
     pub fn stop(&mut self) -> Result<(), KvError> {
         let applied = self.applied();
         self.out.commit_store = None;
+        if self.node.applying() {
+            return Ok(());
+        }
         self.commit_store(applied)
     }
 
@@ -506,6 +511,11 @@ impl Host {
     }
 
     fn schedule_store_commit(&mut self, force: bool) {
+        // An entry part way through would become durable half applied: the
+        // commit waits for it (it completes within a few Readies).
+        if self.node.applying() {
+            return;
+        }
         let applied = self.applied();
         let (at, index) = self.store_committed;
         if applied == index && !force {

@@ -79,6 +79,11 @@ pub struct NodeConfig {
     /// with replicating it; it counts itself toward a commit only once its
     /// write is durable). They come out in [`Ready::early_messages`].
     pub parallel_leader_append: bool,
+    /// Key operations each group applies per [`Ready`] at most (about: a
+    /// command other than a delete range applies whole). A larger delete
+    /// range applies in chunks over several Readies, so that ticks,
+    /// heartbeats and votes go on meanwhile; `u64::MAX`: no bound.
+    pub apply_budget: u64,
 }
 
 impl Default for NodeConfig {
@@ -92,6 +97,7 @@ impl Default for NodeConfig {
             max_pending: 10_000,
             ticks_per_second: 10,
             parallel_leader_append: false,
+            apply_budget: 1000,
         }
     }
 }
@@ -175,6 +181,9 @@ pub struct Ready {
     /// index: write it, send and advance at once, and let a later sync make
     /// it durable (a restart learns the commit index again).
     pub must_sync: bool,
+    /// Key operations applied to the state machines in this round (what it
+    /// cost: each group's is bounded by [`NodeConfig::apply_budget`]).
+    pub apply_ops: u64,
     raft: Vec<(ShardId, ReadyToken)>,
 }
 
@@ -207,6 +216,7 @@ impl Node {
     /// Creates a node hosting the given groups.
     pub fn new(cfg: NodeConfig, groups: Vec<GroupInit>) -> Result<Node, NodeError> {
         assert!(cfg.id != 0, "node id 0 is reserved");
+        assert!(cfg.apply_budget > 0, "the apply budget must be at least 1");
         let mut node = Node {
             cfg,
             groups: BTreeMap::new(),
@@ -661,11 +671,23 @@ impl Node {
             if let Some(snap) = &r.snapshot {
                 g.install_snapshot(snap, lessor_config(&self.cfg), now, &mut self.replies);
             }
+            // Apply under the budget; what it leaves (the rest of an entry
+            // part way through, the entries after it) Raft hands out again.
+            let mut budget = self.cfg.apply_budget;
             for e in std::mem::take(&mut r.committed_entries) {
-                for ev in g.apply_entry(&e, now, &mut self.replies) {
-                    rd.events.push((g.shard, ev));
+                if budget == 0 {
+                    break;
                 }
+                let before = budget;
+                let applied = g.apply_entry(&e, now, &mut self.replies, &mut budget);
+                rd.apply_ops += before - budget;
+                let Some(events) = applied else {
+                    assert_eq!(budget, 0, "an entry stopped with budget left");
+                    break;
+                };
+                rd.events.extend(events.into_iter().map(|ev| (g.shard, ev)));
             }
+            r.token.applied_to(g.applied);
             g.check_indexes();
             for rs in std::mem::take(&mut r.read_states) {
                 if let Some(batch) = g.confirming.remove(&rs.ctx) {
@@ -738,13 +760,25 @@ impl Node {
     /// engine's commit; nothing in memory). The driver calls it only when
     /// everything applied so far is durable in its log, so the data never
     /// runs ahead of the log it is replayed from.
+    /// Never while an entry is part way through ([`Node::applying`]).
     pub fn commit_state_machines(&mut self, durable: bool) -> Result<(), synod_kv::KvError> {
+        assert!(
+            !self.applying(),
+            "the state machines were committed with an entry half applied"
+        );
         for g in self.groups.values_mut() {
             // The registry as of `applied`, kept beside the data.
             let registry = members::encode_registry(&g.members);
             g.sm.commit(g.applied, durable, &registry)?;
         }
         Ok(())
+    }
+
+    /// Whether some group is part way through applying an entry (under
+    /// [`NodeConfig::apply_budget`]): its state machine must not commit
+    /// until it is done, and [`Node::has_ready`] stays true until then.
+    pub fn applying(&self) -> bool {
+        self.groups.values().any(|g| g.sm.in_progress().is_some())
     }
 
     /// Proposes a membership change in `shard`.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use synod_kv::{Command, DynEngine, Event, KvConfig, KvError, KvStore, Mvcc, Response};
+use synod_kv::{Command, DynEngine, Event, KvConfig, KvError, KvStore, Mvcc, Progress, Response};
 
 /// What a log entry of a group carries (encoded with postcard).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +62,9 @@ pub struct StateMachine {
     max_sessions: usize,
     /// The owner's bytes read beside a disk engine's data (see [`StateMachine::extra`]).
     extra: Vec<u8>,
+    /// The proposal being applied in chunks: its log index, client and seq
+    /// (its session is recorded when it completes).
+    pending: Option<(u64, u64, u64)>,
 }
 
 /// What a disk engine keeps beside its data.
@@ -106,6 +109,7 @@ impl StateMachine {
             by_age: BTreeSet::new(),
             max_sessions,
             extra: Vec::new(),
+            pending: None,
         }
     }
 
@@ -161,6 +165,11 @@ impl StateMachine {
     /// and the owner's `extra` bytes beside the data (nothing to do in
     /// memory). See [`KvStore::commit`].
     pub fn commit(&mut self, applied: u64, durable: bool, extra: &[u8]) -> Result<(), KvError> {
+        assert!(
+            self.pending.is_none(),
+            "the store was committed with entry {:?} half applied",
+            self.pending
+        );
         if self.kv.engine().durable_applied().is_none() {
             return Ok(());
         }
@@ -177,6 +186,15 @@ impl StateMachine {
     /// Replaces the whole state with a [`StateMachine::snapshot`] image, in
     /// the same engine (bad bytes change nothing).
     pub fn install(&mut self, data: &[u8]) -> Result<(), CorruptSnapshot> {
+        let r = self.install_inner(data);
+        if !self.kv.in_progress() {
+            // The entry in progress was replaced with the rest.
+            self.pending = None;
+        }
+        r
+    }
+
+    fn install_inner(&mut self, data: &[u8]) -> Result<(), CorruptSnapshot> {
         if data.is_empty() {
             let empty = KvStore::new().snapshot();
             self.kv
@@ -208,30 +226,89 @@ impl StateMachine {
 
     /// Applies the proposal found at log `index`.
     pub fn apply(&mut self, index: u64, p: &Proposal) -> (Applied, Vec<Event>) {
+        let mut budget = u64::MAX;
+        self.apply_bounded(index, p, &mut budget)
+            .expect("an unbounded apply completes")
+    }
+
+    /// Applies the proposal found at log `index` under a budget of key
+    /// operations (see [`KvStore::apply_bounded`]); `None`: it is part way
+    /// through, and [`StateMachine::resume`] carries on (nothing else may
+    /// apply meanwhile).
+    pub fn apply_bounded(
+        &mut self,
+        index: u64,
+        p: &Proposal,
+        budget: &mut u64,
+    ) -> Option<(Applied, Vec<Event>)> {
+        assert!(
+            self.pending.is_none(),
+            "entry {index} applied while {:?} is in progress",
+            self.pending
+        );
         if p.client != 0 {
             if let Some(s) = self.sessions.get(&p.client) {
                 if p.seq == s.seq {
-                    return (Applied::Duplicate(s.outcome.clone()), Vec::new());
+                    *budget = budget.saturating_sub(1);
+                    return Some((Applied::Duplicate(s.outcome.clone()), Vec::new()));
                 }
                 if p.seq < s.seq {
-                    return (Applied::Stale { latest: s.seq }, Vec::new());
+                    *budget = budget.saturating_sub(1);
+                    return Some((Applied::Stale { latest: s.seq }, Vec::new()));
                 }
             }
         }
-        let (outcome, events) = self.kv.apply(&p.cmd);
-        if p.client != 0 {
-            if let Some(old) = self.sessions.remove(&p.client) {
-                self.by_age.remove(&(old.at, p.client));
+        match self.kv.apply_bounded(&p.cmd, budget) {
+            Progress::Done(outcome, events) => {
+                Some((self.record(index, p.client, p.seq, outcome), events))
+            }
+            Progress::Pending => {
+                self.pending = Some((index, p.client, p.seq));
+                None
+            }
+        }
+    }
+
+    /// Carries on with the proposal [`StateMachine::apply_bounded`] left
+    /// part way through.
+    pub fn resume(&mut self, budget: &mut u64) -> Option<(Applied, Vec<Event>)> {
+        let (index, client, seq) = self.pending.expect("resume with nothing in progress");
+        match self.kv.resume(budget) {
+            Progress::Done(outcome, events) => {
+                self.pending = None;
+                Some((self.record(index, client, seq, outcome), events))
+            }
+            Progress::Pending => None,
+        }
+    }
+
+    /// The log index of the proposal part way through, if any.
+    pub fn in_progress(&self) -> Option<u64> {
+        debug_assert_eq!(self.pending.is_some(), self.kv.in_progress());
+        self.pending.map(|(index, _, _)| index)
+    }
+
+    /// Records a fresh outcome in its client's session.
+    fn record(
+        &mut self,
+        index: u64,
+        client: u64,
+        seq: u64,
+        outcome: Result<Response, KvError>,
+    ) -> Applied {
+        if client != 0 {
+            if let Some(old) = self.sessions.remove(&client) {
+                self.by_age.remove(&(old.at, client));
             }
             self.sessions.insert(
-                p.client,
+                client,
                 Session {
-                    seq: p.seq,
+                    seq,
                     outcome: outcome.clone(),
                     at: index,
                 },
             );
-            self.by_age.insert((index, p.client));
+            self.by_age.insert((index, client));
             while self.sessions.len() > self.max_sessions {
                 let oldest = *self
                     .by_age
@@ -243,7 +320,7 @@ impl StateMachine {
             }
         }
         assert_eq!(self.sessions.len(), self.by_age.len());
-        (Applied::Fresh(outcome), events)
+        Applied::Fresh(outcome)
     }
 
     /// A deterministic image of the whole state.

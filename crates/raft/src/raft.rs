@@ -67,6 +67,21 @@ pub struct ReadyToken {
     committed_to: u64,
 }
 
+impl ReadyToken {
+    /// The owner applied the Ready's committed entries only up to `index`
+    /// (it bounds the work of one Ready): the rest stay unapplied, and the
+    /// next Ready hands them out again. `index` is at most what this Ready
+    /// handed out, and at least what was applied before it.
+    pub fn applied_to(&mut self, index: u64) {
+        assert!(
+            index <= self.committed_to,
+            "applied to {index}, past the {} handed out",
+            self.committed_to
+        );
+        self.committed_to = index;
+    }
+}
+
 #[derive(Clone, Debug)]
 struct PendingRead {
     from: NodeId,
@@ -936,6 +951,12 @@ impl Raft {
         if let Some((i, t)) = token.last_entry {
             self.log.stable_to(i, t);
         }
+        assert!(
+            token.committed_to >= self.applied,
+            "the applied index went back from {} to {}",
+            self.applied,
+            token.committed_to
+        );
         if token.committed_to > self.applied {
             self.apply_conf_changes_to(token.committed_to);
             self.applied = token.committed_to;

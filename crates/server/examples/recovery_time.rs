@@ -19,7 +19,7 @@ use std::time::Instant;
 use synod_kv::{Command, KvConfig, PutRequest};
 use synod_node::{Node, NodeConfig, Proposal};
 use synod_raft::ConfState;
-use synod_server::disk::{store_path, Disk};
+use synod_server::disk::{open as open_disk, store_path};
 use synod_storage::{HardState, LogEntry, RaftLogStore, RealVfs, SnapshotMarker, WalConfig};
 use synod_store::{commit, open, StoreConfig};
 
@@ -88,7 +88,7 @@ fn build(dir: &Path, a: &Args) -> (u64, u64) {
     let t = Instant::now();
     // redb trims free pages when it closes: grow until the closed file is big enough.
     loop {
-        let mut kv = open(&store_path(dir), &cfg, KvConfig::default())
+        let mut kv = open(&store_path(dir, 1), &cfg, KvConfig::default())
             .expect("store")
             .kv;
         loop {
@@ -102,12 +102,12 @@ fn build(dir: &Path, a: &Args) -> (u64, u64) {
             }
         }
         drop(kv);
-        let closed = std::fs::metadata(store_path(dir)).expect("size").len();
+        let closed = std::fs::metadata(store_path(dir, 1)).expect("size").len();
         if closed >= a.store_mib << 20 {
             break;
         }
     }
-    let kv = open(&store_path(dir), &cfg, KvConfig::default())
+    let kv = open(&store_path(dir, 1), &cfg, KvConfig::default())
         .expect("store")
         .kv;
     let store_bytes = kv.engine().file_size().expect("size");
@@ -183,7 +183,7 @@ fn main() {
     };
     let tmp = tempfile::tempdir().expect("temporary directory");
     let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let (store_applied, last) = if store_path(&dir).exists() {
+    let (store_applied, last) = if store_path(&dir, 1).exists() {
         (0, 0)
     } else {
         build(&dir, &a)
@@ -194,11 +194,18 @@ fn main() {
         verify_on_open: a.verify,
         ..StoreConfig::default()
     };
-    let opened =
-        Disk::open(&dir, 1, WalConfig::default().segment_size, &cfg, 10_000).expect("recovery");
+    let mut opened = open_disk(
+        &dir,
+        &[(1, synod_node::KeyRange::all())],
+        WalConfig::default().segment_size,
+        &cfg,
+        10_000,
+    )
+    .expect("recovery");
     let t_open = t0.elapsed();
-    let (sm, applied) = opened.state;
-    let init = opened.init.expect("a data dir with a log");
+    let group = opened.groups.remove(0);
+    let (sm, applied) = group.state;
+    let init = group.init.expect("a data dir with a log");
     let target = match &init.raft {
         synod_raft::Init::Restore { hard_state, .. } => hard_state.commit,
         _ => unreachable!("a restored log"),
@@ -227,7 +234,7 @@ fn main() {
     node.commit_state_machines(true).expect("store commit");
     let t_replay = t1.elapsed();
     let total = t0.elapsed();
-    let store_bytes = std::fs::metadata(store_path(&dir))
+    let store_bytes = std::fs::metadata(store_path(&dir, 1))
         .map(|m| m.len())
         .unwrap_or(0);
     let wal_bytes = dir_bytes(&dir.join("wal"));

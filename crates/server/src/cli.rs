@@ -63,6 +63,11 @@ pub struct ServerArgs {
     /// Most applied entries between durable commits of the store.
     #[arg(long, default_value_t = crate::config::DEFAULT_BACKEND_BATCH_LIMIT)]
     pub backend_batch_limit: u64,
+    /// Split the keyspace into several Raft groups at these keys
+    /// (comma-separated, increasing): a static split, the same on every
+    /// member. Each group is replicated on every member.
+    #[arg(long, default_value = "")]
+    pub experimental_initial_split_keys: String,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -92,6 +97,7 @@ impl ServerArgs {
             watch_progress_notify_interval: self.experimental_watch_progress_notify_interval,
             backend_batch_interval: self.backend_batch_interval,
             backend_batch_limit: self.backend_batch_limit,
+            initial_split_keys: self.experimental_initial_split_keys.clone(),
         }
     }
 }

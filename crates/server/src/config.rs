@@ -81,6 +81,55 @@ pub struct ServerConfig {
     /// Most entries applied between durable commits of the store (etcd's
     /// `--backend-batch-limit`).
     pub backend_batch_limit: u64,
+    /// Where the keyspace is split into groups, in order (empty: one group
+    /// over every key). Every member of a cluster must be given the same.
+    pub split_keys: Vec<Vec<u8>>,
+}
+
+/// Most split keys `--experimental-initial-split-keys` takes.
+pub const MAX_SPLIT_KEYS: usize = 63;
+
+impl ServerConfig {
+    /// The node's groups and the key range each serves: group 1 from the
+    /// first key, then one group per split key (ids 2, 3, …).
+    pub fn ranges(&self) -> Vec<(synod_node::ShardId, synod_node::KeyRange)> {
+        let mut bounds = vec![Vec::new()];
+        bounds.extend(self.split_keys.iter().cloned());
+        bounds.push(Vec::new());
+        bounds
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                (
+                    i as u64 + 1,
+                    synod_node::KeyRange::new(w[0].clone(), w[1].clone()),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Parses `--experimental-initial-split-keys`: comma-separated keys, each
+/// non-empty and each above the one before.
+pub fn parse_split_keys(s: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let keys: Vec<Vec<u8>> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
+    if keys.len() > MAX_SPLIT_KEYS {
+        return Err(ConfigError::Invalid(format!(
+            "--experimental-initial-split-keys takes at most {MAX_SPLIT_KEYS} keys, not {}",
+            keys.len()
+        )));
+    }
+    if keys.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(ConfigError::Invalid(
+            "--experimental-initial-split-keys must be in increasing order, without repeats".into(),
+        ));
+    }
+    Ok(keys)
 }
 
 /// Parses `http://HOST:PORT` (or `HOST:PORT`) into a socket address.
@@ -206,6 +255,8 @@ pub struct RawConfig {
     pub backend_batch_interval: Duration,
     /// `--backend-batch-limit`
     pub backend_batch_limit: u64,
+    /// `--experimental-initial-split-keys`
+    pub initial_split_keys: String,
 }
 
 impl RawConfig {
@@ -293,7 +344,9 @@ impl RawConfig {
             ));
         }
         let election_ticks = (self.election_timeout_ms / self.heartbeat_interval_ms) as u32;
+        let split_keys = parse_split_keys(&self.initial_split_keys)?;
         Ok(ServerConfig {
+            split_keys,
             name: self.name.clone(),
             id: me.id,
             data_dir: self.data_dir.clone(),
@@ -336,6 +389,7 @@ impl Default for RawConfig {
             watch_progress_notify_interval: Duration::from_secs(600),
             backend_batch_interval: DEFAULT_BACKEND_BATCH_INTERVAL,
             backend_batch_limit: DEFAULT_BACKEND_BATCH_LIMIT,
+            initial_split_keys: String::new(),
         }
     }
 }

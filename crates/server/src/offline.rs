@@ -22,7 +22,7 @@ use synod_node::{Persist, StateMachine};
 use synod_raft::{ConfState, HardState, Snapshot, SnapshotMeta};
 
 use crate::config::RawConfig;
-use crate::disk::{Disk, DiskError};
+use crate::disk::DiskError;
 use crate::server::SHARD;
 
 /// Largest snapshot file `restore` and `status` read (they hold it in memory).
@@ -226,14 +226,17 @@ pub fn restore(args: &RestoreArgs) -> Result<Restored, OfflineError> {
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
-    let opened = Disk::open(
+    let opened = crate::disk::open(
         &tmp,
-        SHARD,
+        &[(SHARD, synod_node::KeyRange::all())],
         cfg.wal_segment_bytes,
         &synod_store::StoreConfig::default(),
         MAX_SESSIONS,
     )?;
-    assert!(opened.init.is_none(), "a new directory holds no state");
+    assert!(
+        opened.groups.iter().all(|g| g.init.is_none()),
+        "a new directory holds no state"
+    );
     let mut disk = opened.disk;
     let conf_state = ConfState {
         voters: cfg.members.iter().map(|m| m.id).collect(),
@@ -261,7 +264,7 @@ pub fn restore(args: &RestoreArgs) -> Result<Restored, OfflineError> {
                 data: sm.snapshot(),
             }),
         }],
-        0,
+        &|_| 0,
     )?;
     drop(disk);
     fs::rename(&tmp, &data_dir).map_err(io(&data_dir))?;
@@ -348,7 +351,7 @@ pub fn inspect(dir: &Path) -> Result<DirStats, OfflineError> {
             st.other_bytes += len;
         }
     }
-    let store = crate::disk::store_path(dir);
+    let store = crate::disk::store_path(dir, SHARD);
     if let Ok(m) = fs::metadata(&store) {
         st.store_bytes = m.len();
         st.other_bytes = st.other_bytes.saturating_sub(m.len());
@@ -581,18 +584,19 @@ mod tests {
             Some(0),
             "the store is filled on first boot"
         );
-        let opened = Disk::open(
+        let mut opened = crate::disk::open(
             &r.data_dir,
-            SHARD,
+            &[(SHARD, synod_node::KeyRange::all())],
             64 << 20,
             &synod_store::StoreConfig::default(),
             MAX_SESSIONS,
         )
         .unwrap();
-        let init = opened.init.expect("the restored dir holds state");
+        let group = opened.groups.remove(0);
+        let init = group.init.expect("the restored dir holds state");
         // The first boot installs the image into the store at index 1.
-        assert_eq!(opened.state.1, 1);
-        assert_eq!(opened.state.0.kv().hash(), sm.kv().hash());
+        assert_eq!(group.state.1, 1);
+        assert_eq!(group.state.0.kv().hash(), sm.kv().hash());
         match init.raft {
             synod_raft::Init::Restore { snapshot, .. } => {
                 let meta = snapshot.expect("a snapshot marker");
@@ -601,7 +605,7 @@ mod tests {
             other => panic!("expected a restore, got {other:?}"),
         }
         drop(opened.disk);
-        drop(opened.state);
+        drop(group.state);
         let st = inspect(&r.data_dir).unwrap();
         assert_eq!((st.keys, st.revision), (10, sm.kv().revision()));
         assert!(st.wal_bytes > 0 && st.snap_files == 1);

@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use synod_node::{GroupInit, Host, HostConfig, Node, NodeConfig, NodeError};
+use synod_node::{GroupInit, Host, HostConfig, Node, NodeConfig, NodeError, ShardId};
 use synod_raft::{Config as RaftConfig, Init};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
-use crate::disk::{Disk, DiskError};
+use crate::disk::DiskError;
 use crate::grpc::{router, Api};
 use crate::inbox::{Input, INBOX};
 use crate::layout::IDENTITY;
@@ -20,8 +20,8 @@ use crate::runtime::{self, Core};
 use crate::shared::Shared;
 use crate::transport::{self, Transport};
 
-/// The shard id of the one group a member's disk holds today (a new
-/// cluster's group over the whole keyspace). Everything after boot goes by
+/// The shard id of the first group (the whole keyspace's when it is not
+/// split), the one the offline commands work on. A running member goes by
 /// the node's groups ([`synod_node::Node::ranges`]), not by this constant.
 pub const SHARD: u64 = 1;
 
@@ -203,8 +203,10 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
     let segment = cfg.wal_segment_bytes;
     let max_sessions = NodeConfig::default().max_sessions;
     let store_cfg = synod_store::StoreConfig::default();
+    let ranges = cfg.ranges();
+    let groups = ranges.clone();
     let mut opened = tokio::task::spawn_blocking(move || {
-        Disk::open(&dir, SHARD, segment, &store_cfg, max_sessions)
+        crate::disk::open(&dir, &groups, segment, &store_cfg, max_sessions)
     })
     .await
     .map_err(|e| StartError::Config(format!("storage open panicked: {e}")))??;
@@ -213,7 +215,15 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         cfg.id = id;
         cfg.cluster_id = cluster;
     }
-    let joining = opened.init.is_none() && !cfg.initial_state_new;
+    // A member whose log holds nothing of any group is new.
+    let fresh = opened.groups.iter().all(|g| g.init.is_none());
+    let joining = fresh && !cfg.initial_state_new;
+    if joining && ranges.len() > 1 {
+        return Err(StartError::Config(
+            "a member cannot join a cluster whose keyspace is split into several groups (yet)"
+                .into(),
+        ));
+    }
     if joining && identity.is_none() {
         let (id, cluster, members) = join(&cfg).await?;
         cfg.id = id;
@@ -236,28 +246,42 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
     if identity.is_none() {
         write_identity(&cfg.data_dir, cfg.id, cfg.cluster_id)?;
     }
-    let init = match opened.init {
-        Some(init) => init,
-        None if cfg.initial_state_new => GroupInit {
-            shard: SHARD,
-            range: synod_node::KeyRange::all(),
-            raft: Init::Bootstrap {
-                voters: cfg.members.iter().map(|m| m.id).collect(),
-                learners: Vec::new(),
+    let bootstrap = |shard: ShardId, range: synod_node::KeyRange| GroupInit {
+        shard,
+        range,
+        raft: Init::Bootstrap {
+            // A member added at runtime starts empty and learns everything
+            // from the leader.
+            voters: if cfg.initial_state_new {
+                cfg.members.iter().map(|m| m.id).collect()
+            } else {
+                Vec::new()
             },
-            snapshot_data: None,
+            learners: Vec::new(),
         },
-        // A member added at runtime starts empty and learns everything from the leader.
-        None => GroupInit {
-            shard: SHARD,
-            range: synod_node::KeyRange::all(),
-            raft: Init::Bootstrap {
-                voters: Vec::new(),
-                learners: Vec::new(),
-            },
-            snapshot_data: None,
-        },
+        snapshot_data: None,
     };
+    if !fresh {
+        if let Some((shard, _)) = ranges
+            .iter()
+            .zip(&opened.groups)
+            .find(|(_, g)| g.init.is_none())
+            .map(|(r, _)| r)
+        {
+            return Err(StartError::Config(format!(
+                "the data dir holds no log of group {shard}: was --experimental-initial-split-keys changed?"
+            )));
+        }
+    }
+    let durable_store = opened.groups[0].state.0.durable_applied().is_some();
+    let groups: Vec<_> = std::mem::take(&mut opened.groups)
+        .into_iter()
+        .zip(ranges)
+        .map(|(g, (shard, range))| {
+            let init = g.init.unwrap_or_else(|| bootstrap(shard, range));
+            (init, Some(g.state))
+        })
+        .collect();
     let ticks_per_second = (1000 / cfg.tick.as_millis().max(1)).max(1) as u64;
     let node_cfg = NodeConfig {
         id: cfg.id,
@@ -267,7 +291,7 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
             pre_vote: true,
             check_quorum: true,
             // A durable store holds the state: snapshot images are built on demand.
-            lazy_snapshot_data: opened.state.0.durable_applied().is_some(),
+            lazy_snapshot_data: durable_store,
             ..RaftConfig::default()
         },
         seed: seed(cfg.id),
@@ -276,11 +300,12 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         // The leader's fdatasync overlaps replication (Raft thesis §10.2.1).
         parallel_leader_append: true,
         max_sessions,
+        apply_budget: runtime::APPLY_OPS_PER_TURN,
         ..NodeConfig::default()
     };
     // The group starts from the store: Raft replays only the entries after
     // the store's applied index.
-    let mut node = Node::with_state_machines(node_cfg, vec![(init, Some(opened.state))])?;
+    let mut node = Node::with_state_machines(node_cfg, groups)?;
     node.set_bootstrap_members(
         cfg.members
             .iter()
@@ -303,7 +328,6 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         .metrics
         .snapshot_bytes
         .store(opened.disk.snapshot_bytes(), Ordering::Relaxed);
-    opened.disk.wal_fsync = shared.metrics.wal_fsync.clone();
     let transport = Transport::start(shared.clone());
     let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
     let host_cfg = HostConfig {
@@ -314,7 +338,12 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         bug: None,
     };
     let core = Core::new(Host::new(node, host_cfg), shared.clone(), transport);
-    let actor = tokio::spawn(runtime::run(core, inbox_rx, opened.disk));
+    let actor = tokio::spawn(runtime::run(
+        core,
+        inbox_rx,
+        opened.disk,
+        shared.metrics.wal_fsync.clone(),
+    ));
     let peer_listener = tokio::spawn(transport::listen(peer, shared.clone(), inbox_tx.clone()));
     let api = Api::new(inbox_tx.clone(), shared.clone());
     let routes = crate::http::add_http(router(api.clone(), max_request_bytes), shared.clone(), api);

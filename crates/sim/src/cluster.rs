@@ -1,7 +1,8 @@
-//! The processes of a simulated database: servers (a [`Node`] on a
-//! [`SimDisk`]) and clients (a workload that records its history).
+//! The processes of a simulated database: servers (a [`Host`] on the
+//! production storage code, [`synod_disk::Disk`], over a simulated VFS) and
+//! clients (a workload that records its history).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rand::Rng;
 use synod_check::OpKind;
@@ -16,7 +17,8 @@ use synod_node::{
 use synod_raft::{Init, MessageBody, NodeId};
 use synod_simnet::{Ctx, ProcId, Process, Time, TimerId, MILLIS};
 
-use crate::disk::SimDisk;
+use synod_disk::{Disk, MemStores};
+use synod_storage::{SimVfs, WalConfig};
 
 /// The home group (the first key range): membership changes and the aimed
 /// faults follow its leader.
@@ -200,6 +202,18 @@ fn op_name(op: &ClientOp) -> &'static str {
 
 const TICK: u64 = 1;
 const SYNC: u64 = 2;
+const BUSY: u64 = 3;
+
+/// Inputs a busy server holds at most (like the runtime's bounded inbox;
+/// more are dropped, as a full inbox would refuse them).
+const MAX_DEFERRED: usize = 4096;
+
+/// An input that reached a server while it was busy applying.
+#[derive(Debug)]
+enum Deferred {
+    Message(ProcId, Msg),
+    Sync,
+}
 
 /// Timing of a simulated server.
 #[derive(Clone, Debug)]
@@ -213,20 +227,63 @@ pub struct ServerTiming {
     /// Sync every Ready, even one whose only record is a commit index (as
     /// drivers without etcd's MustSync rule do): another schedule of syncs.
     pub sync_every_ready: bool,
+    /// What applying one key operation costs, in nanoseconds: a server
+    /// that applied some in a Ready is busy that long (its output, ticks,
+    /// messages and finished syncs wait, as in the runtime's one actor).
+    pub apply_op_nanos: u64,
 }
 
+/// What of a simulated node outlives its crashes: its file system (the WAL
+/// and snapshot images) and its stores as of their last durable commits.
+/// Clones share the same storage.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    /// The simulated file system.
+    pub vfs: SimVfs,
+    /// The state machines' stores.
+    pub stores: MemStores,
+}
+
+impl Storage {
+    /// Blank storage.
+    pub fn new(max_sessions: usize) -> Storage {
+        Storage {
+            vfs: SimVfs::new(),
+            stores: MemStores::new(max_sessions),
+        }
+    }
+}
+
+/// Where a simulated node keeps its data dir.
+const DATA_DIR: &str = "/data";
+
 /// A database node on a simulated disk: the same [`Host`] the production
-/// runtime drives, with the simulator's network, timers and disk around it.
+/// runtime drives, over the same storage code, with the simulator's
+/// network, timers and file system around it.
 pub struct Server {
     /// The host (sans-IO core: the node and every decision around it).
     pub host: Host,
-    /// Its disk: survives crashes, minus what was not synced.
-    pub disk: SimDisk,
+    /// Its disk: every group's log on one WAL, and the snapshot images.
+    disk: Disk<SimVfs>,
+    /// What survives a crash.
+    pub storage: Storage,
     timing: ServerTiming,
     /// The Ready whose writes are being synced; its messages leave after.
     syncing: Option<synod_node::Ready>,
     /// How many times this server restarted (tags its client replies).
     pub incarnation: u64,
+    /// Busy applying until its BUSY timer: inputs wait in `deferred`.
+    busy: bool,
+    /// A tick came while busy (missed ticks collapse into one, as the
+    /// runtime's interval does).
+    tick_due: bool,
+    deferred: VecDeque<Deferred>,
+    /// The Ready whose apply the server is busy with.
+    held: Option<synod_node::Ready>,
+    /// Nanoseconds of apply not yet charged (below a microsecond).
+    owed_nanos: u64,
+    /// Total time spent busy applying.
+    pub busy_time: Time,
 }
 
 /// Proc id of the server with Raft id `id`.
@@ -235,54 +292,60 @@ pub fn proc_of(id: NodeId) -> ProcId {
 }
 
 impl Server {
-    /// Builds a server from its disk: a bootstrap if nothing was ever synced,
-    /// otherwise a restore of what was.
+    /// Builds a server from its storage, as the production server boots:
+    /// each group's store at its last durable commit and its log after it;
+    /// a group of which nothing was ever made durable bootstraps.
     pub fn boot(
         cfg: NodeConfig,
         host: HostConfig,
         voters: Vec<NodeId>,
         ranges: &[(KeyRange, ShardId)],
-        disk: SimDisk,
+        storage: Storage,
         timing: ServerTiming,
     ) -> Server {
-        let inits = ranges
-            .iter()
-            .map(|(range, shard)| {
-                let img = disk.image(*shard).cloned().unwrap_or_default();
-                // Only a disk on which nothing was ever made durable
-                // bootstraps; any durable state (a vote, entries, a
-                // snapshot) is restored from.
-                let blank = img.snapshot.is_none()
-                    && img.entries.is_empty()
-                    && img.hard_state == synod_raft::HardState::default();
-                let raft = if blank {
-                    Init::Bootstrap {
-                        voters: voters.clone(),
-                        learners: Vec::new(),
-                    }
-                } else {
-                    Init::Restore {
-                        hard_state: img.hard_state,
-                        snapshot: img.snapshot_meta(),
-                        entries: img.entries.clone(),
-                    }
-                };
-                GroupInit {
+        let groups: Vec<(ShardId, KeyRange)> =
+            ranges.iter().map(|(r, s)| (*s, r.clone())).collect();
+        let mut stores = storage.stores.clone();
+        let opened = Disk::open(
+            storage.vfs.clone(),
+            std::path::Path::new(DATA_DIR),
+            &groups,
+            WalConfig::for_simulation(),
+            &mut stores,
+        )
+        .unwrap_or_else(|e| panic!("recovering from a simulated disk: {e}"));
+        let inits = opened
+            .groups
+            .into_iter()
+            .zip(&groups)
+            .map(|(g, (shard, range))| {
+                let init = g.init.unwrap_or_else(|| GroupInit {
                     shard: *shard,
                     range: range.clone(),
-                    raft,
-                    snapshot_data: img.snapshot.as_ref().map(|s| s.data.clone()),
-                }
+                    raft: Init::Bootstrap {
+                        voters: voters.clone(),
+                        learners: Vec::new(),
+                    },
+                    snapshot_data: None,
+                });
+                (init, Some(g.state))
             })
             .collect();
-        let node = Node::new(cfg, inits)
-            .unwrap_or_else(|e| panic!("recovering from a valid disk image: {e}"));
+        let node = Node::with_state_machines(cfg, inits)
+            .unwrap_or_else(|e| panic!("recovering from a valid disk: {e}"));
         Server {
             host: Host::new(node, host),
-            disk,
+            disk: opened.disk,
+            storage,
             timing,
             syncing: None,
             incarnation: 0,
+            busy: false,
+            tick_due: false,
+            deferred: VecDeque::new(),
+            held: None,
+            owed_nanos: 0,
+            busy_time: 0,
         }
     }
 
@@ -297,33 +360,73 @@ impl Server {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Msg>, from: ProcId, msg: Msg) {
+        if self.busy {
+            if self.deferred.len() < MAX_DEFERRED {
+                self.deferred.push_back(Deferred::Message(from, msg));
+            }
+            return;
+        }
+        self.take_message(from, msg);
+        self.drive(ctx);
+    }
+
+    fn take_message(&mut self, from: ProcId, msg: Msg) {
         match msg {
             Msg::Peer(m) => self.host.peer(from as NodeId + 1, m),
             // A client's token is its process id, plus one (0 means nobody).
             Msg::Request(req) => self.host.client(from as u64 + 1, req),
             Msg::Reply(..) => {}
         }
-        self.drive(ctx);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Msg>, tag: u64) {
         match tag {
+            TICK if self.busy => {
+                self.tick_due = true;
+                ctx.set_timer(self.timing.tick, TICK);
+                return;
+            }
             TICK => {
                 let idle = self.syncing.is_none();
                 self.host.tick(idle);
                 ctx.set_timer(self.timing.tick, TICK);
             }
-            SYNC => {
-                let rd = self
-                    .syncing
-                    .take()
-                    .expect("a sync completes only while one is running");
-                self.disk.sync();
-                self.send(ctx, rd, true)
+            SYNC if self.busy => {
+                self.deferred.push_back(Deferred::Sync);
+                return;
+            }
+            SYNC => self.sync_done(ctx),
+            BUSY => {
+                assert!(self.busy, "a BUSY timer fires only while busy");
+                self.busy = false;
+                if let Some(rd) = self.held.take() {
+                    self.process(ctx, rd);
+                }
+                if std::mem::take(&mut self.tick_due) {
+                    let idle = self.syncing.is_none();
+                    self.host.tick(idle);
+                }
+                while let Some(d) = self.deferred.pop_front() {
+                    match d {
+                        Deferred::Message(from, msg) => self.take_message(from, msg),
+                        Deferred::Sync => self.sync_done(ctx),
+                    }
+                }
             }
             _ => unreachable!("unknown server timer {tag}"),
         }
         self.drive(ctx);
+    }
+
+    fn sync_done(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let rd = self
+            .syncing
+            .take()
+            .expect("a sync completes only while one is running");
+        self.disk
+            .sync()
+            .unwrap_or_else(|e| panic!("the simulated disk failed: {e}"));
+        self.send(ctx, rd, true)
     }
 
     fn send(&mut self, ctx: &mut Ctx<'_, Msg>, mut rd: synod_node::Ready, synced: bool) {
@@ -355,32 +458,68 @@ impl Server {
     fn drive(&mut self, ctx: &mut Ctx<'_, Msg>) {
         self.flush(ctx);
         for _ in 0..64 {
-            if self.syncing.is_some() || !self.host.has_ready() {
+            if self.busy || self.syncing.is_some() || !self.host.has_ready() {
                 return;
             }
-            let mut rd = self.host.ready();
-            self.flush(ctx);
-            for env in rd.early_messages.drain(..) {
-                let to = proc_of(env.msg.to);
-                ctx.send(to, Msg::Peer(HostMsg::Raft(env)));
+            let rd = self.host.ready();
+            if self.charge(ctx, rd.apply_ops) {
+                // The apply happened inside `ready`: its output leaves
+                // once the time it took has passed.
+                self.held = Some(rd);
+                return;
             }
-            let writes = !rd.persist.is_empty();
-            for p in rd.persist.drain(..) {
-                self.disk.write(p);
-            }
-            let sync = rd.must_sync || (self.timing.sync_every_ready && writes);
-            if !sync {
-                // Nothing or only a commit index: written, not synced; a
-                // crash before the next sync may lose it.
-                self.send(ctx, rd, !writes);
-                continue;
-            }
-            self.syncing = Some(rd);
-            let t = ctx
-                .rng()
-                .random_range(self.timing.sync_min..=self.timing.sync_max);
-            ctx.set_timer(t, SYNC);
+            self.process(ctx, rd);
         }
+    }
+
+    /// Writes `rd` (starting its sync, if it needs one) and sends what may
+    /// leave now.
+    fn process(&mut self, ctx: &mut Ctx<'_, Msg>, mut rd: synod_node::Ready) {
+        self.flush(ctx);
+        for env in rd.early_messages.drain(..) {
+            let to = proc_of(env.msg.to);
+            ctx.send(to, Msg::Peer(HostMsg::Raft(env)));
+        }
+        let writes = !rd.persist.is_empty();
+        let node = self.host.node();
+        let durable = |s: ShardId| {
+            node.state_machine(s)
+                .and_then(|sm| sm.durable_applied())
+                .unwrap_or(0)
+        };
+        self.disk
+            .write(&rd.persist, &durable)
+            .unwrap_or_else(|e| panic!("the simulated disk failed: {e}"));
+        rd.persist.clear();
+        let sync = rd.must_sync || (self.timing.sync_every_ready && writes);
+        if !sync {
+            // Nothing or only a commit index: written, not synced; a
+            // crash before the next sync may lose it.
+            self.send(ctx, rd, !writes);
+            return;
+        }
+        self.syncing = Some(rd);
+        let t = ctx
+            .rng()
+            .random_range(self.timing.sync_min..=self.timing.sync_max);
+        ctx.set_timer(t, SYNC);
+    }
+
+    /// Charges the apply work of a Ready: whether the server is now busy
+    /// with it (the Ready's output and every input wait until then).
+    fn charge(&mut self, ctx: &mut Ctx<'_, Msg>, ops: u64) -> bool {
+        assert!(!self.busy, "charged while already busy");
+        let nanos = self
+            .owed_nanos
+            .saturating_add(ops.saturating_mul(self.timing.apply_op_nanos));
+        let micros = nanos / 1000;
+        self.owed_nanos = nanos % 1000;
+        if micros > 0 {
+            self.busy = true;
+            self.busy_time += micros;
+            ctx.set_timer(micros, BUSY);
+        }
+        self.busy
     }
 }
 
@@ -411,6 +550,9 @@ pub enum ClientEvent {
     Unknown,
     /// A request over several groups' keys was served instead of refused.
     SpanServed,
+    /// The answer to the client's (session, seq) was the answer to another
+    /// kind of request (a write's to a read, a put's to a txn).
+    WrongAnswer,
     /// What a member showed this client, for the session checker (not part
     /// of the linearizability history): an acknowledged write's revision,
     /// or the revision a serializable read was served at.
@@ -775,9 +917,21 @@ impl Client {
             Ok(ClientResponse::Write(w)) => self.outbox.push(seen(true, w.revision())),
             _ => {}
         }
+        let fits = match &reply.result {
+            Ok(ClientResponse::Range(_)) => kind == OpKind::Get,
+            Ok(ClientResponse::Write(Response::Txn { .. })) => kind == OpKind::Cas,
+            Ok(ClientResponse::Write(Response::Put { .. })) => kind == OpKind::Put,
+            Ok(ClientResponse::Write(Response::DeleteRange { .. })) => kind == OpKind::Delete,
+            _ => true,
+        };
+        if !fits {
+            // Not this request's answer: its outcome is unknown, and the
+            // harness reports the mix-up.
+            self.outbox.push(ClientEvent::WrongAnswer);
+            return self.give_up(ctx);
+        }
         match reply.result {
             Ok(ClientResponse::Range(rr)) => {
-                assert_eq!(kind, OpKind::Get);
                 let read = rr
                     .kvs
                     .first()
@@ -785,7 +939,6 @@ impl Client {
                 self.finish(ctx, true, read);
             }
             Ok(ClientResponse::Write(Response::Txn { succeeded, .. })) => {
-                assert_eq!(kind, OpKind::Cas);
                 self.finish(ctx, succeeded, None);
             }
             Ok(ClientResponse::Write(_)) => self.finish(ctx, true, None),

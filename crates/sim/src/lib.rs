@@ -15,9 +15,9 @@
 #![deny(missing_docs)]
 
 pub mod aim;
+pub mod bulk;
 pub mod cli;
 pub mod cluster;
-pub mod disk;
 pub mod invariants;
 pub mod run;
 

@@ -19,8 +19,8 @@ use synod_simnet::{
 };
 
 use crate::aim::{Aim, AimAction};
+use crate::cluster::Storage;
 use crate::cluster::{split, Client, ClientEvent, Proc, Server, ServerTiming, Workload};
-use crate::disk::SimDisk;
 use crate::invariants::Invariants;
 
 /// Everything that defines a run. Together with the seed it is the replay key.
@@ -229,6 +229,9 @@ impl RunReport {
     }
 }
 
+/// What applying one key operation costs a simulated server, in nanoseconds.
+pub const APPLY_OP_NANOS: u64 = 20_000;
+
 /// A run that needs more simulator events than this is stuck in a message
 /// storm or livelock (a normal run takes about 15 000): it stops and fails.
 pub const MAX_EVENTS: u64 = 3_000_000;
@@ -248,6 +251,8 @@ struct Harness {
     sessions: Vec<Observation>,
     /// Requests over several groups that were served, not refused.
     span_served: u64,
+    /// Answers clients got that belonged to another kind of request.
+    wrong_answers: u64,
     /// The groups' key ranges.
     ranges: Vec<(KeyRange, ShardId)>,
     /// Raft's invariants, per group.
@@ -313,6 +318,7 @@ impl Harness {
             max_pending: 1000,
             ticks_per_second: 100,
             parallel_leader_append,
+            ..NodeConfig::default()
         }
     }
 
@@ -450,6 +456,7 @@ impl Harness {
                         revision,
                     }),
                     ClientEvent::SpanServed => self.span_served += 1,
+                    ClientEvent::WrongAnswer => self.wrong_answers += 1,
                     ClientEvent::Unknown => {
                         let p = self.pending.remove(&i).expect("outcome of an invoked op");
                         self.recorder.complete_unknown(p);
@@ -608,15 +615,15 @@ impl Harness {
         let Some(old) = self.sim.proc(p).server() else {
             return;
         };
-        let mut disk: SimDisk = old.disk.clone();
-        disk.crash(&mut self.crash_rng);
+        let storage = old.storage.clone();
+        storage.vfs.crash(&mut self.crash_rng);
         self.incarnation[p] += 1;
         let mut server = Server::boot(
             self.node_config(p),
             self.host_config(p),
             self.boot_voters(p),
             &self.ranges,
-            disk,
+            storage,
             self.timing.clone(),
         );
         server.incarnation = self.incarnation[p];
@@ -691,6 +698,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
         sync_min: 100,
         sync_max: 2 * MILLIS,
         sync_every_ready: cfg.sync_every_ready,
+        // About what the server's disk store takes per key written.
+        apply_op_nanos: APPLY_OP_NANOS,
     };
     let mut net = NetConfig::reliable();
     net.latency_min = 200;
@@ -717,6 +726,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         recorder: Recorder::new(),
         sessions: Vec::new(),
         span_served: 0,
+        wrong_answers: 0,
         ranges: split(cfg.keys, cfg.groups),
         invs: split(cfg.keys, cfg.groups)
             .into_iter()
@@ -766,7 +776,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
             h.host_config(i),
             h.boot_voters(i),
             &h.ranges,
-            SimDisk::default(),
+            Storage::new(h.node_config(i).max_sessions),
             timing.clone(),
         ))));
     }
@@ -924,6 +934,12 @@ pub fn run(cfg: RunConfig) -> RunReport {
         violations.push(format!(
             "routing: {} requests over several groups' keys were served instead of refused",
             h.span_served
+        ));
+    }
+    if h.wrong_answers > 0 {
+        violations.push(format!(
+            "answers: {} requests got the answer to another kind of request",
+            h.wrong_answers
         ));
     }
     for v in check_sessions(&h.sessions) {

@@ -142,14 +142,14 @@ fn planted_host_bugs_are_caught() {
 fn planted_commit_of_old_term_by_counting_is_caught() {
     // Raft's figure 8 with the default swarm: the faults aimed at leaders
     // right after they append or commit (crates/sim/src/aim.rs) find it; a
-    // search of the first 4 000 seeds on 3 nodes caught it at 2112, 2536,
-    // 2621, 2632 and 3134 (`synod sim --seeds 0..4000 --nodes 3
+    // search of the first 4 000 seeds on 3 nodes caught it at 91 and 2343
+    // once servers charged apply time (`synod sim --seeds 0..4000 --nodes 3
     // --planted-bug commit-old-term`). If the simulator's schedule changes,
     // rerun the search and update the seed.
     let cfg = |bug| RunConfig {
         nodes: 3,
         bug,
-        ..RunConfig::new(2112)
+        ..RunConfig::new(91)
     };
     let r = run(cfg(Some(Bug::Raft(PlantedBug::CommitOldTermByCounting))));
     assert!(

@@ -43,7 +43,10 @@ pub mod record;
 pub mod vfs;
 pub mod wal;
 
-pub use raftlog::{HardState, LogEntry, RaftLogError, RaftLogStore, Recovered, SnapshotMarker};
+pub use raftlog::{
+    GroupId, GroupRecovered, HardState, LogEntry, MultiRaftLog, MultiRecovered, RaftLogError,
+    RaftLogStore, Recovered, SnapshotMarker, LEGACY_GROUP,
+};
 pub use vfs::{
     CrashReport, FaultRates, RealFile, RealVfs, SimFile, SimVfs, Vfs, VfsError, VfsFile, VfsResult,
 };

@@ -6,6 +6,7 @@ use crate::vfs::{RealVfs, SimVfs, VfsFile};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 fn cfg() -> WalConfig {
@@ -540,5 +541,255 @@ proptest! {
             }
         }
         let _ = RaftLogStore::open_with_config(vfs.clone(), &dir(), cfg());
+    }
+}
+
+fn open_multi(vfs: &SimVfs) -> (MultiRaftLog<SimVfs>, MultiRecovered) {
+    MultiRaftLog::open(vfs.clone(), &dir(), cfg()).unwrap()
+}
+
+#[test]
+fn groups_share_one_wal_and_recover_apart() {
+    let vfs = SimVfs::new();
+    let (mut s, rec) = open_multi(&vfs);
+    assert!(rec.groups.is_empty());
+    s.append(7, &run(1..=5, 1)).unwrap();
+    s.append(9, &run(1..=3, 2)).unwrap();
+    s.set_hard_state(
+        7,
+        HardState {
+            term: 1,
+            vote: 1,
+            commit: 5,
+        },
+    )
+    .unwrap();
+    s.append(9, &run(3..=4, 3)).unwrap();
+    // One sync for both groups.
+    let before = s.wal().durable_lsn();
+    s.sync().unwrap();
+    assert!(s.wal().durable_lsn() > before);
+    drop(s);
+    let (s, rec) = open_multi(&vfs);
+    assert_eq!(s.groups().collect::<Vec<_>>(), vec![7, 9]);
+    assert_eq!(rec.groups[&7].entries, run(1..=5, 1));
+    assert_eq!(rec.groups[&7].hard_state.commit, 5);
+    let nine: Vec<_> = rec.groups[&9]
+        .entries
+        .iter()
+        .map(|e| (e.index, e.term))
+        .collect();
+    assert_eq!(nine, vec![(1, 2), (2, 2), (3, 3), (4, 3)]);
+    assert_eq!(rec.groups[&9].hard_state, HardState::default());
+    // A single-group view refuses a log of several groups.
+    drop(s);
+    assert!(RaftLogStore::open_with_config(vfs.clone(), &dir(), cfg()).is_err());
+}
+
+#[test]
+fn an_idle_groups_vote_does_not_pin_old_segments_and_survives_them() {
+    let vfs = SimVfs::new();
+    let (mut s, _) = open_multi(&vfs);
+    let vote = HardState {
+        term: 4,
+        vote: 2,
+        commit: 0,
+    };
+    s.set_hard_state(2, vote).unwrap();
+    s.sync().unwrap();
+    // Group 1 writes many segments' worth, then compacts all of it.
+    let mut i = 1;
+    while s.wal().segments().len() < 6 {
+        s.append(1, &run(i..=i + 9, 1)).unwrap();
+        i += 10;
+        s.sync().unwrap();
+    }
+    let last = i - 1;
+    s.set_hard_state(
+        1,
+        HardState {
+            term: 1,
+            vote: 1,
+            commit: last,
+        },
+    )
+    .unwrap();
+    let removed = s
+        .compact(
+            1,
+            SnapshotMarker {
+                index: last,
+                term: 1,
+                conf: vec![],
+            },
+        )
+        .unwrap();
+    assert!(removed >= 5, "removed {removed}");
+    drop(s);
+    vfs.crash(&mut Pcg64Mcg::seed_from_u64(3));
+    let (_, rec) = open_multi(&vfs);
+    assert_eq!(rec.groups[&2].hard_state, vote, "the vote is kept");
+    assert_eq!(rec.groups[&1].snapshot_marker.as_ref().unwrap().index, last);
+}
+
+#[test]
+fn an_idle_groups_entries_pin_their_segments_until_it_compacts() {
+    let vfs = SimVfs::new();
+    let (mut s, _) = open_multi(&vfs);
+    s.append(2, &run(1..=3, 1)).unwrap();
+    s.set_hard_state(
+        2,
+        HardState {
+            term: 1,
+            vote: 0,
+            commit: 3,
+        },
+    )
+    .unwrap();
+    let mut i = 1;
+    while s.wal().segments().len() < 5 {
+        s.append(1, &run(i..=i + 9, 1)).unwrap();
+        i += 10;
+        s.sync().unwrap();
+    }
+    s.set_hard_state(
+        1,
+        HardState {
+            term: 1,
+            vote: 0,
+            commit: i - 1,
+        },
+    )
+    .unwrap();
+    let marker = |index| SnapshotMarker {
+        index,
+        term: 1,
+        conf: vec![],
+    };
+    assert_eq!(
+        s.compact(1, marker(i - 1)).unwrap(),
+        0,
+        "group 2 needs them"
+    );
+    assert!(s.compact(2, marker(3)).unwrap() >= 4);
+    drop(s);
+    let (_, rec) = open_multi(&vfs);
+    assert!(rec.groups[&2].entries.is_empty());
+    assert_eq!(rec.groups[&2].snapshot_marker, Some(marker(3)));
+    assert_eq!(rec.groups[&1].snapshot_marker, Some(marker(i - 1)));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Several groups on one WAL: after any crash every group's recovered
+    /// log is the state after one and the same operation since the last
+    /// successful sync (a crash keeps a prefix of the WAL across groups).
+    #[test]
+    fn groups_crash_together_to_one_point_between_last_sync_and_now(
+        ops in prop::collection::vec((0u64..3, op()), 1..60)
+    ) {
+        let vfs = SimVfs::new();
+        let (mut s, _) = open_multi(&vfs);
+        type Views = BTreeMap<GroupId, View>;
+        let empty = || View { hard_state: HardState::default(), snapshot: None, entries: vec![] };
+        let mut view: Views = BTreeMap::new();
+        let mut candidates: Vec<Views> = vec![view.clone()];
+        let mut poisoned = false;
+        for (g, op) in ops {
+            let hs = s.hard_state(g);
+            match op {
+                Op::Append { back, n } => {
+                    let last = s.last_index(g);
+                    let start = last.saturating_sub(back).max(hs.commit + 1).max(s.first_index(g));
+                    let es = run(start..=start + n - 1, hs.term.max(1));
+                    if s.append(g, &es).is_ok() {
+                        let v = view.entry(g).or_insert_with(empty);
+                        let keep = v.entries.iter().position(|x| x.index >= start).unwrap_or(v.entries.len());
+                        v.entries.truncate(keep);
+                        for x in es {
+                            view.get_mut(&g).unwrap().entries.push(x);
+                            candidates.push(view.clone());
+                        }
+                    }
+                }
+                Op::Vote { vote } => {
+                    let next = HardState { term: hs.term + 1, vote, commit: hs.commit };
+                    if s.set_hard_state(g, next).is_ok() {
+                        view.entry(g).or_insert_with(empty).hard_state = next;
+                        candidates.push(view.clone());
+                    }
+                }
+                Op::Commit => {
+                    let next = HardState { commit: s.last_index(g), ..hs };
+                    if next != hs && s.set_hard_state(g, next).is_ok() {
+                        view.entry(g).or_insert_with(empty).hard_state = next;
+                        candidates.push(view.clone());
+                    }
+                }
+                Op::Sync => {
+                    if s.sync().is_ok() {
+                        candidates = vec![view.clone()];
+                    } else {
+                        poisoned = true;
+                    }
+                }
+                Op::Compact | Op::Install(_) => {
+                    if poisoned {
+                        continue;
+                    }
+                    let mut next = view.clone();
+                    let v = next.entry(g).or_insert_with(empty);
+                    let marker = if let Op::Install(ahead) = op {
+                        v.entries.clear();
+                        SnapshotMarker { index: s.last_index(g) + ahead, term: hs.term.max(1), conf: vec![2] }
+                    } else {
+                        let idx = hs.commit;
+                        if idx < s.first_index(g) {
+                            continue;
+                        }
+                        v.entries.retain(|x| x.index > idx);
+                        SnapshotMarker { index: idx, term: s.term(g, idx).unwrap(), conf: vec![1] }
+                    };
+                    v.snapshot = Some((marker.index, marker.term));
+                    // The checkpoint writes the hard state beside the marker.
+                    v.hard_state = hs;
+                    let r = if matches!(op, Op::Compact) {
+                        s.compact(g, marker)
+                    } else {
+                        s.install_snapshot(g, marker)
+                    };
+                    match r {
+                        Ok(_) => {
+                            view = next;
+                            candidates = vec![view.clone()];
+                        }
+                        Err(_) => {
+                            poisoned = true;
+                            candidates.push(next);
+                        }
+                    }
+                }
+                Op::FailSync => vfs.fail_next_syncs(1),
+                Op::Crash(seed) => {
+                    drop(s);
+                    vfs.fail_next_syncs(0);
+                    vfs.crash(&mut Pcg64Mcg::seed_from_u64(seed));
+                    let (s2, rec) = open_multi(&vfs);
+                    s = s2;
+                    poisoned = false;
+                    let got: Views = rec.groups.into_iter().map(|(id, r)| (id, View {
+                        hard_state: r.hard_state,
+                        snapshot: r.snapshot_marker.map(|m| (m.index, m.term)),
+                        entries: r.entries,
+                    })).filter(|(_, v)| *v != empty()).collect();
+                    let norm = |c: &Views| -> Views { c.iter().filter(|(_, v)| **v != empty()).map(|(k, v)| (*k, v.clone())).collect() };
+                    let ok = candidates.iter().any(|c| norm(c) == got);
+                    prop_assert!(ok, "recovered {:?}\nnot among {:?}", got, candidates);
+                    view = got;
+                    candidates = vec![view.clone()];
+                }
+            }
+        }
     }
 }
