@@ -357,9 +357,7 @@ impl<E: MvccEngine> KvStore<E> {
         }
         let (done, n) = match self.delete_chunk(&mut p.w, &p.del, &mut p.cursor, *budget) {
             Ok(x) => x,
-            Err(KvError::Storage(e)) => {
-                return Progress::Done(Err(self.fail(e)), Vec::new())
-            }
+            Err(KvError::Storage(e)) => return Progress::Done(Err(self.fail(e)), Vec::new()),
             Err(e) => panic!("a delete chunk failed other than in storage: {e}"),
         };
         *budget = budget.saturating_sub(n.max(1));
