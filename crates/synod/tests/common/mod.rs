@@ -5,7 +5,6 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -54,6 +53,8 @@ pub struct Plan {
     pub client_ports: Vec<u16>,
     pub peer_ports: Vec<u16>,
     pub token: String,
+    /// More flags for every member.
+    pub extra_args: Vec<String>,
 }
 
 impl Plan {
@@ -68,6 +69,18 @@ impl Plan {
                 "test-{}",
                 dir.file_name().unwrap_or_default().to_string_lossy()
             ),
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// The same members on the same ports (to restart them).
+    pub fn again(&self) -> Plan {
+        Plan {
+            names: self.names.clone(),
+            client_ports: self.client_ports.clone(),
+            peer_ports: self.peer_ports.clone(),
+            token: self.token.clone(),
+            extra_args: self.extra_args.clone(),
         }
     }
 
@@ -137,7 +150,11 @@ impl Cluster {
             let p = &cl.plan;
             let name = &p.names[i];
             let log_path = dir.join(format!("{name}.log"));
-            let log = File::create(&log_path).expect("create a member log");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .expect("create a member log");
             let child = Command::new(env!("CARGO_BIN_EXE_synod"))
                 .arg("server")
                 .args(["--name", name])
@@ -150,6 +167,7 @@ impl Cluster {
                 .args(["--initial-cluster", &initial])
                 .args(["--initial-cluster-token", &p.token])
                 .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+                .args(&p.extra_args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(log.try_clone().expect("clone a log handle")))
                 .stderr(Stdio::from(log))
