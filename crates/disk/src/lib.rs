@@ -62,8 +62,26 @@ pub enum DiskError {
     #[error("{0}")]
     Layout(String),
     /// The state machine's store failed or is damaged.
-    #[error("{0}")]
-    Store(String),
+    #[error("store {path}: {source}")]
+    Store {
+        /// The store (its file, or what stands for it).
+        path: PathBuf,
+        /// What went wrong.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl DiskError {
+    /// A failure of the store at `path`.
+    pub fn store(
+        path: impl Into<PathBuf>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> DiskError {
+        DiskError::Store {
+            path: path.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// Opens each group's state machine over its store.
@@ -219,7 +237,7 @@ impl<V: Vfs> Disk<V> {
                             }
                         })?;
                     sm.commit(m.index, true, &registry)
-                        .map_err(|e| DiskError::Store(e.to_string()))?;
+                        .map_err(|e| DiskError::store(format!("of group {shard}"), e))?;
                     applied = m.index;
                 }
                 disk.snaps.insert(*shard, snap);

@@ -60,7 +60,7 @@ impl Stores for MemStores {
             let images = self.images.lock().expect("no panic holds the lock");
             images.get(&shard).cloned()
         };
-        let store_err = |e: &dyn std::fmt::Display| DiskError::Store(e.to_string());
+        let path = format!("in memory of group {shard}");
         let (engine, meta, extra, applied) = match image {
             Some(i) => (
                 MemEngine::new(shard, self.images.clone(), i.mvcc, i.applied),
@@ -80,9 +80,9 @@ impl Stores for MemStores {
             meta.as_deref(),
             KvConfig::default(),
         )
-        .map_err(|e| store_err(&e))?;
-        let sm =
-            StateMachine::with_store(kv, &extra, self.max_sessions).map_err(|e| store_err(&e))?;
+        .map_err(|e| DiskError::store(&path, e))?;
+        let sm = StateMachine::with_store(kv, &extra, self.max_sessions)
+            .map_err(|e| DiskError::store(&path, e))?;
         Ok((sm, applied))
     }
 }

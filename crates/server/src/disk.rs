@@ -32,18 +32,17 @@ pub struct RedbStores<'a> {
 impl synod_disk::Stores for RedbStores<'_> {
     fn open(&mut self, shard: ShardId) -> Result<(StateMachine, u64), DiskError> {
         let path = store_path(self.dir, shard);
-        let store_err =
-            |e: &dyn std::fmt::Display| DiskError::Store(format!("{}: {e}", path.display()));
-        let (engine, meta) = RedbEngine::open(&path, self.cfg).map_err(|e| store_err(&e))?;
+        let (engine, meta) =
+            RedbEngine::open(&path, self.cfg).map_err(|e| DiskError::store(&path, e))?;
         let applied = engine.applied();
         let kv = KvStore::open(
             Box::new(engine) as DynEngine,
             meta.kv_meta.as_deref(),
             KvConfig::default(),
         )
-        .map_err(|e| store_err(&e))?;
+        .map_err(|e| DiskError::store(&path, e))?;
         let sm = StateMachine::with_store(kv, &meta.extra, self.max_sessions)
-            .map_err(|e| store_err(&e))?;
+            .map_err(|e| DiskError::store(&path, e))?;
         Ok((sm, applied))
     }
 }

@@ -63,7 +63,7 @@ pub struct Core {
     /// The next token (0 is the host's "nobody waits").
     next_token: u64,
     /// The store's failure: the node stops.
-    store_failed: Option<String>,
+    store_failed: Option<synod_kv::KvError>,
 }
 
 impl Core {
@@ -309,7 +309,7 @@ impl Core {
         let r = self.host.commit_store(index);
         self.shared.metrics.backend_commit.observe(t0.elapsed());
         if let Err(e) = r {
-            self.store_failed = Some(e.to_string());
+            self.store_failed = Some(e);
         }
     }
 
@@ -508,11 +508,11 @@ pub async fn run(
         core.flush();
         if let Some(e) = core.store_failed.take() {
             shared.log(format_args!("store failed, stopping: {e}"));
-            return Err(DiskError::Store(e));
+            return Err(DiskError::store(&shared.cfg.data_dir, e));
         }
         if stopping && queue.is_empty() {
             if let Err(e) = core.host.stop() {
-                return Err(DiskError::Store(e.to_string()));
+                return Err(DiskError::store(&shared.cfg.data_dir, e));
             }
             return Ok(());
         }
