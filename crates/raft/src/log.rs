@@ -12,6 +12,10 @@ pub(crate) struct RaftLog {
     entries: Vec<Entry>,
     /// Highest index the owner has persisted (and that is still ours).
     pub(crate) stable_to: u64,
+    /// The lowest index a conflicting append replaced since the entries
+    /// being persisted were handed out: the entries below it are still the
+    /// ones the owner is writing.
+    replaced_from: Option<u64>,
     /// Highest index known committed.
     pub(crate) commit: u64,
 }
@@ -23,6 +27,7 @@ impl RaftLog {
             snap_term,
             entries: Vec::new(),
             stable_to: snap_index,
+            replaced_from: None,
             commit: snap_index,
         }
     }
@@ -95,10 +100,29 @@ impl RaftLog {
         &self.entries[from..]
     }
 
-    /// The owner persisted up to `(index, term)`.
+    /// The unstable entries are handed to the owner to persist: a
+    /// replacement from now on is one of entries it is writing.
+    pub(crate) fn handed_out(&mut self) {
+        self.replaced_from = None;
+    }
+
+    /// The owner persisted what was handed out, up to `(index, term)`. If a
+    /// conflicting append replaced part of it meanwhile, the entries below
+    /// the replacement are still the ones it wrote, and they are stable (so
+    /// they are not handed out again: a rewrite of an entry that may be
+    /// committed by now is something a log store rightly refuses).
     pub(crate) fn stable_to(&mut self, index: u64, term: u64) {
-        if index > self.stable_to && self.match_term(index, term) {
-            self.stable_to = index;
+        let upto = if self.match_term(index, term) {
+            index
+        } else {
+            match self.replaced_from {
+                Some(r) => index.min(r - 1),
+                None => return,
+            }
+        };
+        if upto > self.stable_to {
+            assert!(upto <= self.last_index(), "stable past the last entry");
+            self.stable_to = upto;
         }
     }
 
@@ -132,6 +156,9 @@ impl RaftLog {
             .expect("conflict comes from ents");
         let keep = (conflict - self.snap_index - 1) as usize;
         let truncated = keep < self.entries.len();
+        if truncated {
+            self.replaced_from = Some(self.replaced_from.map_or(conflict, |r| r.min(conflict)));
+        }
         self.entries.truncate(keep);
         self.entries.extend_from_slice(&ents[start..]);
         if self.stable_to >= conflict {
@@ -182,6 +209,8 @@ impl RaftLog {
         self.snap_term = term;
         self.stable_to = index;
         self.commit = index;
+        // Whatever the owner is writing of the old log is not ours any more.
+        self.replaced_from = Some(index + 1);
     }
 
     /// Restores persisted entries on restart.

@@ -904,6 +904,7 @@ impl Raft {
         self.prev_hard = hs;
         let entries = self.log.unstable().to_vec();
         let last_entry = entries.last().map(|e| (e.index, e.term));
+        self.log.handed_out();
         let mut committed_entries = Vec::new();
         let from = self.next_committed() + 1;
         let mut bytes = 0u64;
