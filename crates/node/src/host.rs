@@ -188,8 +188,10 @@ pub struct HostOutbox {
     pub answers: Vec<(u64, Answer)>,
     /// Things to report.
     pub events: Vec<HostEvent>,
-    /// Commit the store durably at this applied index now, before the next
-    /// [`Host::ready`]: call [`Host::commit_store`].
+    /// Commit every group's store durably at its applied index now, before
+    /// the next [`Host::ready`]: call [`Host::commit_store`] with this
+    /// value, the applied indexes summed over the groups (a mark of
+    /// progress: any group's applying makes a commit due).
     pub commit_store: Option<u64>,
 }
 
@@ -257,6 +259,13 @@ pub struct Host {
     store_committed: (u64, u64),
 }
 
+/// Every group's applied index, summed: it grows whenever any group applies,
+/// so a busy group makes the store's commit due even when the home group
+/// is idle.
+fn applied_mark(node: &Node) -> u64 {
+    node.shards().filter_map(|s| node.applied(s)).sum()
+}
+
 impl Host {
     /// Wraps a node.
     pub fn new(node: Node, cfg: HostConfig) -> Host {
@@ -264,11 +273,7 @@ impl Host {
             cfg.store_commit_ticks >= 1,
             "store_commit_ticks must be at least 1"
         );
-        let committed = node
-            .shards()
-            .filter_map(|s| node.applied(s))
-            .max()
-            .unwrap_or(0);
+        let committed = applied_mark(&node);
         Host {
             node,
             cfg,
@@ -506,8 +511,7 @@ impl Host {
     }
 
     fn applied(&self) -> u64 {
-        let shard = self.node.home_shard();
-        self.node.applied(shard).unwrap_or(0)
+        applied_mark(&self.node)
     }
 
     fn schedule_store_commit(&mut self, force: bool) {

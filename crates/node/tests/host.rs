@@ -27,23 +27,33 @@ struct Cluster {
 
 impl Cluster {
     fn new(bug: Option<HostBug>) -> Cluster {
+        Cluster::with_ranges(bug, vec![synod_node::KeyRange::all()])
+    }
+
+    /// Three hosts, each hosting one group per range (shard ids from 1).
+    fn with_ranges(bug: Option<HostBug>, ranges: Vec<synod_node::KeyRange>) -> Cluster {
         let hosts = (1..=3)
             .map(|id| {
+                let groups = ranges
+                    .iter()
+                    .enumerate()
+                    .map(|(i, range)| GroupInit {
+                        shard: SHARD + i as u64,
+                        range: range.clone(),
+                        raft: Init::Bootstrap {
+                            voters: vec![1, 2, 3],
+                            learners: Vec::new(),
+                        },
+                        snapshot_data: None,
+                    })
+                    .collect();
                 let node = Node::new(
                     NodeConfig {
                         id,
                         seed: id,
                         ..NodeConfig::default()
                     },
-                    vec![GroupInit {
-                        shard: SHARD,
-                        range: synod_node::KeyRange::all(),
-                        raft: Init::Bootstrap {
-                            voters: vec![1, 2, 3],
-                            learners: Vec::new(),
-                        },
-                        snapshot_data: None,
-                    }],
+                    groups,
                 )
                 .unwrap();
                 Host::new(
@@ -382,6 +392,43 @@ fn reads_and_the_store_commit_schedule() {
     c.flush();
     let r = c.take_reply(f, 2).expect("served locally");
     assert!(matches!(r.result, Ok(ClientResponse::Range(_))), "{r:?}");
+}
+
+#[test]
+fn a_busy_group_makes_the_store_commit_due_while_the_home_group_is_idle() {
+    let mut c = Cluster::with_ranges(
+        None,
+        vec![
+            synod_node::KeyRange::new(Vec::new(), b"m".to_vec()),
+            synod_node::KeyRange::new(b"m".to_vec(), Vec::new()),
+        ],
+    );
+    c.elect();
+    for _ in 0..30 {
+        c.tick_all();
+        c.settle();
+    }
+    c.commits.clear();
+    // Writes to the second group only, at whichever member leads it.
+    let leader2 = (1..=3)
+        .find(|&id| c.hosts[id as usize - 1].is_leader(SHARD + 1))
+        .expect("the second group elected a leader");
+    let home = c.hosts[leader2 as usize - 1].node().applied(SHARD);
+    for seq in 1..=5 {
+        c.host(leader2).client(1, put(90, seq, "zebra", "v"));
+        c.settle();
+    }
+    for _ in 0..4 {
+        c.tick_all();
+        c.settle();
+    }
+    let h = &c.hosts[leader2 as usize - 1];
+    assert_eq!(h.node().applied(SHARD), home, "the home group stayed idle");
+    assert!(
+        c.commits.iter().any(|&(id, _)| id == leader2),
+        "no store commit came due for the busy group: {:?}",
+        c.commits
+    );
 }
 
 #[test]
