@@ -26,6 +26,20 @@ fn entry(term: u64, index: u64) -> Entry {
     }
 }
 
+/// Entries 1..=n of `shard` in `term`, with a hard state (vote 1) at `commit`.
+fn log_of(shard: ShardId, term: u64, n: u64, commit: u64) -> Persist {
+    Persist {
+        shard,
+        hard_state: Some(HardState {
+            term,
+            vote: 1,
+            commit,
+        }),
+        entries: (1..=n).map(|i| entry(term, i)).collect(),
+        snapshot: None,
+    }
+}
+
 fn conf() -> ConfState {
     ConfState {
         voters: [1u64].into_iter().collect(),
@@ -72,16 +86,7 @@ fn the_wal_is_compacted_only_up_to_the_store_durable_index_and_a_boot_replays_af
     let (mut sm, applied) = o.groups.remove(0).state;
     let mut disk = o.disk;
     assert_eq!(applied, 0);
-    let persist = Persist {
-        shard: 1,
-        hard_state: Some(HardState {
-            term: 1,
-            vote: 1,
-            commit: 12,
-        }),
-        entries: (1..=12).map(|i| entry(1, i)).collect(),
-        snapshot: None,
-    };
+    let persist = log_of(1, 1, 12, 12);
     disk.persist(&[persist], &durable(&stores)).unwrap();
     for i in 1..=10 {
         sm.apply(i, &put(i));
@@ -144,16 +149,7 @@ fn what_the_store_applied_but_did_not_make_durable_is_replayed_from_the_wal() {
     let mut o = open(&vfs, &mut stores, &one());
     let (mut sm, _) = o.groups.remove(0).state;
     let mut disk = o.disk;
-    let persist = Persist {
-        shard: 1,
-        hard_state: Some(HardState {
-            term: 1,
-            vote: 1,
-            commit: 9,
-        }),
-        entries: (1..=9).map(|i| entry(1, i)).collect(),
-        snapshot: None,
-    };
+    let persist = log_of(1, 1, 9, 9);
     disk.persist(&[persist], &durable(&stores)).unwrap();
     for i in 1..=9 {
         sm.apply(i, &put(i));
@@ -186,16 +182,7 @@ fn a_store_applied_past_the_wal_commit_index_boots_with_that_commit_index() {
     let mut o = open(&vfs, &mut stores, &one());
     let (mut sm, _) = o.groups.remove(0).state;
     let mut disk = o.disk;
-    let persist = Persist {
-        shard: 1,
-        hard_state: Some(HardState {
-            term: 1,
-            vote: 1,
-            commit: 4,
-        }),
-        entries: (1..=8).map(|i| entry(1, i)).collect(),
-        snapshot: None,
-    };
+    let persist = log_of(1, 1, 8, 4);
     disk.persist(&[persist], &durable(&stores)).unwrap();
     for i in 1..=6 {
         sm.apply(i, &put(i));
@@ -274,16 +261,7 @@ fn groups_share_the_wal_and_boot_apart_and_an_unnamed_group_is_refused() {
     assert!(o.groups.iter().all(|g| g.init.is_none()));
     let (mut sm2, _) = o.groups.remove(1).state;
     let mut disk = o.disk;
-    let p = |shard, n| Persist {
-        shard,
-        hard_state: Some(HardState {
-            term: shard,
-            vote: 1,
-            commit: n,
-        }),
-        entries: (1..=n).map(|i| entry(shard, i)).collect(),
-        snapshot: None,
-    };
+    let p = |shard, n| log_of(shard, shard, n, n);
     disk.persist(&[p(1, 3), p(2, 5)], &durable(&stores))
         .unwrap();
     for i in 1..=5 {

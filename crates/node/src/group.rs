@@ -420,14 +420,8 @@ impl Group {
     /// applied (with their outcome) or superseded; otherwise they were not
     /// applied at their index and their callers retry under the same name.
     fn settle_writes_by_snapshot(&mut self, index: u64, replies: &mut Vec<ClientReply>) {
-        let covered: Vec<Named> = self
-            .pending_writes
-            .iter()
-            .filter(|(_, i)| **i <= index)
-            .map(|(k, _)| *k)
-            .collect();
         let leader = self.raft.leader();
-        for (client, seq) in covered {
+        for (client, seq) in self.lost_at(index) {
             self.pending_writes.remove(&(client, seq));
             let result = match self.sm.session_outcome(client, seq) {
                 Some(applied) => write_result(applied, seq),
