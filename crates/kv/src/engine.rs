@@ -176,6 +176,16 @@ pub trait MvccEngine: std::fmt::Debug {
     /// Stores a write.
     fn insert(&mut self, rev: Rev, rec: Record) -> Result<(), EngineError>;
 
+    /// Stores every write of `batch` in order, exactly as one
+    /// [`MvccEngine::insert`] each would (an engine may do it in one pass,
+    /// as a large delete's tombstones want).
+    fn insert_batch(&mut self, batch: Vec<(Rev, Record)>) -> Result<(), EngineError> {
+        for (rev, rec) in batch {
+            self.insert(rev, rec)?;
+        }
+        Ok(())
+    }
+
     /// The key as of main revision `at`, if it existed then.
     fn get(&self, key: &[u8], at: i64) -> Result<Option<KeyValue>, EngineError>;
 
@@ -263,6 +273,9 @@ pub type DynEngine = Box<dyn MvccEngine + Send>;
 impl<E: MvccEngine + ?Sized> MvccEngine for Box<E> {
     fn insert(&mut self, rev: Rev, rec: Record) -> Result<(), EngineError> {
         (**self).insert(rev, rec)
+    }
+    fn insert_batch(&mut self, batch: Vec<(Rev, Record)>) -> Result<(), EngineError> {
+        (**self).insert_batch(batch)
     }
     fn get(&self, key: &[u8], at: i64) -> Result<Option<KeyValue>, EngineError> {
         (**self).get(key, at)

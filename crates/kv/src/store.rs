@@ -678,20 +678,22 @@ impl<E: MvccEngine> KvStore<E> {
         if !done {
             victims.pop();
         }
-        for kv in &victims {
-            self.tombstone(w, kv)?;
-            if kv.lease != 0 {
-                c.detach.push((kv.lease, kv.key.clone()));
-            }
-        }
         let n = victims.len() as u64;
         if let Some(last) = victims.last() {
             c.after = Some(last.key.clone());
         }
         c.deleted += n as i64;
         if d.prev_kv {
-            c.prev_kvs.extend(victims);
+            c.prev_kvs.extend(victims.iter().cloned());
         }
+        let mut batch = Vec::with_capacity(victims.len());
+        for kv in victims {
+            if kv.lease != 0 {
+                c.detach.push((kv.lease, kv.key.clone()));
+            }
+            batch.push(self.tombstone(w, kv));
+        }
+        self.mvcc.insert_batch(batch).map_err(storage)?;
         Ok((done, n))
     }
 
@@ -707,8 +709,9 @@ impl<E: MvccEngine> KvStore<E> {
         }
     }
 
-    /// Writes a tombstone over live `old` (its lease is the caller's to detach).
-    fn tombstone(&mut self, w: &mut Writer, old: &KeyValue) -> Result<(), KvError> {
+    /// The tombstone over live `old`, for the caller to insert (its lease
+    /// is the caller's to detach); counts it in `w` with its event.
+    fn tombstone(&mut self, w: &mut Writer, old: KeyValue) -> (Rev, Record) {
         let tomb = KeyValue {
             key: old.key.clone(),
             mod_revision: w.main,
@@ -720,13 +723,12 @@ impl<E: MvccEngine> KvStore<E> {
             tombstone: true,
         };
         w.digest = w.digest.wrapping_add(record_digest(rev, &rec));
-        self.mvcc.insert(rev, rec).map_err(storage)?;
         w.events.push(Event {
             kind: EventKind::Delete,
             kv: tomb,
-            prev_kv: Some(old.clone()),
+            prev_kv: Some(old),
         });
-        Ok(())
+        (rev, rec)
     }
 
     fn detach(&mut self, lease: LeaseId, key: &[u8]) {
@@ -874,8 +876,9 @@ impl<E: MvccEngine> KvStore<E> {
                 .map_err(storage)?
                 .expect("a lease's key is live");
             assert_eq!(kv.lease, id, "key attached to a lease it does not name");
-            self.tombstone(w, &kv)?;
             self.detach(id, &kv.key);
+            let (rev, rec) = self.tombstone(w, kv);
+            self.mvcc.insert(rev, rec).map_err(storage)?;
         }
         let gone = self.leases.remove(&id).expect("lease present");
         assert!(gone.keys.is_empty(), "revoked lease still holds keys");

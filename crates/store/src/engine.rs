@@ -452,36 +452,48 @@ impl RedbEngine {
             .count()
     }
 
-    fn s_insert(&mut self, rev: Rev, rec: Record) -> Result<(), StoreError> {
-        assert_eq!(
-            rec.kv.mod_revision, rev.main,
-            "record stored under a foreign revision"
-        );
-        assert!(!rec.kv.key.is_empty(), "empty key reached the store");
-        if let Some(hist) = self.index.get(rec.kv.key.as_slice()) {
-            let &(last, tomb) = hist.last().expect("a history is never empty");
-            assert!(last < rev, "revision {rev:?} after {last:?} for one key");
-            assert!(!(tomb && rec.tombstone), "a tombstone over a tombstone");
-        } else {
-            assert!(!rec.tombstone, "a tombstone over a key never written");
-        }
+    /// Writes `batch` in order under one open table (a write transaction
+    /// is opened if none is), checking each write against its key's history.
+    fn s_insert(
+        &mut self,
+        batch: impl IntoIterator<Item = (Rev, Record)>,
+    ) -> Result<(), StoreError> {
         self.begin()?;
+        let path = &self.path;
+        let redb_err = |e: redb::Error| StoreError::Redb {
+            path: path.clone(),
+            source: Box::new(e),
+        };
         let tx = self.txn.as_ref().expect("opened above");
-        codec::encode_write(rev, &rec, &mut self.buf);
-        {
-            let mut writes = tx.open_table(WRITES).map_err(|e| self.redb(e.into()))?;
+        let mut writes = tx.open_table(WRITES).map_err(|e| redb_err(e.into()))?;
+        for (rev, rec) in batch {
+            assert_eq!(
+                rec.kv.mod_revision, rev.main,
+                "record stored under a foreign revision"
+            );
+            assert!(!rec.kv.key.is_empty(), "empty key reached the store");
+            let hist = self.index.get_mut(rec.kv.key.as_slice());
+            match &hist {
+                Some(hist) => {
+                    let &(last, tomb) = hist.last().expect("a history is never empty");
+                    assert!(last < rev, "revision {rev:?} after {last:?} for one key");
+                    assert!(!(tomb && rec.tombstone), "a tombstone over a tombstone");
+                }
+                None => assert!(!rec.tombstone, "a tombstone over a key never written"),
+            }
+            codec::encode_write(rev, &rec, &mut self.buf);
             let old = writes
                 .insert((rev.main, rev.sub), self.buf.as_slice())
-                .map_err(|e| self.redb(e.into()))?;
+                .map_err(|e| redb_err(e.into()))?;
             assert!(old.is_none(), "revision {rev:?} written twice");
-        }
-        self.digest = self.digest.wrapping_add(record_digest(rev, &rec));
-        self.len += 1;
-        let tomb = rec.tombstone;
-        match self.index.get_mut(rec.kv.key.as_slice()) {
-            Some(hist) => hist.push((rev, tomb)),
-            None => {
-                self.index.insert(rec.kv.key, vec![(rev, tomb)]);
+            self.digest = self.digest.wrapping_add(record_digest(rev, &rec));
+            self.len += 1;
+            let touch = (rev, rec.tombstone);
+            match hist {
+                Some(hist) => hist.push(touch),
+                None => {
+                    self.index.insert(rec.kv.key, vec![touch]);
+                }
             }
         }
         Ok(())
@@ -629,7 +641,11 @@ fn eng(e: StoreError) -> EngineError {
 
 impl MvccEngine for RedbEngine {
     fn insert(&mut self, rev: Rev, rec: Record) -> Result<(), EngineError> {
-        self.s_insert(rev, rec).map_err(eng)
+        self.s_insert([(rev, rec)]).map_err(eng)
+    }
+
+    fn insert_batch(&mut self, batch: Vec<(Rev, Record)>) -> Result<(), EngineError> {
+        self.s_insert(batch).map_err(eng)
     }
 
     fn get(&self, key: &[u8], at: i64) -> Result<Option<KeyValue>, EngineError> {
