@@ -198,6 +198,19 @@ pub trait MvccEngine: std::fmt::Debug {
         visit: &mut dyn FnMut(&KeyValue) -> bool,
     ) -> Result<(), EngineError>;
 
+    /// Visits the key of every key of `span` alive at `at`, in key order,
+    /// until the visitor returns `false`: what [`MvccEngine::range`] visits,
+    /// without reading values (an engine with an index in memory answers
+    /// from it alone).
+    fn range_keys(
+        &self,
+        span: KeySpan<'_>,
+        at: i64,
+        visit: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        self.range(span, at, &mut |kv| visit(&kv.key))
+    }
+
     /// Number of keys of `span` alive at `at`.
     fn count(&self, span: KeySpan<'_>, at: i64) -> Result<usize, EngineError>;
 
@@ -287,6 +300,14 @@ impl<E: MvccEngine + ?Sized> MvccEngine for Box<E> {
         visit: &mut dyn FnMut(&KeyValue) -> bool,
     ) -> Result<(), EngineError> {
         (**self).range(span, at, visit)
+    }
+    fn range_keys(
+        &self,
+        span: KeySpan<'_>,
+        at: i64,
+        visit: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        (**self).range_keys(span, at, visit)
     }
     fn count(&self, span: KeySpan<'_>, at: i64) -> Result<usize, EngineError> {
         (**self).count(span, at)

@@ -136,6 +136,23 @@ impl MvccEngine for Mvcc {
         Ok(())
     }
 
+    fn range_keys(
+        &self,
+        span: KeySpan<'_>,
+        at: i64,
+        visit: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        if span_is_empty(&span) {
+            return Ok(());
+        }
+        for (key, touches) in self.index.range::<[u8], _>(span) {
+            if live_at(touches, at).is_some() && !visit(key) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn count(&self, span: KeySpan<'_>, at: i64) -> Result<usize, EngineError> {
         if span_is_empty(&span) {
             return Ok(0);

@@ -141,6 +141,9 @@ struct DeleteCursor {
     /// Keys to detach from their leases when the delete completes (so the
     /// lease table matches the keys a read sees until then).
     detach: Vec<(LeaseId, Vec<u8>)>,
+    /// The lease of each leased key of the span, found on the first chunk
+    /// (a delete that reads no values learns leases here).
+    leased: Option<BTreeMap<Vec<u8>, LeaseId>>,
 }
 
 /// What [`KvStore::apply_bounded`] and [`KvStore::resume`] got done.
@@ -660,38 +663,64 @@ impl<E: MvccEngine> KvStore<E> {
         max: u64,
     ) -> Result<(bool, u64), KvError> {
         assert!(max > 0, "a chunk deletes at least one key");
-        let (lo, hi) = span(&d.key, &d.range_end);
+        let whole = span(&d.key, &d.range_end);
         let lo = match &c.after {
             Some(k) => Bound::Excluded(k.as_slice()),
-            None => lo,
+            None => whole.0,
         };
         // One past the chunk, to know whether anything is left.
         let want = max.saturating_add(1);
-        let mut victims: Vec<KeyValue> = Vec::new();
-        self.mvcc
-            .range((lo, hi), w.main, &mut |kv| {
-                victims.push(kv.clone());
-                (victims.len() as u64) < want
-            })
-            .map_err(storage)?;
+        // Old values are read only when the request returns them: a delete
+        // event's prev_kv is otherwise left for `fill_prev` (a watcher that
+        // asked for it), as etcd reads it when it sends the event.
+        let mut victims: Vec<(Vec<u8>, Option<KeyValue>)> = Vec::new();
+        if d.prev_kv {
+            self.mvcc
+                .range((lo, whole.1), w.main, &mut |kv| {
+                    victims.push((kv.key.clone(), Some(kv.clone())));
+                    (victims.len() as u64) < want
+                })
+                .map_err(storage)?;
+        } else {
+            self.mvcc
+                .range_keys((lo, whole.1), w.main, &mut |key| {
+                    victims.push((key.to_vec(), None));
+                    (victims.len() as u64) < want
+                })
+                .map_err(storage)?;
+        }
         let done = (victims.len() as u64) <= max;
         if !done {
             victims.pop();
         }
         let n = victims.len() as u64;
-        if let Some(last) = victims.last() {
-            c.after = Some(last.key.clone());
+        if let Some((last, _)) = victims.last() {
+            c.after = Some(last.clone());
         }
         c.deleted += n as i64;
-        if d.prev_kv {
-            c.prev_kvs.extend(victims.iter().cloned());
-        }
+        let leases = &self.leases;
+        let leased = c.leased.get_or_insert_with(|| {
+            leases
+                .iter()
+                .flat_map(|(&id, l)| l.keys.iter().map(move |k| (k, id)))
+                .filter(|(k, _)| span_contains(&whole, k))
+                .map(|(k, id)| (k.clone(), id))
+                .collect()
+        });
         let mut batch = Vec::with_capacity(victims.len());
-        for kv in victims {
-            if kv.lease != 0 {
-                c.detach.push((kv.lease, kv.key.clone()));
+        for (key, old) in victims {
+            let lease = match &old {
+                Some(kv) => kv.lease,
+                None => leased.get(&key).copied().unwrap_or(0),
+            };
+            debug_assert_eq!(lease, leased.get(&key).copied().unwrap_or(0));
+            if lease != 0 {
+                c.detach.push((lease, key.clone()));
             }
-            batch.push(self.tombstone(w, kv));
+            if let Some(kv) = &old {
+                c.prev_kvs.push(kv.clone());
+            }
+            batch.push(self.tombstone(w, key, old));
         }
         self.mvcc.insert_batch(batch).map_err(storage)?;
         Ok((done, n))
@@ -709,11 +738,12 @@ impl<E: MvccEngine> KvStore<E> {
         }
     }
 
-    /// The tombstone over live `old`, for the caller to insert (its lease
-    /// is the caller's to detach); counts it in `w` with its event.
-    fn tombstone(&mut self, w: &mut Writer, old: KeyValue) -> (Rev, Record) {
+    /// The tombstone over live `key`, for the caller to insert (its lease
+    /// is the caller's to detach); counts it in `w` with its event, whose
+    /// prev_kv is `old` (`None`: not read, see [`KvStore::fill_prev`]).
+    fn tombstone(&mut self, w: &mut Writer, key: Vec<u8>, old: Option<KeyValue>) -> (Rev, Record) {
         let tomb = KeyValue {
-            key: old.key.clone(),
+            key,
             mod_revision: w.main,
             ..Default::default()
         };
@@ -726,7 +756,7 @@ impl<E: MvccEngine> KvStore<E> {
         w.events.push(Event {
             kind: EventKind::Delete,
             kv: tomb,
-            prev_kv: Some(old),
+            prev_kv: old,
         });
         (rev, rec)
     }
@@ -877,7 +907,7 @@ impl<E: MvccEngine> KvStore<E> {
                 .expect("a lease's key is live");
             assert_eq!(kv.lease, id, "key attached to a lease it does not name");
             self.detach(id, &kv.key);
-            let (rev, rec) = self.tombstone(w, kv);
+            let (rev, rec) = self.tombstone(w, kv.key.clone(), Some(kv));
             self.mvcc.insert(rev, rec).map_err(storage)?;
         }
         let gone = self.leases.remove(&id).expect("lease present");
@@ -971,6 +1001,25 @@ impl<E: MvccEngine> KvStore<E> {
             });
         }
         Ok(out)
+    }
+
+    /// Fills in the prev_kv of delete events that a delete range left
+    /// without it (it reads old values only when its request returns them),
+    /// from the history before each event's revision: for a watcher that
+    /// asked for prev_kv. One whose history was compacted meanwhile stays
+    /// without, as in etcd.
+    pub fn fill_prev(&self, events: &mut [Event]) -> Result<(), KvError> {
+        for e in events
+            .iter_mut()
+            .filter(|e| e.kind == EventKind::Delete && e.prev_kv.is_none())
+        {
+            let at = Rev {
+                main: e.kv.mod_revision,
+                sub: 0,
+            };
+            e.prev_kv = self.mvcc.before(&e.kv.key, at).map_err(storage)?;
+        }
+        Ok(())
     }
 }
 

@@ -433,12 +433,19 @@ impl GroupWatchers {
             if w.lagging {
                 continue;
             }
-            let mine: Vec<Event> = events.iter().filter(|e| w.wants(e)).cloned().collect();
+            let mut mine: Vec<Event> = events.iter().filter(|e| w.wants(e)).cloned().collect();
             if mine.is_empty() {
                 w.next_rev = rev + 1;
                 continue;
             }
             let first = mine[0].kv.mod_revision;
+            // A delete range's events come without the old values.
+            if w.prev_kv && kv.fill_prev(&mut mine).is_err() {
+                // The store failed: the catch-up reports it.
+                w.lagging = true;
+                w.next_rev = first;
+                continue;
+            }
             w.sent_events = true;
             for resp in responses(w, id, mine, h.at(rev)) {
                 match send(w, resp) {
@@ -634,6 +641,39 @@ mod tests {
             hub.synced_revision(1, G, |_| kv.revision()),
             Some((G, kv.revision()))
         );
+    }
+
+    #[test]
+    fn a_live_delete_range_reaches_a_prev_kv_watcher_with_the_old_values() {
+        let mut kv = KvStore::new();
+        let mut hub = WatchHub::default();
+        put(&mut kv, "a", "1");
+        put(&mut kv, "b", "2");
+        let (with_tx, mut with_rx) = mpsc::channel(8);
+        let (without_tx, mut without_rx) = mpsc::channel(8);
+        let all = |prev, tx| Watcher::new(b"a".to_vec(), vec![0], 0, prev, false, false, 0, tx);
+        hub.add(G, 1, 1, all(true, with_tx), &kv, hdr());
+        hub.add(G, 1, 2, all(false, without_tx), &kv, hdr());
+        let del = synod_kv::DeleteRangeRequest {
+            key: b"a".to_vec(),
+            range_end: vec![0],
+            prev_kv: false,
+        };
+        let (out, evs) = kv.apply(&Command::DeleteRange(del));
+        out.unwrap();
+        hub.publish(G, &evs, &kv, hdr());
+        let prevs = |rx: &mut mpsc::Receiver<WatchOut>| -> Vec<Option<Vec<u8>>> {
+            let r = rx.try_recv().unwrap().unwrap();
+            r.events
+                .into_iter()
+                .map(|e| e.prev_kv.map(|p| p.value))
+                .collect()
+        };
+        assert_eq!(
+            prevs(&mut with_rx),
+            vec![Some(b"1".to_vec()), Some(b"2".to_vec())]
+        );
+        assert_eq!(prevs(&mut without_rx), vec![None, None]);
     }
 
     #[test]

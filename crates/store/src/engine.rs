@@ -668,6 +668,23 @@ impl MvccEngine for RedbEngine {
         self.s_range(span, at, visit).map_err(eng)
     }
 
+    fn range_keys(
+        &self,
+        span: KeySpan<'_>,
+        at: i64,
+        visit: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), EngineError> {
+        if span_is_empty(&span) {
+            return Ok(());
+        }
+        for (key, hist) in self.index.range::<[u8], _>(span) {
+            if live_at(hist, at).is_some() && !visit(key) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn count(&self, span: KeySpan<'_>, at: i64) -> Result<usize, EngineError> {
         Ok(self.s_count(span, at))
     }
