@@ -6,7 +6,7 @@
 //! the delete ran inside one Ready for seconds, the leader's heartbeats
 //! stopped and the followers elected another leader.
 //!
-//! `SYNOD_BIG_DELETE_KEYS` sets the number of keys (default 150 000; the
+//! `SYNOD_BIG_DELETE_KEYS` sets the number of keys (default 250 000; the
 //! issue saw the stall at 358 762).
 
 mod common;
@@ -19,7 +19,7 @@ use synod_proto::etcdserverpb::{
     request_op, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest,
 };
 
-const DEFAULT_KEYS: u64 = 150_000;
+const DEFAULT_KEYS: u64 = 250_000;
 const BATCH: u64 = 128;
 const LOADERS: u64 = 8;
 
