@@ -35,6 +35,8 @@ enum Command {
     /// Snapshots: save one from a live member, restore a new cluster from one, or inspect one.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Real clusters under faults from outside the processes (namespaces, kills, pauses), checked.
+    Chaos(synod_chaos::cli::ChaosArgs),
     /// On-disk sizes and store statistics of a member's data dir (read only; safe on a live member).
     Inspect(synod_server::offline::InspectArgs),
 }
@@ -64,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Command::Snapshot(SnapshotCommand::Restore(a)) => synod_server::offline::run_restore(a),
         Command::Snapshot(SnapshotCommand::Status(a)) => synod_server::offline::run_status(a),
         Command::Inspect(a) => synod_server::offline::run_inspect(a),
+        Command::Chaos(a) => synod_chaos::cli::main(a),
     };
     std::process::ExitCode::from(code)
 }

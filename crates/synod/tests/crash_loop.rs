@@ -26,16 +26,11 @@ use std::net::TcpListener;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use synod_check::{check, check_lost, write_jsonl, Config, MonotonicClock, Op, OpKind, Recorder};
-use synod_client::{Client, ClientOptions, Error as ClientError};
-use synod_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
-use synod_proto::etcdserverpb::{
-    request_op, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
-};
+use synod_chaos::workload::{Rng, Workload, WorkloadConfig};
+use synod_check::{check, check_lost, write_jsonl, Config, Op, OpKind};
+use synod_client::{Client, ClientOptions};
 
 /// Members in the cluster.
 const MEMBERS: usize = 3;
@@ -58,29 +53,6 @@ const MAX_SELF_EXITS: u32 = 10;
 // ---------------------------------------------------------------------------
 // A small seeded generator (SplitMix64): the kill schedule is a function of
 // the seed.
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0; the bias is negligible for small n).
-    fn below(&mut self, n: u64) -> u64 {
-        assert!(n > 0, "below(0)");
-        self.next() % n
-    }
-
-    /// Uniform in `lo..=hi` milliseconds.
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.below(hi - lo + 1))
-    }
-}
 
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
@@ -302,194 +274,6 @@ fn tail(path: &Path, bytes: u64) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Clients: record every operation.
-
-struct Shared {
-    rec: Mutex<Recorder>,
-    clock: MonotonicClock,
-    stop: AtomicBool,
-    /// Writes acknowledged so far (the history has the rest).
-    acked_writes: AtomicU64,
-}
-
-impl Shared {
-    fn rec(&self) -> std::sync::MutexGuard<'_, Recorder> {
-        self.rec
-            .lock()
-            .expect("no worker panicked holding the recorder")
-    }
-}
-
-fn key_name(k: usize) -> String {
-    format!("crash/{k}")
-}
-
-fn value_of(kvs: &[synod_proto::mvccpb::KeyValue]) -> Option<String> {
-    kvs.first()
-        .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
-}
-
-/// The outcome of one write as recorded: `Some(ok)` known, `None` unknown.
-/// Every error of a write is an unknown outcome: a timeout or a lost
-/// connection may hide a write that was taken in, and even a refusal such as
-/// "no leader" can come after an earlier attempt inside the server was
-/// proposed, so no refusal here is certain enough for `ok:false`.
-fn write_outcome<T>(r: &Result<T, ClientError>) -> Option<()> {
-    r.as_ref().ok().map(|_| ())
-}
-
-async fn worker(w: usize, endpoints: Vec<String>, seed: u64, sh: Arc<Shared>) {
-    let opts = ClientOptions {
-        dial_timeout: Duration::from_millis(500),
-        request_timeout: OP_TIMEOUT,
-        // One attempt: the history must say exactly what was sent, and a
-        // repeated cas could report a comparison failure for a swap that
-        // took effect the first time.
-        max_attempts: 1,
-        start_at: w,
-        probe: false,
-        ..ClientOptions::default()
-    };
-    let client = Client::connect(&endpoints, opts)
-        .await
-        .expect("endpoints parse");
-    let mut rng = Rng(seed ^ (w as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F));
-    let mut me = sh.rec().fresh_client();
-    // What this worker last saw in each key (a guess for cas).
-    let mut seen: BTreeMap<usize, Option<String>> = BTreeMap::new();
-    let mut n = 0u64;
-    while !sh.stop.load(Ordering::Relaxed) {
-        n += 1;
-        let k = rng.below(KEYS as u64) as usize;
-        let key = key_name(k);
-        let roll = rng.below(100);
-        if roll < 30 {
-            // Linearizable get.
-            let p = {
-                let mut r = sh.rec();
-                r.invoke(me, OpKind::Get, &key, None, None, sh.clock.now())
-            };
-            let res = client
-                .range(RangeRequest {
-                    key: key.clone().into_bytes(),
-                    ..Default::default()
-                })
-                .await;
-            let mut r = sh.rec();
-            match res {
-                Ok(resp) => {
-                    let v = value_of(&resp.kvs);
-                    seen.insert(k, v.clone());
-                    r.complete(p, true, v, sh.clock.now());
-                }
-                Err(_) => {
-                    // A failed read constrains nothing; the client goes on.
-                    r.complete(p, false, None, sh.clock.now());
-                }
-            }
-            continue;
-        }
-        let value = format!("w{w}-{n}");
-        let (p, res) = if roll < 65 {
-            let p = {
-                let mut r = sh.rec();
-                r.invoke(
-                    me,
-                    OpKind::Put,
-                    &key,
-                    Some(value.clone()),
-                    None,
-                    sh.clock.now(),
-                )
-            };
-            let res = client
-                .put(PutRequest {
-                    key: key.clone().into_bytes(),
-                    value: value.clone().into_bytes(),
-                    ..Default::default()
-                })
-                .await;
-            (p, write_outcome(&res).map(|()| true))
-        } else if roll < 95 {
-            // Compare-and-set on what this worker last saw (or "absent").
-            let expected = if rng.below(5) == 0 {
-                None
-            } else {
-                seen.get(&k).cloned().flatten()
-            };
-            let p = {
-                let mut r = sh.rec();
-                r.invoke(
-                    me,
-                    OpKind::Cas,
-                    &key,
-                    Some(value.clone()),
-                    expected.clone(),
-                    sh.clock.now(),
-                )
-            };
-            let compare = match &expected {
-                Some(v) => Compare {
-                    result: CompareResult::Equal as i32,
-                    target: CompareTarget::Value as i32,
-                    key: key.clone().into_bytes(),
-                    target_union: Some(TargetUnion::Value(v.clone().into_bytes())),
-                    range_end: Vec::new(),
-                },
-                None => Compare {
-                    result: CompareResult::Equal as i32,
-                    target: CompareTarget::Create as i32,
-                    key: key.clone().into_bytes(),
-                    target_union: Some(TargetUnion::CreateRevision(0)),
-                    range_end: Vec::new(),
-                },
-            };
-            let res = client
-                .txn(TxnRequest {
-                    compare: vec![compare],
-                    success: vec![RequestOp {
-                        request: Some(request_op::Request::RequestPut(PutRequest {
-                            key: key.clone().into_bytes(),
-                            value: value.clone().into_bytes(),
-                            ..Default::default()
-                        })),
-                    }],
-                    failure: Vec::new(),
-                })
-                .await;
-            (p, res.ok().map(|t| t.succeeded))
-        } else {
-            let p = {
-                let mut r = sh.rec();
-                r.invoke(me, OpKind::Delete, &key, None, None, sh.clock.now())
-            };
-            let res = client
-                .delete_range(DeleteRangeRequest {
-                    key: key.clone().into_bytes(),
-                    ..Default::default()
-                })
-                .await;
-            (p, write_outcome(&res).map(|()| true))
-        };
-        let mut r = sh.rec();
-        match res {
-            Some(ok) => {
-                r.complete(p, ok, None, sh.clock.now());
-                if ok {
-                    sh.acked_writes.fetch_add(1, Ordering::Relaxed);
-                    let written = if roll >= 95 { None } else { Some(value) };
-                    seen.insert(k, written);
-                }
-            }
-            None => {
-                r.complete_unknown(p);
-                me = r.fresh_client();
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // The test.
 
 /// Waits until every member answers Status and all name the same leader;
@@ -575,15 +359,19 @@ fn sigkill_loop_loses_no_acknowledged_write_and_stays_linearizable() {
         cl.keep().display()
     );
 
-    let sh = Arc::new(Shared {
-        rec: Mutex::new(Recorder::new()),
-        clock: MonotonicClock::new(),
-        stop: AtomicBool::new(false),
-        acked_writes: AtomicU64::new(0),
-    });
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|w| rt.spawn(worker(w, endpoints.clone(), seed, sh.clone())))
-        .collect();
+    let mut wl = {
+        let _rt = rt.enter();
+        Workload::start(
+            &endpoints,
+            WorkloadConfig {
+                workers: WORKERS,
+                keys: KEYS,
+                prefix: "crash/".into(),
+                op_timeout: OP_TIMEOUT,
+            },
+            seed,
+        )
+    };
 
     // The nemesis: kill, pause, restart; one member down at most.
     let mut rng = Rng(seed);
@@ -615,7 +403,7 @@ fn sigkill_loop_loses_no_acknowledged_write_and_stays_linearizable() {
         cl.spawn(victim);
     }
     let loop_time = t_loop.elapsed();
-    let writes_during_loop = sh.acked_writes.load(Ordering::Relaxed);
+    let writes_during_loop = wl.shared().acked_writes();
 
     // Heal: everybody up, a leader agreed on, then the clients stop.
     if failure.is_none() {
@@ -630,10 +418,7 @@ fn sigkill_loop_loses_no_acknowledged_write_and_stays_linearizable() {
     if failure.is_none() && !healed {
         failure = Some(format!("no leader within {LEADER_WAIT:?} after healing"));
     }
-    sh.stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        rt.block_on(w).expect("a worker panicked");
-    }
+    rt.block_on(wl.stop());
 
     // Final linearizable reads of every key, recorded as gets.
     let mut finals: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -649,37 +434,12 @@ fn sigkill_loop_loses_no_acknowledged_write_and_stays_linearizable() {
                 },
             ))
             .expect("endpoints parse");
-        let me = sh.rec().fresh_client();
-        for k in 0..KEYS {
-            let key = key_name(k);
-            let p = sh
-                .rec()
-                .invoke(me, OpKind::Get, &key, None, None, sh.clock.now());
-            let res = rt.block_on(reader.range(RangeRequest {
-                key: key.clone().into_bytes(),
-                ..Default::default()
-            }));
-            match res {
-                Ok(resp) => {
-                    let v = value_of(&resp.kvs);
-                    sh.rec().complete(p, true, v.clone(), sh.clock.now());
-                    finals.insert(key, v);
-                }
-                Err(e) => {
-                    sh.rec().complete(p, false, None, sh.clock.now());
-                    failure = Some(format!("final read of {key:?} failed after healing: {e}"));
-                    break;
-                }
-            }
+        match rt.block_on(wl.final_reads(&reader)) {
+            Ok(f) => finals = f,
+            Err(e) => failure = Some(format!("{e} (after healing)")),
         }
     }
-    let ops = Arc::try_unwrap(sh)
-        .ok()
-        .expect("workers are done")
-        .rec
-        .into_inner()
-        .expect("recorder lock");
-    let ops = ops.into_history();
+    let ops = wl.history();
     let count = |f: &dyn Fn(&Op) -> bool| ops.iter().filter(|o| f(o)).count();
     let acked = count(&|o| o.op != OpKind::Get && o.ok == Some(true));
     let unknown = count(&|o| o.ok.is_none());

@@ -1,0 +1,100 @@
+//! `synod chaos`: the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cluster::Target;
+use crate::{run, summary, ChaosConfig, Fault};
+
+/// `synod chaos` flags.
+#[derive(Args, Debug)]
+pub struct ChaosArgs {
+    /// Members of the cluster.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Seed of the fault schedule and of the clients' choices (default: the clock; printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Length of the faulty part of the run, e.g. 60s or 30m.
+    #[arg(long, default_value = "60s", value_parser = synod_client::cli::parse_duration)]
+    pub duration: Duration,
+    /// Faults to draw from, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Fault::ALL.to_vec())]
+    pub faults: Vec<Fault>,
+    /// How long each fault lasts.
+    #[arg(long, default_value = "5s", value_parser = synod_client::cli::parse_duration)]
+    pub fault_for: Duration,
+    /// Quiet time before each fault.
+    #[arg(long, default_value = "2s", value_parser = synod_client::cli::parse_duration)]
+    pub quiet: Duration,
+    /// After each heal, every member must serve a linearizable read within this.
+    #[arg(long, default_value = "10s", value_parser = synod_client::cli::parse_duration)]
+    pub recover_within: Duration,
+    /// What the members run: synod, or a real etcd for comparison.
+    #[arg(long, value_enum, default_value_t = Target::Synod)]
+    pub target: Target,
+    /// The executable the members run (default: this synod, or `etcd` from PATH).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// Data dirs, member logs, history.jsonl and report.json go here (default: a new directory under the temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Names the network namespaces and picks the subnet 10.77.TAG.0/24 (1-250).
+    #[arg(long, default_value_t = 77, value_parser = clap::value_parser!(u32).range(1..=250))]
+    pub tag: u32,
+}
+
+/// Runs `synod chaos`; the exit code (0 passed, 1 a check failed, 2 the run
+/// could not be carried out).
+pub fn main(args: ChaosArgs) -> u8 {
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let binary = match (args.binary, args.target) {
+        (Some(b), _) => b,
+        (None, Target::Etcd) => PathBuf::from("etcd"),
+        (None, Target::Synod) => match std::env::current_exe() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("synod chaos: cannot find this executable: {e}");
+                return 2;
+            }
+        },
+    };
+    let dir = args
+        .dir
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("synod-chaos-{seed}")));
+    if !(1..=9).contains(&args.nodes) {
+        eprintln!("synod chaos: --nodes must be 1 to 9");
+        return 2;
+    }
+    eprintln!("synod chaos: seed {seed}, files in {}", dir.display());
+    let cfg = ChaosConfig {
+        nodes: args.nodes,
+        seed,
+        duration: args.duration,
+        faults: args.faults,
+        fault_for: args.fault_for,
+        quiet: args.quiet,
+        recover_within: args.recover_within,
+        target: args.target,
+        binary,
+        dir,
+        tag: args.tag,
+        progress: true,
+    };
+    match run(&cfg) {
+        Ok(r) => {
+            println!("{}", summary(&r));
+            u8::from(!r.passed)
+        }
+        Err(e) => {
+            eprintln!("synod chaos: {e}");
+            2
+        }
+    }
+}

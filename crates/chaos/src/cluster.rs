@@ -1,0 +1,179 @@
+//! The members: `synod server` processes (or `etcd`, for the side-by-side
+//! run), one per namespace, each with its own data dir, started, killed,
+//! paused and resumed from outside.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::net::{run, Net};
+use crate::ChaosError;
+
+/// Which database the members run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// `synod server`.
+    Synod,
+    /// A real `etcd` (Debian's etcd-server), with the same flags.
+    Etcd,
+}
+
+/// The running members.
+pub struct Cluster {
+    target: Target,
+    binary: PathBuf,
+    dir: PathBuf,
+    children: Vec<Option<Child>>,
+    paused: Vec<bool>,
+    initial: String,
+}
+
+/// The client port of every member.
+pub const CLIENT_PORT: u16 = 2379;
+const PEER_PORT: u16 = 2380;
+
+impl Cluster {
+    /// Starts every member of `net` under `dir` (one data dir and one log
+    /// per member). `binary` is synod's or etcd's executable.
+    pub fn start(
+        net: &Net,
+        target: Target,
+        binary: &Path,
+        dir: &Path,
+    ) -> Result<Cluster, ChaosError> {
+        let initial = (0..net.nodes())
+            .map(|i| format!("m{i}=http://{}:{PEER_PORT}", net.addr(i)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            target,
+            binary: binary.to_path_buf(),
+            dir: dir.to_path_buf(),
+            children: (0..net.nodes()).map(|_| None).collect(),
+            paused: vec![false; net.nodes()],
+            initial,
+        };
+        for i in 0..net.nodes() {
+            c.spawn(net, i)?;
+        }
+        Ok(c)
+    }
+
+    fn spawn(&mut self, net: &Net, i: usize) -> Result<(), ChaosError> {
+        assert!(self.children[i].is_none(), "member {i} is running");
+        let addr = net.addr(i);
+        let log_path = self.dir.join(format!("m{i}.log"));
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| ChaosError::Setup(format!("{}: {e}", log_path.display())))?;
+        let err = log
+            .try_clone()
+            .map_err(|e| ChaosError::Setup(format!("{}: {e}", log_path.display())))?;
+        let data = self.dir.join(format!("m{i}"));
+        let client = format!("http://{addr}:{CLIENT_PORT}");
+        let peer = format!("http://{addr}:{PEER_PORT}");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &net.ns(i)]).arg(&self.binary);
+        if self.target == Target::Synod {
+            cmd.arg("server");
+        }
+        cmd.args(["--name", &format!("m{i}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &self.initial])
+            .args(["--initial-cluster-state", "new"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        let child = cmd
+            .spawn()
+            .map_err(|e| ChaosError::Setup(format!("start member {i}: {e}")))?;
+        self.children[i] = Some(child);
+        self.paused[i] = false;
+        Ok(())
+    }
+
+    /// The client endpoints, member by member.
+    pub fn endpoints(net: &Net) -> Vec<String> {
+        (0..net.nodes())
+            .map(|i| format!("{}:{CLIENT_PORT}", net.addr(i)))
+            .collect()
+    }
+
+    /// Kills member `i` with SIGKILL (its data dir stays).
+    pub fn kill(&mut self, i: usize) -> Result<(), ChaosError> {
+        if let Some(mut c) = self.children[i].take() {
+            if self.paused[i] {
+                let _ = run("kill", &["-CONT", &c.id().to_string()]);
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.paused[i] = false;
+        Ok(())
+    }
+
+    /// Starts member `i` again from its data dir.
+    pub fn restart(&mut self, net: &Net, i: usize) -> Result<(), ChaosError> {
+        self.spawn(net, i)
+    }
+
+    /// Whether member `i` runs (it may be paused).
+    pub fn running(&self, i: usize) -> bool {
+        self.children[i].is_some()
+    }
+
+    /// Stops member `i` with SIGSTOP.
+    pub fn pause(&mut self, i: usize) -> Result<(), ChaosError> {
+        if let Some(c) = &self.children[i] {
+            run("kill", &["-STOP", &c.id().to_string()])?;
+            self.paused[i] = true;
+        }
+        Ok(())
+    }
+
+    /// Resumes member `i` with SIGCONT.
+    pub fn resume(&mut self, i: usize) -> Result<(), ChaosError> {
+        if let Some(c) = &self.children[i] {
+            run("kill", &["-CONT", &c.id().to_string()])?;
+            self.paused[i] = false;
+        }
+        Ok(())
+    }
+
+    /// Members that exited on their own: (member, exit status).
+    pub fn exited(&mut self) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        for (i, c) in self.children.iter_mut().enumerate() {
+            if let Some(ch) = c {
+                if let Ok(Some(st)) = ch.try_wait() {
+                    out.push((i, st.to_string()));
+                    *c = None;
+                }
+            }
+        }
+        out
+    }
+
+    /// The last lines of member `i`'s log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.join(format!("m{i}.log"))).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            let _ = self.kill(i);
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! `synod chaos`: real clusters under faults injected from outside the
+//! processes, in the manner of Jepsen. The harness builds a network of
+//! namespaces ([`net`]), starts the shipped binary in each ([`cluster`]),
+//! runs a recorded client workload from the host ([`workload`]), and on a
+//! schedule drawn from the seed breaks the network, kills and pauses
+//! members, heals, and measures how long the cluster takes to serve again
+//! through every member. At the end it reads every key, checks that no
+//! acknowledged write was lost and that the history is linearizable, and
+//! writes a report ([`Report`]).
+
+pub mod cli;
+pub mod cluster;
+pub mod net;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use synod_check::{check, check_lost, write_jsonl, Config, OpKind, Verdict};
+use synod_client::{Client, ClientOptions};
+use synod_proto::etcdserverpb::RangeRequest;
+
+use crate::cluster::{Cluster, Target};
+use crate::net::Net;
+use crate::workload::{Rng, Workload, WorkloadConfig};
+
+/// Why a run could not be carried out (as opposed to a check that failed,
+/// which the report says).
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    /// Building the network, starting a process or writing a file failed.
+    #[error("setup: {0}")]
+    Setup(String),
+    /// The cluster never elected a leader at the start.
+    #[error("no leader within {0:?} of the start; member logs:\n{1}")]
+    NoLeader(Duration, String),
+}
+
+/// The faults the harness injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// The members split into a random minority and majority.
+    Partition,
+    /// The leader cut off from every other member.
+    IsolateLeader,
+    /// One member's messages to the others dropped, theirs to it delivered.
+    OneWay,
+    /// Two halves that only one member (the bridge) sees both of.
+    Bridge,
+    /// SIGKILL of a member (the leader half of the time), restarted at heal.
+    Kill,
+    /// SIGSTOP of a member (the leader half of the time) for the whole
+    /// fault, SIGCONT at heal.
+    Pause,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 6] = [
+        Fault::Partition,
+        Fault::IsolateLeader,
+        Fault::OneWay,
+        Fault::Bridge,
+        Fault::Kill,
+        Fault::Pause,
+    ];
+}
+
+/// One run's settings.
+#[derive(Clone, Debug)]
+pub struct ChaosConfig {
+    /// Members (3 or 5 make sense).
+    pub nodes: usize,
+    /// Seed of the fault schedule and of the clients' choices.
+    pub seed: u64,
+    /// Length of the faulty part of the run.
+    pub duration: Duration,
+    /// Faults drawn from.
+    pub faults: Vec<Fault>,
+    /// How long each fault lasts.
+    pub fault_for: Duration,
+    /// Quiet time between a recovery and the next fault.
+    pub quiet: Duration,
+    /// The bound on time to recover after each heal (a check).
+    pub recover_within: Duration,
+    /// What the members run.
+    pub target: Target,
+    /// The executable (synod's or etcd's).
+    pub binary: PathBuf,
+    /// Data dirs, logs, the history and the report go here.
+    pub dir: PathBuf,
+    /// Names the network (1..=250): runs at once need different tags.
+    pub tag: u32,
+    /// Print each phase as it happens.
+    pub progress: bool,
+}
+
+/// One injected fault and what followed.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultRecord {
+    /// Which fault.
+    pub fault: Fault,
+    /// Whom it hit, in words.
+    pub detail: String,
+    /// Seconds from the start of the workload to the fault.
+    pub start_s: f64,
+    /// Seconds from the start to the heal.
+    pub heal_s: f64,
+    /// Seconds from the heal until every member answered a linearizable
+    /// read; `None`: not within the bound.
+    pub recovered_after_s: Option<f64>,
+}
+
+/// Share of operations that succeeded, by phase.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Availability {
+    /// Operations invoked while a fault was in force.
+    pub during_faults_ops: usize,
+    /// Share of those that succeeded (an unknown outcome is a failure).
+    pub during_faults: f64,
+    /// Operations invoked with no fault in force (healed, or before any).
+    pub healed_ops: usize,
+    /// Share of those that succeeded.
+    pub healed: f64,
+}
+
+/// What a run found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The database under test.
+    pub target: Target,
+    /// Members.
+    pub nodes: usize,
+    /// The seed.
+    pub seed: u64,
+    /// Each fault, in order.
+    pub faults: Vec<FaultRecord>,
+    /// Operations recorded (final reads included).
+    pub ops: usize,
+    /// Acknowledged writes.
+    pub acked_writes: usize,
+    /// Operations whose outcome is unknown.
+    pub unknown: usize,
+    /// Availability by phase.
+    pub availability: Availability,
+    /// The linearizability verdict: "linearizable", "not linearizable: …",
+    /// "undecided: …" or "not run: …".
+    pub verdict: String,
+    /// Acknowledged writes missing from the final state, in words.
+    pub lost: Vec<String>,
+    /// Members that exited on their own, in words.
+    pub crashed: Vec<String>,
+    /// The longest recovery, in seconds.
+    pub max_recovery_s: Option<f64>,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// The history file (JSON lines, `synod check`'s format).
+    pub history: PathBuf,
+}
+
+fn say(cfg: &ChaosConfig, t0: Instant, msg: impl std::fmt::Display) {
+    if cfg.progress {
+        eprintln!("[{:>6.1}s] {msg}", t0.elapsed().as_secs_f64());
+    }
+}
+
+/// A client of the whole cluster or of one member.
+async fn client(endpoints: &[String], timeout: Duration, attempts: u32) -> Client {
+    Client::connect(
+        endpoints,
+        ClientOptions {
+            dial_timeout: Duration::from_millis(500),
+            request_timeout: timeout,
+            max_attempts: attempts,
+            probe: false,
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .expect("endpoints parse")
+}
+
+/// The index of the member every answering member names as leader, if
+/// they agree.
+async fn leader(endpoints: &[String]) -> Option<usize> {
+    let c = client(endpoints, Duration::from_millis(700), 1).await;
+    let mut ids = BTreeMap::new();
+    let mut named = Vec::new();
+    for (i, (_, st)) in c.status_all().await.into_iter().enumerate() {
+        if let Ok(st) = st {
+            if let Some(h) = &st.header {
+                ids.insert(h.member_id, i);
+            }
+            named.push(st.leader);
+        }
+    }
+    let first = *named.first()?;
+    if first == 0 || named.iter().any(|&l| l != first) {
+        return None;
+    }
+    ids.get(&first).copied()
+}
+
+/// Waits until every member answers a linearizable read on its own
+/// endpoint; the time it took, or `None` past `limit`.
+async fn recovery(endpoints: &[String], limit: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    let mut ok = vec![false; endpoints.len()];
+    while t0.elapsed() < limit {
+        for (i, ep) in endpoints.iter().enumerate() {
+            if ok[i] {
+                continue;
+            }
+            let c = client(std::slice::from_ref(ep), Duration::from_millis(500), 1).await;
+            let r = c
+                .range(RangeRequest {
+                    key: b"chaos-probe".to_vec(),
+                    ..Default::default()
+                })
+                .await;
+            ok[i] = r.is_ok();
+        }
+        if ok.iter().all(|&o| o) {
+            return Some(t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Runs one chaos run and reports it. An `Err` means the run could not be
+/// carried out; a failed check is a report with `passed: false`.
+pub fn run(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ChaosError::Setup(format!("tokio runtime: {e}")))?;
+    rt.block_on(run_async(cfg))
+}
+
+/// Picks `k` distinct members out of `n`.
+fn pick(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    for i in 0..all.len() {
+        let j = i + rng.below((all.len() - i) as u64) as usize;
+        all.swap(i, j);
+    }
+    all.truncate(k);
+    all.sort_unstable();
+    all
+}
+
+/// What a fault needs undone at heal.
+enum Undo {
+    Net,
+    Restart(usize),
+    Resume(usize),
+}
+
+async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
+    assert!(!cfg.faults.is_empty(), "at least one fault");
+    std::fs::create_dir_all(&cfg.dir)
+        .map_err(|e| ChaosError::Setup(format!("{}: {e}", cfg.dir.display())))?;
+    let t_boot = Instant::now();
+    let mut net = Net::create(cfg.tag, cfg.nodes)?;
+    let mut cl = Cluster::start(&net, cfg.target, &cfg.binary, &cfg.dir)?;
+    let endpoints = Cluster::endpoints(&net);
+    say(
+        cfg,
+        t_boot,
+        format_args!("{} members of {:?} started", cfg.nodes, cfg.target),
+    );
+    let boot_limit = Duration::from_secs(30);
+    while leader(&endpoints).await.is_none() {
+        if t_boot.elapsed() > boot_limit {
+            let logs = (0..cfg.nodes)
+                .map(|i| format!("--- m{i}\n{}", cl.log_tail(i, 20)))
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(ChaosError::NoLeader(boot_limit, logs));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut rng = Rng(cfg.seed);
+    let mut wl = Workload::start(
+        &endpoints,
+        WorkloadConfig {
+            workers: 6,
+            keys: 6,
+            prefix: "chaos/".into(),
+            op_timeout: Duration::from_secs(2),
+        },
+        cfg.seed,
+    );
+    let clock = &wl.shared().clock;
+    let t0 = Instant::now();
+    let start_ns = clock.now();
+    say(cfg, t0, "workload started");
+    let mut faults = Vec::new();
+    // Fault windows in the history's clock: [fault, heal).
+    let mut windows: Vec<(u64, u64)> = Vec::new();
+    let mut crashed = Vec::new();
+    while t0.elapsed() < cfg.duration {
+        tokio::time::sleep(cfg.quiet).await;
+        let fault = cfg.faults[rng.below(cfg.faults.len() as u64) as usize];
+        let n = cfg.nodes;
+        let lead = leader(&endpoints).await;
+        let victim = |rng: &mut Rng| match lead {
+            Some(l) if rng.below(2) == 0 => l,
+            _ => rng.below(n as u64) as usize,
+        };
+        let (detail, undo) = match fault {
+            Fault::Partition => {
+                let minority = pick(&mut rng, n, (n - 1) / 2);
+                let rest: Vec<usize> = (0..n).filter(|i| !minority.contains(i)).collect();
+                net.partition(&minority, &rest)?;
+                (format!("{minority:?} | {rest:?}"), Undo::Net)
+            }
+            Fault::IsolateLeader => {
+                let l = lead.unwrap_or_else(|| rng.below(n as u64) as usize);
+                let rest: Vec<usize> = (0..n).filter(|&i| i != l).collect();
+                net.partition(&[l], &rest)?;
+                (format!("leader m{l} isolated"), Undo::Net)
+            }
+            Fault::OneWay => {
+                let v = victim(&mut rng);
+                for o in (0..n).filter(|&o| o != v) {
+                    net.cut(v, o)?;
+                }
+                (format!("m{v} cannot send to the others"), Undo::Net)
+            }
+            Fault::Bridge => {
+                let order = pick(&mut rng, n, n);
+                let b = order[0];
+                let half = (n - 1) / 2;
+                let (a, c) = order[1..].split_at(half);
+                net.partition(a, c)?;
+                (format!("{a:?} | {c:?}, m{b} bridges"), Undo::Net)
+            }
+            Fault::Kill => {
+                let v = victim(&mut rng);
+                cl.kill(v)?;
+                (format!("m{v} killed"), Undo::Restart(v))
+            }
+            Fault::Pause => {
+                let v = victim(&mut rng);
+                cl.pause(v)?;
+                (format!("m{v} paused"), Undo::Resume(v))
+            }
+        };
+        let start_s = t0.elapsed().as_secs_f64();
+        let w0 = clock.now();
+        say(cfg, t0, format_args!("fault {fault:?}: {detail}"));
+        tokio::time::sleep(cfg.fault_for).await;
+        match undo {
+            Undo::Net => net.heal()?,
+            Undo::Restart(v) => cl.restart(&net, v)?,
+            Undo::Resume(v) => cl.resume(v)?,
+        }
+        windows.push((w0, clock.now()));
+        let heal_s = t0.elapsed().as_secs_f64();
+        let rec = recovery(&endpoints, cfg.recover_within).await;
+        say(
+            cfg,
+            t0,
+            format_args!(
+                "healed; {}",
+                match rec {
+                    Some(d) => format!("every member serves again after {:.2} s", d.as_secs_f64()),
+                    None => format!("NOT recovered within {:?}", cfg.recover_within),
+                }
+            ),
+        );
+        for (m, st) in cl.exited() {
+            crashed.push(format!("m{m} exited ({st}): {}", cl.log_tail(m, 5)));
+        }
+        faults.push(FaultRecord {
+            fault,
+            detail,
+            start_s,
+            heal_s,
+            recovered_after_s: rec.map(|d| d.as_secs_f64()),
+        });
+    }
+    wl.stop().await;
+    say(
+        cfg,
+        t0,
+        format_args!(
+            "workload stopped; {} writes acknowledged",
+            wl.shared().acked_writes()
+        ),
+    );
+    let reader = client(&endpoints, Duration::from_secs(3), 10).await;
+    let finals = wl.final_reads(&reader).await;
+    let ops = wl.history();
+    let history = cfg.dir.join("history.jsonl");
+    let file = std::fs::File::create(&history)
+        .map_err(|e| ChaosError::Setup(format!("{}: {e}", history.display())))?;
+    write_jsonl(std::io::BufWriter::new(file), &ops)
+        .map_err(|e| ChaosError::Setup(format!("{}: {e}", history.display())))?;
+
+    let (mut lost, verdict) = match &finals {
+        Err(e) => (Vec::new(), format!("not run: {e}")),
+        Ok(finals) => {
+            let lost: Vec<String> = check_lost(&ops, finals)
+                .iter()
+                .map(|l| l.to_string())
+                .collect();
+            let report = check(
+                &ops,
+                &Config {
+                    time_limit: Some(Duration::from_secs(60)),
+                    ..Config::default()
+                },
+            );
+            let verdict = match report.verdict {
+                Verdict::Linearizable => "linearizable".to_string(),
+                Verdict::NotLinearizable { key, detail } => {
+                    format!("not linearizable: key {key}: {detail}")
+                }
+                Verdict::Undecided { key } => format!("undecided: key {key}"),
+            };
+            (lost, verdict)
+        }
+    };
+    lost.truncate(20);
+    let in_fault = |t: u64| windows.iter().any(|&(a, b)| t >= a && t < b);
+    let mut av = Availability::default();
+    let (mut f_ok, mut h_ok) = (0usize, 0usize);
+    for op in ops.iter().filter(|o| o.call >= start_ns) {
+        let ok = op.ok == Some(true) || (op.op == OpKind::Cas && op.ok == Some(false));
+        if in_fault(op.call) {
+            av.during_faults_ops += 1;
+            f_ok += usize::from(ok);
+        } else {
+            av.healed_ops += 1;
+            h_ok += usize::from(ok);
+        }
+    }
+    let share = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+    av.during_faults = share(f_ok, av.during_faults_ops);
+    av.healed = share(h_ok, av.healed_ops);
+    let max_recovery_s = faults
+        .iter()
+        .filter_map(|f| f.recovered_after_s)
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    let all_recovered = faults.iter().all(|f| f.recovered_after_s.is_some());
+    let count = |f: &dyn Fn(&synod_check::Op) -> bool| ops.iter().filter(|o| f(o)).count();
+    let report = Report {
+        target: cfg.target,
+        nodes: cfg.nodes,
+        seed: cfg.seed,
+        ops: ops.len(),
+        acked_writes: count(&|o| o.op != OpKind::Get && o.ok == Some(true)),
+        unknown: count(&|o| o.ok.is_none()),
+        availability: av,
+        passed: verdict == "linearizable" && lost.is_empty() && crashed.is_empty() && all_recovered,
+        verdict,
+        lost,
+        crashed,
+        max_recovery_s,
+        faults,
+        history,
+    };
+    let path = cfg.dir.join("report.json");
+    let json = serde_json::to_string_pretty(&report).expect("a report serializes");
+    std::fs::write(&path, json)
+        .map_err(|e| ChaosError::Setup(format!("{}: {e}", path.display())))?;
+    Ok(report)
+}
+
+/// The report in a few lines.
+pub fn summary(r: &Report) -> String {
+    let mut s = format!(
+        "{:?}, {} members, seed {}: {} ops ({} writes acknowledged, {} unknown)\n",
+        r.target, r.nodes, r.seed, r.ops, r.acked_writes, r.unknown
+    );
+    for f in &r.faults {
+        s += &format!(
+            "  {:>6.1}s {:<15} {:<40} recovered {}\n",
+            f.start_s,
+            format!("{:?}", f.fault),
+            f.detail,
+            f.recovered_after_s
+                .map_or("NOT within the bound".to_string(), |x| format!(
+                    "after {x:.2} s"
+                ))
+        );
+    }
+    s += &format!(
+        "availability: {:.1}% during faults ({} ops), {:.1}% otherwise ({} ops)\n",
+        100.0 * r.availability.during_faults,
+        r.availability.during_faults_ops,
+        100.0 * r.availability.healed,
+        r.availability.healed_ops
+    );
+    s += &format!("history: {}\n", r.verdict);
+    if !r.lost.is_empty() {
+        s += &format!("lost acknowledged writes: {}\n", r.lost.join("; "));
+    }
+    for c in &r.crashed {
+        s += &format!("crashed: {c}\n");
+    }
+    s += if r.passed { "PASS" } else { "FAIL" };
+    s
+}

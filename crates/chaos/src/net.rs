@@ -1,0 +1,170 @@
+//! The network the harness builds and breaks: one Linux network namespace
+//! per member, each joined by a veth pair to a bridge in the host's
+//! namespace, on a /24 of its own. Clients reach the members from the host
+//! side through the bridge. A cut between two members is a blackhole route
+//! in the sender's namespace, so it drops one direction only; a partition
+//! cuts both.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use crate::ChaosError;
+
+/// The bridge, the namespaces and the routes a run added; everything is
+/// removed on drop.
+pub struct Net {
+    tag: u32,
+    nodes: usize,
+    /// Directed cuts in force: (from, to).
+    cuts: BTreeSet<(usize, usize)>,
+}
+
+/// Runs `ip` with `args`; an error carries its output.
+pub(crate) fn ip(args: &[&str]) -> Result<(), ChaosError> {
+    run("ip", args)
+}
+
+pub(crate) fn run(cmd: &str, args: &[&str]) -> Result<(), ChaosError> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| ChaosError::Setup(format!("{cmd} {}: {e}", args.join(" "))))?;
+    if !out.status.success() {
+        return Err(ChaosError::Setup(format!(
+            "{cmd} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+impl Net {
+    /// Builds the network of `nodes` members. `tag` (1..=250) names the
+    /// bridge and namespaces and picks the subnet, so runs with different
+    /// tags do not meet; leftovers of an earlier run with the same tag are
+    /// removed first.
+    pub fn create(tag: u32, nodes: usize) -> Result<Net, ChaosError> {
+        assert!((1..=250).contains(&tag), "a tag names a /24: 1..=250");
+        assert!((1..=9).contains(&nodes), "one to nine members");
+        if !cfg!(target_os = "linux") {
+            return Err(ChaosError::Setup("network namespaces need Linux".into()));
+        }
+        let net = Net {
+            tag,
+            nodes,
+            cuts: BTreeSet::new(),
+        };
+        net.remove();
+        let br = net.bridge();
+        ip(&["link", "add", &br, "type", "bridge"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", net.host_addr()),
+            "dev",
+            &br,
+        ])?;
+        ip(&["link", "set", &br, "up"])?;
+        for i in 0..nodes {
+            let ns = net.ns(i);
+            let (host_end, node_end) = (format!("sch{tag}x{i}"), format!("scn{tag}x{i}"));
+            ip(&["netns", "add", &ns])?;
+            ip(&[
+                "link", "add", &host_end, "type", "veth", "peer", "name", &node_end,
+            ])?;
+            ip(&["link", "set", &node_end, "netns", &ns])?;
+            ip(&["link", "set", &host_end, "master", &br])?;
+            ip(&["link", "set", &host_end, "up"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", net.addr(i)),
+                "dev",
+                &node_end,
+            ])?;
+            ip(&["-n", &ns, "link", "set", &node_end, "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(net)
+    }
+
+    fn bridge(&self) -> String {
+        format!("synbr{}", self.tag)
+    }
+
+    /// Member `i`'s namespace.
+    pub fn ns(&self, i: usize) -> String {
+        format!("synod-{}-n{i}", self.tag)
+    }
+
+    /// Member `i`'s address.
+    pub fn addr(&self, i: usize) -> String {
+        format!("10.77.{}.{}", self.tag, 11 + i)
+    }
+
+    /// The host's address on the bridge (where clients come from).
+    pub fn host_addr(&self) -> String {
+        format!("10.77.{}.1", self.tag)
+    }
+
+    /// Number of members.
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    /// Drops what `from` sends to `to` (one direction).
+    pub fn cut(&mut self, from: usize, to: usize) -> Result<(), ChaosError> {
+        assert!(from != to && from < self.nodes && to < self.nodes);
+        if self.cuts.insert((from, to)) {
+            let dst = format!("{}/32", self.addr(to));
+            ip(&["-n", &self.ns(from), "route", "add", "blackhole", &dst])?;
+        }
+        Ok(())
+    }
+
+    /// Cuts both directions between every member of `a` and every member of `b`.
+    pub fn partition(&mut self, a: &[usize], b: &[usize]) -> Result<(), ChaosError> {
+        for &x in a {
+            for &y in b {
+                self.cut(x, y)?;
+                self.cut(y, x)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every cut.
+    pub fn heal(&mut self) -> Result<(), ChaosError> {
+        for (from, to) in std::mem::take(&mut self.cuts) {
+            let dst = format!("{}/32", self.addr(to));
+            ip(&["-n", &self.ns(from), "route", "del", "blackhole", &dst])?;
+        }
+        Ok(())
+    }
+
+    /// The directed cuts in force.
+    pub fn cuts(&self) -> &BTreeSet<(usize, usize)> {
+        &self.cuts
+    }
+
+    /// Best-effort removal of everything this tag names.
+    fn remove(&self) {
+        for i in 0..9 {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(i)])
+                .output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge()])
+            .output();
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
