@@ -20,6 +20,9 @@ pub struct ChaosArgs {
     /// Length of the faulty part of the run, e.g. 60s or 30m.
     #[arg(long, default_value = "60s", value_parser = synod_client::cli::parse_duration)]
     pub duration: Duration,
+    /// Run each fault of --faults once, in order (ignores --duration).
+    #[arg(long)]
+    pub each_once: bool,
     /// Faults to draw from, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Fault::ALL.to_vec())]
     pub faults: Vec<Fault>,
@@ -77,6 +80,7 @@ pub fn main(args: ChaosArgs) -> u8 {
         nodes: args.nodes,
         seed,
         duration: args.duration,
+        each_once: args.each_once,
         faults: args.faults,
         fault_for: args.fault_for,
         quiet: args.quiet,

@@ -78,6 +78,9 @@ pub struct ChaosConfig {
     pub seed: u64,
     /// Length of the faulty part of the run.
     pub duration: Duration,
+    /// Run each fault of `faults` once, in order, instead of drawing them
+    /// until `duration` has passed.
+    pub each_once: bool,
     /// Faults drawn from.
     pub faults: Vec<Fault>,
     /// How long each fault lasts.
@@ -304,9 +307,20 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
     // Fault windows in the history's clock: [fault, heal).
     let mut windows: Vec<(u64, u64)> = Vec::new();
     let mut crashed = Vec::new();
-    while t0.elapsed() < cfg.duration {
+    let mut round = 0;
+    loop {
+        let fault = if cfg.each_once {
+            match cfg.faults.get(round) {
+                Some(&f) => f,
+                None => break,
+            }
+        } else if t0.elapsed() < cfg.duration {
+            cfg.faults[rng.below(cfg.faults.len() as u64) as usize]
+        } else {
+            break;
+        };
+        round += 1;
         tokio::time::sleep(cfg.quiet).await;
-        let fault = cfg.faults[rng.below(cfg.faults.len() as u64) as usize];
         let n = cfg.nodes;
         let lead = leader(&endpoints).await;
         let victim = |rng: &mut Rng| match lead {
