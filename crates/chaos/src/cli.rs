@@ -44,6 +44,9 @@ pub struct ChaosArgs {
     /// Data dirs, member logs, history.jsonl and report.json go here (default: a new directory under the temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Tests only: a deliberate bug in every synod member (e.g. stale-reads), to see the checks catch it.
+    #[arg(long)]
+    pub planted_bug: Option<String>,
     /// Names the network namespaces and picks the subnet 10.77.TAG.0/24 (1-250).
     #[arg(long, default_value_t = 77, value_parser = clap::value_parser!(u32).range(1..=250))]
     pub tag: u32,
@@ -90,6 +93,7 @@ pub fn main(args: ChaosArgs) -> u8 {
         dir,
         tag: args.tag,
         progress: true,
+        planted_bug: args.planted_bug,
     };
     match run(&cfg) {
         Ok(r) => {

@@ -27,6 +27,7 @@ pub struct Cluster {
     children: Vec<Option<Child>>,
     paused: Vec<bool>,
     initial: String,
+    extra: Vec<String>,
 }
 
 /// The client port of every member.
@@ -35,12 +36,14 @@ const PEER_PORT: u16 = 2380;
 
 impl Cluster {
     /// Starts every member of `net` under `dir` (one data dir and one log
-    /// per member). `binary` is synod's or etcd's executable.
+    /// per member). `binary` is synod's or etcd's executable; `extra`
+    /// flags go to every member.
     pub fn start(
         net: &Net,
         target: Target,
         binary: &Path,
         dir: &Path,
+        extra: &[String],
     ) -> Result<Cluster, ChaosError> {
         let initial = (0..net.nodes())
             .map(|i| format!("m{i}=http://{}:{PEER_PORT}", net.addr(i)))
@@ -53,6 +56,7 @@ impl Cluster {
             children: (0..net.nodes()).map(|_| None).collect(),
             paused: vec![false; net.nodes()],
             initial,
+            extra: extra.to_vec(),
         };
         for i in 0..net.nodes() {
             c.spawn(net, i)?;
@@ -89,6 +93,7 @@ impl Cluster {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.initial])
             .args(["--initial-cluster-state", "new"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);

@@ -99,6 +99,9 @@ pub struct ChaosConfig {
     pub tag: u32,
     /// Print each phase as it happens.
     pub progress: bool,
+    /// A deliberate bug for synod members (`--experimental-planted-bug`),
+    /// to show the checks catch it.
+    pub planted_bug: Option<String>,
 }
 
 /// One injected fault and what followed.
@@ -270,7 +273,14 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         .map_err(|e| ChaosError::Setup(format!("{}: {e}", cfg.dir.display())))?;
     let t_boot = Instant::now();
     let mut net = Net::create(cfg.tag, cfg.nodes)?;
-    let mut cl = Cluster::start(&net, cfg.target, &cfg.binary, &cfg.dir)?;
+    let extra: Vec<String> = match (&cfg.planted_bug, cfg.target) {
+        (Some(b), Target::Synod) => vec!["--experimental-planted-bug".into(), b.clone()],
+        (Some(_), Target::Etcd) => {
+            return Err(ChaosError::Setup("a planted bug is synod's only".into()))
+        }
+        (None, _) => Vec::new(),
+    };
+    let mut cl = Cluster::start(&net, cfg.target, &cfg.binary, &cfg.dir, &extra)?;
     let endpoints = Cluster::endpoints(&net);
     say(
         cfg,

@@ -1,9 +1,11 @@
 //! The network the harness builds and breaks: one Linux network namespace
 //! per member, each joined by a veth pair to a bridge in the host's
 //! namespace, on a /24 of its own. Clients reach the members from the host
-//! side through the bridge. A cut between two members is a blackhole route
-//! in the sender's namespace, so it drops one direction only; a partition
-//! cuts both.
+//! side through the bridge. A cut between two members is an nftables rule
+//! in the receiver's namespace that drops every packet from the sender on
+//! arrival (as Jepsen's iptables DROP does: the sender's TCP sees plain
+//! loss, never an error), so it drops one direction only; a partition cuts
+//! both.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -87,6 +89,11 @@ impl Net {
             ])?;
             ip(&["-n", &ns, "link", "set", &node_end, "up"])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            net.nft(i, "add table inet chaos")?;
+            net.nft(
+                i,
+                "add chain inet chaos cut { type filter hook input priority 0; policy accept; }",
+            )?;
         }
         Ok(net)
     }
@@ -115,12 +122,19 @@ impl Net {
         self.nodes
     }
 
+    /// Runs `nft` in member `i`'s namespace.
+    fn nft(&self, i: usize, rule: &str) -> Result<(), ChaosError> {
+        ip(&["netns", "exec", &self.ns(i), "nft", rule])
+    }
+
     /// Drops what `from` sends to `to` (one direction).
     pub fn cut(&mut self, from: usize, to: usize) -> Result<(), ChaosError> {
         assert!(from != to && from < self.nodes && to < self.nodes);
         if self.cuts.insert((from, to)) {
-            let dst = format!("{}/32", self.addr(to));
-            ip(&["-n", &self.ns(from), "route", "add", "blackhole", &dst])?;
+            self.nft(
+                to,
+                &format!("add rule inet chaos cut ip saddr {} drop", self.addr(from)),
+            )?;
         }
         Ok(())
     }
@@ -138,10 +152,11 @@ impl Net {
 
     /// Removes every cut.
     pub fn heal(&mut self) -> Result<(), ChaosError> {
-        for (from, to) in std::mem::take(&mut self.cuts) {
-            let dst = format!("{}/32", self.addr(to));
-            ip(&["-n", &self.ns(from), "route", "del", "blackhole", &dst])?;
+        let receivers: BTreeSet<usize> = self.cuts.iter().map(|&(_, t)| t).collect();
+        for to in receivers {
+            self.nft(to, "flush chain inet chaos cut")?;
         }
+        self.cuts.clear();
         Ok(())
     }
 
@@ -153,6 +168,11 @@ impl Net {
     /// Best-effort removal of everything this tag names.
     fn remove(&self) {
         for i in 0..9 {
+            // The host end first: a namespace's own interfaces go only when
+            // the kernel gets round to destroying it.
+            let _ = Command::new("ip")
+                .args(["link", "del", &format!("sch{}x{i}", self.tag)])
+                .output();
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns(i)])
                 .output();

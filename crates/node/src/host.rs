@@ -123,6 +123,10 @@ pub enum HostBug {
     /// client's, so a retry after a failover is a new request and the
     /// write may apply twice (exactly-once breaks).
     ForwardWithoutSession,
+    /// A follower answers a linearizable read from its own state, as if it
+    /// were serializable (a cut-off or lagging follower serves stale values:
+    /// linearizability breaks).
+    StaleReads,
 }
 
 /// How a host behaves.
@@ -651,7 +655,15 @@ impl Host {
         true
     }
 
-    fn on_call(&mut self, req: ClientRequest, origin: Origin) {
+    fn on_call(&mut self, mut req: ClientRequest, origin: Origin) {
+        if self.cfg.bug == Some(HostBug::StaleReads)
+            && matches!(req.op, ClientOp::Range { .. })
+            && self.node.route(&req).is_ok_and(|s| !self.is_leader(s))
+        {
+            if let ClientOp::Range { serializable, .. } = &mut req.op {
+                *serializable = true;
+            }
+        }
         let needs_leader = matches!(
             req.op,
             ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_)

@@ -68,6 +68,10 @@ pub struct ServerArgs {
     /// member. Each group is replicated on every member.
     #[arg(long, default_value = "")]
     pub experimental_initial_split_keys: String,
+    /// Tests only: switch on a deliberate bug so a checker can prove it
+    /// catches it (stale-reads, reply-before-apply, forward-without-session).
+    #[arg(long, default_value = "", hide = true)]
+    pub experimental_planted_bug: String,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -98,6 +102,7 @@ impl ServerArgs {
             backend_batch_interval: self.backend_batch_interval,
             backend_batch_limit: self.backend_batch_limit,
             initial_split_keys: self.experimental_initial_split_keys.clone(),
+            planted_bug: self.experimental_planted_bug.clone(),
         }
     }
 }

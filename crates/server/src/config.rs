@@ -84,7 +84,20 @@ pub struct ServerConfig {
     /// Where the keyspace is split into groups, in order (empty: one group
     /// over every key). Every member of a cluster must be given the same.
     pub split_keys: Vec<Vec<u8>>,
+    /// A deliberate bug switched on (`--experimental-planted-bug`), for the
+    /// fault harness to prove it catches it; `None` in any real use.
+    pub planted_bug: Option<synod_node::HostBug>,
 }
+
+/// The planted bugs `--experimental-planted-bug` takes, by name.
+pub const PLANTED_BUGS: [(&str, synod_node::HostBug); 3] = [
+    ("stale-reads", synod_node::HostBug::StaleReads),
+    ("reply-before-apply", synod_node::HostBug::ReplyBeforeApply),
+    (
+        "forward-without-session",
+        synod_node::HostBug::ForwardWithoutSession,
+    ),
+];
 
 /// Most split keys `--experimental-initial-split-keys` takes.
 pub const MAX_SPLIT_KEYS: usize = 63;
@@ -257,6 +270,8 @@ pub struct RawConfig {
     pub backend_batch_limit: u64,
     /// `--experimental-initial-split-keys`
     pub initial_split_keys: String,
+    /// `--experimental-planted-bug` (empty: none)
+    pub planted_bug: String,
 }
 
 impl RawConfig {
@@ -345,8 +360,22 @@ impl RawConfig {
         }
         let election_ticks = (self.election_timeout_ms / self.heartbeat_interval_ms) as u32;
         let split_keys = parse_split_keys(&self.initial_split_keys)?;
+        let planted_bug = match self.planted_bug.as_str() {
+            "" => None,
+            name => match PLANTED_BUGS.iter().find(|(n, _)| *n == name) {
+                Some((_, b)) => Some(*b),
+                None => {
+                    let names: Vec<&str> = PLANTED_BUGS.iter().map(|(n, _)| *n).collect();
+                    return Err(ConfigError::Invalid(format!(
+                        "--experimental-planted-bug: no bug named {name:?} (known: {})",
+                        names.join(", ")
+                    )));
+                }
+            },
+        };
         Ok(ServerConfig {
             split_keys,
+            planted_bug,
             name: self.name.clone(),
             id: me.id,
             data_dir: self.data_dir.clone(),
@@ -390,6 +419,7 @@ impl Default for RawConfig {
             backend_batch_interval: DEFAULT_BACKEND_BATCH_INTERVAL,
             backend_batch_limit: DEFAULT_BACKEND_BATCH_LIMIT,
             initial_split_keys: String::new(),
+            planted_bug: String::new(),
         }
     }
 }

@@ -335,8 +335,14 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         client_urls: shared.cfg.advertise_client_urls.clone(),
         store_commit_ticks: ticks_in(shared.cfg.backend_batch_interval, shared.cfg.tick),
         store_commit_entries: shared.cfg.backend_batch_limit,
-        bug: None,
+        bug: shared.cfg.planted_bug,
     };
+    if let Some(bug) = shared.cfg.planted_bug {
+        shared.log(format_args!(
+            "WARNING: planted bug {bug:?} switched on (--experimental-planted-bug): \
+             this member is deliberately broken, for tests only"
+        ));
+    }
     let core = Core::new(Host::new(node, host_cfg), shared.clone(), transport);
     let actor = tokio::spawn(runtime::run(
         core,

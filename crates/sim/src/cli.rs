@@ -62,7 +62,8 @@ pub struct SimArgs {
     /// replicas: Raft's figure 8), reply-before-apply (a follower answers a
     /// forwarded write before its own state machine applied it),
     /// forward-without-session (a follower forwards writes under its own
-    /// session, so a retry after a failover applies twice).
+    /// session, so a retry after a failover applies twice), stale-reads (a
+    /// follower answers linearizable reads from its own state).
     #[arg(long)]
     pub planted_bug: Option<String>,
     /// Where a failing seed's history and trace go.

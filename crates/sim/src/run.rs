@@ -153,7 +153,7 @@ pub enum Bug {
 }
 
 /// Every planted bug, with its command-line name and what it breaks.
-pub const BUGS: [(&str, Bug, &str); 4] = [
+pub const BUGS: [(&str, Bug, &str); 5] = [
     (
         "vote-without-log-check",
         Bug::Raft(PlantedBug::VoteWithoutLogCheck),
@@ -173,6 +173,11 @@ pub const BUGS: [(&str, Bug, &str); 4] = [
         "forward-without-session",
         Bug::Host(HostBug::ForwardWithoutSession),
         "a follower forwards writes under its own session, so a retry after failover applies twice",
+    ),
+    (
+        "stale-reads",
+        Bug::Host(HostBug::StaleReads),
+        "a follower answers linearizable reads from its own state",
     ),
 ];
 

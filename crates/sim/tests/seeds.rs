@@ -128,6 +128,7 @@ fn planted_host_bugs_are_caught() {
     for (name, bug) in [
         ("reply-before-apply", HostBug::ReplyBeforeApply),
         ("forward-without-session", HostBug::ForwardWithoutSession),
+        ("stale-reads", HostBug::StaleReads),
     ] {
         let caught = first_catch(Bug::Host(bug), 3);
         assert!(

@@ -27,6 +27,7 @@ fn config(dir: PathBuf, tag: u32) -> ChaosConfig {
         dir,
         tag,
         progress: true,
+        planted_bug: None,
     }
 }
 
@@ -45,4 +46,28 @@ fn every_fault_class_heals_with_a_linearizable_history() {
         "the cluster served writes through the faults\n{text}"
     );
     assert!(report.passed, "{text}");
+}
+
+#[test]
+fn a_follower_serving_stale_reads_is_caught() {
+    // Proof the checks can fail: with followers answering linearizable reads
+    // from their own state, an isolated old leader (or a cut-off minority)
+    // serves values the majority has since overwritten.
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let cfg = ChaosConfig {
+        faults: vec![Fault::IsolateLeader, Fault::Partition, Fault::IsolateLeader],
+        fault_for: Duration::from_secs(4),
+        planted_bug: Some("stale-reads".into()),
+        ..config(scratch.path().to_path_buf(), 202)
+    };
+    let report = run(&cfg).unwrap_or_else(|e| {
+        panic!("the chaos run could not be carried out (it needs root for network namespaces): {e}")
+    });
+    let text = summary(&report);
+    eprintln!("{text}");
+    assert!(
+        report.verdict.starts_with("not linearizable"),
+        "stale reads went unnoticed\n{text}"
+    );
+    assert!(!report.passed);
 }
