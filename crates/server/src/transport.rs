@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,8 +50,18 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Most messages in one batch.
 const BATCH_MSGS: usize = 512;
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Short, so a peer comes back soon after a partition heals (the cost is a
+/// few failed dials a second to a peer that is down).
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A dial whose SYN is not answered within this is given up and retried
+/// (TCP would wait 1 s, then 2 more, before its own retries).
+const DIAL_TIMEOUT: Duration = Duration::from_millis(1000);
+/// An outbound connection whose probes went unanswered this long is taken
+/// for dead and redialled: through a silent partition, TCP alone would keep
+/// it and back its retransmissions off, and the peer would be heard again
+/// only seconds after the heal.
+pub const PEER_SILENCE: Duration = Duration::from_secs(3);
 
 struct PeerQueue {
     tx: mpsc::Sender<PeerMsg>,
@@ -177,7 +187,10 @@ async fn connect(
     addr: std::net::SocketAddr,
 ) -> Result<TcpStream, String> {
     let fut = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut s = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| "no answer to the dial".to_string())?
+            .map_err(|e| e.to_string())?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
         let hello = Hello {
             magic: MAGIC,
@@ -211,11 +224,18 @@ enum PumpEnd {
     Broken(std::io::Error),
 }
 
-/// Reads the probe answers of one outbound connection into the histogram.
-async fn read_probes(r: tokio::net::tcp::OwnedReadHalf, shared: Arc<Shared>, to: u64) {
+/// Reads the probe answers of one outbound connection into the histogram,
+/// and notes in `heard` when the last one came.
+async fn read_probes(
+    r: tokio::net::tcp::OwnedReadHalf,
+    shared: Arc<Shared>,
+    to: u64,
+    heard: Arc<AtomicU64>,
+) {
     let mut r = BufReader::new(r);
     while let Ok(p) = read_frame::<ProbeReply, _>(&mut r).await {
         let now = shared.peers.now_ns();
+        heard.store(now, Ordering::Relaxed);
         if p.sent_ns <= now {
             shared
                 .peers
@@ -231,8 +251,9 @@ async fn pump(
     to: u64,
 ) -> PumpEnd {
     let (r, w) = stream.into_split();
-    let probes = tokio::spawn(read_probes(r, shared.clone(), to));
-    let end = pump_frames(w, rx, shared).await;
+    let heard = Arc::new(AtomicU64::new(shared.peers.now_ns()));
+    let probes = tokio::spawn(read_probes(r, shared.clone(), to, heard.clone()));
+    let end = pump_frames(w, rx, shared, &heard).await;
     probes.abort();
     end
 }
@@ -241,7 +262,20 @@ async fn pump_frames(
     w: tokio::net::tcp::OwnedWriteHalf,
     rx: &mut mpsc::Receiver<PeerMsg>,
     shared: &Shared,
+    heard: &AtomicU64,
 ) -> PumpEnd {
+    let silent = || {
+        let since = shared
+            .peers
+            .now_ns()
+            .saturating_sub(heard.load(Ordering::Relaxed));
+        (since > PEER_SILENCE.as_nanos() as u64).then(|| {
+            PumpEnd::Broken(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer to probes for {PEER_SILENCE:?}"),
+            ))
+        })
+    };
     let mut w = BufWriter::new(w);
     let mut buf = Vec::new();
     let mut probe = tokio::time::interval(PROBE_EVERY);
@@ -252,7 +286,12 @@ async fn pump_frames(
                 Some(m) => m,
                 None => return PumpEnd::QueueClosed,
             },
-            _ = probe.tick() => PeerMsg::Probe { sent_ns: shared.peers.now_ns() },
+            _ = probe.tick() => {
+                if let Some(end) = silent() {
+                    return end;
+                }
+                PeerMsg::Probe { sent_ns: shared.peers.now_ns() }
+            }
         };
         buf.clear();
         encode_frame(&first, &mut buf);
@@ -266,11 +305,22 @@ async fn pump_frames(
                 Err(_) => break,
             }
         }
-        if let Err(e) = w.write_all(&buf).await {
-            return PumpEnd::Broken(e);
-        }
-        if let Err(e) = w.flush().await {
-            return PumpEnd::Broken(e);
+        // A write that cannot drain (the peer's window closed behind a
+        // partition) counts as silence too.
+        let wrote = tokio::time::timeout(PEER_SILENCE, async {
+            w.write_all(&buf).await?;
+            w.flush().await
+        })
+        .await;
+        match wrote {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return PumpEnd::Broken(e),
+            Err(_) => {
+                return silent().unwrap_or(PumpEnd::Broken(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("a write did not drain for {PEER_SILENCE:?}"),
+                )))
+            }
         }
     }
 }
