@@ -81,7 +81,7 @@ fn a_leader_cut_off_for_long_serves_again_soon_after_the_heal() {
     let scratch = tempfile::tempdir().expect("a temp dir");
     let cfg = ChaosConfig {
         faults: vec![Fault::IsolateLeader],
-        fault_for: Duration::from_secs(12),
+        fault_for: Duration::from_secs(15),
         recover_within: Duration::from_secs(5),
         ..config(scratch.path().to_path_buf(), 203)
     };
