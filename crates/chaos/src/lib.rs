@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod net;
+pub mod timeline;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -491,6 +492,13 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         faults,
         history,
     };
+    let picture = cfg.dir.join("timeline.svg");
+    let title = format!(
+        "synod chaos: {:?}, {} members, seed {}: {}",
+        cfg.target, cfg.nodes, cfg.seed, report.verdict
+    );
+    std::fs::write(&picture, timeline::svg(&ops, &report.faults, start_ns, &title))
+        .map_err(|e| ChaosError::Setup(format!("{}: {e}", picture.display())))?;
     let path = cfg.dir.join("report.json");
     let json = serde_json::to_string_pretty(&report).expect("a report serializes");
     std::fs::write(&path, json)
