@@ -1,5 +1,7 @@
-//! Plain HTTP beside gRPC on the client port: `/health` (etcd's shape),
-//! Prometheus `/metrics`, and etcd's JSON gateway ([`crate::gateway`]).
+//! Plain HTTP beside gRPC on the client port: `/health` and `/version`
+//! (etcd's shapes), Prometheus `/metrics`, and etcd's JSON gateway
+//! ([`crate::gateway`]); any other path answers as etcd's does: 404 to
+//! HTTP, Unimplemented to gRPC.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -24,6 +26,57 @@ pub fn health(s: &Shared) -> (StatusCode, String) {
             r#"{"health":"false","reason":"RAFT NO LEADER"}"#.into(),
         )
     }
+}
+
+/// etcd's `/version` answer: the server's version and the cluster's
+/// (major.minor.0).
+pub fn version() -> String {
+    let server = crate::grpc::ETCD_VERSION;
+    let mut parts = server.split('.');
+    let cluster = format!(
+        "{}.{}.0",
+        parts.next().unwrap_or("3"),
+        parts.next().unwrap_or("5")
+    );
+    format!(r#"{{"etcdserver":"{server}","etcdcluster":"{cluster}"}}"#)
+}
+
+/// What a path nobody serves answers: gRPC's Unimplemented to a gRPC call,
+/// and to anything else 404 with the text etcd's (Go's) muxes give.
+async fn not_found(req: axum::extract::Request) -> axum::response::Response {
+    let grpc = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if grpc {
+        let path = req.uri().path().trim_start_matches('/');
+        let service = path.split('/').next().unwrap_or("");
+        let (parts, ()) = tonic::Status::unimplemented(format!("unknown service {service}"))
+            .into_http::<()>()
+            .into_parts();
+        return axum::response::Response::from_parts(parts, axum::body::Body::empty());
+    }
+    // Under the gateway's prefixes grpc-gateway's own 404 answers.
+    let gateway = crate::gateway::PREFIXES.iter().any(|p| {
+        req.uri()
+            .path()
+            .strip_prefix(p)
+            .is_some_and(|r| r.starts_with('/'))
+    });
+    let body = if gateway {
+        "Not Found\n"
+    } else {
+        "404 page not found\n"
+    };
+    axum::response::Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )
+        .header("x-content-type-options", "nosniff")
+        .body(axum::body::Body::from(body))
+        .expect("a static response builds")
 }
 
 /// The Prometheus text exposition of a node's figures. The unlabelled
@@ -172,6 +225,15 @@ pub fn add_http(routes: Routes, shared: Arc<Shared>, api: Api) -> Routes {
             }),
         )
         .route(
+            "/version",
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    version(),
+                )
+            }),
+        )
+        .route(
             "/metrics",
             get(move || {
                 let s = b.clone();
@@ -183,7 +245,7 @@ pub fn add_http(routes: Routes, shared: Arc<Shared>, api: Api) -> Routes {
                 }
             }),
         );
-    Routes::from(crate::gateway::add_gateway(router, api, max_body))
+    Routes::from(crate::gateway::add_gateway(router, api, max_body).fallback(not_found))
 }
 
 #[cfg(test)]

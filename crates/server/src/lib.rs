@@ -11,7 +11,9 @@
 //!   with etcd's headers, codes and messages, and the Lock and Election
 //!   services built on them; [`watch`] keeps watchers.
 //! * [`http`]: `/health` and `/metrics` on the client port; [`gateway`]:
-//!   etcd's JSON gateway (`/v3/kv/range`, …, `/v3/watch`) beside them.
+//!   etcd's JSON gateway (`/v3/kv/range`, …, `/v3/watch`) beside them;
+//!   [`authority`]: mends the HTTP/2 `:authority` of etcd's Go clients that
+//!   h2 would refuse.
 //! * [`server`]: start and stop one member; [`cli`]: `synod server` and
 //!   `synod demo`; [`offline`]: `synod snapshot restore|status` and
 //!   `synod inspect`, on files with no server running.
@@ -31,6 +33,7 @@ pub mod server;
 pub mod wire;
 
 // The server's own.
+pub(crate) mod authority;
 pub(crate) mod convert;
 pub(crate) mod gateway;
 pub(crate) mod grpc;

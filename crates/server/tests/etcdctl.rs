@@ -1178,3 +1178,110 @@ fn put_and_get_through_every_member() {
         assert_eq!(out, "k0\nv0\nk1\nv1\nk2\nv2\n", "member {i}");
     }
 }
+
+/// Issue 19, item 2: etcdctl given endpoints as URLs (`--endpoints
+/// http://HOST:PORT`), and the `--cluster` forms, which dial every member's
+/// advertised client URL. Go's etcd clients then send the URL as HTTP/2's
+/// `:authority`; the same assertions must hold against a real etcd 3.4 and
+/// against synod.
+#[test]
+fn url_endpoints_and_cluster_forms_work_as_on_etcd() {
+    if !have_etcdctl() || !have_etcd() {
+        return;
+    }
+    let etcd = Etcd3::start(3);
+    let cl = Cluster::start(3);
+    cl.wait_leader(STEP).expect("synod elects a leader");
+    let synod: Vec<String> = (0..3).map(|i| cl.endpoint(i)).collect();
+    for (kind, clients) in [("etcd", &etcd.clients), ("synod", &synod)] {
+        let urls: Vec<String> = clients.iter().map(|c| format!("http://{c}")).collect();
+        let mut sorted_urls = urls.clone();
+        sorted_urls.sort();
+        // Any call, with one URL and with all of them.
+        let put = ctl(&urls[0], &["put", "url/k", "v1"]);
+        assert!(
+            put.ok && put.out == "OK\n",
+            "{kind}: put via a URL: {put:?}"
+        );
+        let get = ctl(&urls.join(","), &["get", "url/k", "--print-value-only"]);
+        assert!(get.ok && get.out == "v1\n", "{kind}: get via URLs: {get:?}");
+        // `endpoint status --cluster`: every member, found by its client
+        // URL, naming the same leader.
+        let st = ctl(
+            &clients[1],
+            &["endpoint", "status", "--cluster", "-w", "json"],
+        );
+        assert!(st.ok, "{kind}: endpoint status --cluster: {st:?}");
+        let rows: Value = serde_json::from_str(&st.out).expect("status is JSON");
+        let rows = rows.as_array().expect("one row per member");
+        let mut eps: Vec<String> = rows
+            .iter()
+            .map(|r| r["Endpoint"].as_str().unwrap().to_owned())
+            .collect();
+        eps.sort();
+        assert_eq!(eps, sorted_urls, "{kind}: {}", st.out);
+        let leaders: Vec<u64> = rows
+            .iter()
+            .map(|r| r["Status"]["leader"].as_u64().unwrap())
+            .collect();
+        assert!(
+            leaders[0] != 0 && leaders.iter().all(|&l| l == leaders[0]),
+            "{kind}: {}",
+            st.out
+        );
+        // `endpoint hashkv --cluster`: every member, one hash (a follower
+        // may still be applying the put: ask again).
+        let t0 = Instant::now();
+        loop {
+            let h = ctl(
+                &clients[0],
+                &["endpoint", "hashkv", "--cluster", "-w", "json"],
+            );
+            assert!(h.ok, "{kind}: endpoint hashkv --cluster: {h:?}");
+            let rows: Value = serde_json::from_str(&h.out).expect("hashkv is JSON");
+            let mut eps: Vec<String> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["Endpoint"].as_str().unwrap().to_owned())
+                .collect();
+            eps.sort();
+            assert_eq!(eps, sorted_urls, "{kind}: {}", h.out);
+            let hashes: Vec<u64> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["HashKV"]["hash"].as_u64().unwrap())
+                .collect();
+            if hashes.iter().all(|&x| x == hashes[0]) {
+                break;
+            }
+            assert!(t0.elapsed() < STEP, "{kind}: hashes differ: {}", h.out);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // `defrag --cluster`: one line per member, by its URL.
+        let d = ctl(&clients[2], &["defrag", "--cluster"]);
+        assert!(d.ok, "{kind}: defrag --cluster: {d:?}");
+        let mut lines: Vec<&str> = d.out.lines().collect();
+        lines.sort();
+        let want: Vec<String> = sorted_urls
+            .iter()
+            .map(|u| format!("Finished defragmenting etcd member[{u}]"))
+            .collect();
+        assert_eq!(lines, want, "{kind}: {d:?}");
+        // `endpoint health --cluster` (etcdctl 3.4 prints it on stderr).
+        let h = ctl(&clients[0], &["endpoint", "health", "--cluster"]);
+        assert!(h.ok, "{kind}: endpoint health --cluster: {h:?}");
+        for u in &urls {
+            assert!(
+                h.err.contains(&format!("{u} is healthy")),
+                "{kind}: {u} not healthy: {h:?}"
+            );
+        }
+        // A watch through a URL sees a write made through another.
+        let w = spawn_ctl(&urls[1], &["watch", "url/w"]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(ctl(&urls[2], &["put", "url/w", "x"]).ok, "{kind}");
+        assert_eq!(w.take(3, STEP), ["PUT", "url/w", "x"], "{kind}");
+    }
+}

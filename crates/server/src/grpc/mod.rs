@@ -12,6 +12,7 @@ mod kv;
 mod lease;
 pub mod lock;
 mod maintenance;
+pub use maintenance::ETCD_VERSION;
 pub mod recipe;
 mod watch;
 
