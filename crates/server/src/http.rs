@@ -79,6 +79,64 @@ async fn not_found(req: axum::extract::Request) -> axum::response::Response {
         .expect("a static response builds")
 }
 
+/// tonic refuses a message over its decoding limit with OutOfRange and a
+/// text of its own; grpc-go, under etcd, with ResourceExhausted and
+/// "grpc: received message larger than max (N vs. M)". Rewrites the one into
+/// the other on a trailers-only response, so clients see what etcd says.
+async fn grpc_size_error(mut resp: axum::response::Response) -> axum::response::Response {
+    let h = resp.headers();
+    if h.get("grpc-status").map(|v| v.as_bytes()) != Some(b"11") {
+        return resp;
+    }
+    let Some(msg) = h.get("grpc-message").and_then(|v| v.to_str().ok()) else {
+        return resp;
+    };
+    let Some(etcd) = grpc_go_size_message(&percent_decoded(msg)) else {
+        return resp;
+    };
+    let h = resp.headers_mut();
+    h.insert("grpc-status", axum::http::HeaderValue::from_static("8"));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&etcd) {
+        h.insert("grpc-message", v);
+    }
+    resp
+}
+
+/// grpc-go's message for tonic's "decoded message length too large".
+pub fn grpc_go_size_message(tonic: &str) -> Option<String> {
+    let rest = tonic.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    let (found, limit): (u64, u64) = (found.parse().ok()?, limit.parse().ok()?);
+    Some(format!(
+        "grpc: received message larger than max ({found} vs. {limit})"
+    ))
+}
+
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The Prometheus text exposition of a node's figures. The unlabelled
 /// leader, term and revision figures are the home group's (with one group,
 /// the node's); the `synod_group_*` families give each group's, labelled
@@ -245,13 +303,33 @@ pub fn add_http(routes: Routes, shared: Arc<Shared>, api: Api) -> Routes {
                 }
             }),
         );
-    Routes::from(crate::gateway::add_gateway(router, api, max_body).fallback(not_found))
+    Routes::from(
+        crate::gateway::add_gateway(router, api, max_body)
+            .fallback(not_found)
+            .layer(axum::middleware::map_response(grpc_size_error)),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use synod_node::KeyRange;
+
+    #[test]
+    fn tonics_size_refusal_reads_as_grpc_gos() {
+        assert_eq!(
+            grpc_go_size_message(
+                "Error, decoded message length too large: found 3000011 bytes, the limit is: 2097152 bytes"
+            )
+            .as_deref(),
+            Some("grpc: received message larger than max (3000011 vs. 2097152)")
+        );
+        assert_eq!(
+            grpc_go_size_message("etcdserver: request is too large"),
+            None
+        );
+        assert_eq!(percent_decoded("a%20b%3Ac%"), "a b:c%");
+    }
 
     #[test]
     fn metrics_give_each_group_its_labelled_figures_and_keep_the_unlabelled_ones() {

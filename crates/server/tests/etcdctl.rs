@@ -1285,3 +1285,48 @@ fn url_endpoints_and_cluster_forms_work_as_on_etcd() {
         assert_eq!(w.take(3, STEP), ["PUT", "url/w", "x"], "{kind}");
     }
 }
+
+/// Issue 19, item 5: a watch that starts exactly at the compact revision
+/// runs (the writes of that revision are still there, without their
+/// previous values), one revision earlier is cancelled as compacted — the
+/// same etcdctl output from a real etcd 3.4 and from synod.
+#[test]
+fn a_watch_from_the_compact_revision_runs_as_on_etcd() {
+    if !have_etcdctl() || !have_etcd() {
+        return;
+    }
+    let etcd = Etcd3::start(1);
+    let cl = Cluster::start(1);
+    cl.wait_leader(STEP).expect("synod elects a leader");
+    let mut seen = Vec::new();
+    for (kind, ep) in [("etcd", etcd.clients[0].clone()), ("synod", cl.endpoint(0))] {
+        for v in ["a", "b", "c"] {
+            ctl_ok(&ep, &["put", "wk", v]);
+        }
+        // Revisions 2, 3, 4 on both: compact at 3, b's.
+        assert_eq!(
+            ctl_ok(&ep, &["compact", "3"]),
+            "compacted revision 3\n",
+            "{kind}"
+        );
+        let mut runs = Vec::new();
+        for args in [
+            vec!["watch", "wk", "--rev=3"],
+            vec!["watch", "wk", "--rev=3", "--prev-kv"],
+        ] {
+            let w = spawn_ctl(&ep, &args);
+            runs.push(w.take_upto(if args.len() == 4 { 8 } else { 6 }, STEP));
+        }
+        let mut w = spawn_ctl(&ep, &["watch", "wk", "--rev=2"]);
+        let code = w.exit_within(STEP);
+        // The output threads read to the end of the pipes.
+        std::thread::sleep(Duration::from_millis(300));
+        runs.push(vec![format!("exit {code:?}")]);
+        runs.push(w.lines.try_iter().collect());
+        runs.push(w.errs.try_iter().collect());
+        seen.push((kind, runs));
+    }
+    let (e, s) = (&seen[0].1, &seen[1].1);
+    assert_eq!(e[0], ["PUT", "wk", "b", "PUT", "wk", "c"], "etcd: {e:?}");
+    assert_eq!(e, s, "etcd and synod differ:\netcd:  {e:?}\nsynod: {s:?}");
+}
