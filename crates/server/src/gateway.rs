@@ -8,8 +8,11 @@
 //! integers as strings, enums by name, default values left out; requests may
 //! use either field-name form and unknown fields are ignored. Errors are
 //! `{"error":M,"message":M,"code":C}` with C the gRPC code and the HTTP status
-//! grpc-gateway derives from it. `/v3/watch` streams one `{"result":…}` line
-//! per watch response, reading watch requests from the body as they arrive.
+//! grpc-gateway derives from it. The streams (`/v3/watch`,
+//! `/v3/lease/keepalive`, `/v3/maintenance/snapshot`,
+//! `/v3/election/observe`) write one `{"result":…}` line per response,
+//! reading the requests of a client stream from the body as they arrive.
+//! Every route is served under `/v3` and, as etcd 3.4 does, `/v3beta`.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -21,6 +24,7 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, SerializeOptions};
+use synod_proto::etcdserverpb::auth_server::Auth;
 use synod_proto::etcdserverpb::cluster_server::Cluster;
 use synod_proto::etcdserverpb::kv_server::Kv;
 use synod_proto::etcdserverpb::lease_server::Lease;
@@ -566,6 +570,114 @@ fn add_routes(r: Router, api: &Api, v3: &str) -> Router {
                 )
             }
         }),
+    );
+    let mut r = r;
+    macro_rules! auth {
+        ($path:literal, $req:literal, $resp:literal, $method:ident) => {
+            r = unary_route!(r, api, p($path), $req, $resp, Auth::$method);
+        };
+    }
+    auth!(
+        "auth/enable",
+        "AuthEnableRequest",
+        "AuthEnableResponse",
+        auth_enable
+    );
+    auth!(
+        "auth/disable",
+        "AuthDisableRequest",
+        "AuthDisableResponse",
+        auth_disable
+    );
+    auth!(
+        "auth/status",
+        "AuthStatusRequest",
+        "AuthStatusResponse",
+        auth_status
+    );
+    auth!(
+        "auth/authenticate",
+        "AuthenticateRequest",
+        "AuthenticateResponse",
+        authenticate
+    );
+    auth!(
+        "auth/user/add",
+        "AuthUserAddRequest",
+        "AuthUserAddResponse",
+        user_add
+    );
+    auth!(
+        "auth/user/get",
+        "AuthUserGetRequest",
+        "AuthUserGetResponse",
+        user_get
+    );
+    auth!(
+        "auth/user/list",
+        "AuthUserListRequest",
+        "AuthUserListResponse",
+        user_list
+    );
+    auth!(
+        "auth/user/delete",
+        "AuthUserDeleteRequest",
+        "AuthUserDeleteResponse",
+        user_delete
+    );
+    auth!(
+        "auth/user/changepw",
+        "AuthUserChangePasswordRequest",
+        "AuthUserChangePasswordResponse",
+        user_change_password
+    );
+    auth!(
+        "auth/user/grant",
+        "AuthUserGrantRoleRequest",
+        "AuthUserGrantRoleResponse",
+        user_grant_role
+    );
+    auth!(
+        "auth/user/revoke",
+        "AuthUserRevokeRoleRequest",
+        "AuthUserRevokeRoleResponse",
+        user_revoke_role
+    );
+    auth!(
+        "auth/role/add",
+        "AuthRoleAddRequest",
+        "AuthRoleAddResponse",
+        role_add
+    );
+    auth!(
+        "auth/role/get",
+        "AuthRoleGetRequest",
+        "AuthRoleGetResponse",
+        role_get
+    );
+    auth!(
+        "auth/role/list",
+        "AuthRoleListRequest",
+        "AuthRoleListResponse",
+        role_list
+    );
+    auth!(
+        "auth/role/delete",
+        "AuthRoleDeleteRequest",
+        "AuthRoleDeleteResponse",
+        role_delete
+    );
+    auth!(
+        "auth/role/grant",
+        "AuthRoleGrantPermissionRequest",
+        "AuthRoleGrantPermissionResponse",
+        role_grant_permission
+    );
+    auth!(
+        "auth/role/revoke",
+        "AuthRoleRevokePermissionRequest",
+        "AuthRoleRevokePermissionResponse",
+        role_revoke_permission
     );
     let r = recipe_route!(
         r,

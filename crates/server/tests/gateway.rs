@@ -476,6 +476,18 @@ fn http_paths_and_more_gateway_routes_answer_like_etcd() {
         ("/v3/maintenance/transfer-leadership", r#"{"targetID":"5"}"#),
         ("/v3/kv/lease/revoke", r#"{"ID":11}"#),
         ("/v3/lease/revoke", r#"{"ID":11}"#),
+        // Auth, disabled and without users, as a fresh etcd has it.
+        ("/v3/auth/authenticate", r#"{"name":"root","password":"x"}"#),
+        ("/v3/auth/user/list", "{}"),
+        ("/v3/auth/role/list", "{}"),
+        ("/v3/auth/user/get", r#"{"name":"bob"}"#),
+        ("/v3/auth/role/get", r#"{"role":"admin"}"#),
+        ("/v3/auth/user/add", "{}"),
+        ("/v3/auth/role/add", "{}"),
+        ("/v3/auth/user/delete", r#"{"name":"bob"}"#),
+        ("/v3/auth/role/delete", r#"{"role":"admin"}"#),
+        ("/v3/auth/user/grant", r#"{"user":"bob","role":"admin"}"#),
+        ("/v3/auth/disable", "{}"),
     ];
     // A remaining TTL counts down by the second: within 2 s of the grant.
     let counted = |s: &str| -> Value {

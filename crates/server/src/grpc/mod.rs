@@ -6,6 +6,7 @@
 //! by sessions from a pool: a retry after "not leader" or a lost forward
 //! reuses the same (client, seq), so a write applies at most once.
 
+mod auth;
 mod cluster;
 pub mod election;
 mod kv;
@@ -321,6 +322,11 @@ pub fn router(api: Api, max_request_bytes: usize) -> tonic::service::Routes {
     );
     b.add_service(
         synod_proto::v3electionpb::election_server::ElectionServer::new(api.clone())
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.add_service(
+        synod_proto::etcdserverpb::auth_server::AuthServer::new(api.clone())
             .max_decoding_message_size(dec)
             .max_encoding_message_size(enc),
     );
