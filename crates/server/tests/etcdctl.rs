@@ -1330,3 +1330,45 @@ fn a_watch_from_the_compact_revision_runs_as_on_etcd() {
     assert_eq!(e[0], ["PUT", "wk", "b", "PUT", "wk", "c"], "etcd: {e:?}");
     assert_eq!(e, s, "etcd and synod differ:\netcd:  {e:?}\nsynod: {s:?}");
 }
+
+/// Issue 19, item 5: a lease granted without an id gets one of etcd's
+/// shape — 16 hex digits, the granting member's id in the top bits — on a
+/// real etcd 3.4 and on synod, and a later one differs.
+#[test]
+fn lease_ids_are_member_derived_as_etcds() {
+    if !have_etcdctl() || !have_etcd() {
+        return;
+    }
+    let etcd = Etcd3::start(1);
+    let cl = Cluster::start(1);
+    cl.wait_leader(STEP).expect("synod elects a leader");
+    for (kind, ep) in [("etcd", etcd.clients[0].clone()), ("synod", cl.endpoint(0))] {
+        let st: Value = serde_json::from_str(&ctl_ok(&ep, &["endpoint", "status", "-w", "json"]))
+            .expect("status is JSON");
+        let member = st[0]["Status"]["header"]["member_id"].as_u64().unwrap();
+        let grant = |ep: &str| -> u64 {
+            let out = ctl_ok(ep, &["lease", "grant", "60"]);
+            // "lease 694d8a0b5b1e1c04 granted with TTL(60s)"
+            let hex = out.split_whitespace().nth(1).unwrap().to_owned();
+            assert_eq!(hex.len(), 16, "{kind}: {out}");
+            u64::from_str_radix(&hex, 16).unwrap()
+        };
+        let (a, b) = (grant(&ep), grant(&ep));
+        assert_ne!(a, b, "{kind}");
+        for id in [a, b] {
+            assert_eq!(
+                id >> 48,
+                (member & 0xffff) & 0x7fff,
+                "{kind}: {id:x} from {member:x}"
+            );
+        }
+        // A key attached to it is listed under it, as etcd lists it.
+        ctl_ok(&ep, &["put", "leased", "v", &format!("--lease={a:x}")]);
+        let ttl = ctl_ok(&ep, &["lease", "timetolive", &format!("{a:x}"), "--keys"]);
+        assert!(
+            ttl.starts_with(&format!("lease {a:x} granted with TTL(60s)")),
+            "{kind}: {ttl}"
+        );
+        assert!(ttl.contains("attached keys([leased])"), "{kind}: {ttl}");
+    }
+}

@@ -17,6 +17,9 @@ use crate::wire::{Answer, Ask};
 
 type KeepAliveOut = Result<pb::LeaseKeepAliveResponse, Status>;
 
+/// etcd's message for a lease id already granted.
+const LEASE_EXISTS: &str = "etcdserver: lease already exists";
+
 /// etcd's shortest lease, in whole seconds: one and a half election
 /// timeouts (`(3 * election_ticks / 2)` heartbeats), rounded up, so a lease
 /// outlives a leader change. Shorter grants are raised to it.
@@ -81,20 +84,28 @@ impl Lease for Api {
         self.check_leader(&req)?;
         let r = req.into_inner();
         let cfg = &self.shared().cfg;
-        let cmd = Command::LeaseGrant {
-            id: r.id,
-            ttl: r.ttl.max(min_lease_ttl(cfg.tick, cfg.election_ticks)),
-        };
-        match self.call(ClientOp::Write(cmd)).await? {
-            ClientResponse::Write(KvResponse::LeaseGrant { revision, id, ttl }) => {
-                Ok(Response::new(pb::LeaseGrantResponse {
-                    header: Some(self.header(revision)),
-                    id,
-                    ttl,
-                    error: String::new(),
-                }))
-            }
-            _ => Err(Status::internal("synod: unexpected response kind")),
+        let ttl = r.ttl.max(min_lease_ttl(cfg.tick, cfg.election_ticks));
+        // Without an id, the member picks one of etcd's shape (its own id's
+        // low bits over a clock), so keys that embed lease ids look as on
+        // etcd; another pick if it is taken.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let id = if r.id == 0 { self.next_etcd_id() } else { r.id };
+            let cmd = Command::LeaseGrant { id, ttl };
+            return match self.call(ClientOp::Write(cmd)).await {
+                Ok(ClientResponse::Write(KvResponse::LeaseGrant { revision, id, ttl })) => {
+                    Ok(Response::new(pb::LeaseGrantResponse {
+                        header: Some(self.header(revision)),
+                        id,
+                        ttl,
+                        error: String::new(),
+                    }))
+                }
+                Err(s) if r.id == 0 && tries < 8 && s.message() == LEASE_EXISTS => continue,
+                Err(s) => Err(s),
+                Ok(_) => Err(Status::internal("synod: unexpected response kind")),
+            };
         }
     }
 
