@@ -15,7 +15,8 @@
 //!   [`authority`]: mends the HTTP/2 `:authority` of etcd's Go clients that
 //!   h2 would refuse.
 //! * [`server`]: start and stop one member; [`cli`]: `synod server` and
-//!   `synod demo`; [`offline`]: `synod snapshot restore|status` and
+//!   `synod demo` (`etcd_args`: etcd's single-dash flags, `ETCD_*`
+//!   variables and `--config-file` for `synod server`); [`offline`]: `synod snapshot restore|status` and
 //!   `synod inspect`, on files with no server running.
 //!
 //! The deterministic core (synod-node, synod-raft, synod-kv) decides
@@ -35,6 +36,7 @@ pub mod wire;
 // The server's own.
 pub(crate) mod authority;
 pub(crate) mod convert;
+pub(crate) mod etcd_args;
 pub(crate) mod gateway;
 pub(crate) mod grpc;
 pub(crate) mod http;
