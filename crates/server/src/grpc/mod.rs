@@ -200,7 +200,22 @@ impl Api {
     pub async fn call(&self, op: ClientOp) -> Result<ClientResponse, Status> {
         let mut s = self.take_session();
         s.seq += 1;
+        let write = matches!(op, ClientOp::Write(_));
+        let m = &self.inner.shared.metrics;
+        if write {
+            m.proposals_pending.fetch_add(1, Ordering::Relaxed);
+        }
         let r = self.call_with(s, op).await;
+        if write {
+            m.proposals_pending.fetch_sub(1, Ordering::Relaxed);
+            // Failed as a proposal (no leader, no answer in time), not as
+            // a request the state machine refused.
+            if r.as_ref()
+                .is_err_and(|e| e.code() == tonic::Code::Unavailable)
+            {
+                m.proposals_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.give_back(s);
         r
     }
