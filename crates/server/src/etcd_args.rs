@@ -202,7 +202,7 @@ pub fn etcd_style(
             None => (body.to_owned(), None),
         };
         let takes_value = value.is_none()
-            && !boolean.iter().any(|b| *b == name)
+            && !boolean.contains(&name)
             && !IGNORED_BOOL.contains(&name.as_str())
             && name != "force-new-cluster"
             && name != "auto-tls"
@@ -255,7 +255,7 @@ pub fn etcd_style(
             ));
             continue;
         }
-        let known_here = known.iter().any(|k| *k == flag)
+        let known_here = known.contains(&flag)
             || IGNORED.contains(&flag.as_str())
             || IGNORED_BOOL.contains(&flag.as_str())
             || REFUSED.iter().any(|(f, _)| *f == flag);
