@@ -91,6 +91,9 @@ impl Workload {
 /// `synod bench` flags.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
+    /// Cluster endpoints, comma-separated HOST:PORT (default 127.0.0.1:2379).
+    #[arg(long, value_delimiter = ',')]
+    pub endpoints: Option<Vec<String>>,
     /// What to run.
     #[arg(long, value_enum, default_value_t = Workload::Put)]
     pub workload: Workload,

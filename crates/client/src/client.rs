@@ -29,14 +29,14 @@ use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use synod_proto::etcdserverpb::watch_client::WatchClient;
 use synod_proto::etcdserverpb::{
     request_op, watch_request, CompactionRequest, CompactionResponse, DeleteRangeRequest,
-    DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
-    LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
-    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberAddRequest,
-    MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
-    MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest,
-    MemberUpdateResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, SnapshotRequest,
-    SnapshotResponse, StatusRequest, StatusResponse, TxnRequest, TxnResponse, WatchCancelRequest,
-    WatchCreateRequest, WatchRequest, WatchResponse,
+    DeleteRangeResponse, HashKvRequest, HashKvResponse, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
+    MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse,
+    MemberUpdateRequest, MemberUpdateResponse, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse, TxnRequest,
+    TxnResponse, WatchCancelRequest, WatchCreateRequest, WatchRequest, WatchResponse,
 };
 use synod_proto::limits;
 use tokio::sync::mpsc;
@@ -586,6 +586,49 @@ impl Client {
             Ok(Err(s)) => Err(Error::Status(s)),
             Ok(Ok(r)) => Ok(r.into_inner()),
         }
+    }
+
+    /// One call on endpoint number `i` alone (no retry, no failover),
+    /// within `timeout`.
+    async fn on_endpoint<T, F, Fut>(&self, i: usize, timeout: Duration, call: F) -> Result<T>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
+        let ch = self
+            .inner
+            .channels
+            .get(i)
+            .cloned()
+            .ok_or_else(|| Error::InvalidArgument(format!("no endpoint number {i}")))?;
+        match tokio::time::timeout(timeout, call(ch)).await {
+            Err(_) => Err(Error::Timeout(timeout)),
+            Ok(Err(s)) => Err(Error::Status(s)),
+            Ok(Ok(r)) => Ok(r.into_inner()),
+        }
+    }
+
+    /// Maintenance.HashKV at the latest revision, of endpoint number `i`.
+    pub async fn hash_kv_of(&self, i: usize, timeout: Duration) -> Result<HashKvResponse> {
+        self.on_endpoint(i, timeout, |ch| async move {
+            MaintenanceClient::new(ch)
+                .hash_kv(HashKvRequest { revision: 0 })
+                .await
+        })
+        .await
+    }
+
+    /// A linearizable read of `key` through endpoint number `i` (what
+    /// etcdctl's `endpoint health` asks: it goes through consensus).
+    pub async fn get_on(&self, i: usize, key: &[u8], timeout: Duration) -> Result<RangeResponse> {
+        let req = RangeRequest {
+            key: key.to_vec(),
+            ..RangeRequest::default()
+        };
+        self.on_endpoint(i, timeout, |ch| async move {
+            KvClient::new(ch).range(req).await
+        })
+        .await
     }
 
     /// Status of every endpoint, in the order given.

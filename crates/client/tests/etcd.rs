@@ -489,6 +489,7 @@ async fn failover_and_typed_errors() {
 
 fn bench_args(workload: Workload) -> BenchArgs {
     BenchArgs {
+        endpoints: None,
         workload,
         clients: 4,
         conns: 2,

@@ -955,7 +955,9 @@ impl<E: MvccEngine> KvStore<E> {
         limit: usize,
     ) -> Result<Vec<Event>, KvError> {
         let start = start_rev.max(1);
-        if start <= self.compact_rev {
+        // As etcd: the compact revision itself still has its writes (each
+        // key's latest at it); only those below it are gone.
+        if start < self.compact_rev {
             return Err(KvError::Compacted);
         }
         if self.failed.is_some() {

@@ -629,7 +629,17 @@ fn events_since_filters_by_range_and_revision() {
     );
     assert_eq!(s.events_since(1, b"\0", b"\0", 2).unwrap().len(), 2);
     s.apply(&Command::Compact { revision: 3 }).0.unwrap();
-    assert_eq!(s.events_since(3, b"a", b"", 10), Err(KvError::Compacted));
+    assert_eq!(s.events_since(2, b"a", b"", 10), Err(KvError::Compacted));
+    // From the compact revision itself, as etcd: its writes are still there.
+    let at = s.events_since(3, b"\0", b"\0", 10).unwrap();
+    assert_eq!(
+        at.iter().map(|e| e.kv.mod_revision).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    assert!(
+        at[0].prev_kv.is_none(),
+        "b's first version has no previous one"
+    );
     assert_eq!(s.events_since(4, b"a", b"", 10).unwrap().len(), 2);
 }
 

@@ -77,6 +77,53 @@ pub struct ServerArgs {
     pub quiet: bool,
 }
 
+/// The process's arguments with `synod server`'s read as etcd reads its
+/// own (Go's `-flag` form, `ETCD_*` variables, `--config-file`); other
+/// subcommands' pass untouched. What etcd flags were accepted and ignored
+/// is printed on stderr.
+pub fn etcd_style_argv(argv: Vec<std::ffi::OsString>) -> Result<Vec<std::ffi::OsString>, String> {
+    use clap::Args as _;
+    // The subcommand: the first word that is no option (nor `--endpoints`'s value).
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].to_string_lossy();
+        if a == "--endpoints" {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if argv.get(i).is_none_or(|a| a != "server") {
+        return Ok(argv);
+    }
+    let cmd = ServerArgs::augment_args(clap::Command::new("server"));
+    let mut known = Vec::new();
+    let mut boolean = Vec::new();
+    for arg in cmd.get_arguments() {
+        if let Some(long) = arg.get_long() {
+            known.push(long.to_owned());
+            if !arg.get_action().takes_values() {
+                boolean.push(long.to_owned());
+            }
+        }
+    }
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let style = crate::etcd_args::etcd_style(&argv[i + 1..], &env, &known, &boolean)?;
+    let quiet = style.args.iter().any(|a| a == "--quiet");
+    if !quiet {
+        for n in &style.notes {
+            eprintln!("synod server: {n}");
+        }
+    }
+    let mut out: Vec<std::ffi::OsString> = argv[..=i].to_vec();
+    out.extend(style.args);
+    Ok(out)
+}
+
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     crate::config::parse_duration(s).map_err(|e| e.to_string())
 }

@@ -8,8 +8,11 @@
 //! integers as strings, enums by name, default values left out; requests may
 //! use either field-name form and unknown fields are ignored. Errors are
 //! `{"error":M,"message":M,"code":C}` with C the gRPC code and the HTTP status
-//! grpc-gateway derives from it. `/v3/watch` streams one `{"result":…}` line
-//! per watch response, reading watch requests from the body as they arrive.
+//! grpc-gateway derives from it. The streams (`/v3/watch`,
+//! `/v3/lease/keepalive`, `/v3/maintenance/snapshot`,
+//! `/v3/election/observe`) write one `{"result":…}` line per response,
+//! reading the requests of a client stream from the body as they arrive.
+//! Every route is served under `/v3` and, as etcd 3.4 does, `/v3beta`.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -21,7 +24,7 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, SerializeOptions};
-use synod_proto::etcdserverpb as pb;
+use synod_proto::etcdserverpb::auth_server::Auth;
 use synod_proto::etcdserverpb::cluster_server::Cluster;
 use synod_proto::etcdserverpb::kv_server::Kv;
 use synod_proto::etcdserverpb::lease_server::Lease;
@@ -33,10 +36,10 @@ use tonic::{Code, Status};
 
 use crate::grpc::Api;
 
-/// Watch requests parsed ahead of the watch stream, and output lines queued.
-const WATCH_QUEUE: usize = 16;
-/// Most unparsed bytes a watch request body may hold (one request's worth).
-const WATCH_PENDING_BYTES: usize = 4 << 20;
+/// Requests parsed ahead of a stream, and output lines queued.
+const STREAM_QUEUE: usize = 16;
+/// Most unparsed bytes a streamed request body may hold (one request's worth).
+const PENDING_BYTES: usize = 4 << 20;
 
 fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
@@ -163,16 +166,38 @@ where
 }
 
 macro_rules! unary_route {
-    ($router:expr, $api:expr, $path:literal, $req:literal, $resp:literal, $method:path) => {{
+    ($router:expr, $api:expr, $path:expr, $req:literal, $resp:literal, $method:path) => {{
         let api = $api.clone();
         $router.route(
-            $path,
+            &$path,
             post(move |body: Bytes| {
                 let api = api.clone();
                 async move {
                     unary(
                         concat!("etcdserverpb.", $req),
                         concat!("etcdserverpb.", $resp),
+                        body,
+                        |r| async move { $method(&api, r).await },
+                    )
+                    .await
+                }
+            }),
+        )
+    }};
+}
+
+/// A unary route of the lock and election services (their own packages).
+macro_rules! recipe_route {
+    ($router:expr, $api:expr, $path:expr, $pkg:literal, $req:literal, $resp:literal, $method:path) => {{
+        let api = $api.clone();
+        $router.route(
+            &$path,
+            post(move |body: Bytes| {
+                let api = api.clone();
+                async move {
+                    unary(
+                        concat!($pkg, ".", $req),
+                        concat!($pkg, ".", $resp),
                         body,
                         |r| async move { $method(&api, r).await },
                     )
@@ -207,8 +232,14 @@ fn split_values(buf: &mut Vec<u8>) -> Result<Vec<serde_json::Value>, String> {
     Ok(out)
 }
 
-/// Parses watch requests from a streaming request body onto `tx`.
-async fn read_watch_body(body: Body, tx: mpsc::Sender<Result<pb::WatchRequest, Status>>) {
+/// Parses requests of type `name` from a streaming request body onto
+/// `tx`, as grpc-gateway reads a client stream: one JSON value after
+/// another.
+async fn read_body_stream<T: prost::Message + Default>(
+    name: &'static str,
+    body: Body,
+    tx: mpsc::Sender<Result<T, Status>>,
+) {
     let mut chunks = body.into_data_stream();
     let mut buf = Vec::new();
     loop {
@@ -235,7 +266,7 @@ async fn read_watch_body(body: Body, tx: mpsc::Sender<Result<pb::WatchRequest, S
             }
         };
         for v in values {
-            let r = from_value::<pb::WatchRequest>("etcdserverpb.WatchRequest", v, Code::Unknown);
+            let r = from_value::<T>(name, v, Code::Unknown);
             let stop = r.is_err();
             if tx.send(r).await.is_err() || stop {
                 return;
@@ -249,7 +280,7 @@ async fn read_watch_body(body: Body, tx: mpsc::Sender<Result<pb::WatchRequest, S
             }
             return;
         }
-        if buf.len() > WATCH_PENDING_BYTES {
+        if buf.len() > PENDING_BYTES {
             let _ = tx
                 .send(Err(Status::invalid_argument(crate::convert::TOO_LARGE)))
                 .await;
@@ -258,19 +289,22 @@ async fn read_watch_body(body: Body, tx: mpsc::Sender<Result<pb::WatchRequest, S
     }
 }
 
-async fn watch(api: Api, body: Body) -> Response {
-    let (req_tx, req_rx) = mpsc::channel(WATCH_QUEUE);
-    tokio::spawn(read_watch_body(body, req_tx));
-    let mut responses = api.watch_stream(ReceiverStream::new(req_rx), true);
-    let (line_tx, line_rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(WATCH_QUEUE);
+/// A stream of replies as grpc-gateway writes one: a `{"result":…}` line
+/// per message, an error line last if the stream fails.
+fn stream_response<S, T>(resp_name: &'static str, mut replies: S) -> Response
+where
+    S: tokio_stream::Stream<Item = Result<T, Status>> + Send + Unpin + 'static,
+    T: prost::Message + 'static,
+{
+    let (line_tx, line_rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(STREAM_QUEUE);
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {
-                r = responses.recv() => r,
+                r = replies.next() => r,
                 _ = line_tx.closed() => return,
             };
             let (line, last) = match next {
-                Some(Ok(r)) => match to_json("etcdserverpb.WatchResponse", &r) {
+                Some(Ok(r)) => match to_json(resp_name, &r) {
                     Ok(j) => (format!("{{\"result\":{j}}}\n"), false),
                     Err(s) => (format!("{}\n", error_json(&s)), true),
                 },
@@ -289,31 +323,88 @@ async fn watch(api: Api, body: Body) -> Response {
         .expect("a static response builds")
 }
 
-/// Adds the gateway's routes; bodies up to `max_body` bytes.
+/// A client-and-server stream (`/v3/watch`, `/v3/lease/keepalive`): the
+/// body's JSON requests go to `run`, its replies come back as lines.
+fn bidi<Req, Resp>(
+    req_name: &'static str,
+    resp_name: &'static str,
+    body: Body,
+    run: impl FnOnce(ReceiverStream<Result<Req, Status>>) -> mpsc::Receiver<Result<Resp, Status>>,
+) -> Response
+where
+    Req: prost::Message + Default + 'static,
+    Resp: prost::Message + 'static,
+{
+    let (req_tx, req_rx) = mpsc::channel(STREAM_QUEUE);
+    tokio::spawn(read_body_stream::<Req>(req_name, body, req_tx));
+    let replies = run(ReceiverStream::new(req_rx));
+    stream_response(resp_name, ReceiverStream::new(replies))
+}
+
+/// A server stream (`/v3/maintenance/snapshot`, `/v3/election/observe`):
+/// one JSON request, replies as lines.
+async fn server_stream<Req, Resp, S, Fut>(
+    req_name: &str,
+    resp_name: &'static str,
+    body: Bytes,
+    call: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Response
+where
+    Req: prost::Message + Default,
+    Resp: prost::Message + 'static,
+    S: tokio_stream::Stream<Item = Result<Resp, Status>> + Send + Unpin + 'static,
+    Fut: Future<Output = Result<tonic::Response<S>, Status>>,
+{
+    let req = match from_json::<Req>(req_name, &body) {
+        Ok(r) => r,
+        Err(s) => return error_response(&s),
+    };
+    match call(tonic::Request::new(req)).await {
+        Ok(resp) => stream_response(resp_name, resp.into_inner()),
+        Err(s) => error_response(&s),
+    }
+}
+
+/// The prefixes etcd 3.4 serves its gateway under: `/v3`, and `/v3beta`
+/// for clients written for 3.3.
+pub const PREFIXES: [&str; 2] = ["/v3", "/v3beta"];
+
+/// Adds the gateway's routes, etcd's route list under each of [`PREFIXES`];
+/// bodies up to `max_body` bytes.
 pub fn add_gateway(router: Router, api: Api, max_body: usize) -> Router {
-    let r = router;
+    let mut r = router;
+    for v3 in PREFIXES {
+        r = add_routes(r, &api, v3);
+    }
+    r.layer(DefaultBodyLimit::max(max_body))
+}
+
+fn add_routes(r: Router, api: &Api, v3: &str) -> Router {
+    use synod_proto::v3electionpb::election_server::Election;
+    use synod_proto::v3lockpb::lock_server::Lock;
+    let p = |path: &str| format!("{v3}/{path}");
     let r = unary_route!(
         r,
         api,
-        "/v3/kv/range",
+        p("kv/range"),
         "RangeRequest",
         "RangeResponse",
         Kv::range
     );
-    let r = unary_route!(r, api, "/v3/kv/put", "PutRequest", "PutResponse", Kv::put);
+    let r = unary_route!(r, api, p("kv/put"), "PutRequest", "PutResponse", Kv::put);
     let r = unary_route!(
         r,
         api,
-        "/v3/kv/deleterange",
+        p("kv/deleterange"),
         "DeleteRangeRequest",
         "DeleteRangeResponse",
         Kv::delete_range
     );
-    let r = unary_route!(r, api, "/v3/kv/txn", "TxnRequest", "TxnResponse", Kv::txn);
+    let r = unary_route!(r, api, p("kv/txn"), "TxnRequest", "TxnResponse", Kv::txn);
     let r = unary_route!(
         r,
         api,
-        "/v3/kv/compaction",
+        p("kv/compaction"),
         "CompactionRequest",
         "CompactionResponse",
         Kv::compact
@@ -321,39 +412,43 @@ pub fn add_gateway(router: Router, api: Api, max_body: usize) -> Router {
     let r = unary_route!(
         r,
         api,
-        "/v3/lease/grant",
+        p("lease/grant"),
         "LeaseGrantRequest",
         "LeaseGrantResponse",
         Lease::lease_grant
     );
+    // etcd serves revoke, timetolive and leases under `kv/lease/` too.
+    let mut r = r;
+    for lease in ["lease", "kv/lease"] {
+        r = unary_route!(
+            r,
+            api,
+            p(&format!("{lease}/revoke")),
+            "LeaseRevokeRequest",
+            "LeaseRevokeResponse",
+            Lease::lease_revoke
+        );
+        r = unary_route!(
+            r,
+            api,
+            p(&format!("{lease}/timetolive")),
+            "LeaseTimeToLiveRequest",
+            "LeaseTimeToLiveResponse",
+            Lease::lease_time_to_live
+        );
+        r = unary_route!(
+            r,
+            api,
+            p(&format!("{lease}/leases")),
+            "LeaseLeasesRequest",
+            "LeaseLeasesResponse",
+            Lease::lease_leases
+        );
+    }
     let r = unary_route!(
         r,
         api,
-        "/v3/lease/revoke",
-        "LeaseRevokeRequest",
-        "LeaseRevokeResponse",
-        Lease::lease_revoke
-    );
-    let r = unary_route!(
-        r,
-        api,
-        "/v3/lease/timetolive",
-        "LeaseTimeToLiveRequest",
-        "LeaseTimeToLiveResponse",
-        Lease::lease_time_to_live
-    );
-    let r = unary_route!(
-        r,
-        api,
-        "/v3/lease/leases",
-        "LeaseLeasesRequest",
-        "LeaseLeasesResponse",
-        Lease::lease_leases
-    );
-    let r = unary_route!(
-        r,
-        api,
-        "/v3/cluster/member/list",
+        p("cluster/member/list"),
         "MemberListRequest",
         "MemberListResponse",
         Cluster::member_list
@@ -361,7 +456,7 @@ pub fn add_gateway(router: Router, api: Api, max_body: usize) -> Router {
     let r = unary_route!(
         r,
         api,
-        "/v3/cluster/member/add",
+        p("cluster/member/add"),
         "MemberAddRequest",
         "MemberAddResponse",
         Cluster::member_add
@@ -369,7 +464,7 @@ pub fn add_gateway(router: Router, api: Api, max_body: usize) -> Router {
     let r = unary_route!(
         r,
         api,
-        "/v3/cluster/member/remove",
+        p("cluster/member/remove"),
         "MemberRemoveRequest",
         "MemberRemoveResponse",
         Cluster::member_remove
@@ -377,7 +472,7 @@ pub fn add_gateway(router: Router, api: Api, max_body: usize) -> Router {
     let r = unary_route!(
         r,
         api,
-        "/v3/cluster/member/update",
+        p("cluster/member/update"),
         "MemberUpdateRequest",
         "MemberUpdateResponse",
         Cluster::member_update
@@ -385,7 +480,7 @@ pub fn add_gateway(router: Router, api: Api, max_body: usize) -> Router {
     let r = unary_route!(
         r,
         api,
-        "/v3/cluster/member/promote",
+        p("cluster/member/promote"),
         "MemberPromoteRequest",
         "MemberPromoteResponse",
         Cluster::member_promote
@@ -393,17 +488,265 @@ pub fn add_gateway(router: Router, api: Api, max_body: usize) -> Router {
     let r = unary_route!(
         r,
         api,
-        "/v3/maintenance/status",
+        p("maintenance/status"),
         "StatusRequest",
         "StatusResponse",
         Maintenance::status
     );
+    let r = unary_route!(
+        r,
+        api,
+        p("maintenance/alarm"),
+        "AlarmRequest",
+        "AlarmResponse",
+        Maintenance::alarm
+    );
+    let r = unary_route!(
+        r,
+        api,
+        p("maintenance/defragment"),
+        "DefragmentRequest",
+        "DefragmentResponse",
+        Maintenance::defragment
+    );
+    let r = unary_route!(
+        r,
+        api,
+        p("maintenance/hash"),
+        "HashRequest",
+        "HashResponse",
+        Maintenance::hash
+    );
+    let r = unary_route!(
+        r,
+        api,
+        p("maintenance/transfer-leadership"),
+        "MoveLeaderRequest",
+        "MoveLeaderResponse",
+        Maintenance::move_leader
+    );
+    let a = api.clone();
     let r = r.route(
-        "/v3/watch",
-        post(move |body: Body| {
-            let api = api.clone();
-            async move { watch(api, body).await }
+        &p("maintenance/snapshot"),
+        post(move |body: Bytes| {
+            let api = a.clone();
+            async move {
+                server_stream(
+                    "etcdserverpb.SnapshotRequest",
+                    "etcdserverpb.SnapshotResponse",
+                    body,
+                    |r| async move { Maintenance::snapshot(&api, r).await },
+                )
+                .await
+            }
         }),
     );
-    r.layer(DefaultBodyLimit::max(max_body))
+    let a = api.clone();
+    let r = r.route(
+        &p("watch"),
+        post(move |body: Body| {
+            let api = a.clone();
+            async move {
+                bidi(
+                    "etcdserverpb.WatchRequest",
+                    "etcdserverpb.WatchResponse",
+                    body,
+                    |reqs| api.watch_stream(reqs, true),
+                )
+            }
+        }),
+    );
+    let a = api.clone();
+    let r = r.route(
+        &p("lease/keepalive"),
+        post(move |body: Body| {
+            let api = a.clone();
+            async move {
+                bidi(
+                    "etcdserverpb.LeaseKeepAliveRequest",
+                    "etcdserverpb.LeaseKeepAliveResponse",
+                    body,
+                    |reqs| api.keep_alive_stream(reqs),
+                )
+            }
+        }),
+    );
+    let mut r = r;
+    macro_rules! auth {
+        ($path:literal, $req:literal, $resp:literal, $method:ident) => {
+            r = unary_route!(r, api, p($path), $req, $resp, Auth::$method);
+        };
+    }
+    auth!(
+        "auth/enable",
+        "AuthEnableRequest",
+        "AuthEnableResponse",
+        auth_enable
+    );
+    auth!(
+        "auth/disable",
+        "AuthDisableRequest",
+        "AuthDisableResponse",
+        auth_disable
+    );
+    auth!(
+        "auth/status",
+        "AuthStatusRequest",
+        "AuthStatusResponse",
+        auth_status
+    );
+    auth!(
+        "auth/authenticate",
+        "AuthenticateRequest",
+        "AuthenticateResponse",
+        authenticate
+    );
+    auth!(
+        "auth/user/add",
+        "AuthUserAddRequest",
+        "AuthUserAddResponse",
+        user_add
+    );
+    auth!(
+        "auth/user/get",
+        "AuthUserGetRequest",
+        "AuthUserGetResponse",
+        user_get
+    );
+    auth!(
+        "auth/user/list",
+        "AuthUserListRequest",
+        "AuthUserListResponse",
+        user_list
+    );
+    auth!(
+        "auth/user/delete",
+        "AuthUserDeleteRequest",
+        "AuthUserDeleteResponse",
+        user_delete
+    );
+    auth!(
+        "auth/user/changepw",
+        "AuthUserChangePasswordRequest",
+        "AuthUserChangePasswordResponse",
+        user_change_password
+    );
+    auth!(
+        "auth/user/grant",
+        "AuthUserGrantRoleRequest",
+        "AuthUserGrantRoleResponse",
+        user_grant_role
+    );
+    auth!(
+        "auth/user/revoke",
+        "AuthUserRevokeRoleRequest",
+        "AuthUserRevokeRoleResponse",
+        user_revoke_role
+    );
+    auth!(
+        "auth/role/add",
+        "AuthRoleAddRequest",
+        "AuthRoleAddResponse",
+        role_add
+    );
+    auth!(
+        "auth/role/get",
+        "AuthRoleGetRequest",
+        "AuthRoleGetResponse",
+        role_get
+    );
+    auth!(
+        "auth/role/list",
+        "AuthRoleListRequest",
+        "AuthRoleListResponse",
+        role_list
+    );
+    auth!(
+        "auth/role/delete",
+        "AuthRoleDeleteRequest",
+        "AuthRoleDeleteResponse",
+        role_delete
+    );
+    auth!(
+        "auth/role/grant",
+        "AuthRoleGrantPermissionRequest",
+        "AuthRoleGrantPermissionResponse",
+        role_grant_permission
+    );
+    auth!(
+        "auth/role/revoke",
+        "AuthRoleRevokePermissionRequest",
+        "AuthRoleRevokePermissionResponse",
+        role_revoke_permission
+    );
+    let r = recipe_route!(
+        r,
+        api,
+        p("lock/lock"),
+        "v3lockpb",
+        "LockRequest",
+        "LockResponse",
+        Lock::lock
+    );
+    let r = recipe_route!(
+        r,
+        api,
+        p("lock/unlock"),
+        "v3lockpb",
+        "UnlockRequest",
+        "UnlockResponse",
+        Lock::unlock
+    );
+    let r = recipe_route!(
+        r,
+        api,
+        p("election/campaign"),
+        "v3electionpb",
+        "CampaignRequest",
+        "CampaignResponse",
+        Election::campaign
+    );
+    let r = recipe_route!(
+        r,
+        api,
+        p("election/proclaim"),
+        "v3electionpb",
+        "ProclaimRequest",
+        "ProclaimResponse",
+        Election::proclaim
+    );
+    let r = recipe_route!(
+        r,
+        api,
+        p("election/leader"),
+        "v3electionpb",
+        "LeaderRequest",
+        "LeaderResponse",
+        Election::leader
+    );
+    let r = recipe_route!(
+        r,
+        api,
+        p("election/resign"),
+        "v3electionpb",
+        "ResignRequest",
+        "ResignResponse",
+        Election::resign
+    );
+    let a = api.clone();
+    r.route(
+        &p("election/observe"),
+        post(move |body: Bytes| {
+            let api = a.clone();
+            async move {
+                server_stream(
+                    "v3electionpb.LeaderRequest",
+                    "v3electionpb.LeaderResponse",
+                    body,
+                    |r| async move { Election::observe(&api, r).await },
+                )
+                .await
+            }
+        }),
+    )
 }

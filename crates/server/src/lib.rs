@@ -11,9 +11,12 @@
 //!   with etcd's headers, codes and messages, and the Lock and Election
 //!   services built on them; [`watch`] keeps watchers.
 //! * [`http`]: `/health` and `/metrics` on the client port; [`gateway`]:
-//!   etcd's JSON gateway (`/v3/kv/range`, …, `/v3/watch`) beside them.
+//!   etcd's JSON gateway (`/v3/kv/range`, …, `/v3/watch`) beside them;
+//!   [`authority`]: mends the HTTP/2 `:authority` of etcd's Go clients that
+//!   h2 would refuse.
 //! * [`server`]: start and stop one member; [`cli`]: `synod server` and
-//!   `synod demo`; [`offline`]: `synod snapshot restore|status` and
+//!   `synod demo` (`etcd_args`: etcd's single-dash flags, `ETCD_*`
+//!   variables and `--config-file` for `synod server`); [`offline`]: `synod snapshot restore|status` and
 //!   `synod inspect`, on files with no server running.
 //!
 //! The deterministic core (synod-node, synod-raft, synod-kv) decides
@@ -31,7 +34,9 @@ pub mod server;
 pub mod wire;
 
 // The server's own.
+pub(crate) mod authority;
 pub(crate) mod convert;
+pub(crate) mod etcd_args;
 pub(crate) mod gateway;
 pub(crate) mod grpc;
 pub(crate) mod http;

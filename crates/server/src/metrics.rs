@@ -110,10 +110,183 @@ impl Histogram {
     }
 }
 
+/// Upper bounds, in seconds, of go-grpc-prometheus's default
+/// `grpc_server_handling_seconds` buckets.
+pub const GRPC_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// One gRPC method as go-grpc-prometheus labels it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GrpcMethod {
+    /// `etcdserverpb.KV`.
+    pub service: String,
+    /// `Range`.
+    pub method: String,
+    /// `unary`, `client_stream`, `server_stream` or `bidi_stream`.
+    pub kind: &'static str,
+}
+
+impl GrpcMethod {
+    /// The method a request path (`/etcdserverpb.KV/Range`) names; `None`
+    /// for anything else.
+    pub fn from_path(path: &str) -> Option<GrpcMethod> {
+        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        if service.is_empty() || method.is_empty() || method.contains('/') {
+            return None;
+        }
+        let kind = match (service, method) {
+            ("etcdserverpb.Watch", "Watch") | ("etcdserverpb.Lease", "LeaseKeepAlive") => {
+                "bidi_stream"
+            }
+            ("etcdserverpb.Maintenance", "Snapshot") | ("v3electionpb.Election", "Observe") => {
+                "server_stream"
+            }
+            _ => "unary",
+        };
+        Some(GrpcMethod {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            kind,
+        })
+    }
+
+    fn labels(&self) -> String {
+        format!(
+            "grpc_method=\"{}\",grpc_service=\"{}\",grpc_type=\"{}\"",
+            self.method, self.service, self.kind
+        )
+    }
+}
+
+/// gRPC's code names as Go prints them (go-grpc-prometheus's `grpc_code`).
+pub fn grpc_code_name(code: i32) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "Canceled",
+        3 => "InvalidArgument",
+        4 => "DeadlineExceeded",
+        5 => "NotFound",
+        6 => "AlreadyExists",
+        7 => "PermissionDenied",
+        8 => "ResourceExhausted",
+        9 => "FailedPrecondition",
+        10 => "Aborted",
+        11 => "OutOfRange",
+        12 => "Unimplemented",
+        13 => "Internal",
+        14 => "Unavailable",
+        15 => "DataLoss",
+        16 => "Unauthenticated",
+        _ => "Unknown",
+    }
+}
+
+#[derive(Debug)]
+struct MethodFigures {
+    started: u64,
+    handled: std::collections::BTreeMap<&'static str, u64>,
+    seconds: Histogram,
+}
+
+/// go-grpc-prometheus's server figures, by method: RPCs started, RPCs
+/// handled by code, and the handling time of those handled.
+#[derive(Debug, Default)]
+pub struct GrpcMetrics {
+    by_method: std::sync::Mutex<std::collections::BTreeMap<GrpcMethod, MethodFigures>>,
+}
+
+/// Most methods counted (a client may call any path; unknown ones beyond
+/// this are not counted).
+const MAX_METHODS: usize = 256;
+
+impl GrpcMetrics {
+    fn with<R>(&self, m: &GrpcMethod, f: impl FnOnce(&mut MethodFigures) -> R) -> Option<R> {
+        let mut map = self.by_method.lock().expect("grpc metrics lock");
+        if !map.contains_key(m) {
+            if map.len() >= MAX_METHODS {
+                return None;
+            }
+            map.insert(
+                m.clone(),
+                MethodFigures {
+                    started: 0,
+                    handled: std::collections::BTreeMap::new(),
+                    seconds: Histogram::new(&GRPC_BUCKETS),
+                },
+            );
+        }
+        map.get_mut(m).map(f)
+    }
+
+    /// An RPC of `m` began.
+    pub fn started(&self, m: &GrpcMethod) {
+        self.with(m, |f| f.started += 1);
+    }
+
+    /// An RPC of `m` ended with `code` after `took`.
+    pub fn handled(&self, m: &GrpcMethod, code: i32, took: Duration) {
+        self.with(m, |f| {
+            *f.handled.entry(grpc_code_name(code)).or_insert(0) += 1;
+            f.seconds.observe(took);
+        });
+    }
+
+    /// The three families in the text exposition format.
+    pub fn render(&self, out: &mut String) {
+        let map = self.by_method.lock().expect("grpc metrics lock");
+        let _ = writeln!(
+            out,
+            "# HELP grpc_server_started_total Total number of RPCs started on the server."
+        );
+        let _ = writeln!(out, "# TYPE grpc_server_started_total counter");
+        for (m, f) in map.iter() {
+            let _ = writeln!(
+                out,
+                "grpc_server_started_total{{{}}} {}",
+                m.labels(),
+                f.started
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP grpc_server_handled_total Total number of RPCs completed on the server, \
+             regardless of success or failure."
+        );
+        let _ = writeln!(out, "# TYPE grpc_server_handled_total counter");
+        for (m, f) in map.iter() {
+            for (code, n) in &f.handled {
+                let _ = writeln!(
+                    out,
+                    "grpc_server_handled_total{{grpc_code=\"{code}\",{}}} {n}",
+                    m.labels()
+                );
+            }
+        }
+        Histogram::render_header(
+            out,
+            "grpc_server_handling_seconds",
+            "Histogram of response latency (seconds) of gRPC that had been application-level \
+             handled by the server.",
+        );
+        for (m, f) in map.iter() {
+            f.seconds
+                .render_samples(out, "grpc_server_handling_seconds", &m.labels());
+        }
+    }
+}
+
 /// The node's histograms and counters that are not about one group or one
 /// peer (those live with [`crate::shared::Groups`] and [`crate::shared::Peers`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// gRPC calls by method and code (go-grpc-prometheus's names).
+    pub grpc: GrpcMetrics,
+    /// Writes proposed and not yet answered (etcd's proposals pending).
+    pub proposals_pending: std::sync::atomic::AtomicI64,
+    /// Writes that failed for want of a leader or of time (etcd's
+    /// proposals failed).
+    pub proposals_failed: AtomicU64,
     /// Latencies of the WAL's fdatasync (the disk thread observes them).
     pub wal_fsync: Arc<Histogram>,
     /// Latencies of the store's durable commits (the actor observes them).

@@ -116,6 +116,7 @@ impl Core {
         for g in self.shared.groups.iter() {
             if let (Some(r), Some(sm)) = (node.raft(g.shard), node.state_machine(g.shard)) {
                 g.publish(r.leader(), r.term(), sm.kv().revision());
+                g.publish_progress(r.commit(), node.applied(g.shard).unwrap_or(0));
             }
         }
     }

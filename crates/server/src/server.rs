@@ -10,6 +10,7 @@ use synod_raft::{Config as RaftConfig, Init};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
 
 use crate::config::ServerConfig;
 use crate::disk::DiskError;
@@ -360,7 +361,9 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
             .accept_http1(true)
             .add_routes(routes)
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(client).with_nodelay(Some(true)),
+                tonic::transport::server::TcpIncoming::from(client)
+                    .with_nodelay(Some(true))
+                    .map(|conn| conn.map(crate::authority::Mend::new)),
                 async {
                     let _ = stop_rx.await;
                 },

@@ -81,6 +81,8 @@ pub struct GroupState {
     term: AtomicU64,
     revision: AtomicI64,
     leader_changes: AtomicU64,
+    commit: AtomicU64,
+    applied: AtomicU64,
 }
 
 impl GroupState {
@@ -92,6 +94,8 @@ impl GroupState {
             term: AtomicU64::new(0),
             revision: AtomicI64::new(1),
             leader_changes: AtomicU64::new(0),
+            commit: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
         }
     }
 
@@ -120,6 +124,22 @@ impl GroupState {
         self.leader.store(leader, Ordering::Relaxed);
         self.term.store(term, Ordering::Relaxed);
         self.revision.store(revision, Ordering::Relaxed);
+    }
+
+    /// Records the group's Raft commit and applied indexes.
+    pub fn publish_progress(&self, commit: u64, applied: u64) {
+        self.commit.store(commit, Ordering::Relaxed);
+        self.applied.store(applied, Ordering::Relaxed);
+    }
+
+    /// The group's Raft commit index, as last published.
+    pub fn commit(&self) -> u64 {
+        self.commit.load(Ordering::Relaxed)
+    }
+
+    /// The group's applied index, as last published.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
     }
 
     /// Records a leader change the node reported.

@@ -1178,3 +1178,197 @@ fn put_and_get_through_every_member() {
         assert_eq!(out, "k0\nv0\nk1\nv1\nk2\nv2\n", "member {i}");
     }
 }
+
+/// Issue 19, item 2: etcdctl given endpoints as URLs (`--endpoints
+/// http://HOST:PORT`), and the `--cluster` forms, which dial every member's
+/// advertised client URL. Go's etcd clients then send the URL as HTTP/2's
+/// `:authority`; the same assertions must hold against a real etcd 3.4 and
+/// against synod.
+#[test]
+fn url_endpoints_and_cluster_forms_work_as_on_etcd() {
+    if !have_etcdctl() || !have_etcd() {
+        return;
+    }
+    let etcd = Etcd3::start(3);
+    let cl = Cluster::start(3);
+    cl.wait_leader(STEP).expect("synod elects a leader");
+    let synod: Vec<String> = (0..3).map(|i| cl.endpoint(i)).collect();
+    for (kind, clients) in [("etcd", &etcd.clients), ("synod", &synod)] {
+        let urls: Vec<String> = clients.iter().map(|c| format!("http://{c}")).collect();
+        let mut sorted_urls = urls.clone();
+        sorted_urls.sort();
+        // Any call, with one URL and with all of them.
+        let put = ctl(&urls[0], &["put", "url/k", "v1"]);
+        assert!(
+            put.ok && put.out == "OK\n",
+            "{kind}: put via a URL: {put:?}"
+        );
+        let get = ctl(&urls.join(","), &["get", "url/k", "--print-value-only"]);
+        assert!(get.ok && get.out == "v1\n", "{kind}: get via URLs: {get:?}");
+        // `endpoint status --cluster`: every member, found by its client
+        // URL, naming the same leader.
+        let st = ctl(
+            &clients[1],
+            &["endpoint", "status", "--cluster", "-w", "json"],
+        );
+        assert!(st.ok, "{kind}: endpoint status --cluster: {st:?}");
+        let rows: Value = serde_json::from_str(&st.out).expect("status is JSON");
+        let rows = rows.as_array().expect("one row per member");
+        let mut eps: Vec<String> = rows
+            .iter()
+            .map(|r| r["Endpoint"].as_str().unwrap().to_owned())
+            .collect();
+        eps.sort();
+        assert_eq!(eps, sorted_urls, "{kind}: {}", st.out);
+        let leaders: Vec<u64> = rows
+            .iter()
+            .map(|r| r["Status"]["leader"].as_u64().unwrap())
+            .collect();
+        assert!(
+            leaders[0] != 0 && leaders.iter().all(|&l| l == leaders[0]),
+            "{kind}: {}",
+            st.out
+        );
+        // `endpoint hashkv --cluster`: every member, one hash (a follower
+        // may still be applying the put: ask again).
+        let t0 = Instant::now();
+        loop {
+            let h = ctl(
+                &clients[0],
+                &["endpoint", "hashkv", "--cluster", "-w", "json"],
+            );
+            assert!(h.ok, "{kind}: endpoint hashkv --cluster: {h:?}");
+            let rows: Value = serde_json::from_str(&h.out).expect("hashkv is JSON");
+            let mut eps: Vec<String> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["Endpoint"].as_str().unwrap().to_owned())
+                .collect();
+            eps.sort();
+            assert_eq!(eps, sorted_urls, "{kind}: {}", h.out);
+            let hashes: Vec<u64> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["HashKV"]["hash"].as_u64().unwrap())
+                .collect();
+            if hashes.iter().all(|&x| x == hashes[0]) {
+                break;
+            }
+            assert!(t0.elapsed() < STEP, "{kind}: hashes differ: {}", h.out);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // `defrag --cluster`: one line per member, by its URL.
+        let d = ctl(&clients[2], &["defrag", "--cluster"]);
+        assert!(d.ok, "{kind}: defrag --cluster: {d:?}");
+        let mut lines: Vec<&str> = d.out.lines().collect();
+        lines.sort();
+        let want: Vec<String> = sorted_urls
+            .iter()
+            .map(|u| format!("Finished defragmenting etcd member[{u}]"))
+            .collect();
+        assert_eq!(lines, want, "{kind}: {d:?}");
+        // `endpoint health --cluster` (etcdctl 3.4 prints it on stderr).
+        let h = ctl(&clients[0], &["endpoint", "health", "--cluster"]);
+        assert!(h.ok, "{kind}: endpoint health --cluster: {h:?}");
+        for u in &urls {
+            assert!(
+                h.err.contains(&format!("{u} is healthy")),
+                "{kind}: {u} not healthy: {h:?}"
+            );
+        }
+        // A watch through a URL sees a write made through another.
+        let w = spawn_ctl(&urls[1], &["watch", "url/w"]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(ctl(&urls[2], &["put", "url/w", "x"]).ok, "{kind}");
+        assert_eq!(w.take(3, STEP), ["PUT", "url/w", "x"], "{kind}");
+    }
+}
+
+/// Issue 19, item 5: a watch that starts exactly at the compact revision
+/// runs (the writes of that revision are still there, without their
+/// previous values), one revision earlier is cancelled as compacted — the
+/// same etcdctl output from a real etcd 3.4 and from synod.
+#[test]
+fn a_watch_from_the_compact_revision_runs_as_on_etcd() {
+    if !have_etcdctl() || !have_etcd() {
+        return;
+    }
+    let etcd = Etcd3::start(1);
+    let cl = Cluster::start(1);
+    cl.wait_leader(STEP).expect("synod elects a leader");
+    let mut seen = Vec::new();
+    for (kind, ep) in [("etcd", etcd.clients[0].clone()), ("synod", cl.endpoint(0))] {
+        for v in ["a", "b", "c"] {
+            ctl_ok(&ep, &["put", "wk", v]);
+        }
+        // Revisions 2, 3, 4 on both: compact at 3, b's.
+        assert_eq!(
+            ctl_ok(&ep, &["compact", "3"]),
+            "compacted revision 3\n",
+            "{kind}"
+        );
+        let mut runs = Vec::new();
+        for args in [
+            vec!["watch", "wk", "--rev=3"],
+            vec!["watch", "wk", "--rev=3", "--prev-kv"],
+        ] {
+            let w = spawn_ctl(&ep, &args);
+            runs.push(w.take_upto(if args.len() == 4 { 8 } else { 6 }, STEP));
+        }
+        let mut w = spawn_ctl(&ep, &["watch", "wk", "--rev=2"]);
+        let code = w.exit_within(STEP);
+        // The output threads read to the end of the pipes.
+        std::thread::sleep(Duration::from_millis(300));
+        runs.push(vec![format!("exit {code:?}")]);
+        runs.push(w.lines.try_iter().collect());
+        runs.push(w.errs.try_iter().collect());
+        seen.push((kind, runs));
+    }
+    let (e, s) = (&seen[0].1, &seen[1].1);
+    assert_eq!(e[0], ["PUT", "wk", "b", "PUT", "wk", "c"], "etcd: {e:?}");
+    assert_eq!(e, s, "etcd and synod differ:\netcd:  {e:?}\nsynod: {s:?}");
+}
+
+/// Issue 19, item 5: a lease granted without an id gets one of etcd's
+/// shape — 16 hex digits, the granting member's id in the top bits — on a
+/// real etcd 3.4 and on synod, and a later one differs.
+#[test]
+fn lease_ids_are_member_derived_as_etcds() {
+    if !have_etcdctl() || !have_etcd() {
+        return;
+    }
+    let etcd = Etcd3::start(1);
+    let cl = Cluster::start(1);
+    cl.wait_leader(STEP).expect("synod elects a leader");
+    for (kind, ep) in [("etcd", etcd.clients[0].clone()), ("synod", cl.endpoint(0))] {
+        let st: Value = serde_json::from_str(&ctl_ok(&ep, &["endpoint", "status", "-w", "json"]))
+            .expect("status is JSON");
+        let member = st[0]["Status"]["header"]["member_id"].as_u64().unwrap();
+        let grant = |ep: &str| -> u64 {
+            let out = ctl_ok(ep, &["lease", "grant", "60"]);
+            // "lease 694d8a0b5b1e1c04 granted with TTL(60s)"
+            let hex = out.split_whitespace().nth(1).unwrap().to_owned();
+            assert_eq!(hex.len(), 16, "{kind}: {out}");
+            u64::from_str_radix(&hex, 16).unwrap()
+        };
+        let (a, b) = (grant(&ep), grant(&ep));
+        assert_ne!(a, b, "{kind}");
+        for id in [a, b] {
+            assert_eq!(
+                id >> 48,
+                (member & 0xffff) & 0x7fff,
+                "{kind}: {id:x} from {member:x}"
+            );
+        }
+        // A key attached to it is listed under it, as etcd lists it.
+        ctl_ok(&ep, &["put", "leased", "v", &format!("--lease={a:x}")]);
+        let ttl = ctl_ok(&ep, &["lease", "timetolive", &format!("{a:x}"), "--keys"]);
+        assert!(
+            ttl.starts_with(&format!("lease {a:x} granted with TTL(60s)")),
+            "{kind}: {ttl}"
+        );
+        assert!(ttl.contains("attached keys([leased])"), "{kind}: {ttl}");
+    }
+}

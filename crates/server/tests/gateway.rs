@@ -375,3 +375,184 @@ fn gateway_watch_streams_live_events() {
         200
     );
 }
+
+/// `curl -i`: (status, content type, body).
+fn curl_i(ep: &str, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10", "-X", method])
+        .args(["-d", body])
+        .arg(format!("http://{ep}{path}"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_owned())
+}
+
+/// Issue 19, items 4 and 8: plain HTTP paths as etcd answers them (404 for
+/// unknown ones, `/version`), the `/v3beta` prefix, and the gateway's routes
+/// beyond KV — lease keep-alive (Patroni's), the `kv/lease` aliases,
+/// maintenance, lock and election — each compared with a real etcd 3.4.
+#[test]
+fn http_paths_and_more_gateway_routes_answer_like_etcd() {
+    if !have_etcd() || !have("curl", "--version", "curl") {
+        return;
+    }
+    let etcd = Etcd::start();
+    let cl = Cluster::start(1);
+    cl.wait_leader(Duration::from_secs(10)).expect("a leader");
+    let ours = cl.endpoint(0);
+
+    // Unknown paths: 404 with the body of etcd's mux; GET on a POST route 405.
+    for (method, path) in [
+        ("GET", "/nope"),
+        ("POST", "/v2/keys/x"),
+        ("POST", "/v3/nope"),
+        ("POST", "/v3alpha/kv/range"),
+        ("GET", "/"),
+    ] {
+        let e = curl_i(&etcd.endpoint, method, path, "");
+        let s = curl_i(&ours, method, path, "");
+        assert_eq!((e.0, &e.2), (s.0, &s.2), "{method} {path}");
+        assert_eq!(s.0, 404, "{method} {path}: {s:?}");
+        assert!(s.1.starts_with("text/plain"), "{method} {path}: {s:?}");
+    }
+    // /version: etcd's JSON, version strings of each side's own.
+    let versions = |ep: &str| -> Value {
+        let (st, ctype, body) = curl_i(ep, "GET", "/version", "");
+        assert_eq!((st, ctype.as_str()), (200, "application/json"), "{body}");
+        serde_json::from_str(&body).expect("JSON")
+    };
+    let (ev, sv) = (versions(&etcd.endpoint), versions(&ours));
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&ev), keys(&sv), "etcd {ev}, synod {sv}");
+    for v in [&ev, &sv] {
+        let server = v["etcdserver"].as_str().unwrap();
+        let cluster = v["etcdcluster"].as_str().unwrap();
+        assert!(server.starts_with("3."), "{v}");
+        let minor: Vec<&str> = server.split('.').take(2).collect();
+        assert_eq!(cluster, format!("{}.0", minor.join(".")), "{v}");
+    }
+    assert_eq!(sv["etcdserver"], "3.5.0");
+
+    // The same requests in order on both sides: the same status and JSON.
+    let steps: &[(&str, &str)] = &[
+        ("/v3beta/kv/put", r#"{"key":"Zm9v","value":"YmFy"}"#),
+        ("/v3beta/kv/range", r#"{"key":"Zm9v"}"#),
+        ("/v3/lease/grant", r#"{"TTL":60,"ID":11}"#),
+        ("/v3/kv/lease/timetolive", r#"{"ID":11}"#),
+        ("/v3/kv/lease/leases", "{}"),
+        ("/v3beta/lease/leases", "{}"),
+        ("/v3/lock/lock", r#"{"name":"bG9jaw==","lease":"11"}"#),
+        ("/v3/lock/unlock", r#"{"key":"bG9jay9i"}"#),
+        (
+            "/v3/election/campaign",
+            r#"{"name":"ZWw=","lease":"11","value":"djE="}"#,
+        ),
+        ("/v3/election/leader", r#"{"name":"ZWw="}"#),
+        (
+            "/v3/election/proclaim",
+            r#"{"leader":{"name":"ZWw=","key":"ZWwvYg==","rev":"5","lease":"11"},"value":"djI="}"#,
+        ),
+        ("/v3/election/leader", r#"{"name":"ZWw="}"#),
+        (
+            "/v3/election/resign",
+            r#"{"leader":{"name":"ZWw=","key":"ZWwvYg==","rev":"5","lease":"11"}}"#,
+        ),
+        ("/v3/election/leader", r#"{"name":"ZWw="}"#),
+        ("/v3/maintenance/transfer-leadership", r#"{"targetID":"5"}"#),
+        ("/v3/kv/lease/revoke", r#"{"ID":11}"#),
+        ("/v3/lease/revoke", r#"{"ID":11}"#),
+        // Auth, disabled and without users, as a fresh etcd has it.
+        ("/v3/auth/authenticate", r#"{"name":"root","password":"x"}"#),
+        ("/v3/auth/user/list", "{}"),
+        ("/v3/auth/role/list", "{}"),
+        ("/v3/auth/user/get", r#"{"name":"bob"}"#),
+        ("/v3/auth/role/get", r#"{"role":"admin"}"#),
+        ("/v3/auth/user/add", "{}"),
+        ("/v3/auth/role/add", "{}"),
+        ("/v3/auth/user/delete", r#"{"name":"bob"}"#),
+        ("/v3/auth/role/delete", r#"{"role":"admin"}"#),
+        ("/v3/auth/user/grant", r#"{"user":"bob","role":"admin"}"#),
+        ("/v3/auth/disable", "{}"),
+    ];
+    // A remaining TTL counts down by the second: within 2 s of the grant.
+    let counted = |s: &str| -> Value {
+        let mut v = parse(s);
+        if let (Some(ttl), Some(granted)) = (v.get("TTL"), v.get("grantedTTL")) {
+            let (t, g): (i64, i64) = (
+                ttl.as_str().unwrap().parse().unwrap(),
+                granted.as_str().unwrap().parse().unwrap(),
+            );
+            assert!((g - 2..=g).contains(&t), "{s}");
+            v["TTL"] = "*".into();
+        }
+        v
+    };
+    for (path, body) in steps {
+        let (es, eb) = curl(&etcd.endpoint, "POST", path, body);
+        let (ss, sb) = curl(&ours, "POST", path, body);
+        assert_eq!(
+            (es, counted(&eb)),
+            (ss, counted(&sb)),
+            "POST {path} {body}\netcd:  {eb}\nsynod: {sb}"
+        );
+    }
+    // Lease keep-alive: one result line per request in the body, TTL left
+    // out for a lease that does not exist (Patroni's session refresh).
+    for (ep, _) in [(&etcd.endpoint, "etcd"), (&ours, "synod")] {
+        let (st, b) = curl(ep, "POST", "/v3/lease/grant", r#"{"TTL":60,"ID":21}"#);
+        assert_eq!(st, 200, "{b}");
+    }
+    for body in [
+        r#"{"ID":21}"#,
+        r#"{"ID":22}"#,
+        r#"{"ID":21} {"ID":22}"#,
+        "{}",
+    ] {
+        let e = curl_stream(&etcd.endpoint, "/v3/lease/keepalive", body, 3.0);
+        let s = curl_stream(&ours, "/v3/lease/keepalive", body, 3.0);
+        let norm = |ls: &[String]| ls.iter().map(|l| parse(l)).collect::<Vec<_>>();
+        assert_eq!(norm(&e), norm(&s), "keepalive {body}");
+        assert!(!s.is_empty(), "keepalive {body}: no answer");
+    }
+    let s = curl_stream(&ours, "/v3beta/lease/keepalive", r#"{"ID":21}"#, 3.0);
+    assert_eq!(parse(&s[0])["result"]["TTL"], "60", "{s:?}");
+    // Maintenance: status and hash shapes, a snapshot streamed as result
+    // lines of base64 blobs.
+    for path in ["/v3/maintenance/hash", "/v3beta/maintenance/status"] {
+        let (es, eb) = curl(&etcd.endpoint, "POST", path, "{}");
+        let (ss, sb) = curl(&ours, "POST", path, "{}");
+        let keys = |s: &str| -> Vec<String> {
+            let v: Value = serde_json::from_str(s).unwrap();
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!((es, keys(&eb)), (ss, keys(&sb)), "{path}\n{eb}\n{sb}");
+    }
+    for path in ["/v3/maintenance/alarm", "/v3/maintenance/defragment"] {
+        let (ss, sb) = curl(&ours, "POST", path, "{}");
+        assert_eq!(ss, 200, "{path}: {sb}");
+        assert!(serde_json::from_str::<Value>(&sb).is_ok(), "{path}: {sb}");
+    }
+    let snap = curl_stream(&ours, "/v3/maintenance/snapshot", "{}", 5.0);
+    assert!(!snap.is_empty(), "no snapshot");
+    for l in &snap {
+        let v = parse(l);
+        assert!(v["result"]["blob"].as_str().is_some(), "{l}");
+    }
+}

@@ -52,7 +52,16 @@ enum SnapshotCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // `synod server` also reads its flags as etcd does (`-name`, ETCD_*,
+    // --config-file), so etcd's deployment files start it.
+    let argv = match synod_server::cli::etcd_style_argv(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("synod server: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     let code = match cli.command {
         Command::Sim(a) => synod_sim::cli::run_cli(a),
         Command::Check(a) => synod_check::cli::run(a),

@@ -37,6 +37,7 @@ const MAX_SNAPSHOT_BYTES: u64 = 8 << 30;
 pub async fn snapshot_save(conn: &ConnArgs, cmd: SnapshotSaveCmd, sink: Sink<'_>) -> Result<u8> {
     use sha2::Digest;
     use std::io::Write as _;
+    let conn = &conn.or(&cmd.out.endpoints);
     if conn.endpoints.len() != 1 {
         return Err(Error::InvalidArgument(
             "snapshot must be requested to one selected node, not multiple".into(),

@@ -1,10 +1,11 @@
 //! The client subcommands of `synod`, in the spirit of etcdctl:
 //! `put`, `get`, `del`, `txn`, `watch`, `lease`, `lock`, `elect`, `member`,
-//! `status` and `bench`.
+//! `status`, `endpoint` and `bench`.
 //!
 //! The `synod` binary flattens [`ClientCommand`] into its own subcommands and
-//! [`ConnArgs`] (the global `--endpoints`) into its top-level flags, then
-//! calls [`run`]. Every command prints etcdctl's `simple` text by default,
+//! [`ConnArgs`] (`--endpoints` before the subcommand) into its top-level
+//! flags, then calls [`run`]; each client command takes `--endpoints` after
+//! its name too. Every command prints etcdctl's `simple` text by default,
 //! `-w json` for etcd's JSON shapes and `-w table` where a table fits.
 //! Errors go to stderr as `Error: …` with exit status 1, like etcdctl.
 //!
@@ -14,6 +15,7 @@
 //! are re-exported here; this module keeps the top-level arguments, the
 //! dispatch, and the output sink every command writes to.
 
+mod endpoint;
 mod kv;
 mod lease;
 mod maintenance;
@@ -31,6 +33,7 @@ use crate::client::{Client, ClientOptions};
 use crate::error::{Error, Result};
 use crate::output::Format;
 
+pub use endpoint::{go_duration, EndpointCmd, EndpointOp};
 pub use kv::{DelCmd, GetCmd, Order, PutCmd, SortBy, TxnCmd};
 pub use lease::{LeaseCmd, LeaseOp};
 pub use maintenance::{snapshot_save, SnapshotSaveCmd, StatusCmd};
@@ -38,22 +41,42 @@ pub use member::{MemberCmd, MemberOp};
 pub use recipes::{ElectCmd, LockCmd};
 pub use watch::WatchCmd;
 
-/// Flags shared by every client command (global: accepted before or after it).
+/// The endpoints given before the subcommand (`synod --endpoints … get k`).
+/// Client commands take `--endpoints` after their name too (through
+/// [`OutArgs`]), which wins; the other subcommands (`server`, `sim`, …)
+/// neither take nor show it.
 #[derive(Args, Clone, Debug)]
 pub struct ConnArgs {
     /// Cluster endpoints, comma-separated HOST:PORT (or http://HOST:PORT).
-    #[arg(
-        long,
-        global = true,
-        value_delimiter = ',',
-        default_value = "127.0.0.1:2379"
-    )]
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2379")]
     pub endpoints: Vec<String>,
+}
+
+impl ConnArgs {
+    /// These endpoints, or `given` after the subcommand's name.
+    pub fn or(&self, given: &Option<Vec<String>>) -> ConnArgs {
+        match given {
+            Some(e) => ConnArgs {
+                endpoints: e.clone(),
+            },
+            None => self.clone(),
+        }
+    }
 }
 
 /// Output and timing flags of one command.
 #[derive(Args, Clone, Debug)]
 pub struct OutArgs {
+    /// Cluster endpoints, comma-separated HOST:PORT (or http://HOST:PORT);
+    /// default 127.0.0.1:2379.
+    #[arg(
+        long = "endpoints",
+        id = "command_endpoints",
+        value_name = "ENDPOINTS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub endpoints: Option<Vec<String>>,
     /// Output format.
     #[arg(short = 'w', long = "write-out", value_enum, default_value_t = Format::Simple, global = true)]
     pub write_out: Format,
@@ -111,6 +134,8 @@ pub enum ClientCommand {
     Member(MemberCmd),
     /// Status of every endpoint.
     Status(StatusCmd),
+    /// Status, health or hash of each endpoint, or of every member with --cluster (etcdctl's `endpoint`).
+    Endpoint(EndpointCmd),
     /// Load generator speaking the etcd v3 API.
     Bench(crate::bench::BenchArgs),
 }
@@ -159,6 +184,7 @@ fn out_args(cmd: &ClientCommand) -> Option<&OutArgs> {
         ClientCommand::Elect(c) => &c.out,
         ClientCommand::Member(c) => &c.out,
         ClientCommand::Status(c) => &c.out,
+        ClientCommand::Endpoint(c) => &c.out,
         ClientCommand::Bench(_) => return None,
     })
 }
@@ -181,8 +207,12 @@ pub async fn execute(conn: &ConnArgs, cmd: ClientCommand, out: Sink<'_>) -> Resu
         let ClientCommand::Bench(b) = cmd else {
             return Err(Error::InvalidArgument("no output flags".into()));
         };
-        return crate::bench::run(&conn.endpoints, b).await;
+        return crate::bench::run(&conn.or(&b.endpoints).endpoints, b).await;
     };
+    let conn = &conn.or(&out.endpoints);
+    if let ClientCommand::Endpoint(c) = cmd {
+        return endpoint::endpoint(&conn.endpoints, c, sink).await;
+    }
     let opts = ClientOptions {
         dial_timeout: out.dial_timeout,
         request_timeout: out.command_timeout,
@@ -203,7 +233,9 @@ pub async fn execute(conn: &ConnArgs, cmd: ClientCommand, out: Sink<'_>) -> Resu
         ClientCommand::Elect(c) => recipes::elect(&client, c, sink).await,
         ClientCommand::Member(c) => member::member(&client, c.op, fmt, sink).await,
         ClientCommand::Status(_) => maintenance::status(&client, fmt, sink).await,
-        ClientCommand::Bench(_) => unreachable!("bench was dispatched above"),
+        ClientCommand::Bench(_) | ClientCommand::Endpoint(_) => {
+            unreachable!("dispatched above")
+        }
     }
 }
 

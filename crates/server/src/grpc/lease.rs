@@ -8,7 +8,7 @@ use synod_proto::etcdserverpb as pb;
 use synod_proto::etcdserverpb::lease_server::Lease;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::Api;
@@ -17,12 +17,62 @@ use crate::wire::{Answer, Ask};
 
 type KeepAliveOut = Result<pb::LeaseKeepAliveResponse, Status>;
 
+/// etcd's message for a lease id already granted.
+const LEASE_EXISTS: &str = "etcdserver: lease already exists";
+
 /// etcd's shortest lease, in whole seconds: one and a half election
 /// timeouts (`(3 * election_ticks / 2)` heartbeats), rounded up, so a lease
 /// outlives a leader change. Shorter grants are raised to it.
 pub fn min_lease_ttl(tick: std::time::Duration, election_ticks: u32) -> i64 {
     let ms = u128::from(3 * election_ticks / 2) * tick.as_millis();
     i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX).max(1)
+}
+
+impl Api {
+    /// Answers each keep-alive request of `inbound` in turn, as etcd's
+    /// LeaseKeepAlive stream does (the gRPC stream and the gateway's
+    /// `/v3/lease/keepalive` both run it).
+    pub fn keep_alive_stream<S>(&self, mut inbound: S) -> mpsc::Receiver<KeepAliveOut>
+    where
+        S: Stream<Item = Result<pb::LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<KeepAliveOut>(64);
+        let api = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    m = inbound.next() => m,
+                    _ = tx.closed() => return,
+                };
+                let id = match msg {
+                    Some(Ok(r)) => r.id,
+                    None | Some(Err(_)) => return,
+                };
+                let out = match api.call(ClientOp::LeaseKeepAlive { id }).await {
+                    Ok(ClientResponse::LeaseKeepAlive { id, ttl }) => {
+                        Ok(pb::LeaseKeepAliveResponse {
+                            header: Some(api.header_now()),
+                            id,
+                            ttl,
+                        })
+                    }
+                    // etcd answers a keep-alive of an unknown lease with TTL 0.
+                    Err(s) if s.code() == Code::NotFound => Ok(pb::LeaseKeepAliveResponse {
+                        header: Some(api.header_now()),
+                        id,
+                        ttl: 0,
+                    }),
+                    Ok(_) => Err(Status::internal("synod: unexpected response kind")),
+                    Err(s) => Err(s),
+                };
+                let stop = out.is_err();
+                if tx.send(out).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        rx
+    }
 }
 
 #[tonic::async_trait]
@@ -34,20 +84,28 @@ impl Lease for Api {
         self.check_leader(&req)?;
         let r = req.into_inner();
         let cfg = &self.shared().cfg;
-        let cmd = Command::LeaseGrant {
-            id: r.id,
-            ttl: r.ttl.max(min_lease_ttl(cfg.tick, cfg.election_ticks)),
-        };
-        match self.call(ClientOp::Write(cmd)).await? {
-            ClientResponse::Write(KvResponse::LeaseGrant { revision, id, ttl }) => {
-                Ok(Response::new(pb::LeaseGrantResponse {
-                    header: Some(self.header(revision)),
-                    id,
-                    ttl,
-                    error: String::new(),
-                }))
-            }
-            _ => Err(Status::internal("synod: unexpected response kind")),
+        let ttl = r.ttl.max(min_lease_ttl(cfg.tick, cfg.election_ticks));
+        // Without an id, the member picks one of etcd's shape (its own id's
+        // low bits over a clock), so keys that embed lease ids look as on
+        // etcd; another pick if it is taken.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let id = if r.id == 0 { self.next_etcd_id() } else { r.id };
+            let cmd = Command::LeaseGrant { id, ttl };
+            return match self.call(ClientOp::Write(cmd)).await {
+                Ok(ClientResponse::Write(KvResponse::LeaseGrant { revision, id, ttl })) => {
+                    Ok(Response::new(pb::LeaseGrantResponse {
+                        header: Some(self.header(revision)),
+                        id,
+                        ttl,
+                        error: String::new(),
+                    }))
+                }
+                Err(s) if r.id == 0 && tries < 8 && s.message() == LEASE_EXISTS => continue,
+                Err(s) => Err(s),
+                Ok(_) => Err(Status::internal("synod: unexpected response kind")),
+            };
         }
     }
 
@@ -77,42 +135,7 @@ impl Lease for Api {
         req: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
         self.check_leader(&req)?;
-        let mut inbound = req.into_inner();
-        let (tx, rx) = mpsc::channel::<KeepAliveOut>(64);
-        let api = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    m = inbound.message() => m,
-                    _ = tx.closed() => return,
-                };
-                let id = match msg {
-                    Ok(Some(r)) => r.id,
-                    Ok(None) | Err(_) => return,
-                };
-                let out = match api.call(ClientOp::LeaseKeepAlive { id }).await {
-                    Ok(ClientResponse::LeaseKeepAlive { id, ttl }) => {
-                        Ok(pb::LeaseKeepAliveResponse {
-                            header: Some(api.header_now()),
-                            id,
-                            ttl,
-                        })
-                    }
-                    // etcd answers a keep-alive of an unknown lease with TTL 0.
-                    Err(s) if s.code() == Code::NotFound => Ok(pb::LeaseKeepAliveResponse {
-                        header: Some(api.header_now()),
-                        id,
-                        ttl: 0,
-                    }),
-                    Ok(_) => Err(Status::internal("synod: unexpected response kind")),
-                    Err(s) => Err(s),
-                };
-                let stop = out.is_err();
-                if tx.send(out).await.is_err() || stop {
-                    return;
-                }
-            }
-        });
+        let rx = self.keep_alive_stream(req.into_inner());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

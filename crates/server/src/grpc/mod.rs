@@ -6,12 +6,14 @@
 //! by sessions from a pool: a retry after "not leader" or a lost forward
 //! reuses the same (client, seq), so a write applies at most once.
 
+mod auth;
 mod cluster;
 pub mod election;
 mod kv;
 mod lease;
 pub mod lock;
 mod maintenance;
+pub use maintenance::ETCD_VERSION;
 pub mod recipe;
 mod watch;
 
@@ -48,12 +50,28 @@ struct Inner {
     pool: Mutex<Vec<Session>>,
     next_client: AtomicU64,
     next_stream: AtomicU64,
+    /// The low 48 bits of etcd's id generator: a millisecond clock at start
+    /// (40 bits) above an 8-bit count.
+    id_suffix: AtomicU64,
 }
 
 /// The handle every service holds.
 #[derive(Clone)]
 pub struct Api {
     inner: Arc<Inner>,
+}
+
+/// etcd's id generator's starting suffix at `unix_ms`: the clock's low
+/// 40 bits above an 8-bit count.
+fn id_suffix_at(unix_ms: u64) -> u64 {
+    (unix_ms & ((1 << 40) - 1)) << 8
+}
+
+/// An id of etcd's shape: member id's low 16 bits over the suffix's low 48,
+/// made positive.
+fn etcd_id(member: u64, suffix: u64) -> i64 {
+    let id = ((member & 0xffff) << 48) | (suffix & ((1 << 48) - 1));
+    (id & (u64::MAX >> 1)) as i64
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -79,6 +97,11 @@ impl Api {
                 pool: Mutex::new(Vec::new()),
                 next_client: AtomicU64::new(base),
                 next_stream: AtomicU64::new(1),
+                id_suffix: AtomicU64::new(id_suffix_at(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                )),
             }),
         }
     }
@@ -106,6 +129,14 @@ impl Api {
         if p.len() < POOL {
             p.push(s);
         }
+    }
+
+    /// A fresh id as etcd's member makes them for leases granted without
+    /// one: the member id's low 16 bits, then the generator's 48 (the top
+    /// bit cleared, so the id is positive).
+    pub fn next_etcd_id(&self) -> i64 {
+        let suffix = self.inner.id_suffix.fetch_add(1, Ordering::Relaxed) + 1;
+        etcd_id(self.inner.shared.cfg.id, suffix)
     }
 
     /// A fresh stream id (for watch streams).
@@ -169,7 +200,22 @@ impl Api {
     pub async fn call(&self, op: ClientOp) -> Result<ClientResponse, Status> {
         let mut s = self.take_session();
         s.seq += 1;
+        let write = matches!(op, ClientOp::Write(_));
+        let m = &self.inner.shared.metrics;
+        if write {
+            m.proposals_pending.fetch_add(1, Ordering::Relaxed);
+        }
         let r = self.call_with(s, op).await;
+        if write {
+            m.proposals_pending.fetch_sub(1, Ordering::Relaxed);
+            // Failed as a proposal (no leader, no answer in time), not as
+            // a request the state machine refused.
+            if r.as_ref()
+                .is_err_and(|e| e.code() == tonic::Code::Unavailable)
+            {
+                m.proposals_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.give_back(s);
         r
     }
@@ -324,9 +370,33 @@ pub fn router(api: Api, max_request_bytes: usize) -> tonic::service::Routes {
             .max_encoding_message_size(enc),
     );
     b.add_service(
+        synod_proto::etcdserverpb::auth_server::AuthServer::new(api.clone())
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.add_service(
         MaintenanceServer::new(api)
             .max_decoding_message_size(dec)
             .max_encoding_message_size(enc),
     );
     b.routes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_take_etcds_shape() {
+        let s = id_suffix_at(1_700_000_000_123);
+        assert_eq!(s >> 8, 1_700_000_000_123 & ((1 << 40) - 1));
+        let id = etcd_id(0xabcd_1234_8765_f00d, s + 1);
+        assert_eq!(
+            id >> 48,
+            0x700d,
+            "the member's low 16 bits, top bit cleared"
+        );
+        assert_eq!(id as u64 & 0xff, 1);
+        assert!(etcd_id(u64::MAX, u64::MAX) > 0);
+    }
 }

@@ -219,7 +219,9 @@ impl Drop for Cluster {
 }
 
 /// Whether `tool arg` runs and succeeds; prints a notice naming the Debian
-/// package to install when not.
+/// package to install when not. Under CI (`CI` set, as `.ci/run` runs),
+/// which installs every such tool, a missing one fails the test instead of
+/// skipping it.
 pub fn have(tool: &str, arg: &str, package: &str) -> bool {
     let ok = Command::new(tool)
         .arg(arg)
@@ -229,6 +231,10 @@ pub fn have(tool: &str, arg: &str, package: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} does not run, and CI must run this test: .ci/run installs Debian's {package}"
+        );
         eprintln!("NOTICE: {tool} not found; skipping (install Debian's {package})");
     }
     ok
