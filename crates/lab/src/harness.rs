@@ -36,6 +36,19 @@ pub fn run_faulted<P: Process>(
     until: Time,
     rebuild: impl Fn(ProcId) -> P,
 ) {
+    run_faulted_durable(sim, opts, until, |_, p| rebuild(p));
+}
+
+/// As [`run_faulted`], but a crashed process is restarted as
+/// `rebuild(crashed, id)`: `crashed` is the value it had when it crashed,
+/// from which `rebuild` keeps only what the algorithm writes to stable
+/// storage (an acceptor's promise, a coordinator's log).
+pub fn run_faulted_durable<P: Process>(
+    sim: &mut Sim<P>,
+    opts: &LabOptions,
+    until: Time,
+    rebuild: impl Fn(&P, ProcId) -> P,
+) {
     let scheduled: FaultSet = opts
         .faults
         .iter()
@@ -51,7 +64,10 @@ pub fn run_faulted<P: Process>(
     let schedule = Nemesis::new(opts.seed, scheduled, opts.nodes, cfg).schedule();
     sim.run_schedule(&schedule, until, |s, a| match a {
         NemesisAction::Crash(p) => s.crash(*p),
-        NemesisAction::Restart(p) => s.restart(*p, rebuild(*p)),
+        NemesisAction::Restart(p) => {
+            let fresh = rebuild(s.proc(*p), *p);
+            s.restart(*p, fresh)
+        }
         _ => unreachable!("the simulator applies network actions itself"),
     });
 }

@@ -131,6 +131,8 @@ const FAMILY_PAGES: &[(&str, &str)] = &[
     ("broadcast", "echo"),
     ("gossip", "anti-entropy"),
     ("failure detection", "swim"),
+    ("consensus and election", "paxos"),
+    ("byzantine agreement", "byzantine-generals"),
 ];
 
 #[test]
@@ -139,6 +141,22 @@ fn every_family_has_a_browser_test() {
         let drawn = FAMILY_PAGES.iter().find(|(f, _)| *f == a.family);
         let (_, alg) = drawn.unwrap_or_else(|| panic!("family {:?} has no browser test", a.family));
         assert_eq!(find(alg).unwrap().family, a.family);
+    }
+}
+
+#[test]
+fn consensus_diagram_renders() {
+    let html = family_page("paxos", 5, None);
+    if let Some(img) = screenshot("paxos", &html) {
+        assert_rendered("paxos", &img);
+    }
+}
+
+#[test]
+fn byzantine_diagram_renders() {
+    let html = family_page("byzantine-generals", 4, None);
+    if let Some(img) = screenshot("byzantine-generals", &html) {
+        assert_rendered("byzantine-generals", &img);
     }
 }
 

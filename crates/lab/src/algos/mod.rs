@@ -40,4 +40,7 @@ registry! {
     heartbeat,
     phi_accrual,
     swim,
+    paxos,
+    ring_election,
+    byzantine_generals,
 }
