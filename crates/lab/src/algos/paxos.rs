@@ -311,7 +311,7 @@ impl Process for PaxosProc {
         if self.proposer {
             ctx.set_timer(self.start_at, START);
         }
-        ctx.set_timer(POLL_EVERY, POLL);
+        ctx.set_timer(self.start_at + POLL_EVERY, POLL);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, PaxosMsg>, tag: u64) {
@@ -437,8 +437,12 @@ fn run(opts: &LabOptions) -> LabRun {
     } else {
         HOP + (opts.seed * 7_919) % (8 * HOP)
     };
+    // Proposals begin once the fault schedule may have started (it runs
+    // between 10 % and 60 % of the run), so faults meet the protocol.
+    let until = 200 * HOP;
+    let begin = until / 10 + 2 * HOP;
     let make = |p: ProcId| {
-        let start = if p == 0 { HOP } else { HOP + late };
+        let start = if p == 1 { begin + late } else { begin };
         PaxosProc::new(p < proposers, start, duel, no_adopt)
     };
     let mut base = NetConfig::reliable();
@@ -451,7 +455,6 @@ fn run(opts: &LabOptions) -> LabRun {
         net_for(&opts.faults, base),
         ClockConfig::perfect(),
     );
-    let until = 2_000 * HOP / 10;
     run_faulted_durable(&mut sim, opts, until, |crashed, _| crashed.recover());
     let trace = sim.take_trace();
     let histories: Vec<&[(Ballot, Value)]> =
