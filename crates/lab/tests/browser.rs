@@ -1,6 +1,7 @@
 //! Real-browser rendering: one HTML diagram per family (logical clocks,
 //! physical clocks, global state, mutual exclusion, deadlock detection,
-//! broadcast, gossip, failure detection, and the φ-accrual plot) is opened
+//! broadcast, gossip, failure detection, consensus and election, byzantine
+//! agreement, transactions, and the φ-accrual plot) is opened
 //! in headless Chromium, which writes a screenshot; the PNG must decode and
 //! show many colours and a fair share of non-white pixels. A test checks
 //! that the list below covers every family in the registry.
@@ -133,6 +134,7 @@ const FAMILY_PAGES: &[(&str, &str)] = &[
     ("failure detection", "swim"),
     ("consensus and election", "paxos"),
     ("byzantine agreement", "byzantine-generals"),
+    ("transactions", "three-phase-commit"),
 ];
 
 #[test]
@@ -149,6 +151,14 @@ fn consensus_diagram_renders() {
     let html = family_page("paxos", 5, None);
     if let Some(img) = screenshot("paxos", &html) {
         assert_rendered("paxos", &img);
+    }
+}
+
+#[test]
+fn transactions_diagram_renders() {
+    let html = family_page("three-phase-commit", 4, Some("partition"));
+    if let Some(img) = screenshot("three-phase-commit", &html) {
+        assert_rendered("three-phase-commit", &img);
     }
 }
 

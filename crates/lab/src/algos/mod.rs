@@ -1,6 +1,7 @@
 //! The algorithms, one module each, and the registry that lists them.
 
 pub mod clockwork;
+pub mod commit_common;
 pub mod deadlock_common;
 pub mod gossip_common;
 pub mod mutex_common;
@@ -43,4 +44,6 @@ registry! {
     paxos,
     ring_election,
     byzantine_generals,
+    two_phase_commit,
+    three_phase_commit,
 }
