@@ -42,6 +42,7 @@ registry! {
     phi_accrual,
     swim,
     paxos,
+    bully,
     ring_election,
     byzantine_generals,
     two_phase_commit,
