@@ -42,6 +42,7 @@ registry! {
     phi_accrual,
     swim,
     paxos,
+    multi_paxos,
     bully,
     ring_election,
     byzantine_generals,
