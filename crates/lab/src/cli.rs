@@ -217,7 +217,7 @@ fn run_algorithm(name: &str, args: &LabArgs) -> u8 {
         }
     }
     let dopts = DiagramOptions {
-        nodes: opts.nodes,
+        nodes: opts.nodes + lab.clients,
         max_events: args.max_events,
         max_lanes: args.max_lanes,
         title: format!(

@@ -182,6 +182,9 @@ pub struct LabRun {
     /// Figures beside the space-time diagram (for example φ-accrual's
     /// suspicion level over time), drawn from this same run.
     pub figures: Vec<Figure>,
+    /// Processes beyond the `nodes` (PBFT's client): the run has
+    /// `nodes + clients` of them, and diagrams draw their lanes last.
+    pub clients: usize,
 }
 
 impl LabRun {
@@ -191,6 +194,7 @@ impl LabRun {
             report,
             trace,
             figures: vec![],
+            clients: 0,
         }
     }
 }

@@ -46,6 +46,7 @@ registry! {
     bully,
     ring_election,
     byzantine_generals,
+    pbft,
     two_phase_commit,
     three_phase_commit,
 }
