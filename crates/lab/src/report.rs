@@ -182,8 +182,9 @@ pub struct LabRun {
     /// Figures beside the space-time diagram (for example φ-accrual's
     /// suspicion level over time), drawn from this same run.
     pub figures: Vec<Figure>,
-    /// Processes beyond the `nodes` (PBFT's client): the run has
-    /// `nodes + clients` of them, and diagrams draw their lanes last.
+    /// Processes beyond the `nodes` (PBFT's client, the server that joins a
+    /// hash ring): the run has `nodes + clients` of them, and diagrams draw
+    /// their lanes last.
     pub clients: usize,
 }
 

@@ -1,7 +1,7 @@
 //! Real-browser rendering: one HTML diagram per family (logical clocks,
 //! physical clocks, global state, mutual exclusion, deadlock detection,
 //! broadcast, gossip, failure detection, consensus and election, byzantine
-//! agreement, transactions, and the φ-accrual plot) is opened
+//! agreement, transactions, partitioning and overlays, and the φ-accrual plot) is opened
 //! in headless Chromium, which writes a screenshot; the PNG must decode and
 //! show many colours and a fair share of non-white pixels. A test checks
 //! that the list below covers every family in the registry.
@@ -135,6 +135,7 @@ const FAMILY_PAGES: &[(&str, &str)] = &[
     ("consensus and election", "paxos"),
     ("byzantine agreement", "byzantine-generals"),
     ("transactions", "three-phase-commit"),
+    ("partitioning and overlays", "consistent-hashing"),
 ];
 
 #[test]
@@ -159,6 +160,14 @@ fn transactions_diagram_renders() {
     let html = family_page("three-phase-commit", 4, Some("partition"));
     if let Some(img) = screenshot("three-phase-commit", &html) {
         assert_rendered("three-phase-commit", &img);
+    }
+}
+
+#[test]
+fn overlays_diagram_renders() {
+    let html = family_page("consistent-hashing", 6, None);
+    if let Some(img) = screenshot("consistent-hashing", &html) {
+        assert_rendered("consistent-hashing", &img);
     }
 }
 

@@ -49,4 +49,5 @@ registry! {
     pbft,
     two_phase_commit,
     three_phase_commit,
+    consistent_hashing,
 }
