@@ -1,7 +1,8 @@
 //! Real-browser rendering: one HTML diagram per family (logical clocks,
 //! physical clocks, global state, mutual exclusion, deadlock detection,
 //! broadcast, gossip, failure detection, consensus and election, byzantine
-//! agreement, transactions, partitioning and overlays, and the φ-accrual plot) is opened
+//! agreement, transactions, partitioning and overlays, replication, and the
+//! φ-accrual plot) is opened
 //! in headless Chromium, which writes a screenshot; the PNG must decode and
 //! show many colours and a fair share of non-white pixels. A test checks
 //! that the list below covers every family in the registry.
@@ -136,6 +137,7 @@ const FAMILY_PAGES: &[(&str, &str)] = &[
     ("byzantine agreement", "byzantine-generals"),
     ("transactions", "three-phase-commit"),
     ("partitioning and overlays", "consistent-hashing"),
+    ("replication", "crdt"),
 ];
 
 #[test]
@@ -168,6 +170,14 @@ fn overlays_diagram_renders() {
     let html = family_page("consistent-hashing", 6, None);
     if let Some(img) = screenshot("consistent-hashing", &html) {
         assert_rendered("consistent-hashing", &img);
+    }
+}
+
+#[test]
+fn replication_diagram_renders() {
+    let html = family_page("crdt", 4, None);
+    if let Some(img) = screenshot("crdt", &html) {
+        assert_rendered("crdt", &img);
     }
 }
 

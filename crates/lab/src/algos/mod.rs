@@ -50,4 +50,5 @@ registry! {
     two_phase_commit,
     three_phase_commit,
     consistent_hashing,
+    crdt,
 }
