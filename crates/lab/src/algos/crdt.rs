@@ -168,7 +168,7 @@ impl Replica {
 
     fn operate(&mut self, ctx: &mut Ctx<'_, Gossip>) {
         let me = ctx.id();
-        let kind = ctx.rng().random_range(0..5u8);
+        let kind = ctx.rng().random_range(0..6u8);
         let e = ctx.rng().random_range(0..4u8);
         let op = match kind {
             0 => {
@@ -180,13 +180,13 @@ impl Replica {
                 self.state.m[me] += 1;
                 Op::Dec
             }
-            2 => {
+            2 | 3 => {
                 self.seq += 1;
                 let tag = (me, self.seq);
                 self.state.adds.insert((e, tag));
                 Op::Add(e, tag)
             }
-            3 => {
+            4 => {
                 let tags: Vec<Tag> = self
                     .state
                     .adds
