@@ -51,4 +51,5 @@ registry! {
     three_phase_commit,
     consistent_hashing,
     crdt,
+    version_vectors,
 }
