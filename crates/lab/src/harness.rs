@@ -49,19 +49,11 @@ pub fn run_faulted_durable<P: Process>(
     until: Time,
     rebuild: impl Fn(&P, ProcId) -> P,
 ) {
-    let scheduled: FaultSet = opts
-        .faults
-        .iter()
-        .filter(|f| !matches!(f, Fault::Loss | Fault::Duplicate | Fault::Reorder))
-        .collect();
-    if scheduled.is_empty() {
+    let schedule = fault_schedule(opts, until);
+    if schedule.is_empty() {
         sim.run_until(until);
         return;
     }
-    let mut cfg = NemesisConfig::new(opts.nodes, until / 10, until * 6 / 10);
-    cfg.mean_interval = (until / 20).max(1);
-    cfg.max_crashed = cfg.max_crashed.max(1).min(opts.nodes.saturating_sub(1));
-    let schedule = Nemesis::new(opts.seed, scheduled, opts.nodes, cfg).schedule();
     sim.run_schedule(&schedule, until, |s, a| match a {
         NemesisAction::Crash(p) => s.crash(*p),
         NemesisAction::Restart(p) => {
@@ -70,6 +62,24 @@ pub fn run_faulted_durable<P: Process>(
         }
         _ => unreachable!("the simulator applies network actions itself"),
     });
+}
+
+/// The schedule of the faults of `opts` that act at given times
+/// (partition, one-way, clog, crash, skew), between 10 % and 60 % of a run
+/// that lasts until `until`; empty when there are none.
+pub fn fault_schedule(opts: &LabOptions, until: Time) -> Vec<(Time, NemesisAction)> {
+    let scheduled: FaultSet = opts
+        .faults
+        .iter()
+        .filter(|f| !matches!(f, Fault::Loss | Fault::Duplicate | Fault::Reorder))
+        .collect();
+    if scheduled.is_empty() {
+        return vec![];
+    }
+    let mut cfg = NemesisConfig::new(opts.nodes, until / 10, until * 6 / 10);
+    cfg.mean_interval = (until / 20).max(1);
+    cfg.max_crashed = cfg.max_crashed.max(1).min(opts.nodes.saturating_sub(1));
+    Nemesis::new(opts.seed, scheduled, opts.nodes, cfg).schedule()
 }
 
 /// What a process of a random workload does next.

@@ -25,6 +25,7 @@ registry! {
     hlc,
     cristian,
     berkeley,
+    ntp,
     chandy_lamport,
     central_mutex,
     token_ring,
