@@ -84,18 +84,27 @@ fn usage(msg: &str) -> u8 {
     EXIT_USAGE
 }
 
-/// The text of `synod lab list`.
+/// The text of `synod lab list`: the algorithms grouped by family, the
+/// families in the order their first algorithm is registered.
 pub fn list_text() -> String {
     let width = algorithms().iter().map(|a| a.name.len()).max().unwrap_or(0);
-    let fam = algorithms()
-        .iter()
-        .map(|a| a.family.len())
-        .max()
-        .unwrap_or(0);
-    algorithms()
-        .iter()
-        .map(|a| format!("{:width$}  {:fam$}  {}\n", a.name, a.family, a.summary))
-        .collect()
+    let mut families: Vec<&str> = vec![];
+    for a in algorithms() {
+        if !families.contains(&a.family) {
+            families.push(a.family);
+        }
+    }
+    let mut s = String::new();
+    for (i, fam) in families.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push_str(&format!("{fam}:\n"));
+        for a in algorithms().iter().filter(|a| a.family == *fam) {
+            s.push_str(&format!("  {:width$}  {}\n", a.name, a.summary));
+        }
+    }
+    s
 }
 
 /// The text of `synod lab describe ALGORITHM`.
@@ -150,9 +159,20 @@ pub fn simple_text(r: &LabReport, faults: &str) -> String {
         ));
     }
     for c in &r.costs {
-        let expected = c
+        let mut expected = c
             .expected
             .map_or(String::new(), |e| format!(", expected {e}"));
+        if let Some(b) = c.bound {
+            match (b.min, b.max) {
+                (Some(lo), Some(hi)) => expected.push_str(&format!(", bound {lo}..={hi}")),
+                (Some(lo), None) => expected.push_str(&format!(", bound ≥ {lo}")),
+                (None, Some(hi)) => expected.push_str(&format!(", bound ≤ {hi}")),
+                (None, None) => {}
+            }
+        }
+        if let Some(a) = c.approx {
+            expected.push_str(&format!(", about {a:.2}"));
+        }
         s.push_str(&format!(
             "  cost {}: measured {}{expected} ({})\n",
             c.name, c.measured, c.formula
@@ -197,7 +217,7 @@ fn run_algorithm(name: &str, args: &LabArgs) -> u8 {
         }
     }
     let dopts = DiagramOptions {
-        nodes: opts.nodes,
+        nodes: opts.nodes + lab.clients,
         max_events: args.max_events,
         max_lanes: args.max_lanes,
         title: format!(

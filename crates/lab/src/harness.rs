@@ -36,24 +36,50 @@ pub fn run_faulted<P: Process>(
     until: Time,
     rebuild: impl Fn(ProcId) -> P,
 ) {
+    run_faulted_durable(sim, opts, until, |_, p| rebuild(p));
+}
+
+/// As [`run_faulted`], but a crashed process is restarted as
+/// `rebuild(crashed, id)`: `crashed` is the value it had when it crashed,
+/// from which `rebuild` keeps only what the algorithm writes to stable
+/// storage (an acceptor's promise, a coordinator's log).
+pub fn run_faulted_durable<P: Process>(
+    sim: &mut Sim<P>,
+    opts: &LabOptions,
+    until: Time,
+    rebuild: impl Fn(&P, ProcId) -> P,
+) {
+    let schedule = fault_schedule(opts, until);
+    if schedule.is_empty() {
+        sim.run_until(until);
+        return;
+    }
+    sim.run_schedule(&schedule, until, |s, a| match a {
+        NemesisAction::Crash(p) => s.crash(*p),
+        NemesisAction::Restart(p) => {
+            let fresh = rebuild(s.proc(*p), *p);
+            s.restart(*p, fresh)
+        }
+        _ => unreachable!("the simulator applies network actions itself"),
+    });
+}
+
+/// The schedule of the faults of `opts` that act at given times
+/// (partition, one-way, clog, crash, skew), between 10 % and 60 % of a run
+/// that lasts until `until`; empty when there are none.
+pub fn fault_schedule(opts: &LabOptions, until: Time) -> Vec<(Time, NemesisAction)> {
     let scheduled: FaultSet = opts
         .faults
         .iter()
         .filter(|f| !matches!(f, Fault::Loss | Fault::Duplicate | Fault::Reorder))
         .collect();
     if scheduled.is_empty() {
-        sim.run_until(until);
-        return;
+        return vec![];
     }
     let mut cfg = NemesisConfig::new(opts.nodes, until / 10, until * 6 / 10);
     cfg.mean_interval = (until / 20).max(1);
     cfg.max_crashed = cfg.max_crashed.max(1).min(opts.nodes.saturating_sub(1));
-    let schedule = Nemesis::new(opts.seed, scheduled, opts.nodes, cfg).schedule();
-    sim.run_schedule(&schedule, until, |s, a| match a {
-        NemesisAction::Crash(p) => s.crash(*p),
-        NemesisAction::Restart(p) => s.restart(*p, rebuild(*p)),
-        _ => unreachable!("the simulator applies network actions itself"),
-    });
+    Nemesis::new(opts.seed, scheduled, opts.nodes, cfg).schedule()
 }
 
 /// What a process of a random workload does next.

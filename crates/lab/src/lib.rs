@@ -44,4 +44,4 @@ pub mod registry;
 pub mod report;
 
 pub use registry::{algorithms, find, Algorithm};
-pub use report::{Check, Cost, Figure, LabError, LabOptions, LabReport, LabRun};
+pub use report::{Bound, Check, Cost, Figure, LabError, LabOptions, LabReport, LabRun};

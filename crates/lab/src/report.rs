@@ -56,6 +56,12 @@ impl Check {
 }
 
 /// One measured cost beside the textbook's formula.
+///
+/// Three fields hold what the textbook says, and each kind of claim has
+/// its own: `expected` an exact figure the measurement must equal,
+/// `bound` an inequality it must satisfy (`min ≤ measured ≤ max`), and
+/// `approx` an asymptotic or statistical figure it should come near but
+/// need not equal. `tests/costs.rs` holds every algorithm to the first two.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cost {
     /// What was measured.
@@ -66,17 +72,65 @@ pub struct Cost {
     pub formula: String,
     /// The formula evaluated for this run, where the textbook gives an exact figure.
     pub expected: Option<f64>,
+    /// The range the textbook guarantees for this run, where it gives a bound.
+    pub bound: Option<Bound>,
+    /// An asymptotic or statistical figure for this run (an average over
+    /// inputs, a big-O's leading term): near the measurement, not equal to it.
+    pub approx: Option<f64>,
+}
+
+/// An inequality a measured cost satisfies: `min ≤ measured ≤ max`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Bound {
+    /// The lower end, if the textbook gives one.
+    pub min: Option<f64>,
+    /// The upper end, if the textbook gives one.
+    pub max: Option<f64>,
+}
+
+impl Bound {
+    /// Whether `x` lies within the bound.
+    pub fn holds(&self, x: f64) -> bool {
+        const EPS: f64 = 1e-9;
+        self.min.is_none_or(|m| x >= m - EPS) && self.max.is_none_or(|m| x <= m + EPS)
+    }
 }
 
 impl Cost {
-    /// A cost named `name`.
+    /// A cost named `name`, with the exact figure `expected` if the textbook gives one.
     pub fn new(name: &str, measured: f64, formula: &str, expected: Option<f64>) -> Self {
         Cost {
             name: name.to_string(),
             measured,
             formula: formula.to_string(),
             expected,
+            bound: None,
+            approx: None,
         }
+    }
+
+    /// The same cost with the textbook's upper bound `max`.
+    pub fn at_most(mut self, max: f64) -> Self {
+        self.bound = Some(Bound {
+            min: self.bound.and_then(|b| b.min),
+            max: Some(max),
+        });
+        self
+    }
+
+    /// The same cost with the textbook's lower bound `min`.
+    pub fn at_least(mut self, min: f64) -> Self {
+        self.bound = Some(Bound {
+            min: Some(min),
+            max: self.bound.and_then(|b| b.max),
+        });
+        self
+    }
+
+    /// The same cost with an asymptotic or statistical figure `approx`.
+    pub fn near(mut self, approx: f64) -> Self {
+        self.approx = Some(approx);
+        self
     }
 }
 
@@ -128,6 +182,10 @@ pub struct LabRun {
     /// Figures beside the space-time diagram (for example φ-accrual's
     /// suspicion level over time), drawn from this same run.
     pub figures: Vec<Figure>,
+    /// Processes beyond the `nodes` (PBFT's client, the server that joins a
+    /// hash ring): the run has `nodes + clients` of them, and diagrams draw
+    /// their lanes last.
+    pub clients: usize,
 }
 
 impl LabRun {
@@ -137,6 +195,7 @@ impl LabRun {
             report,
             trace,
             figures: vec![],
+            clients: 0,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Real-browser rendering: one HTML diagram per family (logical clocks,
 //! physical clocks, global state, mutual exclusion, deadlock detection,
-//! broadcast, gossip, failure detection, and the φ-accrual plot) is opened
+//! broadcast, gossip, failure detection, consensus and election, byzantine
+//! agreement, transactions, partitioning and overlays, replication, and the
+//! φ-accrual plot) is opened
 //! in headless Chromium, which writes a screenshot; the PNG must decode and
 //! show many colours and a fair share of non-white pixels. A test checks
 //! that the list below covers every family in the registry.
@@ -131,6 +133,11 @@ const FAMILY_PAGES: &[(&str, &str)] = &[
     ("broadcast", "echo"),
     ("gossip", "anti-entropy"),
     ("failure detection", "swim"),
+    ("consensus and election", "paxos"),
+    ("byzantine agreement", "byzantine-generals"),
+    ("transactions", "three-phase-commit"),
+    ("partitioning and overlays", "consistent-hashing"),
+    ("replication", "crdt"),
 ];
 
 #[test]
@@ -139,6 +146,46 @@ fn every_family_has_a_browser_test() {
         let drawn = FAMILY_PAGES.iter().find(|(f, _)| *f == a.family);
         let (_, alg) = drawn.unwrap_or_else(|| panic!("family {:?} has no browser test", a.family));
         assert_eq!(find(alg).unwrap().family, a.family);
+    }
+}
+
+#[test]
+fn consensus_diagram_renders() {
+    let html = family_page("paxos", 5, None);
+    if let Some(img) = screenshot("paxos", &html) {
+        assert_rendered("paxos", &img);
+    }
+}
+
+#[test]
+fn transactions_diagram_renders() {
+    let html = family_page("three-phase-commit", 4, Some("partition"));
+    if let Some(img) = screenshot("three-phase-commit", &html) {
+        assert_rendered("three-phase-commit", &img);
+    }
+}
+
+#[test]
+fn overlays_diagram_renders() {
+    let html = family_page("consistent-hashing", 6, None);
+    if let Some(img) = screenshot("consistent-hashing", &html) {
+        assert_rendered("consistent-hashing", &img);
+    }
+}
+
+#[test]
+fn replication_diagram_renders() {
+    let html = family_page("crdt", 4, None);
+    if let Some(img) = screenshot("crdt", &html) {
+        assert_rendered("crdt", &img);
+    }
+}
+
+#[test]
+fn byzantine_diagram_renders() {
+    let html = family_page("byzantine-generals", 4, None);
+    if let Some(img) = screenshot("byzantine-generals", &html) {
+        assert_rendered("byzantine-generals", &img);
     }
 }
 

@@ -306,13 +306,13 @@ fn run(opts: &LabOptions) -> LabRun {
             5.0 * (k - 1.0)
         ),
         None,
-    ));
-    report.costs.push(Cost::new(
-        "quorum size K",
-        k,
-        "2√N-1 on a full grid",
-        Some(2.0 * (n as f64).sqrt() - 1.0),
-    ));
+    )
+    .at_least(3.0 * (k - 1.0))
+    .at_most(5.0 * (k - 1.0)));
+    report.costs.push(
+        Cost::new("quorum size K", k, "≈ 2√N-1 (exact on a full grid)", None)
+            .near(2.0 * (n as f64).sqrt() - 1.0),
+    );
     for kind in ["Failed", "Inquire", "Yield"] {
         report.costs.push(Cost::new(
             &format!("{} per entry", kind.to_uppercase()),

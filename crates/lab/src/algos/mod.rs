@@ -1,6 +1,7 @@
 //! The algorithms, one module each, and the registry that lists them.
 
 pub mod clockwork;
+pub mod commit_common;
 pub mod deadlock_common;
 pub mod gossip_common;
 pub mod mutex_common;
@@ -24,6 +25,7 @@ registry! {
     hlc,
     cristian,
     berkeley,
+    ntp,
     chandy_lamport,
     central_mutex,
     token_ring,
@@ -40,4 +42,15 @@ registry! {
     heartbeat,
     phi_accrual,
     swim,
+    paxos,
+    multi_paxos,
+    bully,
+    ring_election,
+    byzantine_generals,
+    pbft,
+    two_phase_commit,
+    three_phase_commit,
+    consistent_hashing,
+    crdt,
+    version_vectors,
 }
