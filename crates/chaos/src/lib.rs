@@ -497,8 +497,11 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         "synod chaos: {:?}, {} members, seed {}: {}",
         cfg.target, cfg.nodes, cfg.seed, report.verdict
     );
-    std::fs::write(&picture, timeline::svg(&ops, &report.faults, start_ns, &title))
-        .map_err(|e| ChaosError::Setup(format!("{}: {e}", picture.display())))?;
+    std::fs::write(
+        &picture,
+        timeline::svg(&ops, &report.faults, start_ns, &title),
+    )
+    .map_err(|e| ChaosError::Setup(format!("{}: {e}", picture.display())))?;
     let path = cfg.dir.join("report.json");
     let json = serde_json::to_string_pretty(&report).expect("a report serializes");
     std::fs::write(&path, json)

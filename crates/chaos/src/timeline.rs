@@ -115,7 +115,13 @@ pub fn svg(ops: &[Op], faults: &[FaultRecord], start_ns: u64, title: &str) -> St
         TOP + plot_h,
         W - RIGHT
     );
-    let step = if end > 120.0 { 30.0 } else if end > 30.0 { 10.0 } else { 5.0 };
+    let step = if end > 120.0 {
+        30.0
+    } else if end > 30.0 {
+        10.0
+    } else {
+        5.0
+    };
     let mut t = 0.0;
     while t <= end {
         let _ = writeln!(
@@ -136,7 +142,9 @@ pub fn svg(ops: &[Op], faults: &[FaultRecord], start_ns: u64, title: &str) -> St
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -175,9 +183,12 @@ mod tests {
         let svg = svg(&ops, &faults, 0, "run");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains(">Kill</text>"), "the fault is named");
-        assert!(svg.contains("m1 killed &lt;&amp; more&gt;"), "text is escaped");
+        assert!(
+            svg.contains("m1 killed &lt;&amp; more&gt;"),
+            "text is escaped"
+        );
         assert!(svg.contains("recovery 0.50 s"));
         assert!(svg.contains("1 failed or unknown"), "the unknown op shows");
-        assert!(svg.contains(r#"stroke="#1a73e8""#), "throughput is drawn");
+        assert!(svg.contains(r##"stroke="#1a73e8""##), "throughput is drawn");
     }
 }

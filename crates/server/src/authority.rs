@@ -486,9 +486,12 @@ mod tests {
         })
     }
 
+    /// A header block's frames, as (type, flags), and its decoded headers.
+    type HeaderBlock = (Vec<(u8, u8)>, Vec<(Vec<u8>, Vec<u8>)>);
+
     /// The headers of every header block in `bytes` (after the preface),
     /// decoded with a fresh decoder, with each frame's type and flags.
-    fn blocks(bytes: &[u8]) -> Vec<(Vec<(u8, u8)>, Vec<(Vec<u8>, Vec<u8>)>)> {
+    fn blocks(bytes: &[u8]) -> Vec<HeaderBlock> {
         let mut d = loona_hpack::Decoder::new();
         let mut rest = &bytes[PREFACE.len()..];
         let mut out = Vec::new();

@@ -40,15 +40,13 @@ fn scrape(ep: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Each metric's name with the sets of label names its samples carry.
+type Shapes = BTreeMap<String, BTreeSet<Vec<String>>>;
+
 /// Each sample's name and its label names (values dropped), and the value
 /// of each sample line as written.
-fn samples(
-    text: &str,
-) -> (
-    BTreeMap<String, BTreeSet<Vec<String>>>,
-    Vec<(String, String)>,
-) {
-    let mut shapes: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
+fn samples(text: &str) -> (Shapes, Vec<(String, String)>) {
+    let mut shapes = Shapes::new();
     let mut lines = Vec::new();
     for l in text
         .lines()
