@@ -59,12 +59,12 @@ impl Cluster {
             extra: extra.to_vec(),
         };
         for i in 0..net.nodes() {
-            c.spawn(net, i)?;
+            c.spawn(net, i, "new")?;
         }
         Ok(c)
     }
 
-    fn spawn(&mut self, net: &Net, i: usize) -> Result<(), ChaosError> {
+    fn spawn(&mut self, net: &Net, i: usize, state: &str) -> Result<(), ChaosError> {
         assert!(self.children[i].is_none(), "member {i} is running");
         let addr = net.addr(i);
         let log_path = self.dir.join(format!("m{i}.log"));
@@ -76,7 +76,7 @@ impl Cluster {
         let err = log
             .try_clone()
             .map_err(|e| ChaosError::Setup(format!("{}: {e}", log_path.display())))?;
-        let data = self.dir.join(format!("m{i}"));
+        let data = self.data_dir(i);
         let client = format!("http://{addr}:{CLIENT_PORT}");
         let peer = format!("http://{addr}:{PEER_PORT}");
         let mut cmd = Command::new("ip");
@@ -92,7 +92,7 @@ impl Cluster {
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.initial])
-            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-state", state])
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log)
@@ -127,7 +127,34 @@ impl Cluster {
 
     /// Starts member `i` again from its data dir.
     pub fn restart(&mut self, net: &Net, i: usize) -> Result<(), ChaosError> {
-        self.spawn(net, i)
+        self.spawn(net, i, "new")
+    }
+
+    /// Starts member `i`, stopped and its data dir emptied, as a new member
+    /// joining the running cluster (after a `member add` of its peer URL).
+    pub fn join(&mut self, net: &Net, i: usize) -> Result<(), ChaosError> {
+        self.spawn(net, i, "existing")
+    }
+
+    /// Member `i`'s data dir.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("m{i}"))
+    }
+
+    /// Empties the data dir of stopped member `i`.
+    pub fn wipe(&mut self, i: usize) -> Result<(), ChaosError> {
+        assert!(self.children[i].is_none(), "member {i} is running");
+        let d = self.data_dir(i);
+        match std::fs::remove_dir_all(&d) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ChaosError::Setup(format!("{}: {e}", d.display()))),
+        }
+    }
+
+    /// The peer URL of member `i`.
+    pub fn peer_url(net: &Net, i: usize) -> String {
+        format!("http://{}:{PEER_PORT}", net.addr(i))
     }
 
     /// Whether member `i` runs (it may be paused).

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod disk;
 pub mod net;
 pub mod timeline;
 pub mod workload;
@@ -56,17 +57,36 @@ pub enum Fault {
     /// SIGSTOP of a member (the leader half of the time) for the whole
     /// fault, SIGCONT at heal.
     Pause,
+    /// SIGKILL of every member at once (a power cut, as far as what the
+    /// processes held in memory goes), all restarted at heal.
+    KillAll,
+    /// Each member hears only its two neighbours on a ring (with 3 members
+    /// everyone is a neighbour: no cut).
+    Ring,
+    /// SIGKILL of a member and damage to its files (the newest WAL segment
+    /// cut short or a byte flipped, or a byte of the store flipped),
+    /// restarted at heal: it must serve again or refuse to start saying
+    /// why, and then it is replaced by a new member with an empty data dir.
+    DiskDamage,
+    /// A member removed from the cluster (`member remove`), its data dir
+    /// wiped, added back as a new member (`member add`) and, at heal,
+    /// started to join with `--initial-cluster-state existing`.
+    Replace,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 10] = [
         Fault::Partition,
         Fault::IsolateLeader,
         Fault::OneWay,
         Fault::Bridge,
         Fault::Kill,
         Fault::Pause,
+        Fault::KillAll,
+        Fault::Ring,
+        Fault::DiskDamage,
+        Fault::Replace,
     ];
 }
 
@@ -238,6 +258,71 @@ async fn recovery(endpoints: &[String], limit: Duration) -> Option<Duration> {
     None
 }
 
+/// Waits until member `i` answers a linearizable read on its endpoint
+/// `ep` (`None`) or its process exits (`Some` of the last lines of its
+/// log), at most `limit`.
+async fn serves_or_exits(cl: &mut Cluster, i: usize, ep: &str, limit: Duration) -> Option<String> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if !cl.running(i) {
+            return Some(cl.log_tail(i, 3));
+        }
+        if let Some((_, st)) = cl.exited().into_iter().find(|(m, _)| *m == i) {
+            return Some(format!("exit {st}: {}", cl.log_tail(i, 3)));
+        }
+        let c = client(&[ep.to_string()], Duration::from_millis(500), 1).await;
+        let r = c
+            .range(RangeRequest {
+                key: b"chaos-probe".to_vec(),
+                ..Default::default()
+            })
+            .await;
+        if r.is_ok() {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Takes member `v` out of the cluster (`member remove` through the
+/// others), stops it, wipes its data dir and adds its peer URL back as a
+/// new member (started later with [`Cluster::join`]).
+async fn remove_and_add(
+    endpoints: &[String],
+    net: &Net,
+    cl: &mut Cluster,
+    v: usize,
+) -> Result<(), String> {
+    let others: Vec<String> = (0..endpoints.len())
+        .filter(|&i| i != v)
+        .map(|i| endpoints[i].clone())
+        .collect();
+    let c = client(&others, Duration::from_secs(3), 5).await;
+    let url = Cluster::peer_url(net, v);
+    let list = c
+        .member_list()
+        .await
+        .map_err(|e| format!("member list: {e}"))?;
+    if let Some(m) = list.members.iter().find(|m| m.peer_ur_ls.contains(&url)) {
+        c.member_remove(m.id)
+            .await
+            .map_err(|e| format!("member remove m{v}: {e}"))?;
+    }
+    cl.kill(v).map_err(|e| e.to_string())?;
+    cl.wipe(v).map_err(|e| e.to_string())?;
+    // A removed leader's successor may take a moment to be elected.
+    let mut last = String::new();
+    for _ in 0..20 {
+        match c.member_add(vec![url.clone()], false).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(format!("member add m{v}: {last}"))
+}
+
 /// Runs one chaos run and reports it. An `Err` means the run could not be
 /// carried out; a failed check is a report with `passed: false`.
 pub fn run(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
@@ -265,6 +350,9 @@ fn pick(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
 enum Undo {
     Net,
     Restart(usize),
+    RestartAll,
+    RestartDamaged(usize),
+    Join(usize),
     Resume(usize),
 }
 
@@ -376,6 +464,50 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
                 cl.pause(v)?;
                 (format!("m{v} paused"), Undo::Resume(v))
             }
+            Fault::KillAll => {
+                for v in 0..n {
+                    cl.kill(v)?;
+                }
+                ("every member killed".to_string(), Undo::RestartAll)
+            }
+            Fault::DiskDamage => {
+                let v = victim(&mut rng);
+                cl.kill(v)?;
+                let (_, what) = disk::damage(cfg.target, &cl.data_dir(v), &mut rng)?;
+                (format!("m{v} killed; {what}"), Undo::RestartDamaged(v))
+            }
+            Fault::Replace => {
+                let v = victim(&mut rng);
+                match remove_and_add(&endpoints, &net, &mut cl, v).await {
+                    Ok(()) => (format!("m{v} removed, wiped and added back"), Undo::Join(v)),
+                    Err(e) => {
+                        crashed.push(format!("membership change failed: {e}"));
+                        (format!("m{v} not replaced: {e}"), Undo::Join(v))
+                    }
+                }
+            }
+            Fault::Ring => {
+                let order = pick(&mut rng, n, n);
+                for (k, &a) in order.iter().enumerate() {
+                    for (j, &b) in order.iter().enumerate() {
+                        let d = k.abs_diff(j);
+                        if d > 1 && d < n - 1 {
+                            net.cut(b, a)?;
+                        }
+                    }
+                }
+                (
+                    format!(
+                        "ring {}",
+                        order
+                            .iter()
+                            .map(|i| format!("m{i}"))
+                            .collect::<Vec<_>>()
+                            .join("-")
+                    ),
+                    Undo::Net,
+                )
+            }
         };
         let start_s = t0.elapsed().as_secs_f64();
         let w0 = clock.now();
@@ -384,6 +516,40 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         match undo {
             Undo::Net => net.heal()?,
             Undo::Restart(v) => cl.restart(&net, v)?,
+            Undo::RestartAll => {
+                for v in 0..n {
+                    cl.restart(&net, v)?;
+                }
+            }
+            Undo::Join(v) => {
+                if !cl.running(v) {
+                    cl.join(&net, v)?;
+                }
+            }
+            Undo::RestartDamaged(v) => {
+                cl.restart(&net, v)?;
+                if let Some(why) =
+                    serves_or_exits(&mut cl, v, &endpoints[v], cfg.recover_within).await
+                {
+                    let refused = ["corrupt", "checksum", "damaged", "crc", "mismatch"]
+                        .iter()
+                        .any(|w| why.to_lowercase().contains(w));
+                    if !refused {
+                        crashed.push(format!(
+                            "m{v} exited after disk damage without naming it: {why}"
+                        ));
+                    }
+                    say(
+                        cfg,
+                        t0,
+                        format_args!("m{v} refused to start: {why}; replacing it"),
+                    );
+                    match remove_and_add(&endpoints, &net, &mut cl, v).await {
+                        Ok(()) => cl.join(&net, v)?,
+                        Err(e) => crashed.push(format!("membership change failed: {e}")),
+                    }
+                }
+            }
             Undo::Resume(v) => cl.resume(v)?,
         }
         windows.push((w0, clock.now()));

@@ -1,6 +1,8 @@
-//! The run as a picture: throughput of successful operations over time,
-//! failed and unknown ones beneath it, each fault shaded with its name and
-//! the time to recover after its heal marked.
+//! The run as a picture: above, each operation's latency at the time it
+//! was invoked, coloured by outcome (a log scale); below, throughput of
+//! successful operations over time with failed and unknown ones beneath it;
+//! each fault shaded across both with its name, and the time to recover
+//! after its heal marked.
 
 use std::fmt::Write;
 
@@ -10,6 +12,10 @@ use crate::FaultRecord;
 
 const W: f64 = 960.0;
 const H: f64 = 320.0;
+/// Height of the latency panel above the throughput panel.
+const LAT_H: f64 = 200.0;
+/// Most operations drawn as dots (beyond it, every k-th).
+const MAX_DOTS: usize = 20_000;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 30.0;
@@ -49,15 +55,23 @@ pub fn svg(ops: &[Op], faults: &[FaultRecord], start_ns: u64, title: &str) -> St
     let x = |t: f64| LEFT + plot_w * t / end;
     let y = |r: f64| TOP + plot_h * (1.0 - r / max_rate);
     let mut s = String::new();
+    let total_h = H + LAT_H;
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{total_h}" font-family="sans-serif" font-size="11">"#
     );
-    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(s, r#"<rect width="{W}" height="{total_h}" fill="white"/>"#);
     let _ = writeln!(
         s,
         r#"<text x="{LEFT}" y="18" font-size="13">{}</text>"#,
         escape(title)
+    );
+    latency_panel(&mut s, ops, faults, start_ns, end);
+    // The throughput panel, below.
+    let _ = writeln!(
+        s,
+        r#"<g transform="translate(0,{:.1})">"#,
+        LAT_H - TOP + 10.0
     );
     for f in faults {
         let (a, b) = (x(f.start_s), x(f.heal_s));
@@ -137,8 +151,72 @@ pub fn svg(ops: &[Op], faults: &[FaultRecord], start_ns: u64, title: &str) -> St
         r##"<text x="{LEFT}" y="{:.1}">ops/s (max {max_rate:.0}); red: failed or unknown; shaded: fault, then recovery</text>"##,
         H - 12.0
     );
-    s.push_str("</svg>\n");
+    s.push_str("</g>\n</svg>\n");
     s
+}
+
+/// Each operation as a dot at (invocation, latency), latency on a log
+/// scale from 0.1 ms to the longest; an unknown outcome sits at the top.
+fn latency_panel(s: &mut String, ops: &[Op], faults: &[FaultRecord], start_ns: u64, end: f64) {
+    let secs = |t: u64| t.saturating_sub(start_ns) as f64 / 1e9;
+    let plot_w = W - LEFT - RIGHT;
+    let (top, bottom) = (TOP, LAT_H - 10.0);
+    let x = |t: f64| LEFT + plot_w * t / end;
+    let ms = |o: &Op| o.ret.map(|r| r.saturating_sub(o.call) as f64 / 1e6);
+    let max_ms = ops.iter().filter_map(ms).fold(1.0f64, f64::max);
+    let (lo, hi) = (0.1f64.log10(), max_ms.log10().max(0.0) + 0.05);
+    let y = |v: f64| bottom - (bottom - top) * ((v.max(0.1).log10() - lo) / (hi - lo));
+    for f in faults {
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{top}" width="{:.1}" height="{:.1}" fill="#f4c7c3"/>"##,
+            x(f.start_s),
+            (x(f.heal_s) - x(f.start_s)).max(1.0),
+            bottom - top
+        );
+    }
+    let mine: Vec<&Op> = ops.iter().filter(|o| o.call >= start_ns).collect();
+    let every = mine.len().div_ceil(MAX_DOTS).max(1);
+    for o in mine.iter().step_by(every) {
+        let (cy, colour) = match (ms(o), succeeded(o)) {
+            (Some(v), true) => (y(v), "#188038"),
+            (Some(v), false) => (y(v), "#d93025"),
+            (None, _) => (top + 2.0, "#777"),
+        };
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{:.1}" cy="{cy:.1}" r="1.6" fill="{colour}"/>"##,
+            x(secs(o.call))
+        );
+    }
+    let _ = writeln!(
+        s,
+        r##"<line x1="{LEFT}" y1="{bottom}" x2="{0}" y2="{bottom}" stroke="#444"/><line x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}" stroke="#444"/>"##,
+        W - RIGHT
+    );
+    let mut tick = 0.1f64;
+    while tick <= max_ms * 1.01 {
+        let label = if tick < 1.0 {
+            format!("{tick:.1}ms")
+        } else if tick < 1000.0 {
+            format!("{tick:.0}ms")
+        } else {
+            format!("{:.0}s", tick / 1000.0)
+        };
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
+            LEFT - 4.0,
+            y(tick) + 4.0
+        );
+        tick *= 10.0;
+    }
+    let _ = writeln!(
+        s,
+        r##"<text x="{:.1}" y="{:.1}">latency per operation: green ok, red failed, grey unknown (at the top)</text>"##,
+        LEFT + 6.0,
+        top + 12.0
+    );
 }
 
 fn escape(s: &str) -> String {
@@ -190,5 +268,8 @@ mod tests {
         assert!(svg.contains("recovery 0.50 s"));
         assert!(svg.contains("1 failed or unknown"), "the unknown op shows");
         assert!(svg.contains(r##"stroke="#1a73e8""##), "throughput is drawn");
+        assert_eq!(svg.matches("<circle").count(), 3, "each operation is a dot");
+        assert_eq!(svg.matches(r##"fill="#777""##).count(), 1, "one unknown");
+        assert_eq!(svg.matches(r##"fill="#188038""##).count(), 2, "two ok");
     }
 }

@@ -94,6 +94,11 @@ fn value_of(kvs: &[synod_proto::mvccpb::KeyValue]) -> Option<String> {
         .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
 }
 
+/// A worker's pause after a failed or unknown operation: with every member
+/// down, errors come back at once, and thousands of unknown writes a second
+/// would say nothing more and slow the linearizability check.
+const BACKOFF: Duration = Duration::from_millis(50);
+
 /// The outcome of one write as recorded: `Some(())` known, `None` unknown.
 /// Every error of a write is an unknown outcome: a timeout or a lost
 /// connection may hide a write that was taken in, and even a refusal such as
@@ -218,15 +223,24 @@ async fn worker(w: usize, endpoints: Vec<String>, cfg: WorkloadConfig, seed: u64
                     ..Default::default()
                 })
                 .await;
-            let mut r = sh.rec();
-            match res {
-                Ok(resp) => {
-                    let v = value_of(&resp.kvs);
-                    seen.insert(k, v.clone());
-                    r.complete(p, true, v, sh.clock.now());
+            let failed = {
+                let mut r = sh.rec();
+                match res {
+                    Ok(resp) => {
+                        let v = value_of(&resp.kvs);
+                        seen.insert(k, v.clone());
+                        r.complete(p, true, v, sh.clock.now());
+                        false
+                    }
+                    // A failed read constrains nothing; the client goes on.
+                    Err(_) => {
+                        r.complete(p, false, None, sh.clock.now());
+                        true
+                    }
                 }
-                // A failed read constrains nothing; the client goes on.
-                Err(_) => r.complete(p, false, None, sh.clock.now()),
+            };
+            if failed {
+                tokio::time::sleep(BACKOFF).await;
             }
             continue;
         }
@@ -300,20 +314,27 @@ async fn worker(w: usize, endpoints: Vec<String>, cfg: WorkloadConfig, seed: u64
                 .await;
             (p, write_outcome(&res).map(|()| true))
         };
-        let mut r = sh.rec();
-        match res {
-            Some(ok) => {
-                r.complete(p, ok, None, sh.clock.now());
-                if ok {
-                    sh.acked_writes.fetch_add(1, Ordering::Relaxed);
-                    let written = if roll >= 95 { None } else { Some(value) };
-                    seen.insert(k, written);
+        let unknown = {
+            let mut r = sh.rec();
+            match res {
+                Some(ok) => {
+                    r.complete(p, ok, None, sh.clock.now());
+                    if ok {
+                        sh.acked_writes.fetch_add(1, Ordering::Relaxed);
+                        let written = if roll >= 95 { None } else { Some(value) };
+                        seen.insert(k, written);
+                    }
+                    false
+                }
+                None => {
+                    r.complete_unknown(p);
+                    me = r.fresh_client();
+                    true
                 }
             }
-            None => {
-                r.complete_unknown(p);
-                me = r.fresh_client();
-            }
+        };
+        if unknown {
+            tokio::time::sleep(BACKOFF).await;
         }
     }
 }

@@ -127,7 +127,15 @@ pub enum HostBug {
     /// were serializable (a cut-off or lagging follower serves stale values:
     /// linearizability breaks).
     StaleReads,
+    /// The member acknowledges writes (to its leader, and so to clients)
+    /// before its log is durable, syncing only every
+    /// [`LAZY_SYNC_TICKS`] ticks: a crash of a quorum within that window
+    /// loses acknowledged writes.
+    AckBeforeSync,
 }
+
+/// With [`HostBug::AckBeforeSync`]: how often the log is really synced.
+pub const LAZY_SYNC_TICKS: u64 = 10;
 
 /// How a host behaves.
 #[derive(Clone, Debug)]
@@ -261,6 +269,10 @@ pub struct Host {
     publish_seq: u64,
     /// Tick and applied index of the store's last durable commit, per the schedule.
     store_committed: (u64, u64),
+    /// With [`HostBug::AckBeforeSync`]: the tick of the last real sync, and
+    /// whether writes were acknowledged since without one (the store must
+    /// not commit past a log that is not durable).
+    lazy_sync: (u64, bool),
 }
 
 /// Every group's applied index, summed: it grows whenever any group applies,
@@ -294,6 +306,7 @@ impl Host {
             removed_at: None,
             publish_seq: 0,
             store_committed: (0, committed),
+            lazy_sync: (0, false),
         }
     }
 
@@ -451,7 +464,7 @@ impl Host {
             let waiting = &self.waiting;
             self.renamed.retain(|_, orig| waiting.contains_key(orig));
         }
-        if disk_idle {
+        if disk_idle && !self.lazy_sync.1 {
             self.schedule_store_commit(false);
         }
     }
@@ -476,6 +489,13 @@ impl Host {
         self.follow_leaders();
         // A snapshot install moves the revision without events: check always.
         self.release_held();
+        if self.cfg.bug == Some(HostBug::AckBeforeSync)
+            && rd.must_sync
+            && self.ticks < self.lazy_sync.0 + LAZY_SYNC_TICKS
+        {
+            rd.must_sync = false;
+            self.lazy_sync.1 = true;
+        }
         rd
     }
 
@@ -483,8 +503,11 @@ impl Host {
     /// and sent its messages. `synced`: everything written so far is
     /// durable, so the store may commit.
     pub fn advance(&mut self, rd: Ready, synced: bool) {
+        if rd.must_sync && synced {
+            self.lazy_sync = (self.ticks, false);
+        }
         self.node.advance(rd);
-        if synced {
+        if synced && !self.lazy_sync.1 {
             self.schedule_store_commit(false);
         }
     }

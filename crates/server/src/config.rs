@@ -90,8 +90,9 @@ pub struct ServerConfig {
 }
 
 /// The planted bugs `--experimental-planted-bug` takes, by name.
-pub const PLANTED_BUGS: [(&str, synod_node::HostBug); 3] = [
+pub const PLANTED_BUGS: [(&str, synod_node::HostBug); 4] = [
     ("stale-reads", synod_node::HostBug::StaleReads),
+    ("ack-before-sync", synod_node::HostBug::AckBeforeSync),
     ("reply-before-apply", synod_node::HostBug::ReplyBeforeApply),
     (
         "forward-without-session",

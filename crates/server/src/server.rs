@@ -45,11 +45,29 @@ pub enum StartError {
     #[error(transparent)]
     Disk(#[from] DiskError),
     /// The node refused its recovered state.
-    #[error("cannot start the node: {0}")]
+    #[error("cannot start the node: {0}{hint}", hint = restore_hint(.0))]
     Node(#[from] NodeError),
     /// The configuration does not allow starting.
     #[error("{0}")]
     Config(String),
+}
+
+/// What to do when a group's recovered state contradicts itself (its WAL
+/// lost records it had made durable: a disk that lied about a sync, or a
+/// file cut short or damaged).
+fn restore_hint(e: &NodeError) -> &'static str {
+    match e {
+        NodeError::Config {
+            err: synod_raft::ConfigError::BadRestore(_),
+            ..
+        } => {
+            "; the data dir's log was damaged or cut short, and a member that \
+             forgot what it acknowledged must not vote: take it out with `member \
+             remove`, empty its data dir, `member add` it and start it with \
+             --initial-cluster-state existing"
+        }
+        _ => "",
+    }
 }
 
 async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, StartError> {

@@ -153,7 +153,7 @@ pub enum Bug {
 }
 
 /// Every planted bug, with its command-line name and what it breaks.
-pub const BUGS: [(&str, Bug, &str); 5] = [
+pub const BUGS: [(&str, Bug, &str); 6] = [
     (
         "vote-without-log-check",
         Bug::Raft(PlantedBug::VoteWithoutLogCheck),
@@ -178,6 +178,11 @@ pub const BUGS: [(&str, Bug, &str); 5] = [
         "stale-reads",
         Bug::Host(HostBug::StaleReads),
         "a follower answers linearizable reads from its own state",
+    ),
+    (
+        "ack-before-sync",
+        Bug::Host(HostBug::AckBeforeSync),
+        "members acknowledge writes before their log is durable, syncing lazily",
     ),
 ];
 

@@ -129,6 +129,7 @@ fn planted_host_bugs_are_caught() {
         ("reply-before-apply", HostBug::ReplyBeforeApply),
         ("forward-without-session", HostBug::ForwardWithoutSession),
         ("stale-reads", HostBug::StaleReads),
+        ("ack-before-sync", HostBug::AckBeforeSync),
     ] {
         let caught = first_catch(Bug::Host(bug), 3);
         assert!(
