@@ -28,6 +28,26 @@ pub struct Cluster {
     paused: Vec<bool>,
     initial: String,
     extra: Vec<String>,
+    /// libfaketime, preloaded into every member so its clock can be moved
+    /// from outside (through the file [`Cluster::clock_file`] names).
+    faketime: Option<PathBuf>,
+}
+
+/// Where Debian's `faketime` package puts the multi-threaded library.
+const FAKETIME_LIBS: [&str; 2] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+];
+
+/// The multi-threaded libfaketime, if installed.
+pub fn faketime_lib() -> Result<PathBuf, ChaosError> {
+    FAKETIME_LIBS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            ChaosError::Setup("clock faults need libfaketime (Debian's faketime package)".into())
+        })
 }
 
 /// The client port of every member.
@@ -44,6 +64,7 @@ impl Cluster {
         binary: &Path,
         dir: &Path,
         extra: &[String],
+        faketime: Option<PathBuf>,
     ) -> Result<Cluster, ChaosError> {
         let initial = (0..net.nodes())
             .map(|i| format!("m{i}=http://{}:{PEER_PORT}", net.addr(i)))
@@ -57,6 +78,7 @@ impl Cluster {
             paused: vec![false; net.nodes()],
             initial,
             extra: extra.to_vec(),
+            faketime,
         };
         for i in 0..net.nodes() {
             c.spawn(net, i, "new")?;
@@ -81,6 +103,14 @@ impl Cluster {
         let peer = format!("http://{addr}:{PEER_PORT}");
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &net.ns(i)]).arg(&self.binary);
+        if let Some(lib) = &self.faketime {
+            let clock = self.clock_file(i);
+            set_clock(&clock, 0)?;
+            // Read at every call: a change lands at once.
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME_TIMESTAMP_FILE", &clock)
+                .env("FAKETIME_NO_CACHE", "1");
+        }
         if self.target == Target::Synod {
             cmd.arg("server");
         }
@@ -134,6 +164,11 @@ impl Cluster {
     /// joining the running cluster (after a `member add` of its peer URL).
     pub fn join(&mut self, net: &Net, i: usize) -> Result<(), ChaosError> {
         self.spawn(net, i, "existing")
+    }
+
+    /// The file holding member `i`'s clock offset (libfaketime's format).
+    pub fn clock_file(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("m{i}.clock"))
     }
 
     /// Member `i`'s data dir.
@@ -200,6 +235,16 @@ impl Cluster {
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// Sets the offset of the clock that reads `file` to `secs` seconds (its
+/// monotonic and wall clocks both), replacing the file whole so that a
+/// reader never sees it half written.
+pub fn set_clock(file: &Path, secs: i64) -> Result<(), ChaosError> {
+    let tmp = file.with_extension("clock-next");
+    let io = |e: std::io::Error| ChaosError::Setup(format!("{}: {e}", file.display()));
+    std::fs::write(&tmp, format!("{secs:+}\n")).map_err(io)?;
+    std::fs::rename(&tmp, file).map_err(io)
 }
 
 impl Drop for Cluster {

@@ -17,6 +17,8 @@ pub mod workload;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -72,11 +74,18 @@ pub enum Fault {
     /// wiped, added back as a new member (`member add`) and, at heal,
     /// started to join with `--initial-cluster-state existing`.
     Replace,
+    /// A member's clock (the leader's half the time; monotonic and wall
+    /// alike, through libfaketime) strobes: it jumps between true time and
+    /// an offset of up to a minute ahead, back and forth, staying 50 ms to
+    /// 1.5 s at each (while it is behind, timers set while it was ahead
+    /// stall), until heal. synod only: etcd's Go runtime reads the clock without
+    /// libc.
+    ClockStrobe,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 11] = [
         Fault::Partition,
         Fault::IsolateLeader,
         Fault::OneWay,
@@ -87,6 +96,7 @@ impl Fault {
         Fault::Ring,
         Fault::DiskDamage,
         Fault::Replace,
+        Fault::ClockStrobe,
     ];
 }
 
@@ -305,9 +315,17 @@ async fn remove_and_add(
         .await
         .map_err(|e| format!("member list: {e}"))?;
     if let Some(m) = list.members.iter().find(|m| m.peer_ur_ls.contains(&url)) {
-        c.member_remove(m.id)
-            .await
-            .map_err(|e| format!("member remove m{v}: {e}"))?;
+        // etcd refuses to remove a member while another one has been
+        // connected only briefly ("unhealthy cluster"): retry, as an
+        // operator would.
+        let mut tries = 0;
+        while let Err(e) = c.member_remove(m.id).await {
+            tries += 1;
+            if tries == 20 {
+                return Err(format!("member remove m{v}: {e}"));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
     cl.kill(v).map_err(|e| e.to_string())?;
     cl.wipe(v).map_err(|e| e.to_string())?;
@@ -349,6 +367,7 @@ fn pick(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
 /// What a fault needs undone at heal.
 enum Undo {
     Net,
+    Clock(usize, tokio::task::JoinHandle<()>, Arc<AtomicBool>),
     Restart(usize),
     RestartAll,
     RestartDamaged(usize),
@@ -369,7 +388,19 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         }
         (None, _) => Vec::new(),
     };
-    let mut cl = Cluster::start(&net, cfg.target, &cfg.binary, &cfg.dir, &extra)?;
+    let faketime = if cfg.faults.contains(&Fault::ClockStrobe) {
+        if cfg.target == Target::Etcd {
+            return Err(ChaosError::Setup(
+                "clock faults are synod's only: etcd's Go runtime reads the clock without libc, \
+                 so libfaketime cannot move it"
+                    .into(),
+            ));
+        }
+        Some(cluster::faketime_lib()?)
+    } else {
+        None
+    };
+    let mut cl = Cluster::start(&net, cfg.target, &cfg.binary, &cfg.dir, &extra, faketime)?;
     let endpoints = Cluster::endpoints(&net);
     say(
         cfg,
@@ -486,6 +517,26 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
                     }
                 }
             }
+            Fault::ClockStrobe => {
+                let v = victim(&mut rng);
+                let ahead = 1 + rng.below(60) as i64;
+                let file = cl.clock_file(v);
+                let stop = Arc::new(AtomicBool::new(false));
+                let flag = stop.clone();
+                let mut dwell = Rng(rng.below(u64::MAX));
+                let task = tokio::spawn(async move {
+                    let mut on = true;
+                    while !flag.load(Ordering::Relaxed) {
+                        let _ = cluster::set_clock(&file, if on { ahead } else { 0 });
+                        on = !on;
+                        tokio::time::sleep(dwell.millis(50, 1500)).await;
+                    }
+                });
+                (
+                    format!("m{v}'s clock strobes between +0 s and +{ahead} s"),
+                    Undo::Clock(v, task, stop),
+                )
+            }
             Fault::Ring => {
                 let order = pick(&mut rng, n, n);
                 for (k, &a) in order.iter().enumerate() {
@@ -515,6 +566,11 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         tokio::time::sleep(cfg.fault_for).await;
         match undo {
             Undo::Net => net.heal()?,
+            Undo::Clock(v, task, stop) => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = task.await;
+                cluster::set_clock(&cl.clock_file(v), 0)?;
+            }
             Undo::Restart(v) => cl.restart(&net, v)?,
             Undo::RestartAll => {
                 for v in 0..n {
