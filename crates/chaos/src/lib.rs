@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod disk;
 pub mod net;
 pub mod timeline;
+pub mod watchers;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use synod_proto::etcdserverpb::RangeRequest;
 
 use crate::cluster::{Cluster, Target};
 use crate::net::Net;
+use crate::watchers::{WatchReport, Watchers};
 use crate::workload::{Rng, Workload, WorkloadConfig};
 
 /// Why a run could not be carried out (as opposed to a check that failed,
@@ -190,6 +192,8 @@ pub struct Report {
     pub lost: Vec<String>,
     /// Members that exited on their own, in words.
     pub crashed: Vec<String>,
+    /// The watchers' checks.
+    pub watch: WatchReport,
     /// The longest recovery, in seconds.
     pub max_recovery_s: Option<f64>,
     /// Whether every check passed.
@@ -419,6 +423,18 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut rng = Rng(cfg.seed);
+    let head = client(&endpoints, Duration::from_secs(3), 10).await;
+    let from = head
+        .range(RangeRequest {
+            key: b"chaos-probe".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ChaosError::Setup(format!("the first read: {e}")))?
+        .header
+        .map_or(0, |h| h.revision)
+        + 1;
+    let watchers = Watchers::start(&endpoints, "chaos/", from, cfg.nodes);
     let mut wl = Workload::start(
         &endpoints,
         WorkloadConfig {
@@ -645,6 +661,28 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
     let reader = client(&endpoints, Duration::from_secs(3), 10).await;
     let finals = wl.final_reads(&reader).await;
     let ops = wl.history();
+    let last_rev = reader
+        .range(RangeRequest {
+            key: b"chaos-probe".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .ok()
+        .and_then(|r| r.header)
+        .map_or(0, |h| h.revision);
+    let watch = watchers
+        .finish(last_rev, Duration::from_secs(30), &ops)
+        .await;
+    say(
+        cfg,
+        t0,
+        format_args!(
+            "watchers checked: {} events, {} resumptions, {} problems",
+            watch.events,
+            watch.resumed,
+            watch.problems.len()
+        ),
+    );
     let history = cfg.dir.join("history.jsonl");
     let file = std::fs::File::create(&history)
         .map_err(|e| ChaosError::Setup(format!("{}: {e}", history.display())))?;
@@ -706,10 +744,15 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         acked_writes: count(&|o| o.op != OpKind::Get && o.ok == Some(true)),
         unknown: count(&|o| o.ok.is_none()),
         availability: av,
-        passed: verdict == "linearizable" && lost.is_empty() && crashed.is_empty() && all_recovered,
+        passed: verdict == "linearizable"
+            && lost.is_empty()
+            && crashed.is_empty()
+            && all_recovered
+            && watch.problems.is_empty(),
         verdict,
         lost,
         crashed,
+        watch,
         max_recovery_s,
         faults,
         history,
@@ -763,6 +806,17 @@ pub fn summary(r: &Report) -> String {
     for c in &r.crashed {
         s += &format!("crashed: {c}\n");
     }
+    s += &format!(
+        "watch: {} watchers, {} events, resumed {} times: {}\n",
+        r.watch.watchers,
+        r.watch.events,
+        r.watch.resumed,
+        if r.watch.problems.is_empty() {
+            "every watcher saw every event once, in order".to_string()
+        } else {
+            r.watch.problems.join("; ")
+        }
+    );
     s += if r.passed { "PASS" } else { "FAIL" };
     s
 }
