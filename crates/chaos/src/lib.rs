@@ -76,6 +76,10 @@ pub enum Fault {
     /// wiped, added back as a new member (`member add`) and, at heal,
     /// started to join with `--initial-cluster-state existing`.
     Replace,
+    /// Every member drops 10-40% of what the others send it, at random
+    /// (nftables; this kernel has no netem for delay, duplication or
+    /// reordering).
+    Loss,
     /// A member's clock (the leader's half the time; monotonic and wall
     /// alike, through libfaketime) strobes: it jumps between true time and
     /// an offset of up to a minute ahead, back and forth, staying 50 ms to
@@ -87,7 +91,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 12] = [
         Fault::Partition,
         Fault::IsolateLeader,
         Fault::OneWay,
@@ -98,6 +102,7 @@ impl Fault {
         Fault::Ring,
         Fault::DiskDamage,
         Fault::Replace,
+        Fault::Loss,
         Fault::ClockStrobe,
     ];
 }
@@ -532,6 +537,16 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
                         (format!("m{v} not replaced: {e}"), Undo::Join(v))
                     }
                 }
+            }
+            Fault::Loss => {
+                let percent = 10 + rng.below(31) as u32;
+                for to in 0..n {
+                    net.lossy(to, percent)?;
+                }
+                (
+                    format!("{percent}% of packets between members lost"),
+                    Undo::Net,
+                )
             }
             Fault::ClockStrobe => {
                 let v = victim(&mut rng);

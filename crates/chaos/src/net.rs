@@ -139,6 +139,24 @@ impl Net {
         Ok(())
     }
 
+    /// Drops `percent` of the packets every other member sends to `to`, at
+    /// random (loss, not a cut: TCP retransmits through it).
+    pub fn lossy(&mut self, to: usize, percent: u32) -> Result<(), ChaosError> {
+        assert!(to < self.nodes && (1..100).contains(&percent));
+        for from in (0..self.nodes).filter(|&f| f != to) {
+            // Recorded as a cut so that heal flushes the receiver's chain.
+            self.cuts.insert((from, to));
+            self.nft(
+                to,
+                &format!(
+                    "add rule inet chaos cut ip saddr {} numgen random mod 100 < {percent} drop",
+                    self.addr(from)
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Cuts both directions between every member of `a` and every member of `b`.
     pub fn partition(&mut self, a: &[usize], b: &[usize]) -> Result<(), ChaosError> {
         for &x in a {
