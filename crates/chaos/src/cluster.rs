@@ -106,10 +106,13 @@ impl Cluster {
         if let Some(lib) = &self.faketime {
             let clock = self.clock_file(i);
             set_clock(&clock, 0)?;
-            // Read at every call: a change lands at once.
+            // Read at every call: a change lands at once. Only the wall
+            // clock moves: a machine's monotonic clock never steps (NTP
+            // slews it), while its wall clock is stepped back and forth.
             cmd.env("LD_PRELOAD", lib)
                 .env("FAKETIME_TIMESTAMP_FILE", &clock)
-                .env("FAKETIME_NO_CACHE", "1");
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
         if self.target == Target::Synod {
             cmd.arg("server");
@@ -237,8 +240,8 @@ impl Cluster {
     }
 }
 
-/// Sets the offset of the clock that reads `file` to `secs` seconds (its
-/// monotonic and wall clocks both), replacing the file whole so that a
+/// Sets the offset of the wall clock that reads `file` to `secs` seconds,
+/// replacing the file whole so that a
 /// reader never sees it half written.
 pub fn set_clock(file: &Path, secs: i64) -> Result<(), ChaosError> {
     let tmp = file.with_extension("clock-next");

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cluster;
 pub mod disk;
 pub mod net;
+pub mod set;
 pub mod timeline;
 pub mod watchers;
 pub mod workload;
@@ -25,10 +26,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use synod_check::{check, check_lost, write_jsonl, Config, OpKind, Verdict};
 use synod_client::{Client, ClientOptions};
-use synod_proto::etcdserverpb::RangeRequest;
+use synod_proto::etcdserverpb::{PutRequest, RangeRequest};
 
 use crate::cluster::{Cluster, Target};
 use crate::net::Net;
+use crate::set::{Adders, SetReport};
 use crate::watchers::{WatchReport, Watchers};
 use crate::workload::{Rng, Workload, WorkloadConfig};
 
@@ -80,11 +82,12 @@ pub enum Fault {
     /// (nftables; this kernel has no netem for delay, duplication or
     /// reordering).
     Loss,
-    /// A member's clock (the leader's half the time; monotonic and wall
-    /// alike, through libfaketime) strobes: it jumps between true time and
-    /// an offset of up to a minute ahead, back and forth, staying 50 ms to
-    /// 1.5 s at each (while it is behind, timers set while it was ahead
-    /// stall), until heal. synod only: etcd's Go runtime reads the clock without
+    /// A member's wall clock (the leader's half the time, through
+    /// libfaketime) strobes: it jumps between true time and an offset of up
+    /// to a minute ahead, back and forth, staying 50 ms to 1.5 s at each,
+    /// until heal. Its monotonic clock is left alone: no machine steps
+    /// that one (moved with it, every timer set while the clock was ahead
+    /// stalls until true time catches up). synod only: etcd's Go runtime reads the clock without
     /// libc.
     ClockStrobe,
 }
@@ -199,6 +202,8 @@ pub struct Report {
     pub crashed: Vec<String>,
     /// The watchers' checks.
     pub watch: WatchReport,
+    /// The set workload's check.
+    pub set: SetReport,
     /// The longest recovery, in seconds.
     pub max_recovery_s: Option<f64>,
     /// Whether every check passed.
@@ -440,6 +445,7 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         .map_or(0, |h| h.revision)
         + 1;
     let watchers = Watchers::start(&endpoints, "chaos/", from, cfg.nodes);
+    let adders = Adders::start(&endpoints, "chaos-set/", cfg.nodes);
     let mut wl = Workload::start(
         &endpoints,
         WorkloadConfig {
@@ -665,6 +671,7 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         });
     }
     wl.stop().await;
+    let adders = adders.stop().await;
     say(
         cfg,
         t0,
@@ -676,9 +683,22 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
     let reader = client(&endpoints, Duration::from_secs(3), 10).await;
     let finals = wl.final_reads(&reader).await;
     let ops = wl.history();
+    let set = adders.check(&reader).await;
+    say(
+        cfg,
+        t0,
+        format_args!(
+            "set checked: {} adds acknowledged, {} present, {} problems",
+            set.acked,
+            set.present,
+            set.problems.len()
+        ),
+    );
+    // A last write under the watched prefix: every watcher must reach it.
     let last_rev = reader
-        .range(RangeRequest {
-            key: b"chaos-probe".to_vec(),
+        .put(PutRequest {
+            key: b"chaos/~end".to_vec(),
+            value: b"end".to_vec(),
             ..Default::default()
         })
         .await
@@ -763,11 +783,13 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
             && lost.is_empty()
             && crashed.is_empty()
             && all_recovered
-            && watch.problems.is_empty(),
+            && watch.problems.is_empty()
+            && set.problems.is_empty(),
         verdict,
         lost,
         crashed,
         watch,
+        set,
         max_recovery_s,
         faults,
         history,
@@ -821,6 +843,17 @@ pub fn summary(r: &Report) -> String {
     for c in &r.crashed {
         s += &format!("crashed: {c}\n");
     }
+    s += &format!(
+        "set: {} adds acknowledged, {} unknown, {} present: {}\n",
+        r.set.acked,
+        r.set.unknown,
+        r.set.present,
+        if r.set.problems.is_empty() {
+            "every acknowledged add is there".to_string()
+        } else {
+            r.set.problems.join("; ")
+        }
+    );
     s += &format!(
         "watch: {} watchers, {} events, resumed {} times: {}\n",
         r.watch.watchers,

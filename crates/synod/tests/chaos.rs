@@ -47,6 +47,10 @@ fn every_fault_class_heals_with_a_linearizable_history() {
         "the cluster served writes through the faults\n{text}"
     );
     assert!(report.passed, "{text}");
+    assert!(
+        report.set.acked > 100 && report.watch.events > 100,
+        "{text}"
+    );
 }
 
 #[test]
@@ -114,7 +118,9 @@ fn writes_acknowledged_before_they_are_durable_are_caught() {
     let text = summary(&report);
     eprintln!("{text}");
     assert!(
-        report.verdict.starts_with("not linearizable") || !report.lost.is_empty(),
+        report.verdict.starts_with("not linearizable")
+            || !report.lost.is_empty()
+            || !report.set.problems.is_empty(),
         "writes acknowledged before they were durable went unnoticed\n{text}"
     );
     assert!(!report.passed);
