@@ -104,6 +104,24 @@ pub const PLANTED_BUGS: [(&str, synod_node::HostBug); 4] = [
 pub const MAX_SPLIT_KEYS: usize = 63;
 
 impl ServerConfig {
+    /// This member's advertised peer URLs (from the member list, by id,
+    /// else by name).
+    pub fn my_peer_urls(&self) -> Vec<String> {
+        let by = |f: &dyn Fn(&Member) -> bool| -> Vec<String> {
+            self.members
+                .iter()
+                .filter(|m| f(m))
+                .map(|m| m.peer_url.clone())
+                .collect()
+        };
+        let urls = by(&|m| m.id == self.id);
+        if urls.is_empty() {
+            by(&|m| m.name == self.name)
+        } else {
+            urls
+        }
+    }
+
     /// The node's groups and the key range each serves: group 1 from the
     /// first key, then one group per split key (ids 2, 3, …).
     pub fn ranges(&self) -> Vec<(synod_node::ShardId, synod_node::KeyRange)> {

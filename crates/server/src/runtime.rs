@@ -131,6 +131,16 @@ impl Core {
     }
 
     fn on_tick(&mut self, disk_idle: bool) {
+        // A member our registry does not list yet introduced itself: dial
+        // it too (see transport::check_hello).
+        if self
+            .shared
+            .peers
+            .introduced_changed
+            .swap(false, Ordering::Relaxed)
+        {
+            self.transport.set_members(&self.shared.peers.dial_list());
+        }
         if self.shared.peers.self_removed.load(Ordering::Relaxed) {
             self.host.mark_removed();
         }
@@ -338,7 +348,7 @@ impl Core {
             for (shard, members) in std::mem::take(&mut rd.members) {
                 if shard == self.home {
                     self.shared.peers.set_members(members);
-                    self.transport.set_members(&self.shared.peers.member_list());
+                    self.transport.set_members(&self.shared.peers.dial_list());
                 }
             }
             // Each group's events go to that group's watchers.

@@ -259,6 +259,10 @@ pub fn txn_first_key(t: &TxnRequest) -> Option<&[u8]> {
 }
 
 /// What this member knows of the others.
+/// Most members kept from introductions (beyond it, more are refused
+/// until the registry catches up).
+pub const MAX_INTRODUCED: usize = 64;
+
 pub struct Peers {
     /// The initial members' ids and peer URLs (from the flags).
     initial: Vec<(u64, String)>,
@@ -269,6 +273,12 @@ pub struct Peers {
     pub members: Mutex<Vec<Member>>,
     /// Members seen removed (their connections are refused).
     pub removed: Mutex<BTreeSet<u64>>,
+    /// Members of the cluster that dialled us before our registry listed
+    /// them, as they introduced themselves (at most [`MAX_INTRODUCED`]);
+    /// each goes once the registry lists it or removes it.
+    pub introduced: Mutex<BTreeMap<u64, Member>>,
+    /// Set when `introduced` gained a member the transport must dial.
+    pub introduced_changed: AtomicBool,
     /// Set once this member learns it was removed from the cluster.
     pub self_removed: AtomicBool,
     /// The origin of the transport's probe clock.
@@ -299,6 +309,8 @@ impl Peers {
             info: Mutex::new(BTreeMap::new()),
             members: Mutex::new(members),
             removed: Mutex::new(BTreeSet::new()),
+            introduced: Mutex::new(BTreeMap::new()),
+            introduced_changed: AtomicBool::new(false),
             self_removed: AtomicBool::new(false),
             epoch: Instant::now(),
             rtt: Mutex::new(BTreeMap::new()),
@@ -316,13 +328,76 @@ impl Peers {
         self.members.lock().expect("member table lock").clone()
     }
 
-    /// Whether `id` is a member now.
+    /// Whom the transport dials: the registry's members and those that
+    /// introduced themselves before the registry listed them.
+    pub fn dial_list(&self) -> Vec<Member> {
+        let mut list = self.member_list();
+        let introduced = self.introduced.lock().expect("introduced lock");
+        for m in introduced.values() {
+            if !list.iter().any(|x| x.id == m.id) {
+                list.push(m.clone());
+            }
+        }
+        list
+    }
+
+    /// Whether the registry lists `id`.
+    pub fn is_registry_member(&self, id: u64) -> bool {
+        self.members
+            .lock()
+            .expect("member table lock")
+            .iter()
+            .any(|m| m.id == id)
+    }
+
+    /// Whether `id` is a member now (by the registry, or introduced).
     pub fn is_member(&self, id: u64) -> bool {
         self.members
             .lock()
             .expect("member table lock")
             .iter()
             .any(|m| m.id == id)
+            || self
+                .introduced
+                .lock()
+                .expect("introduced lock")
+                .contains_key(&id)
+    }
+
+    /// Forgets a member known only by introduction (its address answers as
+    /// another member: it was replaced).
+    pub fn forget_introduced(&self, id: u64) {
+        let listed = self
+            .members
+            .lock()
+            .expect("member table lock")
+            .iter()
+            .any(|m| m.id == id);
+        if !listed {
+            self.introduced.lock().expect("introduced lock").remove(&id);
+        }
+    }
+
+    /// A member of the cluster our registry does not list yet dialled us:
+    /// keep its peer URLs so that we can answer it.
+    pub fn introduce(&self, id: u64, name: String, peer_urls: Vec<String>) {
+        if self.was_removed(id) {
+            return;
+        }
+        let mut intro = self.introduced.lock().expect("introduced lock");
+        if intro.len() >= MAX_INTRODUCED && !intro.contains_key(&id) {
+            return;
+        }
+        let m = Member {
+            id,
+            name,
+            peer_urls,
+            client_urls: Vec::new(),
+            is_learner: false,
+        };
+        if intro.insert(id, m.clone()).as_ref() != Some(&m) {
+            self.introduced_changed.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether `id` was removed from the cluster.
@@ -345,12 +420,26 @@ impl Peers {
             .map(|m| m.id)
             .filter(|id| !members.iter().any(|m| m.id == *id))
             .collect();
+        let mut intro = self.introduced.lock().expect("introduced lock");
+        // A member that leaves the list without being removed is one a
+        // lagging registry does not know yet (the list came from the flags
+        // or the join answer, and the log being replayed is older): keep
+        // dialling it until the registry lists it or removes it.
+        let removed = self.removed.lock().expect("removed lock");
+        for m in cur.iter().filter(|m| gone.contains(&m.id)) {
+            if !removed.contains(&m.id) && intro.len() < MAX_INTRODUCED {
+                intro.insert(m.id, m.clone());
+            }
+        }
+        // The registry now speaks for the members it lists.
+        intro.retain(|id, _| !members.iter().any(|m| m.id == *id));
         *cur = members;
         gone
     }
 
     /// Records that `id` was removed from the cluster (its handshakes are refused).
     pub fn mark_removed(&self, id: u64) {
+        self.introduced.lock().expect("introduced lock").remove(&id);
         let mut removed = self.removed.lock().expect("removed lock");
         removed.insert(id);
         // Bounded: the lowest ids (as good as any) are forgotten first.
@@ -500,10 +589,33 @@ mod tests {
         }]);
         assert!(gone.is_empty());
         assert_eq!(p.member_list()[0].peer_urls, vec![first.peer_url]);
+        // Left the list without being removed: a lagging registry (a log
+        // being replayed) does not know it yet; it is still dialled.
         assert_eq!(p.set_members(Vec::new()), vec![first.id]);
-        assert!(!p.is_member(first.id));
+        assert!(p.member_list().is_empty());
+        assert!(p.is_member(first.id));
+        assert_eq!(p.dial_list()[0].id, first.id);
         p.mark_removed(first.id);
         assert!(p.was_removed(first.id));
+        assert!(!p.is_member(first.id) && p.dial_list().is_empty());
+        // A member of the cluster the registry does not list introduces
+        // itself: dialled until the registry lists it.
+        p.introduce(77, "n77".into(), vec!["http://127.0.0.1:9".into()]);
+        assert!(p.is_member(77) && !p.is_registry_member(77));
+        assert!(p.introduced_changed.swap(false, Ordering::Relaxed));
+        let listed = Member {
+            id: 77,
+            name: "n77".into(),
+            peer_urls: vec!["http://127.0.0.1:9".into()],
+            client_urls: Vec::new(),
+            is_learner: false,
+        };
+        p.set_members(vec![listed]);
+        assert!(p.introduced.lock().unwrap().is_empty());
+        assert_eq!(p.dial_list().len(), 1);
+        // A removed member's introduction is ignored.
+        p.introduce(first.id, "n".into(), vec!["http://127.0.0.1:8".into()]);
+        assert!(!p.is_member(first.id));
     }
 
     #[test]

@@ -42,6 +42,8 @@ use crate::wire::{
 pub const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// What a refusal says to a removed member (it stops on hearing it).
 pub const REMOVED: &str = "was removed from the cluster";
+/// What a refusal says to a dialer that expected another member here.
+pub const WRONG_MEMBER: &str = "expected member";
 
 /// Messages queued per peer before new ones are dropped.
 pub const PEER_QUEUE: usize = 4096;
@@ -82,7 +84,7 @@ impl Transport {
             queues: Arc::new(Mutex::new(BTreeMap::new())),
             shared: shared.clone(),
         };
-        t.set_members(&shared.peers.member_list());
+        t.set_members(&shared.peers.dial_list());
         t
     }
 
@@ -161,6 +163,15 @@ async fn sender(
                 if e.contains(REMOVED) {
                     shared.peers.self_removed.store(true, Ordering::Relaxed);
                 }
+                // Another member answers at its address: if we knew it only
+                // by introduction, it was replaced, and is not ours to dial.
+                if e.contains(WRONG_MEMBER) && !shared.peers.is_registry_member(to) {
+                    shared.peers.forget_introduced(to);
+                    shared.log(format_args!(
+                        "peer {to:x} at {addr} is another member now; no longer dialled"
+                    ));
+                    return;
+                }
                 if failures == 1 || failures.is_multiple_of(50) {
                     shared.log(format_args!("cannot reach peer {to:x} at {addr}: {e}"));
                 }
@@ -200,6 +211,7 @@ async fn connect(
             to,
             name: shared.cfg.name.clone(),
             client_urls: shared.cfg.advertise_client_urls.clone(),
+            peer_urls: shared.cfg.my_peer_urls(),
         };
         write_frame(&mut s, &hello)
             .await
@@ -365,15 +377,29 @@ pub fn check_hello(shared: &Shared, h: &Hello) -> Result<u64, String> {
     }
     if h.to != shared.cfg.id {
         return Err(format!(
-            "expected member {:x}, this is {:x}",
+            "{WRONG_MEMBER} {:x}, this is {:x}",
             h.to, shared.cfg.id
         ));
     }
     if shared.peers.was_removed(h.from) {
         return Err(format!("member {:x} {REMOVED}", h.from));
     }
-    if h.from == shared.cfg.id || !shared.peers.is_member(h.from) {
-        return Err(format!("member {:x} is not in this cluster", h.from));
+    if h.from == shared.cfg.id {
+        return Err(format!("member {:x} is this member", h.from));
+    }
+    if !shared.peers.is_member(h.from) {
+        // Not in our registry, but of our cluster and never removed: a
+        // member added after the point our registry has reached (we are
+        // replaying our log, or joined a moment ago), perhaps the leader
+        // that is sending us that log. Refusing it would leave us behind
+        // for good, as etcd's transport knows: take it in on its word,
+        // until the registry catches up.
+        if h.peer_urls.is_empty() {
+            return Err(format!("member {:x} is not in this cluster", h.from));
+        }
+        shared
+            .peers
+            .introduce(h.from, h.name.clone(), h.peer_urls.clone());
     }
     Ok(h.from)
 }
@@ -426,6 +452,7 @@ pub async fn ask_to_join(
             to: 0,
             name: name.to_string(),
             client_urls: vec![peer_url.to_string()],
+            peer_urls: vec![peer_url.to_string()],
         };
         write_frame(&mut s, &hello)
             .await

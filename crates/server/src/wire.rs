@@ -15,7 +15,7 @@ pub const MAGIC: u32 = 0x5359_4e44;
 /// `client_urls` carry the joiner's peer URLs, `from`, `to` and `cluster_id` are 0.
 pub const JOIN_MAGIC: u32 = 0x5359_4e4a;
 /// The peer protocol's version; both ends must speak the same one.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Largest frame accepted (a Raft append is bounded by 1 MiB of payload,
 /// a snapshot chunk by 256 KiB, a forwarded request by the request limit).
 pub const MAX_FRAME: usize = 16 << 20;
@@ -37,6 +37,10 @@ pub struct Hello {
     pub name: String,
     /// The dialer's client URLs (for member lists).
     pub client_urls: Vec<String>,
+    /// The dialer's peer URLs: a member whose registry lags (it is
+    /// replaying its log, or joined a moment ago) learns from them how to
+    /// answer a newer member it does not know yet.
+    pub peer_urls: Vec<String>,
 }
 
 /// The answer to a [`Hello`].

@@ -1366,7 +1366,7 @@ fn lease_ids_are_member_derived_as_etcds() {
         ctl_ok(&ep, &["put", "leased", "v", &format!("--lease={a:x}")]);
         let ttl = ctl_ok(&ep, &["lease", "timetolive", &format!("{a:x}"), "--keys"]);
         assert!(
-            ttl.starts_with(&format!("lease {a:x} granted with TTL(60s)")),
+            ttl.starts_with(&format!("lease {a:016x} granted with TTL(60s)")),
             "{kind}: {ttl}"
         );
         assert!(ttl.contains("attached keys([leased])"), "{kind}: {ttl}");

@@ -55,6 +55,7 @@ fn strangers_are_refused_and_oversized_or_leaderless_requests_get_etcds_errors()
             to: cl.id(0),
             name: "stranger".into(),
             client_urls: vec![],
+            peer_urls: vec![],
         };
         write_frame(&mut s, &hello).await.unwrap();
         match read_frame::<HelloReply, _>(&mut s).await.unwrap() {
