@@ -151,8 +151,10 @@ pub fn export(
                 lease: rec.kv.lease,
             }
         };
-        key.entries
-            .insert(rev_key(*rev, rec.tombstone), Entry::Value(kv.encode_to_vec()));
+        key.entries.insert(
+            rev_key(*rev, rec.tombstone),
+            Entry::Value(kv.encode_to_vec()),
+        );
     }
     let meta = root.bucket_mut(META);
     meta.put("consistent_index", consistent_index.to_be_bytes());
@@ -182,7 +184,8 @@ pub fn export(
     }
     root.bucket_mut(CLUSTER)
         .put("clusterVersion", CLUSTER_VERSION);
-    root.bucket_mut(AUTH).put("authRevision", 1u64.to_be_bytes());
+    root.bucket_mut(AUTH)
+        .put("authRevision", 1u64.to_be_bytes());
     for name in EMPTY_BUCKETS {
         root.bucket_mut(name);
     }
@@ -320,7 +323,12 @@ mod tests {
 
     fn state() -> KvStore {
         let mut kv = KvStore::new();
-        kv.apply(&Command::LeaseGrant { id: 0x12c8, ttl: 600 }).0.unwrap();
+        kv.apply(&Command::LeaseGrant {
+            id: 0x12c8,
+            ttl: 600,
+        })
+        .0
+        .unwrap();
         let mut leased = PutRequest::new("c", "4");
         leased.lease = 0x12c8;
         for cmd in [
@@ -383,7 +391,9 @@ mod tests {
         assert_eq!(again.hash(), {
             // Lease ids granted after a restore start from 1 on both sides.
             let parts = kv.parts().unwrap();
-            KvStore::from_parts(parts, KvConfig::default()).unwrap().hash()
+            KvStore::from_parts(parts, KvConfig::default())
+                .unwrap()
+                .hash()
         });
     }
 
@@ -406,7 +416,10 @@ mod tests {
             .iter()
             .map(|kv| (kv.key.as_slice(), kv.value.as_slice(), kv.mod_revision))
             .collect();
-        assert_eq!(live, [(&b"a"[..], &b"3"[..], 4), (b"c", b"4", 5), (b"d", b"5", 7)]);
+        assert_eq!(
+            live,
+            [(&b"a"[..], &b"3"[..], 4), (b"c", b"4", 5), (b"d", b"5", 7)]
+        );
     }
 
     #[test]
@@ -416,7 +429,10 @@ mod tests {
         let file = export(&parts, &[], 1).unwrap();
         let mut db = synod_bolt::read(&file).unwrap();
         let meta = db.root.bucket_mut(META);
-        meta.put("scheduledCompactRev", rev_key(Rev { main: 5, sub: 0 }, false));
+        meta.put(
+            "scheduledCompactRev",
+            rev_key(Rev { main: 5, sub: 0 }, false),
+        );
         let file = synod_bolt::write(&db.root, 4096, 2).unwrap();
         let got = import(&file).unwrap();
         assert_eq!(got.parts.compact_rev, 5);

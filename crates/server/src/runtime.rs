@@ -203,7 +203,9 @@ impl Core {
                     .node()
                     .state_machine(self.home)
                     .expect("the node hosts its home shard");
-                let _ = tx.send((sm.snapshot(), sm.kv().revision()));
+                let applied = self.node().applied(self.home).unwrap_or(0);
+                let parts = sm.kv().parts().map(|p| (p, sm.kv().revision(), applied));
+                let _ = tx.send(parts);
             }
             Query::TransferLeader { target, tx } => {
                 let leads = self.is_leader();

@@ -12,6 +12,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use crate::etcd_backup::EtcdMember;
 use crate::inbox::Query;
 
 /// The etcd version synod reports, so version-checking clients accept it.
@@ -117,13 +118,33 @@ impl Maintenance for Api {
         req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         self.check_leader(&req)?;
-        let (image, rev) = self.query(Query::Snapshot).await?;
-        // etcd clients expect the image padded to 512-byte blocks (bbolt's
-        // pages are), followed by its SHA-256.
-        let mut image = image;
-        image.resize(image.len().div_ceil(512) * 512, 0);
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(&image);
-        image.extend_from_slice(&digest);
+        let (parts, rev, applied) = self
+            .query(Query::Snapshot)
+            .await?
+            .map_err(|e| Status::internal(format!("synod: snapshot: {e}")))?;
+        let members: Vec<EtcdMember> = self
+            .members()
+            .into_iter()
+            .map(|m| EtcdMember {
+                id: m.id,
+                name: m.name,
+                peer_urls: m.peer_ur_ls,
+                client_urls: m.client_ur_ls,
+                learner: m.is_learner,
+            })
+            .collect();
+        // etcd's backend file (bbolt, whose size is a whole number of
+        // pages), followed by its SHA-256, as etcd streams it: etcd's tools
+        // read it and restore etcd from it.
+        let image = tokio::task::spawn_blocking(move || {
+            let mut file = crate::etcd_backup::export(&parts, &members, applied)?;
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(&file);
+            file.extend_from_slice(&digest);
+            Ok::<_, crate::etcd_backup::BackupError>(file)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("synod: snapshot: {e}")))?
+        .map_err(|e| Status::internal(format!("synod: snapshot: {e}")))?;
         let (tx, rx) = mpsc::channel::<SnapOut>(4);
         let header = self.header(rev);
         tokio::spawn(async move {
