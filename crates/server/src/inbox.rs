@@ -42,8 +42,9 @@ pub enum Input {
 }
 
 /// What the gRPC handlers ask of the actor, each with where its answer goes.
-/// What [`Query::Snapshot`] answers: the state, its revision, the applied index.
-pub type SnapshotParts = Result<(synod_kv::StateParts, i64, u64), synod_kv::KvError>;
+/// What [`Query::Snapshot`] answers: the state, its revision, the applied
+/// index; or why there is none.
+pub type SnapshotParts = Result<(synod_kv::StateParts, i64, u64), tonic::Status>;
 
 pub enum Query {
     /// Raft and store status of the home group for `Status`.
@@ -51,7 +52,8 @@ pub enum Query {
     /// The store's hash, revision and compacted revision.
     Hash(oneshot::Sender<(u64, i64, i64)>),
     /// The home group's state as its parts, its revision and the applied
-    /// Raft index (a backup); the store's error if it has failed.
+    /// Raft index (a backup); refused when the member has several groups
+    /// or its store has failed.
     Snapshot(oneshot::Sender<SnapshotParts>),
     /// Hand leadership to `target`; false when this member does not lead.
     TransferLeader {

@@ -204,7 +204,19 @@ impl Core {
                     .state_machine(self.home)
                     .expect("the node hosts its home shard");
                 let applied = self.node().applied(self.home).unwrap_or(0);
-                let parts = sm.kv().parts().map(|p| (p, sm.kv().revision(), applied));
+                // One group's state is not the whole keyspace's: refused
+                // rather than a partial backup.
+                let parts = if self.node().shards().count() > 1 {
+                    Err(tonic::Status::failed_precondition(
+                        "synod: a member whose keyspace is split into several Raft groups \
+                         cannot be saved as one snapshot yet",
+                    ))
+                } else {
+                    sm.kv()
+                        .parts()
+                        .map(|p| (p, sm.kv().revision(), applied))
+                        .map_err(|e| tonic::Status::internal(format!("synod: snapshot: {e}")))
+                };
                 let _ = tx.send(parts);
             }
             Query::TransferLeader { target, tx } => {

@@ -131,7 +131,12 @@ fn etcd(dir: &Path, data_dir: &Path, name: &str, ports: (u16, u16)) -> Etcd {
         .args(["--name", name, "--data-dir"])
         .arg(data_dir)
         .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-        .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
+        .args([
+            "--listen-peer-urls",
+            &p,
+            "--initial-advertise-peer-urls",
+            &p,
+        ])
         .args(["--initial-cluster", &format!("{name}={p}")])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -188,7 +193,13 @@ fn a_synod_backup_restores_a_real_etcd() {
     let theirs = dir.join("etcdctl.db");
     etcdctl_ok(&ep, &["snapshot", "save", theirs.to_str().unwrap()]);
     let ours = dir.join("synod.db");
-    synod_ok(&["--endpoints", &ep, "snapshot", "save", ours.to_str().unwrap()]);
+    synod_ok(&[
+        "--endpoints",
+        &ep,
+        "snapshot",
+        "save",
+        ours.to_str().unwrap(),
+    ]);
     drop(src);
     let (s1, s2) = (status(&theirs), status(&ours));
     assert_eq!(s1["revision"], before["revision"], "{s1}");
@@ -247,7 +258,11 @@ fn an_etcd_backup_restores_synod() {
     drop(e);
     let file_s = file.to_str().unwrap();
     let mine = json(&synod_ok(&["snapshot", "status", file_s, "-w", "json"]));
-    assert_eq!(mine, status(&file), "synod and etcdctl read etcd's file alike");
+    assert_eq!(
+        mine,
+        status(&file),
+        "synod and etcdctl read etcd's file alike"
+    );
 
     let dst = dir.join("dst");
     std::fs::create_dir_all(&dst).unwrap();

@@ -118,10 +118,7 @@ impl Maintenance for Api {
         req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         self.check_leader(&req)?;
-        let (parts, rev, applied) = self
-            .query(Query::Snapshot)
-            .await?
-            .map_err(|e| Status::internal(format!("synod: snapshot: {e}")))?;
+        let (parts, rev, applied) = self.query(Query::Snapshot).await??;
         let members: Vec<EtcdMember> = self
             .members()
             .into_iter()
