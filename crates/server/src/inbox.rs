@@ -55,6 +55,14 @@ pub enum Query {
     /// Raft index (a backup); refused when the member has several groups
     /// or its store has failed.
     Snapshot(oneshot::Sender<SnapshotParts>),
+    /// The home store's defragmentations so far; with `request`, first
+    /// asks for one at its next durable commit. `None`: a store in memory.
+    Defragment {
+        /// Ask for one.
+        request: bool,
+        /// The count (before the request).
+        tx: oneshot::Sender<Option<u64>>,
+    },
     /// Hand leadership to `target`; false when this member does not lead.
     TransferLeader {
         /// The member to lead next.

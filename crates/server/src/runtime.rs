@@ -227,6 +227,18 @@ impl Core {
                 }
                 let _ = tx.send(leads);
             }
+            Query::Defragment { request, tx } => {
+                let sm = self
+                    .node()
+                    .state_machine(self.home)
+                    .expect("the node hosts its home shard");
+                let engine = sm.kv().engine();
+                let done = engine.durable_applied().map(|_| engine.defragmentations());
+                if request && done.is_some() {
+                    engine.request_defragment();
+                }
+                let _ = tx.send(done);
+            }
             Query::Leases(tx) => {
                 let _ = tx.send(self.kv().leases());
             }

@@ -1,5 +1,5 @@
 //! The Maintenance service: Status, Hash/HashKV, Snapshot, MoveLeader, and
-//! the no-op Alarm and Defragment etcd clients call.
+//! Defragment, and the no-op Alarm etcd clients call.
 
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -17,10 +17,36 @@ use crate::inbox::Query;
 
 /// The etcd version synod reports, so version-checking clients accept it.
 pub const ETCD_VERSION: &str = "3.5.0";
+/// Longest a defragment waits for the store to carry it out.
+const DEFRAG_WAIT: Duration = Duration::from_secs(60);
 /// Bytes per snapshot stream message.
 const SNAPSHOT_CHUNK: usize = 32 << 10;
 
 type SnapOut = Result<pb::SnapshotResponse, Status>;
+
+impl Api {
+    /// Makes the home store commit durably (an empty transaction: no
+    /// revision, no event, but an applied entry) and waits until it has
+    /// carried out the defragmentation asked for when it had done `before`.
+    async fn defragment_wait(&self, before: u64) -> Result<(), Status> {
+        self.write(synod_kv::Command::Txn(synod_kv::TxnRequest::default()))
+            .await?;
+        let t0 = Instant::now();
+        while self
+            .query(|tx| Query::Defragment { request: false, tx })
+            .await?
+            == Some(before)
+        {
+            if t0.elapsed() > DEFRAG_WAIT {
+                return Err(Status::deadline_exceeded(
+                    "synod: defragment did not finish in time",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+}
 
 #[tonic::async_trait]
 impl Maintenance for Api {
@@ -79,7 +105,16 @@ impl Maintenance for Api {
         req: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         self.check_leader(&req)?;
-        // Nothing to defragment: the store is compacted in place.
+        // The store gives the space of compacted writes back at its next
+        // durable commit, after an entry is applied: an empty transaction
+        // (no revision, no event) makes one. Answered once it is done, as
+        // etcd answers once its file is rewritten.
+        if let Some(before) = self
+            .query(|tx| Query::Defragment { request: true, tx })
+            .await?
+        {
+            self.defragment_wait(before).await?;
+        }
         Ok(Response::new(pb::DefragmentResponse {
             header: Some(self.header_now()),
         }))
