@@ -278,6 +278,17 @@ pub trait MvccEngine: std::fmt::Debug {
     fn durable_applied(&self) -> Option<u64> {
         None
     }
+
+    /// Asks the engine to give the space of removed writes back to the file
+    /// system at its next durable [`MvccEngine::commit`] (etcd's
+    /// defragment); an engine in memory has nothing to give back.
+    fn request_defragment(&self) {}
+
+    /// How many requested defragmentations the engine has carried out (or
+    /// tried and given up on) since it opened.
+    fn defragmentations(&self) -> u64 {
+        0
+    }
 }
 
 /// An engine chosen at run time (the node's state machines).
@@ -356,5 +367,11 @@ impl<E: MvccEngine + ?Sized> MvccEngine for Box<E> {
     }
     fn durable_applied(&self) -> Option<u64> {
         (**self).durable_applied()
+    }
+    fn request_defragment(&self) {
+        (**self).request_defragment()
+    }
+    fn defragmentations(&self) -> u64 {
+        (**self).defragmentations()
     }
 }

@@ -65,5 +65,6 @@ pub use engine::{
 pub use error::KvError;
 pub use lessor::{Lessor, LessorConfig};
 pub use mvcc::Mvcc;
+pub use snapshot::StateParts;
 pub use store::{KvConfig, KvStore, LeaseInfo, Progress, MAX_LEASE_TTL};
 pub use types::*;

@@ -79,7 +79,46 @@ fn unseal<'a>(magic: &[u8; 8], bytes: &'a [u8]) -> Result<&'a [u8], KvError> {
     Ok(body)
 }
 
+/// A whole state given as its parts, as another system's backup holds it
+/// (etcd's: its key bucket's writes, its leases, its compaction), for
+/// [`KvStore::from_parts`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateParts {
+    /// The store's revision.
+    pub rev: i64,
+    /// The revision compacted at (0: never).
+    pub compact_rev: i64,
+    /// Leases: id, granted TTL and remaining TTL at the last checkpoint (0: none).
+    pub leases: Vec<(LeaseId, i64, i64)>,
+    /// Every stored write, in revision order.
+    pub records: Vec<(Rev, Record)>,
+}
+
 impl KvStore {
+    /// An in-memory store holding `parts`, checked as a snapshot is on
+    /// restore (writes in order and each following from its key's previous
+    /// one, every leased key's lease present): bad parts are
+    /// [`KvError::Corrupt`]. Lease ids granted later start from 1.
+    pub fn from_parts(parts: StateParts, config: KvConfig) -> Result<KvStore, KvError> {
+        let image = Image {
+            rev: parts.rev,
+            compact_rev: parts.compact_rev,
+            next_lease_id: 1,
+            leases: parts
+                .leases
+                .into_iter()
+                .map(|(id, ttl, remaining_ttl)| LeaseImage {
+                    id,
+                    ttl,
+                    remaining_ttl,
+                })
+                .collect(),
+            records: parts.records,
+        };
+        let body = postcard::to_allocvec(&image).expect("encoding to memory cannot fail");
+        KvStore::restore_with_config(&seal(MAGIC, &body), config)
+    }
+
     /// Rebuilds an in-memory store (with the default limits) from
     /// [`KvStore::snapshot`] bytes.
     pub fn restore(bytes: &[u8]) -> Result<KvStore, KvError> {
@@ -140,6 +179,32 @@ impl<E: MvccEngine> KvStore<E> {
         h.write(&out[MAGIC.len()..]);
         out.extend_from_slice(&h.finish().to_le_bytes());
         out
+    }
+
+    /// The whole state as its parts (see [`KvStore::from_parts`]), as of
+    /// the current revision (a command in progress left out).
+    pub fn parts(&self) -> Result<StateParts, KvError> {
+        let rev = self.rev;
+        let mut records = Vec::new();
+        self.mvcc
+            .since(i64::MIN, &mut |r, rec| {
+                if r.main > rev {
+                    return false;
+                }
+                records.push((r, rec.clone()));
+                true
+            })
+            .map_err(storage)?;
+        Ok(StateParts {
+            rev,
+            compact_rev: self.compact_rev,
+            leases: self
+                .leases
+                .values()
+                .map(|l| (l.id, l.ttl, l.remaining_ttl))
+                .collect(),
+            records,
+        })
     }
 
     /// Replaces whatever `engine` holds with the state of
@@ -426,4 +491,43 @@ fn check_image(image: &Image) -> Result<BTreeMap<LeaseId, LeaseInfo>, KvError> {
         }
     }
     Ok(leases)
+}
+
+#[cfg(test)]
+mod parts_tests {
+    use super::*;
+    use crate::types::{Command, DeleteRangeRequest, PutRequest};
+
+    #[test]
+    fn parts_give_back_the_same_state_and_bad_parts_are_refused() {
+        let mut kv = KvStore::new();
+        let (_, _) = kv.apply(&Command::LeaseGrant { id: 77, ttl: 60 });
+        let mut leased = PutRequest::new("c", "3");
+        leased.lease = 77;
+        for cmd in [
+            Command::Put(PutRequest::new("a", "1")),
+            Command::Put(PutRequest::new("b", "2")),
+            Command::Put(PutRequest::new("a", "11")),
+            Command::Put(leased),
+            Command::DeleteRange(DeleteRangeRequest::key("b")),
+            Command::Compact { revision: 3 },
+            Command::Put(PutRequest::new("d", "4")),
+        ] {
+            kv.apply(&cmd).0.unwrap();
+        }
+        let parts = kv.parts().unwrap();
+        assert_eq!((parts.rev, parts.compact_rev), (kv.revision(), 3));
+        assert_eq!(parts.leases, vec![(77, 60, 0)]);
+        let back = KvStore::from_parts(parts.clone(), KvConfig::default()).unwrap();
+        assert_eq!(back.parts().unwrap(), parts);
+        assert_eq!(back.lease(77).unwrap().keys.len(), 1);
+        // A leased key whose lease is missing.
+        let mut bad = parts.clone();
+        bad.leases.clear();
+        assert!(KvStore::from_parts(bad, KvConfig::default()).is_err());
+        // Writes out of order.
+        let mut bad = parts;
+        bad.records.reverse();
+        assert!(KvStore::from_parts(bad, KvConfig::default()).is_err());
+    }
 }

@@ -42,13 +42,27 @@ pub enum Input {
 }
 
 /// What the gRPC handlers ask of the actor, each with where its answer goes.
+/// What [`Query::Snapshot`] answers: the state, its revision, the applied
+/// index; or why there is none.
+pub type SnapshotParts = Result<(synod_kv::StateParts, i64, u64), tonic::Status>;
+
 pub enum Query {
     /// Raft and store status of the home group for `Status`.
     Status(oneshot::Sender<StatusInfo>),
     /// The store's hash, revision and compacted revision.
     Hash(oneshot::Sender<(u64, i64, i64)>),
-    /// The state machine's image and its revision (a backup).
-    Snapshot(oneshot::Sender<(Vec<u8>, i64)>),
+    /// The home group's state as its parts, its revision and the applied
+    /// Raft index (a backup); refused when the member has several groups
+    /// or its store has failed.
+    Snapshot(oneshot::Sender<SnapshotParts>),
+    /// The home store's defragmentations so far; with `request`, first
+    /// asks for one at its next durable commit. `None`: a store in memory.
+    Defragment {
+        /// Ask for one.
+        request: bool,
+        /// The count (before the request).
+        tx: oneshot::Sender<Option<u64>>,
+    },
     /// Hand leadership to `target`; false when this member does not lead.
     TransferLeader {
         /// The member to lead next.

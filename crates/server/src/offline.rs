@@ -5,9 +5,10 @@
 //! it only reads).
 //!
 //! A saved snapshot (`synod snapshot save`, or `etcdctl snapshot save`
-//! against synod) is the state-machine image padded to 512-byte blocks and
-//! followed by the SHA-256 of what precedes it, the framing etcd's own files
-//! have. Restoring writes, for one member of the new cluster, a data dir whose
+//! against synod or etcd) is an etcd backend, a bbolt file
+//! (`etcd_backup.rs`), followed by the SHA-256 of what precedes it, as etcd
+//! saves them; synod's own former image (padded to 512-byte blocks, then
+//! its SHA-256) is still read. Restoring writes, for one member of the new cluster, a data dir whose
 //! Raft log starts with that image as a snapshot at index 1, term 1, with the
 //! new cluster's members as voters — every member restored from the same file
 //! with the same `--initial-cluster` starts from the same state. Its first
@@ -127,8 +128,66 @@ pub struct SnapshotStatus {
     pub total_size: u64,
 }
 
-/// Reads a saved snapshot file and returns the state machine it holds.
-pub fn read_snapshot(path: &Path, check_hash: bool) -> Result<(StateMachine, u64), OfflineError> {
+/// A snapshot file, read and checked.
+pub struct Loaded {
+    /// The state it holds.
+    pub sm: StateMachine,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// What of an etcd backend synod did not carry over.
+    pub notes: Vec<String>,
+    /// etcd's figures for an etcd-format file (what `etcdctl snapshot
+    /// status` prints); `None` for a file in synod's own former format.
+    pub etcd_status: Option<SnapshotStatus>,
+}
+
+/// The image of a state machine holding `kv` and no client sessions (the
+/// layout `StateMachine::snapshot` writes: the store's image, then the
+/// sessions, none here).
+fn machine_image(kv: &synod_kv::KvStore) -> Vec<u8> {
+    postcard::to_allocvec(&(kv.snapshot(), Vec::<u8>::new()))
+        .expect("encoding to memory cannot fail")
+}
+
+/// etcd's `snapshot status` figures of a bbolt file: a CRC-32C over every
+/// top-level bucket's name and its keys and values in order, the last
+/// revision of the `key` bucket, every key of every bucket, the file size
+/// bbolt reports.
+fn etcd_status(db: &synod_bolt::Db) -> SnapshotStatus {
+    let mut crc = 0u32;
+    let mut keys = 0usize;
+    let mut revision = 0i64;
+    for (name, e) in &db.root.entries {
+        let synod_bolt::Entry::Bucket(b) = e else {
+            continue;
+        };
+        crc = crc32c::crc32c_append(crc, name);
+        for (k, v) in &b.entries {
+            crc = crc32c::crc32c_append(crc, k);
+            if let synod_bolt::Entry::Value(v) = v {
+                crc = crc32c::crc32c_append(crc, v);
+            }
+            if name == b"key" && k.len() >= 8 {
+                revision = i64::from_be_bytes(k[..8].try_into().expect("eight bytes"));
+            }
+            keys += 1;
+        }
+    }
+    SnapshotStatus {
+        hash: crc,
+        revision,
+        total_keys: keys,
+        total_size: db.size(),
+    }
+}
+
+/// Reads a saved snapshot file and returns the state it holds. The file is
+/// an etcd backend (what `synod snapshot save` and `etcdctl snapshot save`
+/// write, from synod or from etcd 3.4 and 3.5; a `member/snap/db` copied
+/// from an etcd data dir too, with `check_hash` off), or synod's own former
+/// image. A saved snapshot ends with the SHA-256 of what precedes it, its
+/// size then being 32 past a multiple of 512, as etcd's rule has it.
+pub fn read_snapshot(path: &Path, check_hash: bool) -> Result<Loaded, OfflineError> {
     let bad = |what: String| OfflineError::BadSnapshot {
         path: path.to_path_buf(),
         what,
@@ -154,8 +213,29 @@ pub fn read_snapshot(path: &Path, check_hash: bool) -> Result<(StateMachine, u64
     } else {
         &buf[..]
     };
+    let size = buf.len() as u64;
+    if synod_bolt::is_bolt(body) {
+        let db = synod_bolt::read(body).map_err(|e| bad(e.to_string()))?;
+        let status = etcd_status(&db);
+        let imported = crate::etcd_backup::import(body).map_err(|e| bad(e.to_string()))?;
+        let kv = synod_kv::KvStore::from_parts(imported.parts, synod_kv::KvConfig::default())
+            .map_err(|e| bad(format!("etcd's data does not hold together: {e}")))?;
+        let sm = StateMachine::restore(&machine_image(&kv), MAX_SESSIONS)
+            .map_err(|e| bad(e.to_string()))?;
+        return Ok(Loaded {
+            sm,
+            size,
+            notes: imported.notes,
+            etcd_status: Some(status),
+        });
+    }
     let sm = StateMachine::restore(body, MAX_SESSIONS).map_err(|e| bad(e.to_string()))?;
-    Ok((sm, buf.len() as u64))
+    Ok(Loaded {
+        sm,
+        size,
+        notes: Vec::new(),
+        etcd_status: None,
+    })
 }
 
 /// Keys alive at the store's current revision.
@@ -170,14 +250,20 @@ fn live_keys<E: synod_kv::MvccEngine>(kv: &synod_kv::KvStore<E>) -> usize {
         .map_or(0, |r| usize::try_from(r.count).unwrap_or(usize::MAX))
 }
 
-/// `synod snapshot status`: hash, revision, keys and size of a snapshot file.
+/// `synod snapshot status`: for an etcd-format file (every file synod
+/// saves), etcd's figures, as `etcdctl snapshot status` prints them; for
+/// synod's former format, the state's hash, revision, live keys and size.
 pub fn snapshot_status(path: &Path) -> Result<SnapshotStatus, OfflineError> {
-    let (sm, size) = read_snapshot(path, true)?;
+    let loaded = read_snapshot(path, true)?;
+    if let Some(s) = loaded.etcd_status {
+        return Ok(s);
+    }
+    let sm = loaded.sm;
     Ok(SnapshotStatus {
         hash: sm.kv().hash() as u32,
         revision: sm.kv().revision(),
         total_keys: live_keys(sm.kv()),
-        total_size: size,
+        total_size: loaded.size,
     })
 }
 
@@ -192,6 +278,8 @@ pub struct Restored {
     pub cluster_id: u64,
     /// The restored revision.
     pub revision: i64,
+    /// What of an etcd backend was not carried over.
+    pub notes: Vec<String>,
 }
 
 /// `synod snapshot restore`: creates a new member's data dir holding the
@@ -214,7 +302,8 @@ pub fn restore(args: &RestoreArgs) -> Result<Restored, OfflineError> {
         return Err(OfflineError::DataDirExists(data_dir));
     }
     let cfg = raw.validate()?;
-    let (sm, _) = read_snapshot(&args.file, !args.skip_hash_check)?;
+    let loaded = read_snapshot(&args.file, !args.skip_hash_check)?;
+    let (sm, notes) = (loaded.sm, loaded.notes);
     let revision = sm.kv().revision();
     // Build in a temporary sibling and rename, so a failed restore leaves no
     // half-written data dir that a server would boot from.
@@ -273,6 +362,7 @@ pub fn restore(args: &RestoreArgs) -> Result<Restored, OfflineError> {
         member_id: cfg.id,
         cluster_id: cfg.cluster_id,
         revision,
+        notes,
     })
 }
 
@@ -396,6 +486,9 @@ pub fn inspect(dir: &Path) -> Result<DirStats, OfflineError> {
 pub fn run_restore(args: RestoreArgs) -> u8 {
     match restore(&args) {
         Ok(r) => {
+            for n in &r.notes {
+                eprintln!("note: {n}");
+            }
             println!(
                 "restored revision {} into {} (member {:x} of cluster {:x})",
                 r.revision,
@@ -611,6 +704,44 @@ mod tests {
         assert!(st.wal_bytes > 0 && st.snap_files == 1);
         let e = restore(&args).unwrap_err();
         assert!(matches!(e, OfflineError::DataDirExists(_)), "{e}");
+    }
+
+    #[test]
+    fn etcds_snapshot_reports_etcds_figures_and_restores() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("etcd.db");
+        fs::write(
+            &path,
+            include_bytes!("../../bolt/tests/data/etcd-3.4.23.db"),
+        )
+        .unwrap();
+        // What etcdctl 3.4 prints for the same file.
+        let s = snapshot_status(&path).unwrap();
+        assert_eq!(
+            (s.hash, s.revision, s.total_keys, s.total_size),
+            (2_785_308_719, 7, 13, 20_480)
+        );
+        let args = RestoreArgs {
+            file: path.clone(),
+            name: "a".into(),
+            data_dir: Some(d.path().join("a.synod")),
+            initial_cluster: "a=http://127.0.0.1:1".into(),
+            initial_cluster_token: "t".into(),
+            initial_advertise_peer_urls: "http://127.0.0.1:1".into(),
+            skip_hash_check: false,
+        };
+        let r = restore(&args).unwrap();
+        assert_eq!(r.revision, 7);
+        let st = inspect(&r.data_dir).unwrap();
+        assert_eq!(
+            (st.keys, st.revision, st.compact_revision, st.leases),
+            (3, 7, 3, 1)
+        );
+        // Without its trailer (a db copied from a data dir) only with the check off.
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len() - 32]).unwrap();
+        assert!(read_snapshot(&path, true).is_err());
+        assert_eq!(read_snapshot(&path, false).unwrap().sm.kv().revision(), 7);
     }
 
     #[test]

@@ -213,7 +213,21 @@ impl Core {
                     .node()
                     .state_machine(self.home)
                     .expect("the node hosts its home shard");
-                let _ = tx.send((sm.snapshot(), sm.kv().revision()));
+                let applied = self.node().applied(self.home).unwrap_or(0);
+                // One group's state is not the whole keyspace's: refused
+                // rather than a partial backup.
+                let parts = if self.node().shards().count() > 1 {
+                    Err(tonic::Status::failed_precondition(
+                        "synod: a member whose keyspace is split into several Raft groups \
+                         cannot be saved as one snapshot yet",
+                    ))
+                } else {
+                    sm.kv()
+                        .parts()
+                        .map(|p| (p, sm.kv().revision(), applied))
+                        .map_err(|e| tonic::Status::internal(format!("synod: snapshot: {e}")))
+                };
+                let _ = tx.send(parts);
             }
             Query::TransferLeader { target, tx } => {
                 let leads = self.is_leader();
@@ -222,6 +236,18 @@ impl Core {
                     self.host.node_mut().transfer_leader(home, target);
                 }
                 let _ = tx.send(leads);
+            }
+            Query::Defragment { request, tx } => {
+                let sm = self
+                    .node()
+                    .state_machine(self.home)
+                    .expect("the node hosts its home shard");
+                let engine = sm.kv().engine();
+                let done = engine.durable_applied().map(|_| engine.defragmentations());
+                if request && done.is_some() {
+                    engine.request_defragment();
+                }
+                let _ = tx.send(done);
             }
             Query::Leases(tx) => {
                 let _ = tx.send(self.kv().leases());

@@ -86,6 +86,10 @@ pub struct RedbEngine {
     durable_applied: u64,
     /// Scratch for encoding values.
     buf: Vec<u8>,
+    /// A defragmentation asked for, carried out at the next durable commit.
+    defrag_wanted: std::sync::atomic::AtomicBool,
+    /// Defragmentations carried out (or given up on).
+    defrags: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for RedbEngine {
@@ -161,6 +165,8 @@ impl RedbEngine {
             applied: 0,
             durable_applied: 0,
             buf: Vec::new(),
+            defrag_wanted: std::sync::atomic::AtomicBool::new(false),
+            defrags: std::sync::atomic::AtomicU64::new(0),
         };
         let state = {
             let tx = engine.db.begin_write().map_err(|e| redb_err(e.into()))?;
@@ -323,8 +329,23 @@ impl RedbEngine {
         self.applied = applied;
         if durable {
             self.durable_applied = applied;
+            self.defragment_if_wanted();
         }
         Ok(())
+    }
+
+    /// Carries out a requested defragmentation: redb moves the live pages
+    /// to the front of the file and cuts off the rest. Right after a
+    /// durable commit, with no transaction open. A failure leaves the file
+    /// as it was (redb compacts by ordinary commits), so it is not the
+    /// store's failure: the file just stays larger.
+    fn defragment_if_wanted(&mut self) {
+        use std::sync::atomic::Ordering;
+        if !self.defrag_wanted.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        while let Ok(true) = self.db.compact() {}
+        self.defrags.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Drops the writes since the last commit. The store above must be
@@ -743,5 +764,14 @@ impl MvccEngine for RedbEngine {
 
     fn durable_applied(&self) -> Option<u64> {
         Some(self.durable_applied)
+    }
+
+    fn request_defragment(&self) {
+        self.defrag_wanted
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn defragmentations(&self) -> u64 {
+        self.defrags.load(std::sync::atomic::Ordering::Acquire)
     }
 }

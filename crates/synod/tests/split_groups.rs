@@ -133,6 +133,12 @@ fn three_groups_on_three_members_serve_etcdctl_survive_kills_and_refuse_spans() 
         assert_eq!(ok(&all, &["get", k, "--print-value-only"]).trim(), "");
     }
 
+    // A backup of one group would be a partial one: refused.
+    let one = format!("127.0.0.1:{}", cl.plan.client_ports[0]);
+    let snap = dir.join("split.db");
+    let (good, text) = etcdctl(&one, &["snapshot", "save", snap.to_str().unwrap()]);
+    assert!(!good && text.contains("several Raft groups"), "{text}");
+
     // One WAL for every group, one store per group.
     for m in 0..3 {
         let d = cl.plan.data_dir(dir, m);

@@ -39,7 +39,7 @@ fn check_urls(urls: &[String]) -> Result<(), Status> {
 }
 
 impl Api {
-    fn members(&self) -> Vec<pb::Member> {
+    pub(super) fn members(&self) -> Vec<pb::Member> {
         self.shared()
             .peers
             .member_list()

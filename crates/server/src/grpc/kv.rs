@@ -38,7 +38,7 @@ impl Api {
         Ok(())
     }
 
-    async fn write(&self, cmd: Command) -> Result<KvResponse, Status> {
+    pub(super) async fn write(&self, cmd: Command) -> Result<KvResponse, Status> {
         match self.call(ClientOp::Write(cmd)).await? {
             ClientResponse::Write(r) => Ok(r),
             _ => Err(unexpected()),

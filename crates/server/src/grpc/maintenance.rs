@@ -1,5 +1,5 @@
 //! The Maintenance service: Status, Hash/HashKV, Snapshot, MoveLeader, and
-//! the no-op Alarm and Defragment etcd clients call.
+//! Defragment, and the no-op Alarm etcd clients call.
 
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -12,14 +12,41 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use crate::etcd_backup::EtcdMember;
 use crate::inbox::Query;
 
 /// The etcd version synod reports, so version-checking clients accept it.
 pub const ETCD_VERSION: &str = "3.5.0";
+/// Longest a defragment waits for the store to carry it out.
+const DEFRAG_WAIT: Duration = Duration::from_secs(60);
 /// Bytes per snapshot stream message.
 const SNAPSHOT_CHUNK: usize = 32 << 10;
 
 type SnapOut = Result<pb::SnapshotResponse, Status>;
+
+impl Api {
+    /// Makes the home store commit durably (an empty transaction: no
+    /// revision, no event, but an applied entry) and waits until it has
+    /// carried out the defragmentation asked for when it had done `before`.
+    async fn defragment_wait(&self, before: u64) -> Result<(), Status> {
+        self.write(synod_kv::Command::Txn(synod_kv::TxnRequest::default()))
+            .await?;
+        let t0 = Instant::now();
+        while self
+            .query(|tx| Query::Defragment { request: false, tx })
+            .await?
+            == Some(before)
+        {
+            if t0.elapsed() > DEFRAG_WAIT {
+                return Err(Status::deadline_exceeded(
+                    "synod: defragment did not finish in time",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+}
 
 #[tonic::async_trait]
 impl Maintenance for Api {
@@ -78,7 +105,16 @@ impl Maintenance for Api {
         req: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         self.check_leader(&req)?;
-        // Nothing to defragment: the store is compacted in place.
+        // The store gives the space of compacted writes back at its next
+        // durable commit, after an entry is applied: an empty transaction
+        // (no revision, no event) makes one. Answered once it is done, as
+        // etcd answers once its file is rewritten.
+        if let Some(before) = self
+            .query(|tx| Query::Defragment { request: true, tx })
+            .await?
+        {
+            self.defragment_wait(before).await?;
+        }
         Ok(Response::new(pb::DefragmentResponse {
             header: Some(self.header_now()),
         }))
@@ -117,13 +153,30 @@ impl Maintenance for Api {
         req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         self.check_leader(&req)?;
-        let (image, rev) = self.query(Query::Snapshot).await?;
-        // etcd clients expect the image padded to 512-byte blocks (bbolt's
-        // pages are), followed by its SHA-256.
-        let mut image = image;
-        image.resize(image.len().div_ceil(512) * 512, 0);
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(&image);
-        image.extend_from_slice(&digest);
+        let (parts, rev, applied) = self.query(Query::Snapshot).await??;
+        let members: Vec<EtcdMember> = self
+            .members()
+            .into_iter()
+            .map(|m| EtcdMember {
+                id: m.id,
+                name: m.name,
+                peer_urls: m.peer_ur_ls,
+                client_urls: m.client_ur_ls,
+                learner: m.is_learner,
+            })
+            .collect();
+        // etcd's backend file (bbolt, whose size is a whole number of
+        // pages), followed by its SHA-256, as etcd streams it: etcd's tools
+        // read it and restore etcd from it.
+        let image = tokio::task::spawn_blocking(move || {
+            let mut file = crate::etcd_backup::export(&parts, &members, applied)?;
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(&file);
+            file.extend_from_slice(&digest);
+            Ok::<_, crate::etcd_backup::BackupError>(file)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("synod: snapshot: {e}")))?
+        .map_err(|e| Status::internal(format!("synod: snapshot: {e}")))?;
         let (tx, rx) = mpsc::channel::<SnapOut>(4);
         let header = self.header(rev);
         tokio::spawn(async move {

@@ -1,0 +1,298 @@
+//! Backups move both ways between synod and a real etcd 3.4 (Debian's
+//! etcd-server and etcd-client; the test fails if they are missing).
+//!
+//! The same history runs on each side: puts, an overwrite, a lease with a
+//! key on it, a delete, a compaction, and three transactions of a hundred
+//! puts each (enough keys for a B+tree several pages deep, and sub
+//! revisions up to 99). Then:
+//! * synod to etcd: `etcdctl snapshot save` and `synod snapshot save`
+//!   against synod both give files `etcdctl snapshot status` accepts;
+//!   `etcdctl snapshot restore` makes a data dir a real etcd starts from and
+//!   serves the same keys (values, create and mod revisions, versions,
+//!   leases), the same revision, the same lease with its key, the same
+//!   compaction; its next write takes the next revision.
+//! * etcd to synod: `synod snapshot status` prints what `etcdctl snapshot
+//!   status` prints for etcd's own snapshot; `synod snapshot restore` makes
+//!   a data dir synod starts from and serves the same, and so on.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_ports, synod_ok, Cluster, Plan, ScratchDir};
+use serde_json::Value;
+
+fn require(tool: &str, arg: &str) {
+    let ok = Command::new(tool)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{tool} does not run: this test needs Debian's etcd-server and etcd-client (.ci/run installs them)"
+    );
+}
+
+fn etcdctl(ep: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut c = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", ep, "--command-timeout", "10s"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl runs");
+    let mut pipe = c.stdin.take().expect("stdin piped");
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    c.wait_with_output().unwrap()
+}
+
+fn etcdctl_ok(ep: &str, args: &[&str]) -> String {
+    let o = etcdctl(ep, args, None);
+    assert!(
+        o.status.success(),
+        "etcdctl {args:?} against {ep}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// The history, through etcdctl; the lease id granted.
+fn history(ep: &str) -> String {
+    etcdctl_ok(ep, &["put", "a", "1"]);
+    etcdctl_ok(ep, &["put", "b", "2"]);
+    etcdctl_ok(ep, &["put", "a", "3"]);
+    let grant = json(&etcdctl_ok(ep, &["lease", "grant", "600", "-w", "json"]));
+    let lease = format!("{:x}", grant["ID"].as_i64().unwrap());
+    etcdctl_ok(ep, &["put", "--lease", &lease, "c", "4"]);
+    etcdctl_ok(ep, &["del", "b"]);
+    etcdctl_ok(ep, &["compact", "3"]);
+    for t in 0..3 {
+        let puts: String = (0..100)
+            .map(|i| format!("put t{t}/k{i:03} {}\n", "v".repeat(40 + i)))
+            .collect();
+        let o = etcdctl(ep, &["txn"], Some(&format!("\n{puts}\n\n")));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    etcdctl_ok(ep, &["put", "d", "5"]);
+    lease
+}
+
+/// What a client sees: the revision, every key as `get --prefix` shows
+/// it, the lease with its TTL and keys, and whether a read at revision 2
+/// is refused as compacted.
+fn view(ep: &str, lease: &str) -> Value {
+    let all = json(&etcdctl_ok(ep, &["get", "", "--prefix", "-w", "json"]));
+    let ttl = json(&etcdctl_ok(
+        ep,
+        &["lease", "timetolive", lease, "--keys", "-w", "json"],
+    ));
+    let old = etcdctl(ep, &["get", "a", "--rev", "2"], None);
+    serde_json::json!({
+        "revision": all["header"]["revision"],
+        "kvs": all["kvs"],
+        "count": all["count"],
+        "lease": {"id": ttl["id"], "granted": ttl["grantedTTL"], "keys": ttl["keys"]},
+        "rev 2": String::from_utf8_lossy(&old.stderr).contains("required revision has been compacted"),
+    })
+}
+
+struct Etcd {
+    child: Child,
+    ep: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A one-member etcd on `data_dir` (new, or restored by etcdctl with the
+/// same name and peer URL), up when it answers.
+fn etcd(dir: &Path, data_dir: &Path, name: &str, ports: (u16, u16)) -> Etcd {
+    let c = format!("http://127.0.0.1:{}", ports.0);
+    let p = format!("http://127.0.0.1:{}", ports.1);
+    let log = dir.join(format!("{name}.log"));
+    let child = Command::new("etcd")
+        .args(["--name", name, "--data-dir"])
+        .arg(data_dir)
+        .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+        .args([
+            "--listen-peer-urls",
+            &p,
+            "--initial-advertise-peer-urls",
+            &p,
+        ])
+        .args(["--initial-cluster", &format!("{name}={p}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("etcd starts");
+    let e = Etcd {
+        child,
+        ep: format!("127.0.0.1:{}", ports.0),
+        log,
+    };
+    let t0 = Instant::now();
+    while !etcdctl(&e.ep, &["endpoint", "health"], None)
+        .status
+        .success()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "etcd did not start:\n{}",
+            std::fs::read_to_string(&e.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    e
+}
+
+fn status(file: &Path) -> Value {
+    let o = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "status", "-w", "json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "etcdctl snapshot status {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    json(&String::from_utf8_lossy(&o.stdout))
+}
+
+#[test]
+fn a_synod_backup_restores_a_real_etcd() {
+    require("etcd", "--version");
+    require("etcdctl", "version");
+    let scratch = ScratchDir::new("synod-to-etcd");
+    let dir = &scratch.0;
+    std::fs::create_dir_all(dir.join("synod")).unwrap();
+    let src = Cluster::start_fresh(1, &dir.join("synod"));
+    let ep = src.endpoints();
+    let lease = history(&ep);
+    let before = view(&ep, &lease);
+
+    let theirs = dir.join("etcdctl.db");
+    etcdctl_ok(&ep, &["snapshot", "save", theirs.to_str().unwrap()]);
+    let ours = dir.join("synod.db");
+    synod_ok(&[
+        "--endpoints",
+        &ep,
+        "snapshot",
+        "save",
+        ours.to_str().unwrap(),
+    ]);
+    drop(src);
+    let (s1, s2) = (status(&theirs), status(&ours));
+    assert_eq!(s1["revision"], before["revision"], "{s1}");
+    assert_eq!(s2["revision"], before["revision"], "{s2}");
+    // synod's own status agrees with etcdctl's, to the hash.
+    let mine = json(&synod_ok(&[
+        "snapshot",
+        "status",
+        ours.to_str().unwrap(),
+        "-w",
+        "json",
+    ]));
+    assert_eq!(mine, s2);
+
+    let restored = dir.join("e1.etcd");
+    let ports = free_ports(2);
+    let ports = (ports[0], ports[1]);
+    let peer = format!("http://127.0.0.1:{}", ports.1);
+    let o = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "restore"])
+        .arg(&theirs)
+        .args(["--name", "e1", "--data-dir"])
+        .arg(&restored)
+        .args(["--initial-cluster", &format!("e1={peer}")])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "etcdctl snapshot restore: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let e = etcd(dir, &restored, "e1", ports);
+    let after = view(&e.ep, &lease);
+    assert_eq!(after, before, "etcd restored from synod's backup");
+    let put = json(&etcdctl_ok(&e.ep, &["put", "after", "x", "-w", "json"]));
+    assert_eq!(
+        put["header"]["revision"].as_i64(),
+        before["revision"].as_i64().map(|r| r + 1)
+    );
+}
+
+#[test]
+fn an_etcd_backup_restores_synod() {
+    require("etcd", "--version");
+    require("etcdctl", "version");
+    let scratch = ScratchDir::new("etcd-to-synod");
+    let dir = &scratch.0;
+    let ports = free_ports(2);
+    let e = etcd(dir, &dir.join("src.etcd"), "src", (ports[0], ports[1]));
+    let lease = history(&e.ep);
+    let before = view(&e.ep, &lease);
+    let file = dir.join("etcd.db");
+    etcdctl_ok(&e.ep, &["snapshot", "save", file.to_str().unwrap()]);
+    drop(e);
+    let file_s = file.to_str().unwrap();
+    let mine = json(&synod_ok(&["snapshot", "status", file_s, "-w", "json"]));
+    assert_eq!(
+        mine,
+        status(&file),
+        "synod and etcdctl read etcd's file alike"
+    );
+
+    let dst = dir.join("dst");
+    std::fs::create_dir_all(&dst).unwrap();
+    let plan = Plan::new(1, &dst);
+    let out = synod_ok(&[
+        "snapshot",
+        "restore",
+        file_s,
+        "--name",
+        &plan.names[0],
+        "--data-dir",
+        plan.data_dir(&dst, 0).to_str().unwrap(),
+        "--initial-cluster",
+        &plan.initial_cluster(),
+        "--initial-cluster-token",
+        &plan.token,
+        "--initial-advertise-peer-urls",
+        &plan.peer_url(0),
+    ]);
+    assert!(
+        out.starts_with(&format!("restored revision {} into ", before["revision"])),
+        "{out}"
+    );
+    let s = Cluster::start(plan, &dst).unwrap_or_else(|_| panic!("the restored synod starts"));
+    let ep = s.endpoints();
+    let after = view(&ep, &lease);
+    assert_eq!(after, before, "synod restored from etcd's backup");
+    let put = json(&etcdctl_ok(&ep, &["put", "after", "x", "-w", "json"]));
+    assert_eq!(
+        put["header"]["revision"].as_i64(),
+        before["revision"].as_i64().map(|r| r + 1)
+    );
+}
