@@ -53,4 +53,5 @@ registry! {
     consistent_hashing,
     crdt,
     version_vectors,
+    rpc_semantics,
 }
