@@ -5,6 +5,7 @@ pub mod commit_common;
 pub mod deadlock_common;
 pub mod gossip_common;
 pub mod mutex_common;
+pub mod txn_common;
 
 use crate::registry::Algorithm;
 
@@ -50,6 +51,8 @@ registry! {
     pbft,
     two_phase_commit,
     three_phase_commit,
+    two_phase_locking,
+    mvcc,
     consistent_hashing,
     crdt,
     version_vectors,
