@@ -51,6 +51,7 @@ registry! {
     pbft,
     two_phase_commit,
     three_phase_commit,
+    saga,
     two_phase_locking,
     mvcc,
     consistent_hashing,
