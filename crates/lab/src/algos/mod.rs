@@ -55,6 +55,7 @@ registry! {
     two_phase_locking,
     mvcc,
     consistent_hashing,
+    chord,
     crdt,
     version_vectors,
     rpc_semantics,
