@@ -49,3 +49,10 @@ fn chord_at_one_and_two_thousand_nodes() {
         );
     }
 }
+
+#[test]
+fn dynamo_at_one_two_and_five_thousand_nodes() {
+    for n in [1_000, 2_000, 5_000] {
+        timed("dynamo", n);
+    }
+}

@@ -58,5 +58,6 @@ registry! {
     chord,
     crdt,
     version_vectors,
+    dynamo,
     rpc_semantics,
 }
