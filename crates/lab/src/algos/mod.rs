@@ -5,6 +5,7 @@ pub mod commit_common;
 pub mod deadlock_common;
 pub mod gossip_common;
 pub mod mutex_common;
+pub mod replication_common;
 pub mod txn_common;
 
 use crate::registry::Algorithm;
@@ -56,6 +57,8 @@ registry! {
     mvcc,
     consistent_hashing,
     chord,
+    primary_backup,
+    chain_replication,
     crdt,
     version_vectors,
     dynamo,
