@@ -59,6 +59,7 @@ registry! {
     chord,
     primary_backup,
     chain_replication,
+    multi_leader,
     crdt,
     version_vectors,
     dynamo,
