@@ -1,8 +1,8 @@
 //! Real-browser rendering: one HTML diagram per family (logical clocks,
 //! physical clocks, global state, mutual exclusion, deadlock detection,
 //! broadcast, gossip, failure detection, consensus and election, byzantine
-//! agreement, transactions, partitioning and overlays, replication, and the
-//! φ-accrual plot) is opened
+//! agreement, transactions, partitioning and overlays, replication,
+//! coordination and security, and the φ-accrual plot) is opened
 //! in headless Chromium, which writes a screenshot; the PNG must decode and
 //! show many colours and a fair share of non-white pixels. A test checks
 //! that the list below covers every family in the registry.
@@ -138,6 +138,7 @@ const FAMILY_PAGES: &[(&str, &str)] = &[
     ("transactions", "three-phase-commit"),
     ("partitioning and overlays", "consistent-hashing"),
     ("replication", "crdt"),
+    ("coordination and security", "rpc-semantics"),
 ];
 
 #[test]
@@ -178,6 +179,14 @@ fn replication_diagram_renders() {
     let html = family_page("crdt", 4, None);
     if let Some(img) = screenshot("crdt", &html) {
         assert_rendered("crdt", &img);
+    }
+}
+
+#[test]
+fn coordination_diagram_renders() {
+    let html = family_page("rpc-semantics", 3, None);
+    if let Some(img) = screenshot("rpc-semantics", &html) {
+        assert_rendered("rpc-semantics", &img);
     }
 }
 

@@ -5,6 +5,8 @@ pub mod commit_common;
 pub mod deadlock_common;
 pub mod gossip_common;
 pub mod mutex_common;
+pub mod replication_common;
+pub mod txn_common;
 
 use crate::registry::Algorithm;
 
@@ -50,7 +52,16 @@ registry! {
     pbft,
     two_phase_commit,
     three_phase_commit,
+    saga,
+    two_phase_locking,
+    mvcc,
     consistent_hashing,
+    chord,
+    primary_backup,
+    chain_replication,
+    multi_leader,
     crdt,
     version_vectors,
+    dynamo,
+    rpc_semantics,
 }
