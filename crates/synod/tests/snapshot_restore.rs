@@ -73,9 +73,13 @@ fn a_snapshot_saved_from_a_live_member_restores_a_new_cluster() {
             "-w",
             "json",
         ]));
+        // The same keys at the same revision. (Not the same hash: etcd's
+        // covers the meta bucket's consistent index, the Raft index, which
+        // moves between the two saves with entries that write no key, such
+        // as a member publishing itself.)
         assert_eq!(
-            (&s2["hash"], &s2["revision"], &s2["totalKey"]),
-            (&status["hash"], &status["revision"], &status["totalKey"])
+            (&s2["revision"], &s2["totalKey"]),
+            (&status["revision"], &status["totalKey"])
         );
     } else {
         eprintln!(
