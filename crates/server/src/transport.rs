@@ -6,7 +6,7 @@
 //! connects with bounded exponential backoff, introduces itself with a
 //! [`Hello`], then writes batches of frames with one syscall each.
 //! Inbound: a listener that checks the [`Hello`] (magic, version, cluster
-//! id, that the caller is a member and that it meant to reach us), refuses
+//! id, that the caller was never removed and meant to reach us), refuses
 //! and logs strangers, then feeds frames to the node's actor with
 //! backpressure (the reader waits while the actor's inbox is full).
 //!
