@@ -255,6 +255,17 @@ async fn leader(endpoints: &[String]) -> Option<usize> {
     ids.get(&first).copied()
 }
 
+/// Whether member endpoint `ep` answers a linearizable read within 500 ms.
+async fn serves(ep: &str) -> bool {
+    let c = client(&[ep.to_string()], Duration::from_millis(500), 1).await;
+    c.range(RangeRequest {
+        key: b"chaos-probe".to_vec(),
+        ..Default::default()
+    })
+    .await
+    .is_ok()
+}
+
 /// Waits until every member answers a linearizable read on its own
 /// endpoint; the time it took, or `None` past `limit`.
 async fn recovery(endpoints: &[String], limit: Duration) -> Option<Duration> {
@@ -265,14 +276,7 @@ async fn recovery(endpoints: &[String], limit: Duration) -> Option<Duration> {
             if ok[i] {
                 continue;
             }
-            let c = client(std::slice::from_ref(ep), Duration::from_millis(500), 1).await;
-            let r = c
-                .range(RangeRequest {
-                    key: b"chaos-probe".to_vec(),
-                    ..Default::default()
-                })
-                .await;
-            ok[i] = r.is_ok();
+            ok[i] = serves(ep).await;
         }
         if ok.iter().all(|&o| o) {
             return Some(t0.elapsed());
@@ -294,14 +298,7 @@ async fn serves_or_exits(cl: &mut Cluster, i: usize, ep: &str, limit: Duration) 
         if let Some((_, st)) = cl.exited().into_iter().find(|(m, _)| *m == i) {
             return Some(format!("exit {st}: {}", cl.log_tail(i, 3)));
         }
-        let c = client(&[ep.to_string()], Duration::from_millis(500), 1).await;
-        let r = c
-            .range(RangeRequest {
-                key: b"chaos-probe".to_vec(),
-                ..Default::default()
-            })
-            .await;
-        if r.is_ok() {
+        if serves(ep).await {
             return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
