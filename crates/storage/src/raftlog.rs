@@ -18,6 +18,7 @@
 //! [`RaftLogStore::sync`] that follows it, so after a crash a node can never
 //! vote twice in a term provided it syncs before sending its vote.
 
+use crate::record::FRAME_HEADER;
 use crate::vfs::Vfs;
 use crate::wal::{Lsn, Record, RecoveryReport, Wal, WalConfig, WalError};
 use std::collections::{BTreeMap, VecDeque};
@@ -574,7 +575,7 @@ impl<V: Vfs> MultiRaftLog<V> {
         }
         let encoded: Vec<Vec<u8>> = entries.iter().map(|e| encode_entry(group, e)).collect();
         let batch: Vec<(u8, &[u8])> = encoded.iter().map(|b| (KIND_G_ENTRY, &b[..])).collect();
-        let first_lsn = self.wal.append(&batch)?;
+        let first_lsn = Self::buffer(&mut self.wal, &batch)?;
         g.meta.truncate((head.index - g.first_index) as usize);
         for (i, e) in entries.iter().enumerate() {
             g.meta.push_back((first_lsn + i as u64, e.term));
@@ -612,12 +613,53 @@ impl<V: Vfs> MultiRaftLog<V> {
                 cur.commit, hs.commit
             )));
         }
-        let lsn = self
-            .wal
-            .append_one(KIND_G_HARD_STATE, &encode_hard_state(group, &hs))?;
+        let lsn = Self::buffer(
+            &mut self.wal,
+            &[(KIND_G_HARD_STATE, &encode_hard_state(group, &hs))],
+        )?;
         g.hard_state = hs;
         g.hs_lsn = Some(lsn);
         Ok(())
+    }
+
+    /// Buffers `batch` in the WAL in order, with consecutive LSNs, and
+    /// returns the first one. Records that do not fit beside those already
+    /// buffered get room by writing and syncing the buffer first, so a batch
+    /// larger than the whole buffer (a follower taking many entries in one
+    /// `Ready` while it catches up) lands in several group commits instead of
+    /// failing; a crash between them leaves a prefix of the batch, which
+    /// replays as a shorter log. A record over the size limit is refused
+    /// before anything is buffered.
+    fn buffer(wal: &mut Wal<V>, batch: &[(u8, &[u8])]) -> Result<Lsn, RaftLogError> {
+        let max = wal.config().max_record_size;
+        if let Some((_, p)) = batch.iter().find(|(_, p)| p.len() > max) {
+            return Err(WalError::RecordTooLarge { len: p.len(), max }.into());
+        }
+        let first = wal.next_lsn();
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let room = wal.room();
+            let mut used = 0;
+            let fit = rest
+                .iter()
+                .take_while(|(_, p)| {
+                    used += FRAME_HEADER + p.len();
+                    used <= room
+                })
+                .count();
+            if fit == 0 {
+                assert!(
+                    wal.pending_bytes() > 0,
+                    "a record within the size limit always fits an empty buffer"
+                );
+                wal.sync()?;
+                continue;
+            }
+            wal.append(&rest[..fit])?;
+            rest = &rest[fit..];
+        }
+        assert_eq!(wal.next_lsn(), first + batch.len() as u64);
+        Ok(first)
     }
 
     /// Writes and fdatasyncs everything buffered, of every group (one
@@ -739,7 +781,7 @@ impl<V: Vfs> MultiRaftLog<V> {
             }
         }
         let batch: Vec<(u8, &[u8])> = records.iter().map(|(_, k, b)| (*k, &b[..])).collect();
-        let first = self.wal.append(&batch)?;
+        let first = Self::buffer(&mut self.wal, &batch)?;
         self.wal.sync()?;
         for (i, (id, k, _)) in records.iter().enumerate() {
             let lsn = first + i as u64;

@@ -515,6 +515,13 @@ impl<V: Vfs> Wal<V> {
         self.pending.len()
     }
 
+    /// Encoded bytes [`Wal::append`] can still buffer before a
+    /// [`Wal::sync`] (each record takes its payload plus a frame header of
+    /// [`FRAME_HEADER`] bytes).
+    pub fn room(&self) -> usize {
+        self.cfg.max_buffer_bytes - self.pending.len()
+    }
+
     /// The segment files, oldest first; the last is the active one.
     pub fn segments(&self) -> &[SegmentInfo] {
         &self.segments

@@ -793,3 +793,71 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_batch_larger_than_the_wal_buffer_lands_in_several_syncs() {
+    let vfs = SimVfs::new();
+    let (mut s, _) = open(&vfs);
+    let big = run(1..=4000, 1);
+    let framed: usize = big
+        .iter()
+        .map(|x| FRAME_HEADER + encode_entry(ONE, x).len())
+        .sum();
+    assert!(framed > 2 * cfg().max_buffer_bytes, "{framed} bytes");
+    s.append(&big).unwrap();
+    assert!(
+        s.wal().durable_lsn() > 0,
+        "the batch did not fit: part of it is synced already"
+    );
+    s.set_hard_state(HardState {
+        term: 1,
+        vote: 1,
+        commit: 4000,
+    })
+    .unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let (s, rec) = open(&vfs);
+    assert_eq!(rec.entries, big);
+    assert_eq!(rec.hard_state.commit, 4000);
+    assert_eq!(s.last_index(), 4000);
+}
+
+#[test]
+fn a_hard_state_finds_room_in_a_full_buffer() {
+    let vfs = SimVfs::new();
+    let (mut s, _) = open(&vfs);
+    let mut i = 0;
+    while s.wal().room() >= FRAME_HEADER + encode_entry(ONE, &e(i + 1, 1)).len() {
+        i += 1;
+        s.append(&[e(i, 1)]).unwrap();
+    }
+    assert_eq!(
+        s.wal().durable_lsn(),
+        0,
+        "nothing synced while entries still fit"
+    );
+    s.set_hard_state(HardState {
+        term: 1,
+        vote: 1,
+        commit: i,
+    })
+    .unwrap();
+    s.sync().unwrap();
+    let (_, rec) = open(&vfs);
+    assert_eq!(rec.entries.len() as u64, i);
+    assert_eq!(rec.hard_state.commit, i);
+}
+
+#[test]
+fn an_oversized_record_in_a_batch_buffers_none_of_it() {
+    let vfs = SimVfs::new();
+    let (mut s, _) = open(&vfs);
+    let mut batch = run(1..=3000, 1);
+    batch[2500].data = vec![7; cfg().max_record_size + 1];
+    let err = s.append(&batch).unwrap_err();
+    assert!(err.to_string().contains("exceeds the limit"), "{err}");
+    assert_eq!(s.last_index(), 0);
+    assert_eq!(s.wal().pending_bytes(), 0);
+    assert_eq!(s.wal().durable_lsn(), 0);
+}
