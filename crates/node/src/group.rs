@@ -367,16 +367,17 @@ impl Group {
     /// Installs a snapshot from the leader that Raft handed out, if it is
     /// past what the state machine holds: the registry and the state
     /// machine's image, a lessor rebuilt from the store; answers the
-    /// membership requests of this node the snapshot settles.
+    /// membership requests of this node the snapshot settles. Whether it
+    /// installed it.
     pub(crate) fn install_snapshot(
         &mut self,
         snap: &Snapshot,
         lessor_cfg: LessorConfig,
         now: u64,
         replies: &mut Vec<ClientReply>,
-    ) {
+    ) -> bool {
         if snap.meta.index <= self.applied {
-            return;
+            return false;
         }
         let (registry, image) = match members::decode_image(&snap.data) {
             Ok(x) => x,
@@ -413,6 +414,7 @@ impl Group {
         self.snapshot_index = snap.meta.index;
         self.settle_writes_by_snapshot(snap.meta.index, replies);
         self.check_indexes();
+        true
     }
 
     /// A snapshot replaced the entries up to `index`: answer this node's

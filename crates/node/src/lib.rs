@@ -176,6 +176,11 @@ pub struct Ready {
     /// Groups whose member registry changed in this round, with every
     /// member now (for the driver's transport and member lists).
     pub members: Vec<(ShardId, Vec<Member>)>,
+    /// Groups whose state machine a leader's snapshot replaced in this
+    /// round: their revision moved without events, so the driver's watchers
+    /// of them catch up from the store's history (or learn it was compacted)
+    /// before taking any of this round's events.
+    pub restored: Vec<ShardId>,
     /// Whether `persist` must be made durable before `messages` go out and
     /// before [`Node::advance`]. False when all it holds is a new commit
     /// index: write it, send and advance at once, and let a later sync make
@@ -196,6 +201,7 @@ impl Ready {
             && self.replies.is_empty()
             && self.events.is_empty()
             && self.members.is_empty()
+            && self.restored.is_empty()
             && self.raft.is_empty()
     }
 }
@@ -669,7 +675,9 @@ impl Node {
                 g.role = role;
             }
             if let Some(snap) = &r.snapshot {
-                g.install_snapshot(snap, lessor_config(&self.cfg), now, &mut self.replies);
+                if g.install_snapshot(snap, lessor_config(&self.cfg), now, &mut self.replies) {
+                    rd.restored.push(g.shard);
+                }
             }
             // Apply under the budget; what it leaves (the rest of an entry
             // part way through, the entries after it) Raft hands out again.

@@ -377,6 +377,11 @@ impl Core {
                     self.transport.set_members(&self.shared.peers.dial_list());
                 }
             }
+            // A group restored from a snapshot: its watchers catch up across the
+            // jump before any event applied after it.
+            for shard in rd.restored.drain(..) {
+                self.watches.restored(shard);
+            }
             // Each group's events go to that group's watchers.
             let mut events: BTreeMap<ShardId, Vec<synod_kv::Event>> = BTreeMap::new();
             for (shard, e) in rd.events.drain(..) {

@@ -298,6 +298,21 @@ impl WatchHub {
         self.tidy(shard);
     }
 
+    /// Group `shard`'s state machine was replaced by a leader's snapshot:
+    /// its revision moved without events, so every watcher of it falls
+    /// behind from the first revision it has not been sent and catches up
+    /// from the store's history on the next round (or is cancelled with the
+    /// compaction revision if that history is gone), as etcd moves its
+    /// synced watchers to unsynced on a restore. Call before publishing the
+    /// events applied after the snapshot.
+    pub fn restored(&mut self, shard: ShardId) {
+        if let Some(g) = self.groups.get_mut(&shard) {
+            for w in g.watchers.values_mut() {
+                w.lagging = true;
+            }
+        }
+    }
+
     /// One catch-up round for every lagging watcher of group `shard`, then
     /// its progress notifications that are due (called on ticks, for each
     /// group).
@@ -612,6 +627,36 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_snapshot_install_makes_watchers_catch_up_across_the_jump() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut hub = WatchHub::default();
+        let mut kv = KvStore::new();
+        let mut leader = KvStore::new();
+        for i in 0..3 {
+            put(&mut leader, &format!("k{i}"), "v");
+            put(&mut kv, &format!("k{i}"), "v");
+        }
+        let w = Watcher::new(b"k".to_vec(), b"l".to_vec(), 0, false, false, false, 0, tx);
+        hub.add(G, 1, 0, w, &kv, hdr());
+        // The leader moves on while this member is away; it then installs the
+        // leader's state, whose revision is 7, without seeing events 4..=7.
+        for i in 3..7 {
+            put(&mut leader, &format!("k{i}"), "v");
+        }
+        let mut kv = leader;
+        hub.restored(G);
+        // An entry applied right after the install: not published ahead of the gap.
+        let evs = put(&mut kv, "k7", "v");
+        hub.publish(G, &evs, &kv, hdr());
+        assert_eq!(revs(&mut rx), Vec::<i64>::new());
+        hub.catch_up(G, &kv, hdr());
+        assert_eq!(revs(&mut rx), vec![5, 6, 7, 8, 9]);
+        let evs = put(&mut kv, "k8", "v");
+        hub.publish(G, &evs, &kv, hdr());
+        assert_eq!(revs(&mut rx), vec![10], "synced again after the catch-up");
     }
 
     #[test]
