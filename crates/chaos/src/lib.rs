@@ -139,10 +139,10 @@ impl Fault {
                     "nemesis split needs a sharded cluster: synod has one range today".into(),
                 )
             }
-            other => {
-                match Fault::from_str(other, true) {
-                    Ok(f) => vec![f],
-                    Err(_) => return Err(format!(
+            other => match Fault::from_str(other, true) {
+                Ok(f) => vec![f],
+                Err(_) => {
+                    return Err(format!(
                         "unknown nemesis {other:?}: partition, netem, pause, kill, clock, disk, \
                          membership, split, all, or one fault's name ({})",
                         Fault::ALL
@@ -154,9 +154,9 @@ impl Fault {
                                 .to_string())
                             .collect::<Vec<_>>()
                             .join(", ")
-                    )),
+                    ))
                 }
-            }
+            },
         })
     }
 }

@@ -29,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod disk;
 pub mod etcd_backup;
+pub mod fuzzing;
 pub mod layout;
 pub mod offline;
 pub mod server;

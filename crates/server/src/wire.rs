@@ -115,19 +115,43 @@ pub fn encode_frame<T: Serialize>(msg: &T, out: &mut Vec<u8>) {
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
+/// A frame's announced body length, refused over [`MAX_FRAME`].
+fn body_len(head: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(head) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    Ok(len)
+}
+
 /// Reads one frame and decodes it.
 pub async fn read_frame<T, R>(r: &mut R) -> Result<T, FrameError>
 where
     T: for<'de> Deserialize<'de>,
     R: AsyncReadExt + Unpin,
 {
-    let len = r.read_u32_le().await? as usize;
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len));
-    }
-    let mut buf = vec![0; len];
+    let mut head = [0; 4];
+    r.read_exact(&mut head).await?;
+    let mut buf = vec![0; body_len(head)?];
     r.read_exact(&mut buf).await?;
     Ok(postcard::from_bytes(&buf)?)
+}
+
+/// Decodes the first frame of `buf` as [`read_frame`] reads it from a
+/// stream: the message and the bytes it took, or `None` while the frame is
+/// not all there.
+pub fn decode_frame<T>(buf: &[u8]) -> Result<Option<(T, usize)>, FrameError>
+where
+    T: for<'de> Deserialize<'de>,
+{
+    let Some(head) = buf.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = body_len(*head)?;
+    let Some(body) = buf[4..].get(..len) else {
+        return Ok(None);
+    };
+    Ok(Some((postcard::from_bytes(body)?, 4 + len)))
 }
 
 /// Encodes and writes one frame.
