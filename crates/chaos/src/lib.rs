@@ -82,6 +82,13 @@ pub enum Fault {
     /// (nftables; this kernel has no netem for delay, duplication or
     /// reordering).
     Loss,
+    /// A member's link (the leader's half the time) slowed to 256 kbit/s-2
+    /// Mbit/s behind a queue of 200 ms-2 s (a token bucket filter, tc tbf):
+    /// its packets wait in the queue, and what overflows it is dropped.
+    SlowLink,
+    /// 20-60% of what each member sends to the others is sent twice
+    /// (nftables dup).
+    Duplicate,
     /// A member's wall clock (the leader's half the time, through
     /// libfaketime) strobes: it jumps between true time and an offset of up
     /// to a minute ahead, back and forth, staying 50 ms to 1.5 s at each,
@@ -94,7 +101,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 14] = [
         Fault::Partition,
         Fault::IsolateLeader,
         Fault::OneWay,
@@ -106,6 +113,8 @@ impl Fault {
         Fault::DiskDamage,
         Fault::Replace,
         Fault::Loss,
+        Fault::SlowLink,
+        Fault::Duplicate,
         Fault::ClockStrobe,
     ];
 }
@@ -125,9 +134,10 @@ impl Fault {
                 Fault::Bridge,
                 Fault::Ring,
             ],
-            // This kernel has no sch_netem: of netem's faults only loss
-            // (by nftables) is injected.
-            "netem" => vec![Fault::Loss],
+            // This kernel has no sch_netem: loss and duplication come from
+            // nftables, a slow queueing link from a token bucket filter;
+            // reordering has no stand-in.
+            "netem" => vec![Fault::Loss, Fault::SlowLink, Fault::Duplicate],
             "pause" => vec![Fault::Pause],
             "kill" => vec![Fault::Kill, Fault::KillAll],
             "clock" => vec![Fault::ClockStrobe],
@@ -660,6 +670,26 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
                         (format!("m{v} not replaced: {e}"), Undo::Join(v))
                     }
                 }
+            }
+            Fault::SlowLink => {
+                let v = victim(&mut rng);
+                let kbit = 256 << rng.below(4) as u32;
+                let queue_ms = 200 + 100 * rng.below(19) as u32;
+                net.slow(v, kbit, queue_ms)?;
+                (
+                    format!("m{v}'s link at {kbit} kbit/s, queue {queue_ms} ms"),
+                    Undo::Net,
+                )
+            }
+            Fault::Duplicate => {
+                let percent = 20 + rng.below(41) as u32;
+                for i in 0..n {
+                    net.duplicate(i, percent)?;
+                }
+                (
+                    format!("{percent}% of packets between members sent twice"),
+                    Undo::Net,
+                )
             }
             Fault::Loss => {
                 let percent = 10 + rng.below(31) as u32;

@@ -19,6 +19,8 @@ pub struct Net {
     nodes: usize,
     /// Directed cuts in force: (from, to).
     cuts: BTreeSet<(usize, usize)>,
+    /// Members whose outgoing link is slowed or whose packets are doubled.
+    degraded: BTreeSet<usize>,
 }
 
 /// Runs `ip` with `args`; an error carries its output.
@@ -56,6 +58,7 @@ impl Net {
             tag,
             nodes,
             cuts: BTreeSet::new(),
+            degraded: BTreeSet::new(),
         };
         net.remove();
         let br = net.bridge();
@@ -93,6 +96,12 @@ impl Net {
             net.nft(
                 i,
                 "add chain inet chaos cut { type filter hook input priority 0; policy accept; }",
+            )?;
+            // nftables' dup works in the ip family only.
+            net.nft(i, "add table ip chaosdup")?;
+            net.nft(
+                i,
+                "add chain ip chaosdup out { type filter hook output priority 0; policy accept; }",
             )?;
         }
         Ok(net)
@@ -157,6 +166,59 @@ impl Net {
         Ok(())
     }
 
+    /// Member `i`'s end of its veth pair.
+    fn link(&self, i: usize) -> String {
+        format!("scn{}x{i}", self.tag)
+    }
+
+    /// Slows everything member `i` sends (to members and clients alike) to
+    /// `kbit` kilobits a second through a token bucket that queues up to
+    /// `queue_ms` of it: a slow or congested link, whose queue delays
+    /// packets by up to that much and drops what overflows. (This kernel has
+    /// no netem to add a fixed delay; a token bucket filter is what it has.)
+    pub fn slow(&mut self, i: usize, kbit: u32, queue_ms: u32) -> Result<(), ChaosError> {
+        assert!(i < self.nodes && kbit > 0 && queue_ms > 0);
+        self.degraded.insert(i);
+        ip(&[
+            "netns",
+            "exec",
+            &self.ns(i),
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            &self.link(i),
+            "root",
+            "tbf",
+            "rate",
+            &format!("{kbit}kbit"),
+            "burst",
+            "16kbit",
+            "latency",
+            &format!("{queue_ms}ms"),
+        ])
+    }
+
+    /// Sends a second copy of `percent`% of what member `i` sends to the
+    /// other members (nftables `dup`, chosen at random per packet).
+    pub fn duplicate(&mut self, i: usize, percent: u32) -> Result<(), ChaosError> {
+        assert!(i < self.nodes && (1..=100).contains(&percent));
+        self.degraded.insert(i);
+        let pick = if percent == 100 {
+            String::new()
+        } else {
+            format!("numgen random mod 100 < {percent} ")
+        };
+        for to in (0..self.nodes).filter(|&t| t != i) {
+            let a = self.addr(to);
+            self.nft(
+                i,
+                &format!("add rule ip chaosdup out ip daddr {a} {pick}dup to {a}"),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Cuts both directions between every member of `a` and every member of `b`.
     pub fn partition(&mut self, a: &[usize], b: &[usize]) -> Result<(), ChaosError> {
         for &x in a {
@@ -175,6 +237,21 @@ impl Net {
             self.nft(to, "flush chain inet chaos cut")?;
         }
         self.cuts.clear();
+        for i in std::mem::take(&mut self.degraded) {
+            self.nft(i, "flush chain ip chaosdup out")?;
+            // No qdisc to delete (only duplicated) is not an error worth stopping for.
+            let _ = ip(&[
+                "netns",
+                "exec",
+                &self.ns(i),
+                "tc",
+                "qdisc",
+                "del",
+                "dev",
+                &self.link(i),
+                "root",
+            ]);
+        }
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! `synod chaos` in CI: a three-member cluster of the real binary in network
 //! namespaces, each fault class once (random partition, isolated leader,
 //! one-way loss, bridge, kill, pause, kill of every member, ring, disk
-//! damage, member replacement, clock strobe), under the recorded register
+//! damage, member replacement, packet loss, a slow link, duplicated
+//! packets, clock strobe), under the recorded register
 //! workload. Every member must serve again within the bound after each
 //! heal, no acknowledged write may be lost, and the history must be
 //! linearizable. Needs root (namespaces); CI runs as root, and without it
