@@ -46,6 +46,15 @@ pub fn cluster_id(token: &str, members: &[u64]) -> u64 {
     }
 }
 
+/// Spreads `x` over 64 bits (splitmix64's finalizer): distinct inputs give
+/// distinct, well-mixed outputs, for ids that must not collide by accident.
+pub fn spread(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -416,6 +416,9 @@ pub async fn answer_join(shared: &Shared, inbox: &mpsc::Sender<Input>, h: &Hello
     let Some(url) = h.client_urls.first() else {
         return HelloReply::Refused("a join request names no peer URL".into());
     };
+    if let Err(why) = membership_barrier(inbox).await {
+        return HelloReply::Refused(why);
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let q = Input::Query(Query::Join {
         url: url.clone(),
@@ -432,6 +435,48 @@ pub async fn answer_join(shared: &Shared, inbox: &mpsc::Sender<Input>, h: &Hello
         },
         Ok(Ok(Err(why))) => HelloReply::Refused(why),
         _ => HelloReply::Refused("this member did not answer in time".into()),
+    }
+}
+
+/// Reads the home group linearizably (a ReadIndex round, then waiting
+/// until this member has applied that far), so that its member registry
+/// holds every membership change committed before the joiner asked: the
+/// `member add` that made room for the joiner among them. Without it a
+/// lagging member still listing the removed member that had the same peer
+/// URL would name the joiner after it, and the joiner would start as a
+/// member the others refuse.
+async fn membership_barrier(inbox: &mpsc::Sender<Input>) -> Result<(), String> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Read sessions need only be distinct from one another and from the
+    // gRPC services' (which are spread over 64 bits the same way).
+    let seed = NEXT.fetch_add(1, Ordering::Relaxed)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    let client = crate::ids::spread(seed).max(1);
+    let req = synod_node::ClientRequest {
+        client,
+        seq: 1,
+        op: synod_node::ClientOp::Range {
+            // The lowest key: in the home group, whose registry is the cluster's.
+            req: synod_kv::RangeRequest {
+                key: vec![0],
+                count_only: true,
+                ..Default::default()
+            },
+            serializable: false,
+        },
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if inbox.send(Input::Call { req, tx }).await.is_err() {
+        return Err("this member is stopping".into());
+    }
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, rx).await {
+        Ok(Ok(reply)) => reply
+            .result
+            .map(|_| ())
+            .map_err(|e| format!("cannot confirm the membership yet ({e}); try again")),
+        _ => Err("this member could not confirm the membership in time".into()),
     }
 }
 

@@ -74,13 +74,6 @@ fn etcd_id(member: u64, suffix: u64) -> i64 {
     (id & (u64::MAX >> 1)) as i64
 }
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 impl Api {
     /// A handle over the actor's inbox.
     pub fn new(inbox: mpsc::Sender<Input>, shared: Arc<Shared>) -> Api {
@@ -89,7 +82,7 @@ impl Api {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let base = splitmix(shared.cfg.id ^ splitmix(nanos));
+        let base = crate::ids::spread(shared.cfg.id ^ crate::ids::spread(nanos));
         Api {
             inner: Arc::new(Inner {
                 inbox,
@@ -117,7 +110,7 @@ impl Api {
         }
         loop {
             let c = self.inner.next_client.fetch_add(1, Ordering::Relaxed);
-            let client = splitmix(c);
+            let client = crate::ids::spread(c);
             if client != 0 {
                 return Session { client, seq: 0 };
             }
