@@ -31,7 +31,13 @@ pub struct Cluster {
     /// libfaketime, preloaded into every member so its clock can be moved
     /// from outside (through the file [`Cluster::clock_file`] names).
     faketime: Option<PathBuf>,
+    /// Each data dir is a tmpfs of this many bytes, so that one can be
+    /// filled up without touching the machine's disk (the disk-full fault).
+    quota: Option<u64>,
 }
+
+/// The file that fills a member's data dir.
+const BALLAST: &str = "chaos-ballast";
 
 /// Where Debian's `faketime` package puts the multi-threaded library.
 const FAKETIME_LIBS: [&str; 2] = [
@@ -65,6 +71,7 @@ impl Cluster {
         dir: &Path,
         extra: &[String],
         faketime: Option<PathBuf>,
+        quota: Option<u64>,
     ) -> Result<Cluster, ChaosError> {
         let initial = (0..net.nodes())
             .map(|i| format!("m{i}=http://{}:{PEER_PORT}", net.addr(i)))
@@ -79,11 +86,65 @@ impl Cluster {
             initial,
             extra: extra.to_vec(),
             faketime,
+            quota,
         };
+        if let Some(bytes) = quota {
+            for i in 0..net.nodes() {
+                let d = c.data_dir(i);
+                std::fs::create_dir_all(&d)
+                    .map_err(|e| ChaosError::Setup(format!("{}: {e}", d.display())))?;
+                let d = d.to_string_lossy().into_owned();
+                run(
+                    "mount",
+                    &["-t", "tmpfs", "-o", &format!("size={bytes}"), "chaos", &d],
+                )?;
+            }
+        }
         for i in 0..net.nodes() {
             c.spawn(net, i, "new")?;
         }
         Ok(c)
+    }
+
+    /// Fills member `i`'s data dir (a tmpfs of the quota's size) to the
+    /// last byte with a ballast file; returns the bytes it took.
+    pub fn fill(&self, i: usize) -> Result<u64, ChaosError> {
+        use std::io::Write;
+        assert!(self.quota.is_some(), "a disk-full fault needs a quota");
+        let path = self.data_dir(i).join(BALLAST);
+        let mut f = File::create(&path)
+            .map_err(|e| ChaosError::Setup(format!("{}: {e}", path.display())))?;
+        let chunk = vec![0xa5u8; 1 << 20];
+        let mut written = 0u64;
+        // Megabytes until the file system is full, then what fits byte-wise.
+        for size in [chunk.len(), 4096, 1] {
+            loop {
+                match f.write(&chunk[..size]) {
+                    Ok(0) => break,
+                    Ok(n) => written += n as u64,
+                    Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+                    Err(e) => return Err(ChaosError::Setup(format!("{}: {e}", path.display()))),
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Removes member `i`'s ballast (heal of a disk-full fault).
+    pub fn unfill(&self, i: usize) -> Result<(), ChaosError> {
+        let path = self.data_dir(i).join(BALLAST);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ChaosError::Setup(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// If member `i` exited on its own: its exit status, and it is marked stopped.
+    pub fn exited_one(&mut self, i: usize) -> Option<String> {
+        let st = self.children[i].as_mut()?.try_wait().ok()??;
+        self.children[i] = None;
+        Some(st.to_string())
     }
 
     fn spawn(&mut self, net: &Net, i: usize, state: &str) -> Result<(), ChaosError> {
@@ -183,10 +244,23 @@ impl Cluster {
     pub fn wipe(&mut self, i: usize) -> Result<(), ChaosError> {
         assert!(self.children[i].is_none(), "member {i} is running");
         let d = self.data_dir(i);
+        let err = |e: std::io::Error| ChaosError::Setup(format!("{}: {e}", d.display()));
+        if self.quota.is_some() {
+            // A mount point: empty it, keep it.
+            for entry in std::fs::read_dir(&d).map_err(err)? {
+                let p = entry.map_err(err)?.path();
+                if p.is_dir() {
+                    std::fs::remove_dir_all(&p).map_err(err)?;
+                } else {
+                    std::fs::remove_file(&p).map_err(err)?;
+                }
+            }
+            return Ok(());
+        }
         match std::fs::remove_dir_all(&d) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ChaosError::Setup(format!("{}: {e}", d.display()))),
+            Err(e) => Err(err(e)),
         }
     }
 
@@ -254,6 +328,11 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.children.len() {
             let _ = self.kill(i);
+            if self.quota.is_some() {
+                // The run's files go with it; the report, history and logs
+                // sit beside the data dirs and stay.
+                let _ = run("umount", &[&self.data_dir(i).to_string_lossy()]);
+            }
         }
     }
 }

@@ -69,6 +69,11 @@ pub enum Fault {
     /// Each member hears only its two neighbours on a ring (with 3 members
     /// everyone is a neighbour: no cut).
     Ring,
+    /// A member's data dir (a tmpfs of its own, 1 GiB) filled to the last
+    /// byte while it runs: it must keep its acknowledged writes, and either
+    /// go on or stop naming the full disk; at heal the ballast goes and a
+    /// stopped member is restarted.
+    DiskFull,
     /// SIGKILL of a member and damage to its files (the newest WAL segment
     /// cut short or a byte flipped, or a byte of the store flipped),
     /// restarted at heal: it must serve again or refuse to start saying
@@ -101,7 +106,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 15] = [
         Fault::Partition,
         Fault::IsolateLeader,
         Fault::OneWay,
@@ -111,6 +116,7 @@ impl Fault {
         Fault::KillAll,
         Fault::Ring,
         Fault::DiskDamage,
+        Fault::DiskFull,
         Fault::Replace,
         Fault::Loss,
         Fault::SlowLink,
@@ -141,7 +147,7 @@ impl Fault {
             "pause" => vec![Fault::Pause],
             "kill" => vec![Fault::Kill, Fault::KillAll],
             "clock" => vec![Fault::ClockStrobe],
-            "disk" => vec![Fault::DiskDamage],
+            "disk" => vec![Fault::DiskDamage, Fault::DiskFull],
             "membership" => vec![Fault::Replace],
             "all" => Fault::ALL.to_vec(),
             "split" => {
@@ -500,6 +506,12 @@ fn pick(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
     all
 }
 
+/// The size of each member's data dir when a run may fill one up.
+const DATA_DIR_QUOTA: u64 = 1 << 30;
+
+/// What a member that stopped on a full disk may say (synod's and etcd's).
+const DISK_FULL_WORDS: [&str; 3] = ["no space left", "enospc", "disk full"];
+
 /// What a fault needs undone at heal.
 enum Undo {
     Net,
@@ -507,6 +519,7 @@ enum Undo {
     Restart(usize),
     RestartAll,
     RestartDamaged(usize),
+    Unfill(usize),
     Join(usize),
     Resume(usize),
 }
@@ -536,7 +549,20 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
     } else {
         None
     };
-    let mut cl = Cluster::start(&net, cfg.target, &cfg.binary, &cfg.dir, &extra, faketime)?;
+    // A disk-full fault fills a member's data dir: each is a tmpfs of its own.
+    let quota = cfg
+        .faults
+        .contains(&Fault::DiskFull)
+        .then_some(DATA_DIR_QUOTA);
+    let mut cl = Cluster::start(
+        &net,
+        cfg.target,
+        &cfg.binary,
+        &cfg.dir,
+        &extra,
+        faketime,
+        quota,
+    )?;
     let endpoints = Cluster::endpoints(&net);
     say(
         cfg,
@@ -660,6 +686,14 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
                 cl.kill(v)?;
                 let (_, what) = disk::damage(cfg.target, &cl.data_dir(v), &mut rng)?;
                 (format!("m{v} killed; {what}"), Undo::RestartDamaged(v))
+            }
+            Fault::DiskFull => {
+                let v = victim(&mut rng);
+                let bytes = cl.fill(v)?;
+                (
+                    format!("m{v}'s data dir filled ({} MiB of ballast)", bytes >> 20),
+                    Undo::Unfill(v),
+                )
             }
             Fault::Replace => {
                 let v = victim(&mut rng);
@@ -788,6 +822,27 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
                         Ok(()) => cl.join(&net, v)?,
                         Err(e) => crashed.push(format!("membership change failed: {e}")),
                     }
+                }
+            }
+            Undo::Unfill(v) => {
+                cl.unfill(v)?;
+                if let Some(st) = cl.exited_one(v) {
+                    let why = cl.log_tail(v, 5);
+                    let named = DISK_FULL_WORDS
+                        .iter()
+                        .any(|w| why.to_lowercase().contains(w));
+                    if named {
+                        say(
+                            cfg,
+                            t0,
+                            format_args!("m{v} stopped on the full disk ({st}); restarting it"),
+                        );
+                    } else {
+                        crashed.push(format!(
+                            "m{v} exited ({st}) on a full disk without naming it: {why}"
+                        ));
+                    }
+                    cl.restart(&net, v)?;
                 }
             }
             Undo::Resume(v) => cl.resume(v)?,
