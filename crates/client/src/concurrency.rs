@@ -270,6 +270,50 @@ pub async fn unlock(client: &Client, guard: &LockGuard) -> Result<()> {
     delete_key(client, &guard.key).await
 }
 
+/// Applies `ops` only if the lock held by `key` is still held under
+/// fencing token `token` (the key's create revision when it was taken): a
+/// Txn comparing that create revision, so the store itself refuses the
+/// write of a holder that lost the lock (paused past its lease, say) even
+/// after a new holder took it. Refused writes are [`Error::StaleFence`];
+/// nothing of them is applied. The same guard works from etcdctl:
+/// `etcdctl txn` with `create("KEY") = "TOKEN"`.
+pub async fn fenced(
+    client: &Client,
+    key: &[u8],
+    token: i64,
+    ops: Vec<RequestOp>,
+) -> Result<TxnResponse> {
+    if token <= 0 {
+        return Err(Error::InvalidArgument(format!(
+            "a fencing token is a positive create revision, got {token}"
+        )));
+    }
+    let resp = client
+        .txn(TxnRequest {
+            compare: vec![Compare {
+                result: compare::CompareResult::Equal as i32,
+                target: compare::CompareTarget::Create as i32,
+                key: key.to_vec(),
+                range_end: Vec::new(),
+                target_union: Some(compare::TargetUnion::CreateRevision(token)),
+            }],
+            success: ops,
+            failure: vec![range_op(RangeRequest {
+                key: key.to_vec(),
+                ..Default::default()
+            })],
+        })
+        .await?;
+    if resp.succeeded {
+        return Ok(resp);
+    }
+    Err(Error::StaleFence {
+        key: key.to_vec(),
+        token,
+        holder: ranged_kvs(&resp, 0).first().map(|kv| kv.create_revision),
+    })
+}
+
 /// Leadership won in an election.
 #[derive(Clone, Debug)]
 pub struct Leadership {

@@ -48,6 +48,22 @@ pub enum Error {
     /// Local input or output failed (reading a txn from stdin, running a command).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A fenced write was refused: the lock it was guarded by is no longer
+    /// held under this fencing token (the holder's lease expired, or the
+    /// lock was released and taken again).
+    #[error(
+        "fencing token {token} is stale: {} no longer holds the lock under it{}; the write was not applied",
+        String::from_utf8_lossy(.key),
+        match .holder { Some(r) => format!(" (the key now has create revision {r})"), None => " (the key is gone)".to_string() }
+    )]
+    StaleFence {
+        /// The lock key the write was guarded by.
+        key: Vec<u8>,
+        /// The token the writer holds.
+        token: i64,
+        /// The key's create revision now, if it exists.
+        holder: Option<i64>,
+    },
 }
 
 impl Error {

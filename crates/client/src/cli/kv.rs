@@ -7,7 +7,8 @@ use std::io::Read;
 
 use clap::Args;
 use synod_proto::etcdserverpb::{
-    range_request, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest,
+    range_request, request_op, response_op, DeleteRangeRequest, PutRequest, RangeRequest,
+    RequestOp, TxnRequest,
 };
 
 use super::lease::parse_lease;
@@ -36,6 +37,17 @@ pub struct PutCmd {
     /// Keep the current lease.
     #[arg(long)]
     pub ignore_lease: bool,
+    /// Fenced write: apply it only while the lock held by this key is still
+    /// held under --fence-token (its create revision); refused otherwise.
+    #[arg(long, requires = "fence_token")]
+    pub fence_key: Option<String>,
+    /// The fencing token (`synod lock --fenced` exports it as SYNOD_FENCING_TOKEN).
+    #[arg(long, requires = "fence_key")]
+    pub fence_token: Option<i64>,
+    /// Fenced write with the lock key and token from the environment
+    /// (SYNOD_LOCK_KEY, SYNOD_FENCING_TOKEN), as inside `synod lock --fenced`.
+    #[arg(long, conflicts_with_all = ["fence_key", "fence_token"])]
+    pub fenced: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub out: OutArgs,
@@ -226,6 +238,17 @@ pub struct DelCmd {
     /// Print the deleted pairs.
     #[arg(long)]
     pub prev_kv: bool,
+    /// Fenced write: apply it only while the lock held by this key is still
+    /// held under --fence-token (its create revision); refused otherwise.
+    #[arg(long, requires = "fence_token")]
+    pub fence_key: Option<String>,
+    /// The fencing token (`synod lock --fenced` exports it as SYNOD_FENCING_TOKEN).
+    #[arg(long, requires = "fence_key")]
+    pub fence_token: Option<i64>,
+    /// Fenced write with the lock key and token from the environment
+    /// (SYNOD_LOCK_KEY, SYNOD_FENCING_TOKEN), as inside `synod lock --fenced`.
+    #[arg(long, conflicts_with_all = ["fence_key", "fence_token"])]
+    pub fenced: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub out: OutArgs,
@@ -272,7 +295,23 @@ pub(crate) async fn put(client: &Client, c: PutCmd, fmt: Format, sink: Sink<'_>)
     } else {
         None
     };
-    let r = client.put(c.request(stdin_value)?).await?;
+    let req = c.request(stdin_value)?;
+    let r = match fence(&c.fence_key, c.fence_token, c.fenced)? {
+        None => client.put(req).await?,
+        Some(f) => {
+            let op = RequestOp {
+                request: Some(request_op::Request::RequestPut(req)),
+            };
+            match fenced_op(client, f, op).await? {
+                response_op::Response::ResponsePut(r) => r,
+                _ => {
+                    return Err(Error::StreamClosed(
+                        "a fenced put answered as something else".into(),
+                    ))
+                }
+            }
+        }
+    };
     emit(
         sink,
         &match fmt {
@@ -336,7 +375,23 @@ pub(crate) async fn get(client: &Client, c: GetCmd, fmt: Format, sink: Sink<'_>)
 
 /// Runs `del`.
 pub(crate) async fn del(client: &Client, c: DelCmd, fmt: Format, sink: Sink<'_>) -> Result<u8> {
-    let r = client.delete_range(c.request()?).await?;
+    let req = c.request()?;
+    let r = match fence(&c.fence_key, c.fence_token, c.fenced)? {
+        None => client.delete_range(req).await?,
+        Some(f) => {
+            let op = RequestOp {
+                request: Some(request_op::Request::RequestDeleteRange(req)),
+            };
+            match fenced_op(client, f, op).await? {
+                response_op::Response::ResponseDeleteRange(r) => r,
+                _ => {
+                    return Err(Error::StreamClosed(
+                        "a fenced delete answered as something else".into(),
+                    ))
+                }
+            }
+        }
+    };
     emit(
         sink,
         &match fmt {
@@ -345,6 +400,48 @@ pub(crate) async fn del(client: &Client, c: DelCmd, fmt: Format, sink: Sink<'_>)
         },
     )?;
     Ok(0)
+}
+
+/// The lock key and token a write is fenced by, from its flags or (with
+/// `--fenced`) from the environment `synod lock --fenced` sets.
+fn fence(
+    key: &Option<String>,
+    token: Option<i64>,
+    from_env: bool,
+) -> Result<Option<(Vec<u8>, i64)>> {
+    if from_env {
+        let var = |name: &str| {
+            std::env::var(name).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "--fenced takes the lock from {name}, which is not set (run inside `synod lock --fenced NAME -- CMD`)"
+                ))
+            })
+        };
+        let key = var("SYNOD_LOCK_KEY")?;
+        let token = var("SYNOD_FENCING_TOKEN")?;
+        let token = token.parse().map_err(|_| {
+            Error::InvalidArgument(format!("SYNOD_FENCING_TOKEN is not a revision: {token:?}"))
+        })?;
+        return Ok(Some((key.into_bytes(), token)));
+    }
+    Ok(match (key, token) {
+        (Some(k), Some(t)) => Some((k.clone().into_bytes(), t)),
+        _ => None,
+    })
+}
+
+/// Runs `ops` fenced by `f`, and hands back the first response.
+async fn fenced_op(
+    client: &Client,
+    f: (Vec<u8>, i64),
+    op: RequestOp,
+) -> Result<response_op::Response> {
+    let resp = crate::concurrency::fenced(client, &f.0, f.1, vec![op]).await?;
+    resp.responses
+        .into_iter()
+        .next()
+        .and_then(|r| r.response)
+        .ok_or_else(|| Error::StreamClosed("a fenced txn answered without its response".into()))
 }
 
 /// Runs `txn`, from its flags or from etcdctl's text form on stdin.

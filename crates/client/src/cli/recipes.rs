@@ -22,6 +22,13 @@ pub struct LockCmd {
     /// Session TTL in seconds.
     #[arg(long, default_value_t = 10)]
     pub ttl: i64,
+    /// Hand the command a fencing token: SYNOD_LOCK_KEY and
+    /// SYNOD_FENCING_TOKEN (the lock key's create revision), which
+    /// `synod put --fenced` / `synod del --fenced` use to guard their writes,
+    /// so that a write made after the lock was lost (a pause past the
+    /// session's TTL) is refused by the store.
+    #[arg(long)]
+    pub fenced: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub out: OutArgs,
@@ -76,12 +83,15 @@ pub(crate) async fn lock(client: &Client, c: LockCmd, sink: Sink<'_>) -> Result<
         return Ok(0);
     };
     let code = if let Some((prog, args)) = c.command.split_first() {
-        let status = tokio::process::Command::new(prog)
-            .args(args)
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(args)
             .env("ETCD_LOCK_KEY", output::text(&guard.key))
-            .env("ETCD_LOCK_REV", guard.revision.to_string())
-            .status()
-            .await;
+            .env("ETCD_LOCK_REV", guard.revision.to_string());
+        if c.fenced {
+            cmd.env("SYNOD_LOCK_KEY", output::text(&guard.key))
+                .env("SYNOD_FENCING_TOKEN", guard.revision.to_string());
+        }
+        let status = cmd.status().await;
         match status {
             Ok(s) => s.code().map_or(1, |c| c.clamp(0, 255) as u8),
             Err(e) => {
@@ -90,7 +100,12 @@ pub(crate) async fn lock(client: &Client, c: LockCmd, sink: Sink<'_>) -> Result<
             }
         }
     } else {
-        emit(sink, &[guard.key.as_slice(), b"\n"].concat())?;
+        let mut line = guard.key.clone();
+        if c.fenced {
+            line.extend_from_slice(format!(" {}", guard.revision).as_bytes());
+        }
+        line.push(b'\n');
+        emit(sink, &line)?;
         tokio::signal::ctrl_c().await?;
         0
     };
