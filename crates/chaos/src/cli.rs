@@ -35,8 +35,8 @@ pub struct ChaosArgs {
     #[arg(long, visible_alias = "faults", value_delimiter = ',', value_parser = parse_nemesis)]
     pub nemesis: Vec<Vec<Fault>>,
     /// Workloads, comma-separated: register, set, watch (watchers of the
-    /// register's keys), all; lock and bank wait for fenced locks and
-    /// cross-range transactions.
+    /// register's keys), lock (holders writing under fencing tokens), all;
+    /// bank waits for cross-range transactions.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     pub workload: Vec<WorkloadKind>,
     /// How long each fault lasts.
@@ -57,7 +57,7 @@ pub struct ChaosArgs {
     /// Data dirs, member logs, history.jsonl, report.json and timeline.svg go here (default: a new directory under the temp dir).
     #[arg(long, visible_alias = "dir")]
     pub out: Option<PathBuf>,
-    /// Tests only: a deliberate bug in every synod member (e.g. stale-reads), to see the checks catch it.
+    /// Tests only: a deliberate bug to see the checks catch it: in every synod member (stale-reads, ack-before-sync), or in the lock workload's clients (unfenced-lock: writes without the fencing guard).
     #[arg(long)]
     pub planted_bug: Option<String>,
     /// Names the network namespaces and picks the subnet 10.77.TAG.0/24 (1-250).

@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod disk;
+pub mod lock;
 pub mod net;
 pub mod set;
 pub mod timeline;
@@ -29,6 +30,7 @@ use synod_client::{Client, ClientOptions};
 use synod_proto::etcdserverpb::{PutRequest, RangeRequest};
 
 use crate::cluster::{Cluster, Target};
+use crate::lock::{LockReport, Lockers};
 use crate::net::Net;
 use crate::set::{Adders, SetReport};
 use crate::watchers::{WatchReport, Watchers};
@@ -190,12 +192,14 @@ pub enum WorkloadKind {
     /// event once, in revision order, the same sequence (runs the register
     /// workload's writers too).
     Watch,
-    /// Mutual exclusion of etcd's locks (waits for fenced locks).
+    /// Holders of one lock writing under its fencing token, some frozen
+    /// past their lease: no write under a lost lock may land after a newer
+    /// holder's.
     Lock,
     /// Transfers between accounts in transactions (waits for cross-range
     /// transactions).
     Bank,
-    /// Every workload that exists: register, set and watch.
+    /// Every workload that exists: register, set, watch and lock.
     All,
 }
 
@@ -210,12 +214,8 @@ impl WorkloadKind {
                     WorkloadKind::Register,
                     WorkloadKind::Set,
                     WorkloadKind::Watch,
+                    WorkloadKind::Lock,
                 ]),
-                WorkloadKind::Lock => {
-                    return Err("workload lock waits for fenced locks (issue 15): \
-                                without fencing tokens etcd's locks are unsafe by design"
-                        .into())
-                }
                 WorkloadKind::Bank => {
                     return Err(
                         "workload bank waits for cross-range transactions (issue 15)".into(),
@@ -335,6 +335,8 @@ pub struct Report {
     pub watch: Option<WatchReport>,
     /// The set workload's check (`None`: it did not run).
     pub set: Option<SetReport>,
+    /// The lock workload's check (`None`: it did not run).
+    pub lock: Option<LockReport>,
     /// The longest recovery, in seconds.
     pub max_recovery_s: Option<f64>,
     /// Whether every check passed.
@@ -506,6 +508,9 @@ fn pick(rng: &mut Rng, n: usize, k: usize) -> Vec<usize> {
     all
 }
 
+/// The lock workload's planted bug: writes without the fencing guard.
+pub const UNFENCED_LOCK: &str = "unfenced-lock";
+
 /// The size of each member's data dir when a run may fill one up.
 const DATA_DIR_QUOTA: u64 = 1 << 30;
 
@@ -530,7 +535,11 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         .map_err(|e| ChaosError::Setup(format!("{}: {e}", cfg.dir.display())))?;
     let t_boot = Instant::now();
     let mut net = Net::create(cfg.tag, cfg.nodes)?;
-    let extra: Vec<String> = match (&cfg.planted_bug, cfg.target) {
+    // The planted bug of the lock workload is the client's (writes without
+    // the fencing guard); the others are the server's.
+    let unfenced = cfg.planted_bug.as_deref() == Some(UNFENCED_LOCK);
+    let server_bug = cfg.planted_bug.as_ref().filter(|_| !unfenced);
+    let extra: Vec<String> = match (server_bug, cfg.target) {
         (Some(b), Target::Synod) => vec!["--experimental-planted-bug".into(), b.clone()],
         (Some(_), Target::Etcd) => {
             return Err(ChaosError::Setup("a planted bug is synod's only".into()))
@@ -597,6 +606,8 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         runs(WorkloadKind::Watch).then(|| Watchers::start(&endpoints, "chaos/", from, cfg.nodes));
     let adders =
         runs(WorkloadKind::Set).then(|| Adders::start(&endpoints, "chaos-set/", cfg.nodes));
+    let lockers =
+        runs(WorkloadKind::Lock).then(|| Lockers::start(&endpoints, 3, cfg.seed, !unfenced));
     // The watchers watch the register's keys: its writers run for either.
     let registers = runs(WorkloadKind::Register) || runs(WorkloadKind::Watch);
     let mut wl = Workload::start(
@@ -889,6 +900,25 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
     let reader = client(&endpoints, Duration::from_secs(3), 10).await;
     let finals = wl.final_reads(&reader).await;
     let ops = wl.history();
+    let lock = match lockers {
+        Some(l) => {
+            let lock = l.finish(&reader).await;
+            say(
+                cfg,
+                t0,
+                format_args!(
+                    "lock checked: {} holdings ({} frozen), {} writes acknowledged, {} fenced off, {} problems",
+                    lock.acquired,
+                    lock.frozen,
+                    lock.acked,
+                    lock.refused,
+                    lock.problems.len()
+                ),
+            );
+            Some(lock)
+        }
+        None => None,
+    };
     let set = match adders {
         Some(a) => {
             let set = a.check(&reader).await;
@@ -1002,7 +1032,8 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
             && crashed.is_empty()
             && all_recovered
             && watch.as_ref().is_none_or(|w| w.problems.is_empty())
-            && set.as_ref().is_none_or(|s| s.problems.is_empty()),
+            && set.as_ref().is_none_or(|s| s.problems.is_empty())
+            && lock.as_ref().is_none_or(|l| l.problems.is_empty()),
         workloads: cfg.workloads.clone(),
         nemesis: cfg.faults.clone(),
         duration_s,
@@ -1011,6 +1042,7 @@ async fn run_async(cfg: &ChaosConfig) -> Result<Report, ChaosError> {
         crashed,
         watch,
         set,
+        lock,
         max_recovery_s,
         faults,
         history,
@@ -1052,6 +1084,9 @@ impl Report {
         }
         if let Some(s) = &self.set {
             out.extend(s.problems.iter().map(|p| format!("set: {p}")));
+        }
+        if let Some(l) = &self.lock {
+            out.extend(l.problems.iter().map(|p| format!("lock: {p}")));
         }
         out
     }
@@ -1150,6 +1185,21 @@ pub fn summary(r: &Report) -> String {
             }
         );
     }
+    if let Some(l) = &r.lock {
+        s += &format!(
+            "lock: {} holdings ({} frozen past their lease), {} {}writes acknowledged, {} fenced off: {}\n",
+            l.acquired,
+            l.frozen,
+            l.acked,
+            if l.fenced { "fenced " } else { "UNFENCED " },
+            l.refused,
+            if l.problems.is_empty() {
+                "no write under a lost lock landed after a newer holder's".to_string()
+            } else {
+                l.problems.join("; ")
+            }
+        );
+    }
     s += if r.passed { "PASS" } else { "FAIL" };
     s
 }
@@ -1197,13 +1247,14 @@ mod tests {
         use WorkloadKind::*;
         assert_eq!(
             WorkloadKind::expand(&[All]).unwrap(),
-            vec![Register, Set, Watch]
+            vec![Register, Set, Watch, Lock]
         );
         assert_eq!(
             WorkloadKind::expand(&[Watch, Set, Watch]).unwrap(),
             vec![Set, Watch]
         );
-        assert!(WorkloadKind::expand(&[Register, Lock]).is_err());
+        assert_eq!(WorkloadKind::expand(&[Lock]).unwrap(), vec![Lock]);
+        assert!(WorkloadKind::expand(&[Register, Bank]).is_err());
         assert!(WorkloadKind::expand(&[Bank]).is_err());
     }
 }

@@ -89,6 +89,13 @@ impl Session {
         }
     }
 
+    /// Stops keeping the lease alive without revoking it: the lease, and
+    /// the locks it holds, expire after its TTL, as those of a holder that
+    /// froze or crashed do.
+    pub fn abandon(self) {
+        self.keeper.abort();
+    }
+
     /// Stops keeping the lease alive and revokes it (deleting its keys).
     pub async fn close(self) -> Result<()> {
         self.keeper.abort();

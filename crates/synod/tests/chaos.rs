@@ -57,6 +57,11 @@ fn every_fault_class_heals_with_a_linearizable_history() {
         report.set.as_ref().unwrap().acked > 100 && report.watch.as_ref().unwrap().events > 100,
         "{text}"
     );
+    let lock = report.lock.as_ref().unwrap();
+    assert!(
+        lock.fenced && lock.acked > 20 && lock.frozen > 0 && lock.refused > 0,
+        "{text}"
+    );
 }
 
 #[test]
@@ -190,4 +195,31 @@ fn the_command_line_prints_one_json_object_of_the_documented_shape() {
         .expect("synod runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cross-range"));
+}
+
+#[test]
+fn a_lock_without_its_fencing_guard_is_caught() {
+    // The planted bug is the lock workload's own: holders write without
+    // the guard, as etcd's lock alone lets them, and a holder frozen past
+    // its lease writes after the next holder did.
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let cfg = ChaosConfig {
+        faults: vec![Fault::Partition, Fault::Kill],
+        workloads: vec![WorkloadKind::Lock],
+        fault_for: Duration::from_secs(8),
+        planted_bug: Some(synod_chaos::UNFENCED_LOCK.into()),
+        ..config(scratch.path().to_path_buf(), 206)
+    };
+    let report = run(&cfg).expect("the run is carried out");
+    let text = summary(&report);
+    eprintln!("{text}");
+    let lock = report.lock.as_ref().unwrap();
+    assert!(!lock.fenced && lock.frozen > 0, "{text}");
+    assert!(!report.passed, "the unfenced writes must be caught\n{text}");
+    assert!(
+        lock.problems
+            .iter()
+            .any(|p| p.contains("under a lost lock")),
+        "{text}"
+    );
 }
