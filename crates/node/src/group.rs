@@ -512,7 +512,8 @@ impl Group {
 
     /// Keeps the lessor in step with the lease commands that applied.
     fn track_leases(&mut self, cmd: &Command, resp: &Response, now: u64) {
-        match (cmd, resp) {
+        // A client's command arrives wrapped with its sender.
+        match (cmd.inner(), resp) {
             (Command::LeaseGrant { .. }, Response::LeaseGrant { id, ttl, .. }) => {
                 self.lessor.grant(*id, *ttl, now);
             }
