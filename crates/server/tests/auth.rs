@@ -274,6 +274,8 @@ fn users_roles_and_authentication_survive_a_restart() {
         ctl_ok(&ep, &["put", &format!("app/{i}"), "v", ALICE]);
     }
     let before = ctl_ok(&ep, &["auth", "status", ROOT]);
+    let role_before = ctl_ok(&ep, &["role", "get", "app", ROOT]);
+    assert!(role_before.contains("[app/, app0)"), "{role_before}");
     std::thread::sleep(Duration::from_millis(300));
     cl.stop(0);
     cl.boot(0);
@@ -287,7 +289,7 @@ fn users_roles_and_authentication_survive_a_restart() {
     assert!(!r.ok && r.err.contains("permission denied"), "{r:?}");
     let r = ctl(&ep, &["get", "app/1", "--user=alice:wrong"]);
     assert!(!r.ok && r.err.contains("authentication failed"), "{r:?}");
-    assert_eq!(ctl_ok(&ep, &["role", "get", "app", ROOT]), "Role app\nKV Read:\n\t[app/, app0) (prefix app/)\nKV Write:\n\t[app/, app0) (prefix app/)\n");
+    assert_eq!(ctl_ok(&ep, &["role", "get", "app", ROOT]), role_before);
 }
 
 fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
@@ -527,4 +529,76 @@ fn a_jwt_checked_before_a_permission_change_is_refused_as_stale() {
         let e = kv.range(with_token(get("app/1"), &forged)).await.unwrap_err();
         assert_eq!(e.message(), "etcdserver: invalid auth token");
     });
+}
+
+/// A JSON gateway call: the HTTP status and the body.
+fn curl(ep: &str, path: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "-w", "\n%{http_code}", "-X", "POST"]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: {t}")]);
+    }
+    let out = cmd
+        .args(["-d", body, &format!("http://{ep}{path}")])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json, code) = text.rsplit_once('\n').expect("status line");
+    (
+        code.trim().parse().expect("a status"),
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn the_json_gateway_takes_the_token_in_the_authorization_header_as_etcd_does() {
+    if !have_etcdctl() || !have_etcd() || !have("curl", "--version", "curl") {
+        return;
+    }
+    let etcd = Etcd3::start(1);
+    let cl = Cluster::start(1);
+    cl.wait_leader(Duration::from_secs(10)).unwrap();
+    let mut seen = Vec::new();
+    for ep in [etcd.clients[0].clone(), cl.endpoint(0)] {
+        setup(&ep);
+        let (st, login) = curl(
+            &ep,
+            "/v3/auth/authenticate",
+            r#"{"name":"alice","password":"alicepw"}"#,
+            None,
+        );
+        assert_eq!(st, 200, "{login}");
+        let token = login["token"].as_str().expect("a token").to_string();
+        let put = |key: &str, token: Option<&str>| {
+            let body = format!(
+                r#"{{"key":"{}","value":"dg=="}}"#,
+                base64_of(key.as_bytes())
+            );
+            let (st, v) = curl(&ep, "/v3/kv/put", &body, token);
+            (st, v["code"].clone(), v["message"].clone())
+        };
+        let allowed = put("app/x", Some(&token));
+        assert_eq!(allowed.0, 200, "{allowed:?}");
+        seen.push((put("secret", Some(&token)), put("app/x", None), put("app/x", Some("bogus"))));
+    }
+    assert_eq!(seen[0], seen[1], "etcd, then synod");
+    assert_eq!(seen[1].0 .2, "etcdserver: permission denied");
+}
+
+fn base64_of(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -220,7 +220,7 @@ impl Auth for Api {
             return Err(kv_status(&KvError::UserEmpty));
         }
         self.admin_first(&req).await?;
-        let no_password = req.get_ref().options.is_some_and(|o| o.no_password);
+        let no_password = req.get_ref().options.as_ref().is_some_and(|o| o.no_password);
         let password = if no_password {
             Vec::new()
         } else {
