@@ -701,7 +701,9 @@ impl AuthState {
     pub(crate) fn keep_tokens_from(&mut self, old: &AuthState) {
         for t in &old.token_order {
             let user = &old.tokens[t];
-            if self.users.contains_key(user) && self.tokens.insert(t.clone(), user.clone()).is_none() {
+            if self.users.contains_key(user)
+                && self.tokens.insert(t.clone(), user.clone()).is_none()
+            {
                 self.token_order.push_back(t.clone());
             }
         }
@@ -765,7 +767,9 @@ impl AuthState {
             }
         }
         if state.enabled && !state.is_root(ROOT_USER) {
-            return Err(bad("enabled without a root user holding the root role".into()));
+            return Err(bad(
+                "enabled without a root user holding the root role".into()
+            ));
         }
         Ok(state)
     }
@@ -774,8 +778,7 @@ impl AuthState {
     pub(crate) fn hash_into(&self, h: &mut Fnv) {
         h.write(&[u8::from(self.enabled)]);
         h.write(&self.revision.to_le_bytes());
-        let bytes =
-            postcard::to_allocvec(&self.image()).expect("encoding to memory cannot fail");
+        let bytes = postcard::to_allocvec(&self.image()).expect("encoding to memory cannot fail");
         h.write(&bytes);
     }
 }

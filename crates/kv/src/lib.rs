@@ -61,8 +61,8 @@ mod store;
 mod types;
 
 pub use auth::{
-    AuthCommand, AuthInfo, AuthResponse, AuthState, PermKind, Permission, Role, User, MAX_NAME_BYTES,
-    MAX_TOKENS, ROOT_ROLE, ROOT_USER,
+    AuthCommand, AuthInfo, AuthResponse, AuthState, PermKind, Permission, Role, User,
+    MAX_NAME_BYTES, MAX_TOKENS, ROOT_ROLE, ROOT_USER,
 };
 pub use engine::{
     record_digest, span_is_empty, DynEngine, EngineError, KeySpan, MvccEngine, Record, Rev,

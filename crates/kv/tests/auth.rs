@@ -4,7 +4,11 @@
 
 use synod_kv::*;
 
-fn auth(kv: &mut KvStore, from: Option<&AuthInfo>, cmd: AuthCommand) -> Result<AuthResponse, KvError> {
+fn auth(
+    kv: &mut KvStore,
+    from: Option<&AuthInfo>,
+    cmd: AuthCommand,
+) -> Result<AuthResponse, KvError> {
     let c = match from {
         Some(info) => Command::from_user(info.clone(), Command::Auth(cmd)),
         None => Command::Auth(cmd),
@@ -166,7 +170,10 @@ fn names_and_existence_are_checked_with_etcds_errors() {
     };
     assert_eq!(auth(&mut kv, None, add("")), Err(KvError::UserEmpty));
     ok(&mut kv, add("bob"));
-    assert_eq!(auth(&mut kv, None, add("bob")), Err(KvError::UserAlreadyExists));
+    assert_eq!(
+        auth(&mut kv, None, add("bob")),
+        Err(KvError::UserAlreadyExists)
+    );
     assert!(matches!(
         auth(&mut kv, None, add(&"x".repeat(MAX_NAME_BYTES + 1))),
         Err(KvError::AuthLimit(_))
@@ -184,8 +191,14 @@ fn names_and_existence_are_checked_with_etcds_errors() {
         user: user.into(),
         role: role.into(),
     };
-    assert_eq!(auth(&mut kv, None, grant("nobody", "r")), Err(KvError::UserNotFound));
-    assert_eq!(auth(&mut kv, None, grant("bob", "nothing")), Err(KvError::RoleNotFound));
+    assert_eq!(
+        auth(&mut kv, None, grant("nobody", "r")),
+        Err(KvError::UserNotFound)
+    );
+    assert_eq!(
+        auth(&mut kv, None, grant("bob", "nothing")),
+        Err(KvError::RoleNotFound)
+    );
     assert_eq!(
         auth(
             &mut kv,
@@ -238,7 +251,11 @@ fn deleting_a_role_takes_it_from_its_users_and_lists_are_in_order() {
     }
     assert_eq!(
         auth(&mut kv, None, AuthCommand::UserList),
-        Ok(AuthResponse::Users(vec!["alice".into(), "bob".into(), "carol".into()]))
+        Ok(AuthResponse::Users(vec![
+            "alice".into(),
+            "bob".into(),
+            "carol".into()
+        ]))
     );
     assert_eq!(
         auth(&mut kv, None, AuthCommand::UserGet { name: "bob".into() }),
@@ -263,7 +280,8 @@ fn permissions_are_kept_by_key_and_a_regrant_changes_the_kind() {
     grant(&mut kv, "r", PermKind::Write, "a", b"b");
     grant(&mut kv, "r", PermKind::Read, "z", &[0]);
     grant(&mut kv, "r", PermKind::ReadWrite, "a", b"b");
-    let Ok(AuthResponse::Role(perms)) = auth(&mut kv, None, AuthCommand::RoleGet { name: "r".into() })
+    let Ok(AuthResponse::Role(perms)) =
+        auth(&mut kv, None, AuthCommand::RoleGet { name: "r".into() })
     else {
         panic!("role expected")
     };
@@ -287,7 +305,8 @@ fn permissions_are_kept_by_key_and_a_regrant_changes_the_kind() {
             range_end: vec![],
         },
     );
-    let Ok(AuthResponse::Role(perms)) = auth(&mut kv, None, AuthCommand::RoleGet { name: "r".into() })
+    let Ok(AuthResponse::Role(perms)) =
+        auth(&mut kv, None, AuthCommand::RoleGet { name: "r".into() })
     else {
         panic!("role expected")
     };
@@ -306,20 +325,51 @@ fn management_needs_the_root_role_but_users_may_read_themselves() {
         auth(&mut kv, Some(&alice), add.clone()),
         Err(KvError::PermissionDenied)
     );
-    assert_eq!(auth(&mut kv, Some(&nobody), add.clone()), Err(KvError::UserEmpty));
-    assert_eq!(auth(&mut kv, Some(&ghost), add.clone()), Err(KvError::UserNotFound));
-    assert_eq!(auth(&mut kv, Some(&alice), AuthCommand::UserList), Err(KvError::PermissionDenied));
+    assert_eq!(
+        auth(&mut kv, Some(&nobody), add.clone()),
+        Err(KvError::UserEmpty)
+    );
+    assert_eq!(
+        auth(&mut kv, Some(&ghost), add.clone()),
+        Err(KvError::UserNotFound)
+    );
+    assert_eq!(
+        auth(&mut kv, Some(&alice), AuthCommand::UserList),
+        Err(KvError::PermissionDenied)
+    );
     auth(&mut kv, Some(&root), add).unwrap();
     // Herself and her own role, nothing else.
     let alice = me(&kv, "alice");
-    assert!(auth(&mut kv, Some(&alice), AuthCommand::UserGet { name: "alice".into() }).is_ok());
+    assert!(auth(
+        &mut kv,
+        Some(&alice),
+        AuthCommand::UserGet {
+            name: "alice".into()
+        }
+    )
+    .is_ok());
     assert_eq!(
-        auth(&mut kv, Some(&alice), AuthCommand::UserGet { name: "root".into() }),
+        auth(
+            &mut kv,
+            Some(&alice),
+            AuthCommand::UserGet {
+                name: "root".into()
+            }
+        ),
         Err(KvError::PermissionDenied)
     );
-    assert!(auth(&mut kv, Some(&alice), AuthCommand::RoleGet { name: "app".into() }).is_ok());
+    assert!(auth(
+        &mut kv,
+        Some(&alice),
+        AuthCommand::RoleGet { name: "app".into() }
+    )
+    .is_ok());
     assert_eq!(
-        auth(&mut kv, Some(&alice), AuthCommand::RoleGet { name: "x".into() }),
+        auth(
+            &mut kv,
+            Some(&alice),
+            AuthCommand::RoleGet { name: "x".into() }
+        ),
         Err(KvError::PermissionDenied)
     );
     // Status is anyone's.
@@ -329,16 +379,35 @@ fn management_needs_the_root_role_but_users_may_read_themselves() {
 #[test]
 fn root_cannot_be_deleted_nor_demoted_while_enabled() {
     let mut kv = enabled();
-    let del_user = AuthCommand::UserDelete { name: "root".into() };
+    let del_user = AuthCommand::UserDelete {
+        name: "root".into(),
+    };
     let demote = AuthCommand::UserRevokeRole {
         user: "root".into(),
         role: ROOT_ROLE.into(),
     };
-    assert_eq!(auth(&mut kv, None, del_user.clone()), Err(KvError::InvalidAuthMgmt));
-    assert_eq!(auth(&mut kv, None, demote.clone()), Err(KvError::InvalidAuthMgmt));
-    ok(&mut kv, AuthCommand::RoleAdd { name: ROOT_ROLE.into() });
     assert_eq!(
-        auth(&mut kv, None, AuthCommand::RoleDelete { name: ROOT_ROLE.into() }),
+        auth(&mut kv, None, del_user.clone()),
+        Err(KvError::InvalidAuthMgmt)
+    );
+    assert_eq!(
+        auth(&mut kv, None, demote.clone()),
+        Err(KvError::InvalidAuthMgmt)
+    );
+    ok(
+        &mut kv,
+        AuthCommand::RoleAdd {
+            name: ROOT_ROLE.into(),
+        },
+    );
+    assert_eq!(
+        auth(
+            &mut kv,
+            None,
+            AuthCommand::RoleDelete {
+                name: ROOT_ROLE.into()
+            }
+        ),
         Err(KvError::InvalidAuthMgmt)
     );
     ok(&mut kv, AuthCommand::Disable);
@@ -351,23 +420,49 @@ fn a_key_operation_needs_a_user_a_fresh_revision_and_a_covering_permission() {
     let mut kv = enabled();
     grant(&mut kv, "app", PermKind::ReadWrite, "app/", b"app0");
     let alice = me(&kv, "alice");
-    assert_eq!(put_as(&mut kv, &AuthInfo::default(), "app/x"), Err(KvError::UserEmpty));
-    assert_eq!(put_as(&mut kv, &alice, "other"), Err(KvError::PermissionDenied));
+    assert_eq!(
+        put_as(&mut kv, &AuthInfo::default(), "app/x"),
+        Err(KvError::UserEmpty)
+    );
+    assert_eq!(
+        put_as(&mut kv, &alice, "other"),
+        Err(KvError::PermissionDenied)
+    );
     assert!(put_as(&mut kv, &alice, "app/x").is_ok());
     let (root, ghost) = (me(&kv, "root"), me(&kv, "ghost"));
-    assert!(put_as(&mut kv, &root, "other").is_ok(), "root may do anything");
-    assert_eq!(put_as(&mut kv, &ghost, "app/x"), Err(KvError::PermissionDenied));
+    assert!(
+        put_as(&mut kv, &root, "other").is_ok(),
+        "root may do anything"
+    );
+    assert_eq!(
+        put_as(&mut kv, &ghost, "app/x"),
+        Err(KvError::PermissionDenied)
+    );
     // Any change to the auth state makes alice's token stale.
     let stale = alice.clone();
-    ok(&mut kv, AuthCommand::RoleAdd { name: "unrelated".into() });
+    ok(
+        &mut kv,
+        AuthCommand::RoleAdd {
+            name: "unrelated".into(),
+        },
+    );
     let before = kv.revision();
-    assert_eq!(put_as(&mut kv, &stale, "app/x"), Err(KvError::AuthOldRevision));
-    assert_eq!(read(&kv, &stale, "app/x", b""), Err(KvError::AuthOldRevision));
+    assert_eq!(
+        put_as(&mut kv, &stale, "app/x"),
+        Err(KvError::AuthOldRevision)
+    );
+    assert_eq!(
+        read(&kv, &stale, "app/x", b""),
+        Err(KvError::AuthOldRevision)
+    );
     assert_eq!(kv.revision(), before, "a refused put writes nothing");
     let fresh = me(&kv, "alice");
     assert!(put_as(&mut kv, &fresh, "app/x").is_ok());
     // Commands the node makes itself are not wrapped, and trusted.
-    assert!(kv.apply(&Command::Put(PutRequest::new("other", "v"))).0.is_ok());
+    assert!(kv
+        .apply(&Command::Put(PutRequest::new("other", "v")))
+        .0
+        .is_ok());
     // With authentication off, nobody is checked.
     ok(&mut kv, AuthCommand::Disable);
     assert!(put_as(&mut kv, &AuthInfo::default(), "other").is_ok());
@@ -559,7 +654,11 @@ fn simple_tokens_name_their_user_until_the_user_changes() {
             password: b"$2b$10$new".to_vec(),
         },
     );
-    assert_eq!(kv.auth().token_user(&t), None, "a new password ends her tokens");
+    assert_eq!(
+        kv.auth().token_user(&t),
+        None,
+        "a new password ends her tokens"
+    );
     assert_eq!(kv.auth().token_user(&r), Some("root"), "not root's");
     ok(&mut kv, AuthCommand::Disable);
     assert_eq!(kv.auth().token_user(&r), None, "disable ends every token");
@@ -594,7 +693,10 @@ fn the_token_table_is_bounded() {
         first.get_or_insert(t);
     }
     assert_eq!(kv.auth().token_user(first.as_ref().unwrap()), None);
-    assert_eq!(kv.auth().token_user(&format!("p{}.1", MAX_TOKENS + 4)), Some("alice"));
+    assert_eq!(
+        kv.auth().token_user(&format!("p{}.1", MAX_TOKENS + 4)),
+        Some("alice")
+    );
 }
 
 #[test]

@@ -401,9 +401,12 @@ impl RawConfig {
                 }
             },
         };
-        let auth =
-            crate::tokens::AuthConfig::parse(&self.auth_token, self.bcrypt_cost, self.auth_token_ttl)
-                .map_err(ConfigError::Invalid)?;
+        let auth = crate::tokens::AuthConfig::parse(
+            &self.auth_token,
+            self.bcrypt_cost,
+            self.auth_token_ttl,
+        )
+        .map_err(ConfigError::Invalid)?;
         Ok(ServerConfig {
             auth,
             split_keys,

@@ -459,9 +459,15 @@ mod tests {
         let t0 = Instant::now();
         assert!(t.touch("a.1", t0));
         assert!(t.touch("a.1", t0 + Duration::from_secs(8)));
-        assert!(t.touch("a.1", t0 + Duration::from_secs(16)), "use restarts it");
+        assert!(
+            t.touch("a.1", t0 + Duration::from_secs(16)),
+            "use restarts it"
+        );
         assert!(!t.touch("a.1", t0 + Duration::from_secs(27)));
-        assert!(!t.touch("a.1", t0 + Duration::from_secs(28)), "dead stays dead");
+        assert!(
+            !t.touch("a.1", t0 + Duration::from_secs(28)),
+            "dead stays dead"
+        );
     }
 
     #[test]

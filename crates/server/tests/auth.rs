@@ -62,7 +62,10 @@ fn script(s: &mut Side) {
     s.ok("no users", &["user", "list"]);
     s.ok("no roles", &["role", "list"]);
     s.fails("enable without root", &["auth", "enable"]);
-    s.ok("add root", &["user", "add", "root:rootpw", "--interactive=false"]);
+    s.ok(
+        "add root",
+        &["user", "add", "root:rootpw", "--interactive=false"],
+    );
     // etcdctl answers "root user does not have root role" by adding the
     // root role, granting it to root and enabling again.
     s.ok("enable without root role", &["auth", "enable"]);
@@ -71,26 +74,52 @@ fn script(s: &mut Side) {
     s.ok("add role", &["role", "add", "app"]);
     s.fails("add role twice", &["role", "add", "app"]);
     s.fails("add empty role", &["role", "add", ""]);
-    s.ok("add alice", &["user", "add", "alice:alicepw", "--interactive=false"]);
+    s.ok(
+        "add alice",
+        &["user", "add", "alice:alicepw", "--interactive=false"],
+    );
     s.fails(
         "add alice twice",
         &["user", "add", "alice:other", "--interactive=false"],
     );
     s.ok("alice gets app", &["user", "grant-role", "alice", "app"]);
-    s.fails("grant a missing role", &["user", "grant-role", "alice", "nope"]);
-    s.fails("grant to a missing user", &["user", "grant-role", "bob", "app"]);
+    s.fails(
+        "grant a missing role",
+        &["user", "grant-role", "alice", "nope"],
+    );
+    s.fails(
+        "grant to a missing user",
+        &["user", "grant-role", "bob", "app"],
+    );
     s.ok(
         "grant prefix",
-        &["role", "grant-permission", "app", "readwrite", "app/", "--prefix"],
+        &[
+            "role",
+            "grant-permission",
+            "app",
+            "readwrite",
+            "app/",
+            "--prefix",
+        ],
     );
-    s.ok("grant key", &["role", "grant-permission", "app", "read", "shared"]);
+    s.ok(
+        "grant key",
+        &["role", "grant-permission", "app", "read", "shared"],
+    );
     s.ok(
         "grant range",
         &["role", "grant-permission", "app", "write", "logs/", "logs0"],
     );
     s.ok(
         "grant from key",
-        &["role", "grant-permission", "app", "read", "zone/", "--from-key"],
+        &[
+            "role",
+            "grant-permission",
+            "app",
+            "read",
+            "zone/",
+            "--from-key",
+        ],
     );
     s.ok(
         "regrant changes the kind",
@@ -119,7 +148,10 @@ fn script(s: &mut Side) {
     s.fails("put outside", &["put", "other", "x", ALICE]);
     s.fails("get outside", &["get", "secret", ALICE]);
     s.fails("get everything", &["get", "", "--prefix", ALICE]);
-    s.fails("get a prefix wider than the grant", &["get", "app", "--prefix", ALICE]);
+    s.fails(
+        "get a prefix wider than the grant",
+        &["get", "app", "--prefix", ALICE],
+    );
     s.ok("put the granted key", &["put", "shared", "s", ALICE]);
     s.ok("get the granted key", &["get", "shared", ALICE]);
     s.ok("put in the write range", &["put", "logs/a", "1", ALICE]);
@@ -129,10 +161,16 @@ fn script(s: &mut Side) {
     s.ok("get from key", &["get", "zone/b", ALICE]);
     s.ok("get far past from key", &["get", "zzz", ALICE]);
     s.ok("get range from key", &["get", "zone/", "--from-key", ALICE]);
-    s.fails("put in the read-only from-key", &["put", "zone/c", "c", ALICE]);
+    s.fails(
+        "put in the read-only from-key",
+        &["put", "zone/c", "c", ALICE],
+    );
     s.ok("del inside", &["del", "app/2", ALICE]);
     s.fails("del outside", &["del", "secret", ALICE]);
-    s.fails("del prev-kv in the write range", &["del", "logs/a", "--prev-kv", ALICE]);
+    s.fails(
+        "del prev-kv in the write range",
+        &["del", "logs/a", "--prev-kv", ALICE],
+    );
     s.ok("del in the write range", &["del", "logs/a", ALICE]);
     s.step(
         "txn inside",
@@ -152,12 +190,25 @@ fn script(s: &mut Side) {
         Some("value(\"secret\") = \"s\"\n\nput app/5 five\n\n\n"),
         false,
     );
-    s.ok("txn left nothing", &["get", "app/", "--prefix", "--keys-only", ALICE]);
+    s.ok(
+        "txn left nothing",
+        &["get", "app/", "--prefix", "--keys-only", ALICE],
+    );
 
     // --- management needs root; users see themselves -----------------------
     s.fails("alice lists users", &["user", "list", ALICE]);
     s.fails("alice adds a role", &["role", "add", "x", ALICE]);
-    s.fails("alice grants herself", &["role", "grant-permission", "app", "readwrite", "secret", ALICE]);
+    s.fails(
+        "alice grants herself",
+        &[
+            "role",
+            "grant-permission",
+            "app",
+            "readwrite",
+            "secret",
+            ALICE,
+        ],
+    );
     s.ok("alice reads herself", &["user", "get", "alice", ALICE]);
     s.fails("alice reads root", &["user", "get", "root", ALICE]);
     s.ok("alice reads her role", &["role", "get", "app", ALICE]);
@@ -165,7 +216,10 @@ fn script(s: &mut Side) {
     s.ok("root defrags", &["defrag", ROOT]);
     s.fails("alice disables", &["auth", "disable", ALICE]);
     s.fails("root cannot go", &["user", "delete", "root", ROOT]);
-    s.fails("root keeps root", &["user", "revoke-role", "root", "root", ROOT]);
+    s.fails(
+        "root keeps root",
+        &["user", "revoke-role", "root", "root", ROOT],
+    );
 
     // --- password change, revokes ----------------------------------------
     s.step(
@@ -186,8 +240,14 @@ fn script(s: &mut Side) {
     );
     s.fails("revoked", &["get", "app/1", ALICE2]);
     s.ok("still the key", &["get", "shared", ALICE2]);
-    s.ok("revoke the role", &["user", "revoke-role", "alice", "app", ROOT]);
-    s.fails("revoke the role twice", &["user", "revoke-role", "alice", "app", ROOT]);
+    s.ok(
+        "revoke the role",
+        &["user", "revoke-role", "alice", "app", ROOT],
+    );
+    s.fails(
+        "revoke the role twice",
+        &["user", "revoke-role", "alice", "app", ROOT],
+    );
     s.fails("no role, no key", &["get", "shared", ALICE2]);
     s.ok("delete the role", &["role", "delete", "app", ROOT]);
     s.ok("roles after", &["role", "list", ROOT]);
@@ -248,7 +308,14 @@ fn setup(ep: &str) {
         &["user", "add", "alice:alicepw", "--interactive=false"],
         &["role", "add", "app"],
         &["user", "grant-role", "alice", "app"],
-        &["role", "grant-permission", "app", "readwrite", "app/", "--prefix"],
+        &[
+            "role",
+            "grant-permission",
+            "app",
+            "readwrite",
+            "app/",
+            "--prefix",
+        ],
         &["put", "app/1", "one"],
         &["auth", "enable"],
     ] {
@@ -280,10 +347,16 @@ fn users_roles_and_authentication_survive_a_restart() {
     cl.stop(0);
     cl.boot(0);
     cl.wait_leader(Duration::from_secs(10)).unwrap();
-    assert_eq!(ctl_ok(&ep, &["user", "get", "alice", "--detail", ROOT]), before);
+    assert_eq!(
+        ctl_ok(&ep, &["user", "get", "alice", "--detail", ROOT]),
+        before
+    );
     let r = ctl(&ep, &["get", "app/1"]);
     assert!(!r.ok && r.err.contains("user name is empty"), "{r:?}");
-    assert_eq!(ctl_ok(&ep, &["get", "app/1", "--print-value-only", ALICE]), "v\n");
+    assert_eq!(
+        ctl_ok(&ep, &["get", "app/1", "--print-value-only", ALICE]),
+        "v\n"
+    );
     let r = ctl(&ep, &["put", "secret", "x", ALICE]);
     assert!(!r.ok && r.err.contains("permission denied"), "{r:?}");
     let r = ctl(&ep, &["get", "app/1", "--user=alice:wrong"]);
@@ -358,10 +431,16 @@ fn simple_tokens_work_on_every_member_and_die_with_a_password_change() {
                 }
             }
             assert!(ok, "member {i} never took the token");
-            let e = kv.range(with_token(get("secret"), &token)).await.unwrap_err();
+            let e = kv
+                .range(with_token(get("secret"), &token))
+                .await
+                .unwrap_err();
             assert_eq!(e.code(), tonic::Code::PermissionDenied);
             assert_eq!(e.message(), "etcdserver: permission denied");
-            let e = kv.range(with_token(get("app/1"), "forged.1")).await.unwrap_err();
+            let e = kv
+                .range(with_token(get("app/1"), "forged.1"))
+                .await
+                .unwrap_err();
             assert_eq!(e.code(), tonic::Code::Unauthenticated);
             assert_eq!(e.message(), "etcdserver: invalid auth token");
         }
@@ -382,7 +461,10 @@ fn simple_tokens_work_on_every_member_and_die_with_a_password_change() {
         let mut kv = pb::kv_client::KvClient::connect(format!("http://{}", cl.endpoint(0)))
             .await
             .unwrap();
-        let e = kv.range(with_token(get("app/1"), &token)).await.unwrap_err();
+        let e = kv
+            .range(with_token(get("app/1"), &token))
+            .await
+            .unwrap_err();
         assert_eq!(e.message(), "etcdserver: invalid auth token");
 
         // Watches are checked when created; maintenance needs root.
@@ -409,10 +491,12 @@ fn simple_tokens_work_on_every_member_and_die_with_a_password_change() {
         assert_eq!(denied.cancel_reason, "etcdserver: permission denied");
         let allowed = out.message().await.unwrap().unwrap();
         assert!(allowed.created && !allowed.canceled, "{allowed:?}");
-        let mut m =
-            pb::maintenance_client::MaintenanceClient::connect(format!("http://{}", cl.endpoint(0)))
-                .await
-                .unwrap();
+        let mut m = pb::maintenance_client::MaintenanceClient::connect(format!(
+            "http://{}",
+            cl.endpoint(0)
+        ))
+        .await
+        .unwrap();
         let e = m
             .hash_kv(with_token(pb::HashKvRequest { revision: 0 }, &token))
             .await
@@ -424,9 +508,10 @@ fn simple_tokens_work_on_every_member_and_die_with_a_password_change() {
         m.status(with_token(pb::StatusRequest {}, &token))
             .await
             .unwrap();
-        let mut c = pb::cluster_client::ClusterClient::connect(format!("http://{}", cl.endpoint(0)))
-            .await
-            .unwrap();
+        let mut c =
+            pb::cluster_client::ClusterClient::connect(format!("http://{}", cl.endpoint(0)))
+                .await
+                .unwrap();
         let e = c
             .member_remove(with_token(pb::MemberRemoveRequest { id: 1 }, &token))
             .await
@@ -510,13 +595,19 @@ fn a_jwt_checked_before_a_permission_change_is_refused_as_stale() {
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
         // Any change to users, roles or permissions makes it stale.
         let root = login(&ep, "root", "rootpw").await.unwrap();
-        a.role_add(with_token(pb::AuthRoleAddRequest { name: "x".into() }, &root))
-            .await
-            .unwrap();
+        a.role_add(with_token(
+            pb::AuthRoleAddRequest { name: "x".into() },
+            &root,
+        ))
+        .await
+        .unwrap();
         let e = kv.put(with_token(put("app/1"), &token)).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
         assert_eq!(e.message(), "etcdserver: revision of auth store is old");
-        let e = kv.range(with_token(get("app/1"), &token)).await.unwrap_err();
+        let e = kv
+            .range(with_token(get("app/1"), &token))
+            .await
+            .unwrap_err();
         assert_eq!(e.message(), "etcdserver: revision of auth store is old");
         let fresh = login(&ep, "alice", "alicepw").await.unwrap();
         kv.put(with_token(put("app/1"), &fresh)).await.unwrap();
@@ -525,7 +616,10 @@ fn a_jwt_checked_before_a_permission_change_is_refused_as_stale() {
         let n = forged.len();
         forged[n - 2] = if forged[n - 2] == 'A' { 'B' } else { 'A' };
         let forged: String = forged.into_iter().collect();
-        let e = kv.range(with_token(get("app/1"), &forged)).await.unwrap_err();
+        let e = kv
+            .range(with_token(get("app/1"), &forged))
+            .await
+            .unwrap_err();
         assert_eq!(e.message(), "etcdserver: invalid auth token");
     });
 }
@@ -578,7 +672,11 @@ fn the_json_gateway_takes_the_token_in_the_authorization_header_as_etcd_does() {
         };
         let allowed = put("app/x", Some(&token));
         assert_eq!(allowed.0, 200, "{allowed:?}");
-        seen.push((put("secret", Some(&token)), put("app/x", None), put("app/x", Some("bogus"))));
+        seen.push((
+            put("secret", Some(&token)),
+            put("app/x", None),
+            put("app/x", Some("bogus")),
+        ));
     }
     assert_eq!(seen[0], seen[1], "etcd, then synod");
     assert_eq!(seen[1].0 .2, "etcdserver: permission denied");

@@ -99,7 +99,11 @@ impl Api {
         tokens::hash_password(password, self.shared().cfg.auth.bcrypt_cost).await
     }
 
-    async fn authenticate_once(&self, name: &str, password: &str) -> Result<(String, bool), Status> {
+    async fn authenticate_once(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<(String, bool), Status> {
         let n = name.to_string();
         let (enabled, checked_rev, user) = self
             .auth_view(move |a| {
@@ -220,7 +224,11 @@ impl Auth for Api {
             return Err(kv_status(&KvError::UserEmpty));
         }
         self.admin_first(&req).await?;
-        let no_password = req.get_ref().options.as_ref().is_some_and(|o| o.no_password);
+        let no_password = req
+            .get_ref()
+            .options
+            .as_ref()
+            .is_some_and(|o| o.no_password);
         let password = if no_password {
             Vec::new()
         } else {
@@ -274,7 +282,9 @@ impl Auth for Api {
     ) -> Result<Response<pb::AuthUserDeleteResponse>, Status> {
         self.check_leader(&req)?;
         let name = req.get_ref().name.clone();
-        let (header, _) = self.auth_cmd(&req, AuthCommand::UserDelete { name }).await?;
+        let (header, _) = self
+            .auth_cmd(&req, AuthCommand::UserDelete { name })
+            .await?;
         Ok(Response::new(pb::AuthUserDeleteResponse {
             header: Some(header),
         }))
@@ -379,7 +389,9 @@ impl Auth for Api {
     ) -> Result<Response<pb::AuthRoleDeleteResponse>, Status> {
         self.check_leader(&req)?;
         let name = req.get_ref().role.clone();
-        let (header, _) = self.auth_cmd(&req, AuthCommand::RoleDelete { name }).await?;
+        let (header, _) = self
+            .auth_cmd(&req, AuthCommand::RoleDelete { name })
+            .await?;
         Ok(Response::new(pb::AuthRoleDeleteResponse {
             header: Some(header),
         }))

@@ -105,8 +105,7 @@ impl Kv for Api {
             return Err(Status::invalid_argument("etcdserver: key is not provided"));
         }
         let cmd = Command::from_user(info, Command::DeleteRange(convert::delete_in(d)));
-        match self.write(cmd).await?
-        {
+        match self.write(cmd).await? {
             KvResponse::DeleteRange {
                 revision,
                 deleted,
@@ -130,7 +129,10 @@ impl Kv for Api {
         let t = req.into_inner();
         self.check_size(&t)?;
         let t = convert::txn_in(t, 0)?;
-        match self.write(Command::from_user(info, Command::Txn(t))).await? {
+        match self
+            .write(Command::from_user(info, Command::Txn(t)))
+            .await?
+        {
             KvResponse::Txn {
                 revision,
                 succeeded,
@@ -164,8 +166,7 @@ impl Kv for Api {
         let cmd = Command::Compact {
             revision: c.revision,
         };
-        match self.write(Command::from_user(info, cmd)).await?
-        {
+        match self.write(Command::from_user(info, cmd)).await? {
             KvResponse::Compact { revision } => Ok(Response::new(pb::CompactionResponse {
                 header: Some(self.header(revision)),
             })),

@@ -118,8 +118,7 @@ impl Lease for Api {
         let info = self.who(&req).await?;
         let r = req.into_inner();
         let cmd = Command::from_user(info, Command::LeaseRevoke { id: r.id });
-        match self.call(ClientOp::Write(cmd)).await?
-        {
+        match self.call(ClientOp::Write(cmd)).await? {
             ClientResponse::Write(resp) => Ok(Response::new(pb::LeaseRevokeResponse {
                 header: Some(
                     self.header(resp.revision().max(self.shared().groups.home().revision())),
