@@ -51,6 +51,55 @@ pub enum KvError {
     /// refuses every command after it. The engine's error is its source.
     #[error("etcdserver: storage failure: {0}")]
     Storage(#[source] EngineError),
+    /// With authentication on, a request that names no user.
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    /// A user of this name exists already.
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExists,
+    /// No user of this name.
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    /// An empty role name.
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    /// A role of this name exists already.
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExists,
+    /// No role of this name.
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    /// A wrong user name or password (or a user without one).
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    /// The user's roles do not allow it.
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    /// Revoking a role the user does not hold.
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    /// Revoking a permission the role does not hold.
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    /// Authenticating while authentication is off.
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    /// Deleting the root user or role, or taking the root role from root,
+    /// while authentication is on.
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    /// The request's token was checked at an older auth revision.
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
+    /// `auth enable` with no root user.
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    /// `auth enable` with a root user lacking the root role.
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    /// A name, hash or count beyond synod's limits.
+    #[error("synod: auth limit: {0}")]
+    AuthLimit(String),
 }
 
 impl KvError {
@@ -70,6 +119,22 @@ impl KvError {
             | KvError::LeaseProvided => "InvalidArgument",
             KvError::NotPrimary => "Unavailable",
             KvError::Corrupt(_) | KvError::Storage(_) => "DataLoss",
+            KvError::UserEmpty
+            | KvError::RoleEmpty
+            | KvError::AuthFailed
+            | KvError::InvalidAuthMgmt
+            | KvError::AuthOldRevision
+            | KvError::AuthLimit(_) => "InvalidArgument",
+            KvError::UserAlreadyExists
+            | KvError::UserNotFound
+            | KvError::RoleAlreadyExists
+            | KvError::RoleNotFound
+            | KvError::RoleNotGranted
+            | KvError::PermissionNotGranted
+            | KvError::AuthNotEnabled
+            | KvError::RootUserNotExist
+            | KvError::RootRoleNotExist => "FailedPrecondition",
+            KvError::PermissionDenied => "PermissionDenied",
         }
     }
 }

@@ -50,6 +50,7 @@
 
 #![deny(missing_docs)]
 
+mod auth;
 mod engine;
 mod error;
 mod fnv;
@@ -59,6 +60,10 @@ mod snapshot;
 mod store;
 mod types;
 
+pub use auth::{
+    AuthCommand, AuthInfo, AuthResponse, AuthState, PermKind, Permission, Role, User,
+    MAX_NAME_BYTES, MAX_TOKENS, ROOT_ROLE, ROOT_USER,
+};
 pub use engine::{
     record_digest, span_is_empty, DynEngine, EngineError, KeySpan, MvccEngine, Record, Rev,
 };

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AuthImage, AuthState};
 use crate::engine::{EngineError, MvccEngine, Record, Rev};
 use crate::error::KvError;
 use crate::fnv::Fnv;
@@ -175,6 +176,7 @@ impl<E: MvccEngine> KvStore<E> {
             .expect("snapshot of a failed store");
         assert_eq!(seen, n, "engine's count disagrees with its records");
         let mut out = buf.expect("buffer present");
+        out.extend_from_slice(&auth_tail(&self.auth));
         let mut h = Fnv::new();
         h.write(&out[MAGIC.len()..]);
         out.extend_from_slice(&h.finish().to_le_bytes());
@@ -225,9 +227,7 @@ impl<E: MvccEngine> KvStore<E> {
         let body = unseal(MAGIC, bytes)?;
         let (image, rest): (Image, _) =
             postcard::take_from_bytes(body).map_err(|e| corrupt(format!("undecodable: {e}")))?;
-        if !rest.is_empty() {
-            return Err(corrupt("trailing bytes"));
-        }
+        let mut auth = read_auth_tail(rest)?;
         let leases = check_image(&image)?;
         // Whatever was in progress is replaced with the rest.
         self.partial = None;
@@ -245,6 +245,10 @@ impl<E: MvccEngine> KvStore<E> {
         self.compact_rev = image.compact_rev;
         self.leases = leases;
         self.next_lease_id = image.next_lease_id;
+        // Tokens are this replica's, not state: those of users that still
+        // exist stay valid.
+        auth.keep_tokens_from(&self.auth);
+        self.auth = auth;
         Ok(())
     }
 
@@ -285,7 +289,8 @@ impl<E: MvccEngine> KvStore<E> {
                 })
                 .collect(),
         };
-        let body = postcard::to_allocvec(&meta).expect("encoding to memory cannot fail");
+        let mut body = postcard::to_allocvec(&meta).expect("encoding to memory cannot fail");
+        body.extend_from_slice(&auth_tail(&self.auth));
         seal(META_MAGIC, &body)
     }
 
@@ -303,9 +308,7 @@ impl<E: MvccEngine> KvStore<E> {
         let body = unseal(META_MAGIC, bytes)?;
         let (meta, rest): (Meta, _) =
             postcard::take_from_bytes(body).map_err(|e| corrupt(format!("undecodable: {e}")))?;
-        if !rest.is_empty() {
-            return Err(corrupt("trailing bytes in metadata"));
-        }
+        let auth = read_auth_tail(rest)?;
         check_revisions(meta.rev, meta.compact_rev)?;
         let mut leases = check_leases(meta.leases)?;
         if !leases.is_empty() {
@@ -336,6 +339,7 @@ impl<E: MvccEngine> KvStore<E> {
         store.compact_rev = meta.compact_rev;
         store.leases = leases;
         store.next_lease_id = meta.next_lease_id;
+        store.auth = auth;
         Ok(store)
     }
 
@@ -353,6 +357,10 @@ impl<E: MvccEngine> KvStore<E> {
             h.write_i64(l.id);
             h.write_i64(l.ttl);
             h.write_i64(l.remaining_ttl);
+        }
+        // A store that never saw an auth change hashes as before auth existed.
+        if self.auth.image() != AuthState::default().image() {
+            self.auth.hash_into(&mut h);
         }
         // A command in progress is not part of the state yet.
         let (pending, digest) = self.unfinished();
@@ -387,6 +395,30 @@ impl<E: MvccEngine> KvStore<E> {
             .map_err(storage)?;
         Ok((h.finish(), self.compact_rev))
     }
+}
+
+/// The auth state's bytes after an image or the metadata: nothing for a
+/// store that never saw an auth change (so such images keep the bytes they
+/// had before auth existed), else the postcard of its persisted part.
+fn auth_tail(auth: &AuthState) -> Vec<u8> {
+    let image = auth.image();
+    if image == AuthState::default().image() {
+        return Vec::new();
+    }
+    postcard::to_allocvec(&image).expect("encoding to memory cannot fail")
+}
+
+/// The auth state from [`auth_tail`]'s bytes, checked.
+fn read_auth_tail(rest: &[u8]) -> Result<AuthState, KvError> {
+    if rest.is_empty() {
+        return Ok(AuthState::default());
+    }
+    let (image, rest): (AuthImage, _) = postcard::take_from_bytes(rest)
+        .map_err(|e| corrupt(format!("undecodable auth state: {e}")))?;
+    if !rest.is_empty() {
+        return Err(corrupt("trailing bytes"));
+    }
+    AuthState::from_image(image)
 }
 
 fn check_revisions(rev: i64, compact_rev: i64) -> Result<(), KvError> {

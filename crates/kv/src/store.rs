@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use std::ops::Bound;
 
+use crate::auth::{AuthCommand, AuthInfo, AuthState, PermKind};
 use crate::engine::{record_digest, EngineError, MvccEngine, Record, Rev};
 use crate::error::KvError;
 use crate::mvcc::{span, span_contains, Mvcc};
@@ -115,6 +116,8 @@ pub struct KvStore<E = Mvcc> {
     pub(crate) compact_rev: i64,
     pub(crate) leases: BTreeMap<LeaseId, LeaseInfo>,
     pub(crate) next_lease_id: i64,
+    /// Users, roles, permissions and simple tokens.
+    pub(crate) auth: AuthState,
     /// The engine's first failure: the store refuses everything after it
     /// (the command it struck may be half applied in the engine).
     pub(crate) failed: Option<EngineError>,
@@ -187,6 +190,7 @@ impl<E: MvccEngine> KvStore<E> {
             compact_rev: 0,
             leases: BTreeMap::new(),
             next_lease_id: 1,
+            auth: AuthState::default(),
             failed: None,
             partial: None,
         }
@@ -201,6 +205,7 @@ impl<E: MvccEngine> KvStore<E> {
             compact_rev: self.compact_rev,
             leases: self.leases,
             next_lease_id: self.next_lease_id,
+            auth: self.auth,
             failed: self.failed,
             partial: self.partial,
         }
@@ -271,6 +276,15 @@ impl<E: MvccEngine> KvStore<E> {
     }
 
     fn apply_inner(&mut self, cmd: &Command) -> (Result<Response, KvError>, Vec<Event>) {
+        if let Command::As { info, cmd } = cmd {
+            if let Err(e) = self.authorize(info, cmd) {
+                return (Err(e), Vec::new());
+            }
+            if let Command::Auth(a) = cmd.as_ref() {
+                return (self.apply_auth(Some(info), a), Vec::new());
+            }
+            return self.apply_inner(cmd);
+        }
         let checked = match cmd {
             Command::Put(p) => self.check_put(p),
             Command::DeleteRange(d) => nonempty(&d.key),
@@ -295,6 +309,8 @@ impl<E: MvccEngine> KvStore<E> {
                 }
                 None => Err(KvError::LeaseNotFound),
             },
+            Command::Auth(a) => self.apply_auth(None, a),
+            Command::As { .. } => unreachable!("unwrapped above"),
         };
         match &out {
             Err(KvError::Storage(_)) => return (out, Vec::new()),
@@ -330,6 +346,15 @@ impl<E: MvccEngine> KvStore<E> {
             self.partial.is_none(),
             "a command was applied while another one is in progress"
         );
+        if let Command::As { info, cmd: inner } = cmd {
+            if matches!(inner.as_ref(), Command::DeleteRange(_)) && self.failed.is_none() {
+                if let Err(e) = self.authorize(info, inner) {
+                    *budget = budget.saturating_sub(1);
+                    return Progress::Done(Err(e), Vec::new());
+                }
+                return self.apply_bounded(inner, budget);
+            }
+        }
         match cmd {
             Command::DeleteRange(d) if self.failed.is_none() && !d.key.is_empty() => {
                 self.partial = Some(Partial {
@@ -915,6 +940,104 @@ impl<E: MvccEngine> KvStore<E> {
         Ok(Response::LeaseRevoke { revision: 0 })
     }
 
+    // ---- authentication ---------------------------------------------------
+
+    /// Users, roles, permissions and simple tokens.
+    pub fn auth(&self) -> &AuthState {
+        &self.auth
+    }
+
+    /// Whether `info` may read `req`'s keys (etcd checks a range, serializable
+    /// or not, before serving it).
+    pub fn check_range(&self, info: &AuthInfo, req: &RangeRequest) -> Result<(), KvError> {
+        self.auth
+            .check_keys(info, &req.key, &req.range_end, PermKind::Read)
+    }
+
+    fn apply_auth(
+        &mut self,
+        info: Option<&AuthInfo>,
+        a: &AuthCommand,
+    ) -> Result<Response, KvError> {
+        let resp = self.auth.apply(info, a, self.rev)?;
+        Ok(Response::Auth { revision: 0, resp })
+    }
+
+    /// Whether `info` may have `cmd` applied: etcd's auth applier, which
+    /// checks key commands against the user's permissions (auth commands
+    /// are checked as they apply).
+    fn authorize(&self, info: &AuthInfo, cmd: &Command) -> Result<(), KvError> {
+        if !self.auth.enabled() {
+            return Ok(());
+        }
+        match cmd {
+            Command::Put(p) => self.authorize_put(info, p, true),
+            Command::DeleteRange(d) => self.authorize_delete(info, d),
+            Command::Txn(t) => self.authorize_txn(info, t),
+            // Revoking a lease deletes its keys: the user must be allowed
+            // to write each of them (etcd's `checkLeasePuts`).
+            Command::LeaseRevoke { id } => self.authorize_lease_keys(info, *id),
+            // etcd 3.4 checks none of these beyond the token.
+            Command::Compact { .. }
+            | Command::LeaseGrant { .. }
+            | Command::LeaseCheckpoint { .. }
+            | Command::Auth(_) => Ok(()),
+            // One sender per command.
+            Command::As { .. } => Err(KvError::PermissionDenied),
+        }
+    }
+
+    fn authorize_put(&self, info: &AuthInfo, p: &PutRequest, lease: bool) -> Result<(), KvError> {
+        self.auth.check_keys(info, &p.key, &[], PermKind::Write)?;
+        if lease && p.lease != 0 {
+            self.authorize_lease_keys(info, p.lease)?;
+        }
+        if p.prev_kv {
+            self.auth.check_keys(info, &p.key, &[], PermKind::Read)?;
+        }
+        Ok(())
+    }
+
+    fn authorize_delete(&self, info: &AuthInfo, d: &DeleteRangeRequest) -> Result<(), KvError> {
+        self.auth
+            .check_keys(info, &d.key, &d.range_end, PermKind::Write)?;
+        if d.prev_kv {
+            self.auth
+                .check_keys(info, &d.key, &d.range_end, PermKind::Read)?;
+        }
+        Ok(())
+    }
+
+    /// Every compare and every operation of both branches, nested
+    /// transactions included, whichever branch will run.
+    fn authorize_txn(&self, info: &AuthInfo, t: &TxnRequest) -> Result<(), KvError> {
+        for c in &t.compare {
+            self.auth
+                .check_keys(info, &c.key, &c.range_end, PermKind::Read)?;
+        }
+        for op in t.success.iter().chain(&t.failure) {
+            match op {
+                RequestOp::Range(r) => {
+                    self.auth
+                        .check_keys(info, &r.key, &r.range_end, PermKind::Read)?
+                }
+                RequestOp::Put(p) => self.authorize_put(info, p, true)?,
+                RequestOp::DeleteRange(d) => self.authorize_delete(info, d)?,
+                RequestOp::Txn(n) => self.authorize_txn(info, n)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn authorize_lease_keys(&self, info: &AuthInfo, id: LeaseId) -> Result<(), KvError> {
+        if let Some(l) = self.leases.get(&id) {
+            for key in &l.keys {
+                self.auth.check_keys(info, key, &[], PermKind::Write)?;
+            }
+        }
+        Ok(())
+    }
+
     // ---- leases and watch -------------------------------------------------
 
     /// A lease's granted TTL and, if asked, its keys.
@@ -1146,6 +1269,7 @@ fn stamp(r: &mut Response, header: i64) {
         | Response::Compact { revision }
         | Response::LeaseGrant { revision, .. }
         | Response::LeaseRevoke { revision }
-        | Response::LeaseCheckpoint { revision } => *revision = header,
+        | Response::LeaseCheckpoint { revision }
+        | Response::Auth { revision, .. } => *revision = header,
     }
 }

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AuthCommand, AuthInfo, AuthResponse};
+
 /// A point in the store's history. The store starts at revision 1 (as etcd
 /// does) and every write command moves it forward by exactly one.
 pub type Revision = i64;
@@ -281,6 +283,35 @@ pub enum Command {
         /// Remaining seconds.
         remaining_ttl: i64,
     },
+    /// A change to (or a question about) users, roles and permissions.
+    Auth(AuthCommand),
+    /// A client's command with who sent it: with authentication on, the
+    /// command applies only if the user may do it (etcd's auth applier).
+    /// A command not wrapped so comes from the node itself and is trusted.
+    As {
+        /// The user and the auth revision its token was checked at.
+        info: AuthInfo,
+        /// The command.
+        cmd: Box<Command>,
+    },
+}
+
+impl Command {
+    /// The command inside any [`Command::As`] wrappers.
+    pub fn inner(&self) -> &Command {
+        match self {
+            Command::As { cmd, .. } => cmd.inner(),
+            c => c,
+        }
+    }
+
+    /// `cmd` as sent by `info`.
+    pub fn from_user(info: AuthInfo, cmd: Command) -> Command {
+        Command::As {
+            info,
+            cmd: Box::new(cmd),
+        }
+    }
 }
 
 /// The answer to a command (or, inside a transaction, to one of its operations).
@@ -337,6 +368,13 @@ pub enum Response {
         /// The store's revision (unchanged).
         revision: i64,
     },
+    /// An auth command's answer.
+    Auth {
+        /// The store's revision (unchanged).
+        revision: i64,
+        /// The answer.
+        resp: AuthResponse,
+    },
 }
 
 impl Response {
@@ -350,7 +388,8 @@ impl Response {
             | Response::Compact { revision }
             | Response::LeaseGrant { revision, .. }
             | Response::LeaseRevoke { revision }
-            | Response::LeaseCheckpoint { revision } => *revision,
+            | Response::LeaseCheckpoint { revision }
+            | Response::Auth { revision, .. } => *revision,
         }
     }
 }

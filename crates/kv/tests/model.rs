@@ -389,7 +389,9 @@ impl Model {
                 }
                 Response::LeaseRevoke { revision: 0 }
             }
-            Command::LeaseCheckpoint { .. } => unreachable!("not generated"),
+            Command::LeaseCheckpoint { .. } | Command::Auth(_) | Command::As { .. } => {
+                unreachable!("not generated")
+            }
         };
         if self.log.len() > before {
             self.rev += 1;
@@ -440,7 +442,8 @@ fn stamp(r: &mut Response, rev: i64) {
         | Response::Compact { revision }
         | Response::LeaseGrant { revision, .. }
         | Response::LeaseRevoke { revision }
-        | Response::LeaseCheckpoint { revision } => *revision = rev,
+        | Response::LeaseCheckpoint { revision }
+        | Response::Auth { revision, .. } => *revision = rev,
     }
 }
 

@@ -514,7 +514,8 @@ impl Group {
 
     /// Keeps the lessor in step with the lease commands that applied.
     fn track_leases(&mut self, cmd: &Command, resp: &Response, now: u64) {
-        match (cmd, resp) {
+        // A client's command arrives wrapped with its sender.
+        match (cmd.inner(), resp) {
             (Command::LeaseGrant { .. }, Response::LeaseGrant { id, ttl, .. }) => {
                 self.lessor.grant(*id, *ttl, now);
             }
@@ -535,13 +536,10 @@ impl Group {
         while i < self.confirmed.len() {
             if self.confirmed[i].0 <= applied {
                 let (_, w) = self.confirmed.swap_remove(i);
-                let ClientOp::Range { req, .. } = &w.req.op else {
+                let ClientOp::Range { req, auth, .. } = &w.req.op else {
                     unreachable!("only reads wait for confirmation")
                 };
-                let result = self
-                    .sm
-                    .kv()
-                    .range(req)
+                let result = read_as(self.sm.kv(), req, auth.as_ref())
                     .map(ClientResponse::Range)
                     .map_err(ClientError::Kv);
                 replies.push(ClientReply {
@@ -689,4 +687,17 @@ mod tests {
         };
         assert!(registry_follows(&reg, &joint));
     }
+}
+
+/// A read of `kv` by `auth` (`None`: trusted), its keys checked against
+/// the reader's permissions first, as etcd checks a range before serving it.
+pub(crate) fn read_as<E: synod_kv::MvccEngine>(
+    kv: &synod_kv::KvStore<E>,
+    req: &synod_kv::RangeRequest,
+    auth: Option<&synod_kv::AuthInfo>,
+) -> Result<synod_kv::RangeResponse, synod_kv::KvError> {
+    if let Some(info) = auth {
+        kv.check_range(info, req)?;
+    }
+    kv.range(req)
 }

@@ -527,13 +527,12 @@ impl Node {
             ClientOp::Range {
                 req: r,
                 serializable,
+                auth,
             } => {
                 if *serializable {
-                    let result =
-                        g.sm.kv()
-                            .range(r)
-                            .map(ClientResponse::Range)
-                            .map_err(ClientError::Kv);
+                    let result = group::read_as(g.sm.kv(), r, auth.as_ref())
+                        .map(ClientResponse::Range)
+                        .map_err(ClientError::Kv);
                     return self.reply(&req, result);
                 }
                 if g.pending() >= max_pending {

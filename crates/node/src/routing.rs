@@ -60,13 +60,14 @@ impl KeyRange {
 fn spans(op: &ClientOp) -> Option<Vec<(&[u8], &[u8])>> {
     let mut out = Vec::new();
     match op {
-        ClientOp::Write(Command::Put(p)) => out.push((p.key.as_slice(), &[][..])),
-        ClientOp::Write(Command::DeleteRange(d)) => {
-            out.push((d.key.as_slice(), d.range_end.as_slice()))
-        }
-        ClientOp::Write(Command::Txn(t)) => txn_spans(t, &mut out),
+        ClientOp::Write(cmd) => match cmd.inner() {
+            Command::Put(p) => out.push((p.key.as_slice(), &[][..])),
+            Command::DeleteRange(d) => out.push((d.key.as_slice(), d.range_end.as_slice())),
+            Command::Txn(t) => txn_spans(t, &mut out),
+            _ => return None,
+        },
         ClientOp::Range { req, .. } => out.push((req.key.as_slice(), req.range_end.as_slice())),
-        ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => return None,
+        ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => return None,
     }
     Some(out)
 }
@@ -148,6 +149,7 @@ mod tests {
                 ..Default::default()
             },
             serializable: false,
+            auth: None,
         }
     }
 

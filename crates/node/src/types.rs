@@ -2,7 +2,7 @@
 //! client requests and replies, and what must be persisted.
 
 use serde::{Deserialize, Serialize};
-use synod_kv::{Command, KvError, RangeRequest, RangeResponse, Response};
+use synod_kv::{AuthInfo, Command, KvError, RangeRequest, RangeResponse, Response};
 use synod_raft::{Entry, HardState, Message, NodeId, Snapshot};
 
 use crate::members::{Member, MemberError, MemberOp};
@@ -30,6 +30,9 @@ pub enum ClientOp {
         req: RangeRequest,
         /// Serve from local state without confirming leadership (may be stale).
         serializable: bool,
+        /// Who reads, checked against the permissions when the read is
+        /// served; `None`: the node itself or a trusted driver.
+        auth: Option<AuthInfo>,
     },
     /// Renew a lease (served by the leader alone, not replicated, as in etcd).
     LeaseKeepAlive {

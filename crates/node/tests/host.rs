@@ -386,6 +386,7 @@ fn reads_and_the_store_commit_schedule() {
         op: ClientOp::Range {
             req: RangeRequest::key(b"k".to_vec()),
             serializable: true,
+            auth: None,
         },
     };
     c.host(f).client(2, read);

@@ -108,6 +108,7 @@ fn a_linearizable_read_sees_the_write_before_it() {
         op: ClientOp::Range {
             req: RangeRequest::key("x"),
             serializable: false,
+            auth: None,
         },
     });
     let r = pump(&mut n);

@@ -72,6 +72,16 @@ pub struct ServerArgs {
     /// catches it (stale-reads, reply-before-apply, forward-without-session).
     #[arg(long, default_value = "", hide = true)]
     pub experimental_planted_bug: String,
+    /// Authentication tokens: `simple`, or
+    /// `jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256|ES256|HS256|…,ttl=5m`.
+    #[arg(long, default_value = "simple")]
+    pub auth_token: String,
+    /// bcrypt cost of stored password hashes (4 to 31).
+    #[arg(long, default_value_t = crate::tokens::DEFAULT_BCRYPT_COST)]
+    pub bcrypt_cost: u32,
+    /// Seconds a simple token lives unused.
+    #[arg(long, default_value_t = crate::tokens::DEFAULT_TOKEN_TTL_SECS)]
+    pub auth_token_ttl: u64,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -150,6 +160,9 @@ impl ServerArgs {
             backend_batch_limit: self.backend_batch_limit,
             initial_split_keys: self.experimental_initial_split_keys.clone(),
             planted_bug: self.experimental_planted_bug.clone(),
+            auth_token: self.auth_token.clone(),
+            bcrypt_cost: self.bcrypt_cost,
+            auth_token_ttl: self.auth_token_ttl,
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct ServerConfig {
     /// A deliberate bug switched on (`--experimental-planted-bug`), for the
     /// fault harness to prove it catches it; `None` in any real use.
     pub planted_bug: Option<synod_node::HostBug>,
+    /// Tokens and password hashing (`--auth-token`, `--bcrypt-cost`,
+    /// `--auth-token-ttl`).
+    pub auth: crate::tokens::AuthConfig,
 }
 
 /// The planted bugs `--experimental-planted-bug` takes, by name.
@@ -291,6 +294,12 @@ pub struct RawConfig {
     pub initial_split_keys: String,
     /// `--experimental-planted-bug` (empty: none)
     pub planted_bug: String,
+    /// `--auth-token` (`simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…,ttl=…`)
+    pub auth_token: String,
+    /// `--bcrypt-cost`
+    pub bcrypt_cost: u32,
+    /// `--auth-token-ttl`, in seconds
+    pub auth_token_ttl: u64,
 }
 
 impl RawConfig {
@@ -392,7 +401,14 @@ impl RawConfig {
                 }
             },
         };
+        let auth = crate::tokens::AuthConfig::parse(
+            &self.auth_token,
+            self.bcrypt_cost,
+            self.auth_token_ttl,
+        )
+        .map_err(ConfigError::Invalid)?;
         Ok(ServerConfig {
+            auth,
             split_keys,
             planted_bug,
             name: self.name.clone(),
@@ -439,6 +455,9 @@ impl Default for RawConfig {
             backend_batch_limit: DEFAULT_BACKEND_BATCH_LIMIT,
             initial_split_keys: String::new(),
             planted_bug: String::new(),
+            auth_token: "simple".into(),
+            bcrypt_cost: crate::tokens::DEFAULT_BCRYPT_COST,
+            auth_token_ttl: crate::tokens::DEFAULT_TOKEN_TTL_SECS,
         }
     }
 }

@@ -236,6 +236,7 @@ pub fn kv_status(e: &kv::KvError) -> Status {
         "InvalidArgument" => Code::InvalidArgument,
         "Unavailable" => Code::Unavailable,
         "DataLoss" => Code::DataLoss,
+        "PermissionDenied" => Code::PermissionDenied,
         _ => Code::Unknown,
     };
     Status::new(code, e.to_string())

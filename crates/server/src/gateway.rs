@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use axum::body::{Body, Bytes};
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -144,6 +144,7 @@ pub fn to_json<T: prost::Message>(name: &str, msg: &T) -> Result<String, Status>
 async fn unary<Req, Resp, Fut>(
     req_name: &str,
     resp_name: &str,
+    token: Option<String>,
     body: Bytes,
     call: impl FnOnce(tonic::Request<Req>) -> Fut,
 ) -> Response
@@ -156,7 +157,7 @@ where
         Ok(r) => r,
         Err(s) => return error_response(&s),
     };
-    match call(tonic::Request::new(req)).await {
+    match call(with_token(tonic::Request::new(req), token)).await {
         Ok(resp) => match to_json(resp_name, resp.get_ref()) {
             Ok(j) => json_response(StatusCode::OK, j),
             Err(s) => error_response(&s),
@@ -165,17 +166,35 @@ where
     }
 }
 
+/// The token of a gateway request: etcd's gateway passes the
+/// `Authorization` header on as the call's `authorization` metadata.
+fn token_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `req` carrying `token` as its `authorization` metadata.
+fn with_token<T>(mut req: tonic::Request<T>, token: Option<String>) -> tonic::Request<T> {
+    if let Some(v) = token.and_then(|t| t.parse().ok()) {
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
+}
+
 macro_rules! unary_route {
     ($router:expr, $api:expr, $path:expr, $req:literal, $resp:literal, $method:path) => {{
         let api = $api.clone();
         $router.route(
             &$path,
-            post(move |body: Bytes| {
+            post(move |headers: HeaderMap, body: Bytes| {
                 let api = api.clone();
                 async move {
                     unary(
                         concat!("etcdserverpb.", $req),
                         concat!("etcdserverpb.", $resp),
+                        token_header(&headers),
                         body,
                         |r| async move { $method(&api, r).await },
                     )
@@ -192,12 +211,13 @@ macro_rules! recipe_route {
         let api = $api.clone();
         $router.route(
             &$path,
-            post(move |body: Bytes| {
+            post(move |headers: HeaderMap, body: Bytes| {
                 let api = api.clone();
                 async move {
                     unary(
                         concat!($pkg, ".", $req),
                         concat!($pkg, ".", $resp),
+                        token_header(&headers),
                         body,
                         |r| async move { $method(&api, r).await },
                     )
@@ -346,6 +366,7 @@ where
 async fn server_stream<Req, Resp, S, Fut>(
     req_name: &str,
     resp_name: &'static str,
+    token: Option<String>,
     body: Bytes,
     call: impl FnOnce(tonic::Request<Req>) -> Fut,
 ) -> Response
@@ -359,7 +380,7 @@ where
         Ok(r) => r,
         Err(s) => return error_response(&s),
     };
-    match call(tonic::Request::new(req)).await {
+    match call(with_token(tonic::Request::new(req), token)).await {
         Ok(resp) => stream_response(resp_name, resp.into_inner()),
         Err(s) => error_response(&s),
     }
@@ -528,12 +549,13 @@ fn add_routes(r: Router, api: &Api, v3: &str) -> Router {
     let a = api.clone();
     let r = r.route(
         &p("maintenance/snapshot"),
-        post(move |body: Bytes| {
+        post(move |headers: HeaderMap, body: Bytes| {
             let api = a.clone();
             async move {
                 server_stream(
                     "etcdserverpb.SnapshotRequest",
                     "etcdserverpb.SnapshotResponse",
+                    token_header(&headers),
                     body,
                     |r| async move { Maintenance::snapshot(&api, r).await },
                 )
@@ -544,14 +566,20 @@ fn add_routes(r: Router, api: &Api, v3: &str) -> Router {
     let a = api.clone();
     let r = r.route(
         &p("watch"),
-        post(move |body: Body| {
+        post(move |headers: HeaderMap, body: Body| {
             let api = a.clone();
             async move {
                 bidi(
                     "etcdserverpb.WatchRequest",
                     "etcdserverpb.WatchResponse",
                     body,
-                    |reqs| api.watch_stream(reqs, true),
+                    |reqs| {
+                        let creds = crate::grpc::Credentials {
+                            token: token_header(&headers),
+                            common_name: None,
+                        };
+                        api.watch_stream(reqs, true, creds)
+                    },
                 )
             }
         }),
@@ -736,12 +764,13 @@ fn add_routes(r: Router, api: &Api, v3: &str) -> Router {
     let a = api.clone();
     r.route(
         &p("election/observe"),
-        post(move |body: Bytes| {
+        post(move |headers: HeaderMap, body: Bytes| {
             let api = a.clone();
             async move {
                 server_stream(
                     "v3electionpb.LeaderRequest",
                     "v3electionpb.LeaderResponse",
+                    token_header(&headers),
                     body,
                     |r| async move { Election::observe(&api, r).await },
                 )

@@ -72,6 +72,9 @@ pub enum Query {
     },
     /// Every lease's id.
     Leases(oneshot::Sender<Vec<i64>>),
+    /// A look at the home group's auth state (the closure answers
+    /// through its own channel).
+    Auth(Box<dyn FnOnce(&synod_kv::AuthState) + Send>),
     /// Register a watcher of one group; false when there are too many (or
     /// the group is not hosted here).
     AddWatch {

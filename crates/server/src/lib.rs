@@ -47,6 +47,7 @@ pub(crate) mod inbox;
 pub(crate) mod metrics;
 pub(crate) mod runtime;
 pub(crate) mod shared;
+pub mod tokens;
 pub(crate) mod transport;
 pub(crate) mod watch;
 

@@ -119,6 +119,13 @@ impl Core {
                 g.publish_progress(r.commit(), node.applied(g.shard).unwrap_or(0));
             }
         }
+        let auth = self.kv().auth();
+        self.shared
+            .auth_enabled
+            .store(auth.enabled(), std::sync::atomic::Ordering::Release);
+        self.shared
+            .auth_revision
+            .store(auth.revision(), std::sync::atomic::Ordering::Release);
     }
 
     fn token(&mut self) -> Option<u64> {
@@ -249,6 +256,7 @@ impl Core {
                 }
                 let _ = tx.send(done);
             }
+            Query::Auth(ask) => ask(self.kv().auth()),
             Query::Leases(tx) => {
                 let _ = tx.send(self.kv().leases());
             }

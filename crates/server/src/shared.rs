@@ -44,6 +44,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The other members.
     pub peers: Peers,
+    /// Whether authentication is on in the home group's applied state.
+    pub auth_enabled: AtomicBool,
+    /// The home group's applied auth revision.
+    pub auth_revision: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -59,6 +63,8 @@ impl Shared {
             groups: Groups::new(ranges),
             metrics: Metrics::default(),
             peers,
+            auth_enabled: AtomicBool::new(false),
+            auth_revision: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -237,11 +243,14 @@ impl Groups {
 
 fn first_key(op: &ClientOp) -> Option<&[u8]> {
     match op {
-        ClientOp::Write(Command::Put(p)) => Some(&p.key),
-        ClientOp::Write(Command::DeleteRange(d)) => Some(&d.key),
-        ClientOp::Write(Command::Txn(t)) => txn_first_key(t),
+        ClientOp::Write(cmd) => match cmd.inner() {
+            Command::Put(p) => Some(&p.key),
+            Command::DeleteRange(d) => Some(&d.key),
+            Command::Txn(t) => txn_first_key(t),
+            _ => None,
+        },
         ClientOp::Range { req, .. } => Some(&req.key),
-        ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => None,
+        ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => None,
     }
 }
 
@@ -528,6 +537,7 @@ mod tests {
                 ..Default::default()
             },
             serializable: true,
+            auth: None,
         };
         assert_eq!(g.for_op(&range).shard, 3);
         // A transaction goes by its first key; leases by the home group.

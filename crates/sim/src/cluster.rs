@@ -731,6 +731,7 @@ impl Client {
                     ..Default::default()
                 },
                 serializable: false,
+                auth: None,
             };
             (OpKind::Get, op, None, None)
         } else if roll < 86 {
@@ -743,6 +744,7 @@ impl Client {
                     ..Default::default()
                 },
                 serializable: true,
+                auth: None,
             };
             (OpKind::Get, op, None, None)
         } else if roll < 92 {

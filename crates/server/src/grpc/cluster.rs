@@ -65,6 +65,7 @@ impl Cluster for Api {
         &self,
         req: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        self.check_admin(&req).await?;
         let r = req.into_inner();
         check_urls(&r.peer_ur_ls)?;
         let (id, members) = self
@@ -85,6 +86,7 @@ impl Cluster for Api {
         &self,
         req: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.check_admin(&req).await?;
         let id = req.into_inner().id;
         let (_, members) = self.change(MemberOp::Remove { id }).await?;
         Ok(Response::new(pb::MemberRemoveResponse {
@@ -97,6 +99,7 @@ impl Cluster for Api {
         &self,
         req: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        self.check_admin(&req).await?;
         let r = req.into_inner();
         check_urls(&r.peer_ur_ls)?;
         let (_, members) = self
@@ -127,6 +130,7 @@ impl Cluster for Api {
         &self,
         req: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.check_admin(&req).await?;
         let id = req.into_inner().id;
         let (_, members) = self.change(MemberOp::Promote { id }).await?;
         Ok(Response::new(pb::MemberPromoteResponse {

@@ -103,22 +103,23 @@ impl Election for Api {
         req: Request<pb::CampaignRequest>,
     ) -> Result<Response<pb::CampaignResponse>, Status> {
         self.check_leader(&req)?;
+        let api = self.acting_as(self.who(&req).await?);
         let r = req.into_inner();
         let (pfx, key) = queue_key(&r.name, r.lease);
-        let q = self.enqueue(&key, &r.value, r.lease).await?;
-        let guard = Abandon::new(self, key.clone());
+        let q = api.enqueue(&key, &r.value, r.lease).await?;
+        let guard = Abandon::new(&api, key.clone());
         if q.old_value
             .as_deref()
             .is_some_and(|v| v != r.value.as_slice())
         {
-            let (ok, _) = self
+            let (ok, _) = api
                 .put_if_created_at(&key, q.rev, &r.value, r.lease)
                 .await?;
             if !ok {
                 return Err(Status::unknown(NOT_LEADER));
             }
         }
-        let header = self.wait_deletes(&pfx, q.rev - 1).await?;
+        let header = api.wait_deletes(&pfx, q.rev - 1).await?;
         guard.keep();
         Ok(Response::new(pb::CampaignResponse {
             header: Some(header),
@@ -136,11 +137,12 @@ impl Election for Api {
         req: Request<pb::ProclaimRequest>,
     ) -> Result<Response<pb::ProclaimResponse>, Status> {
         self.check_leader(&req)?;
+        let api = self.acting_as(self.who(&req).await?);
         let r = req.into_inner();
         let l = r
             .leader
             .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
-        let (ok, header) = self
+        let (ok, header) = api
             .put_if_created_at(&l.key, l.rev, &r.value, l.lease)
             .await?;
         if !ok {
@@ -156,9 +158,10 @@ impl Election for Api {
         req: Request<pb::LeaderRequest>,
     ) -> Result<Response<pb::LeaderResponse>, Status> {
         self.check_leader(&req)?;
+        let api = self.acting_as(self.who(&req).await?);
         let mut pfx = req.into_inner().name;
         pfx.push(b'/');
-        match self.edge_key(&pfx, true, 0).await? {
+        match api.edge_key(&pfx, true, 0).await? {
             (header, Some(kv)) => Ok(Response::new(pb::LeaderResponse {
                 header: Some(header),
                 kv: Some(kv),
@@ -174,9 +177,9 @@ impl Election for Api {
         req: Request<pb::LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
         self.check_leader(&req)?;
+        let api = self.acting_as(self.who(&req).await?);
         let name = req.into_inner().name;
         let (tx, rx) = mpsc::channel(OBSERVE_QUEUE);
-        let api = self.clone();
         tokio::spawn(async move {
             if let Err(s) = api.observe(name, tx.clone()).await {
                 let _ = tx.send(Err(s)).await;
@@ -190,11 +193,12 @@ impl Election for Api {
         req: Request<pb::ResignRequest>,
     ) -> Result<Response<pb::ResignResponse>, Status> {
         self.check_leader(&req)?;
+        let api = self.acting_as(self.who(&req).await?);
         let l = req
             .into_inner()
             .leader
             .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
-        let header = self.delete_if_created_at(&l.key, l.rev).await?;
+        let header = api.delete_if_created_at(&l.key, l.rev).await?;
         Ok(Response::new(pb::ResignResponse {
             header: Some(header),
         }))

@@ -54,6 +54,7 @@ impl Kv for Api {
     ) -> Result<Response<pb::RangeResponse>, Status> {
         let g = self.shared().groups.for_key(&req.get_ref().key);
         self.check_leader_in(&req, g)?;
+        let info = self.who(&req).await?;
         let r = req.into_inner();
         let serializable = r.serializable;
         let rr = convert::range_in(r)?;
@@ -61,6 +62,7 @@ impl Kv for Api {
             .call(ClientOp::Range {
                 req: rr,
                 serializable,
+                auth: Some(info),
             })
             .await?
         {
@@ -75,12 +77,14 @@ impl Kv for Api {
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let g = self.shared().groups.for_key(&req.get_ref().key);
         self.check_leader_in(&req, g)?;
+        let info = self.who(&req).await?;
         let p = req.into_inner();
         self.check_size(&p)?;
         if p.key.is_empty() {
             return Err(Status::invalid_argument("etcdserver: key is not provided"));
         }
-        match self.write(Command::Put(convert::put_in(p))).await? {
+        let cmd = Command::from_user(info, Command::Put(convert::put_in(p)));
+        match self.write(cmd).await? {
             KvResponse::Put { revision, prev_kv } => Ok(Response::new(pb::PutResponse {
                 header: Some(self.header_in(g, revision)),
                 prev_kv: prev_kv.map(convert::kv_out),
@@ -95,14 +99,13 @@ impl Kv for Api {
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let g = self.shared().groups.for_key(&req.get_ref().key);
         self.check_leader_in(&req, g)?;
+        let info = self.who(&req).await?;
         let d = req.into_inner();
         if d.key.is_empty() {
             return Err(Status::invalid_argument("etcdserver: key is not provided"));
         }
-        match self
-            .write(Command::DeleteRange(convert::delete_in(d)))
-            .await?
-        {
+        let cmd = Command::from_user(info, Command::DeleteRange(convert::delete_in(d)));
+        match self.write(cmd).await? {
             KvResponse::DeleteRange {
                 revision,
                 deleted,
@@ -122,10 +125,14 @@ impl Kv for Api {
             None => self.shared().groups.home(),
         };
         self.check_leader_in(&req, g)?;
+        let info = self.who(&req).await?;
         let t = req.into_inner();
         self.check_size(&t)?;
         let t = convert::txn_in(t, 0)?;
-        match self.write(Command::Txn(t)).await? {
+        match self
+            .write(Command::from_user(info, Command::Txn(t)))
+            .await?
+        {
             KvResponse::Txn {
                 revision,
                 succeeded,
@@ -154,13 +161,12 @@ impl Kv for Api {
         req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
         self.check_leader(&req)?;
+        let info = self.who(&req).await?;
         let c = req.into_inner();
-        match self
-            .write(Command::Compact {
-                revision: c.revision,
-            })
-            .await?
-        {
+        let cmd = Command::Compact {
+            revision: c.revision,
+        };
+        match self.write(Command::from_user(info, cmd)).await? {
             KvResponse::Compact { revision } => Ok(Response::new(pb::CompactionResponse {
                 header: Some(self.header(revision)),
             })),

@@ -82,6 +82,7 @@ impl Lease for Api {
         req: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         self.check_leader(&req)?;
+        let info = self.who(&req).await?;
         let r = req.into_inner();
         let cfg = &self.shared().cfg;
         let ttl = r.ttl.max(min_lease_ttl(cfg.tick, cfg.election_ticks));
@@ -92,7 +93,7 @@ impl Lease for Api {
         loop {
             tries += 1;
             let id = if r.id == 0 { self.next_etcd_id() } else { r.id };
-            let cmd = Command::LeaseGrant { id, ttl };
+            let cmd = Command::from_user(info.clone(), Command::LeaseGrant { id, ttl });
             return match self.call(ClientOp::Write(cmd)).await {
                 Ok(ClientResponse::Write(KvResponse::LeaseGrant { revision, id, ttl })) => {
                     Ok(Response::new(pb::LeaseGrantResponse {
@@ -114,11 +115,10 @@ impl Lease for Api {
         req: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
         self.check_leader(&req)?;
+        let info = self.who(&req).await?;
         let r = req.into_inner();
-        match self
-            .call(ClientOp::Write(Command::LeaseRevoke { id: r.id }))
-            .await?
-        {
+        let cmd = Command::from_user(info, Command::LeaseRevoke { id: r.id });
+        match self.call(ClientOp::Write(cmd)).await? {
             ClientResponse::Write(resp) => Ok(Response::new(pb::LeaseRevokeResponse {
                 header: Some(
                     self.header(resp.revision().max(self.shared().groups.home().revision())),

@@ -24,13 +24,14 @@ impl Lock for Api {
         req: Request<pb::LockRequest>,
     ) -> Result<Response<pb::LockResponse>, Status> {
         self.check_leader(&req)?;
+        let api = self.acting_as(self.who(&req).await?);
         let r = req.into_inner();
         let (pfx, key) = queue_key(&r.name, r.lease);
-        let q = self.enqueue(&key, b"", r.lease).await?;
-        let guard = Abandon::new(self, key.clone());
-        let mut header = self.wait_deletes(&pfx, q.rev - 1).await?;
+        let q = api.enqueue(&key, b"", r.lease).await?;
+        let guard = Abandon::new(&api, key.clone());
+        let mut header = api.wait_deletes(&pfx, q.rev - 1).await?;
         // The key may have gone with its lease while we waited.
-        let mine = self
+        let mine = api
             .kv_range(synod_proto::etcdserverpb::RangeRequest {
                 key: key.clone(),
                 ..Default::default()
@@ -54,11 +55,12 @@ impl Lock for Api {
         req: Request<pb::UnlockRequest>,
     ) -> Result<Response<pb::UnlockResponse>, Status> {
         self.check_leader(&req)?;
+        let api = self.acting_as(self.who(&req).await?);
         let r = req.into_inner();
         if r.key.is_empty() {
             return Err(Status::invalid_argument("etcdserver: key is not provided"));
         }
-        let d = self.delete_key(r.key).await?;
+        let d = api.delete_key(r.key).await?;
         Ok(Response::new(pb::UnlockResponse { header: d.header }))
     }
 }

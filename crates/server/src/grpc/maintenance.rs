@@ -105,6 +105,7 @@ impl Maintenance for Api {
         req: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         self.check_leader(&req)?;
+        self.check_admin(&req).await?;
         // The store gives the space of compacted writes back at its next
         // durable commit, after an entry is applied: an empty transaction
         // (no revision, no event) makes one. Answered once it is done, as
@@ -125,6 +126,7 @@ impl Maintenance for Api {
         req: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
         self.check_leader(&req)?;
+        self.check_admin(&req).await?;
         let (h, rev, _) = self.query(Query::Hash).await?;
         Ok(Response::new(pb::HashResponse {
             header: Some(self.header(rev)),
@@ -137,6 +139,7 @@ impl Maintenance for Api {
         req: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         self.check_leader(&req)?;
+        self.check_admin(&req).await?;
         let (h, rev, compact) = self.query(Query::Hash).await?;
         Ok(Response::new(pb::HashKvResponse {
             header: Some(self.header(rev)),
@@ -153,6 +156,7 @@ impl Maintenance for Api {
         req: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         self.check_leader(&req)?;
+        self.check_admin(&req).await?;
         let (parts, rev, applied) = self.query(Query::Snapshot).await??;
         let members: Vec<EtcdMember> = self
             .members()
@@ -207,6 +211,7 @@ impl Maintenance for Api {
         req: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
         self.check_leader(&req)?;
+        self.check_admin(&req).await?;
         let target = req.into_inner().target_id;
         if !self.shared().peers.is_member(target) {
             return Err(Status::failed_precondition(

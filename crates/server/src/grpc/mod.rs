@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use synod_kv::{AuthInfo, AuthState, PermKind};
 use synod_node::{ClientError, ClientOp, ClientRequest, ClientResponse};
 use synod_proto::etcdserverpb::ResponseHeader;
 use tokio::sync::{mpsc, oneshot};
@@ -53,12 +54,54 @@ struct Inner {
     /// The low 48 bits of etcd's id generator: a millisecond clock at start
     /// (40 bits) above an 8-bit count.
     id_suffix: AtomicU64,
+    /// Simple-token lifetimes and JWT keys.
+    tokens: crate::tokens::Tokens,
 }
 
 /// The handle every service holds.
 #[derive(Clone)]
 pub struct Api {
     inner: Arc<Inner>,
+    /// Who the calls made through this handle are from, when it acts for
+    /// a client (the Lock and Election recipes run the KV and Watch
+    /// handlers as the user who called them); `None`: each call's own
+    /// token says.
+    acting: Option<Arc<AuthInfo>>,
+}
+
+/// What a request says about who sent it.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    /// Its token, if any.
+    pub token: Option<String>,
+    /// Its verified client certificate's common name, if any.
+    pub common_name: Option<String>,
+}
+
+impl Credentials {
+    /// Those of `req`.
+    pub fn of<T>(req: &tonic::Request<T>) -> Credentials {
+        Credentials {
+            token: token_of(req.metadata()),
+            common_name: client_common_name(req),
+        }
+    }
+}
+
+/// The token a request carries: etcd's `token` metadata, or the
+/// `authorization` its JSON gateway passes on.
+fn token_of(md: &tonic::metadata::MetadataMap) -> Option<String> {
+    md.get("token")
+        .or_else(|| md.get("authorization"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The verified client certificate's common name of a request, which etcd
+/// takes as the user when no token is given. The client port speaks no
+/// TLS in this build, so no request has one; the TLS layer answers here.
+fn client_common_name<T>(_req: &tonic::Request<T>) -> Option<String> {
+    None
 }
 
 /// etcd's id generator's starting suffix at `unix_ms`: the clock's low
@@ -86,7 +129,6 @@ impl Api {
         Api {
             inner: Arc::new(Inner {
                 inbox,
-                shared,
                 pool: Mutex::new(Vec::new()),
                 next_client: AtomicU64::new(base),
                 next_stream: AtomicU64::new(1),
@@ -95,8 +137,114 @@ impl Api {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64),
                 )),
+                tokens: crate::tokens::Tokens::new(&shared.cfg.auth)
+                    .expect("the auth settings were checked with the flags"),
+                shared,
             }),
+            acting: None,
         }
+    }
+
+    /// This handle acting for `info`: calls through it are that user's.
+    pub fn acting_as(&self, info: AuthInfo) -> Api {
+        Api {
+            inner: self.inner.clone(),
+            acting: Some(Arc::new(info)),
+        }
+    }
+
+    /// The token provider.
+    pub fn tokens(&self) -> &crate::tokens::Tokens {
+        &self.inner.tokens
+    }
+
+    /// Whether authentication is on (as of the last applied state here).
+    pub fn auth_enabled(&self) -> bool {
+        self.inner.shared.auth_enabled.load(Ordering::Acquire)
+    }
+
+    /// Who sent `req` (etcd's `AuthInfoFromCtx`): with authentication on,
+    /// the user its token names and the auth revision the token was
+    /// checked at, else the client certificate's common name at the
+    /// current auth revision, else no one; an unknown or expired token is
+    /// `invalid auth token`. With authentication off, no one (tokens are
+    /// not looked at).
+    pub async fn who<T>(&self, req: &tonic::Request<T>) -> Result<AuthInfo, Status> {
+        self.resolve(Credentials::of(req)).await
+    }
+
+    /// [`Api::who`] from a token and a certificate's common name.
+    pub async fn resolve(&self, creds: Credentials) -> Result<AuthInfo, Status> {
+        let Credentials { token, common_name } = creds;
+        if let Some(a) = &self.acting {
+            return Ok(a.as_ref().clone());
+        }
+        if !self.auth_enabled() {
+            return Ok(AuthInfo::default());
+        }
+        let invalid = || Status::unauthenticated(crate::tokens::INVALID_TOKEN);
+        let Some(token) = token else {
+            return Ok(match common_name {
+                Some(user) if !user.is_empty() => AuthInfo {
+                    user,
+                    revision: self.auth_view(|a| a.revision()).await?,
+                },
+                _ => AuthInfo::default(),
+            });
+        };
+        if token.is_empty() || token.len() > crate::tokens::MAX_TOKEN_BYTES {
+            return Err(invalid());
+        }
+        let tokens = self.tokens();
+        if tokens.is_jwt() {
+            return tokens.verify(&token).ok_or_else(invalid);
+        }
+        let t = token.clone();
+        let found = self
+            .auth_view(move |a| a.token_user(&t).map(|u| (u.to_string(), a.revision())))
+            .await?;
+        match found {
+            Some((user, revision)) if tokens.touch(&token, Instant::now()) => {
+                Ok(AuthInfo { user, revision })
+            }
+            _ => Err(invalid()),
+        }
+    }
+
+    /// Runs `f` on the home group's auth state inside the actor.
+    pub async fn auth_view<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&AuthState) -> R + Send + 'static,
+    ) -> Result<R, Status> {
+        self.query(move |tx| {
+            Query::Auth(Box::new(move |a| {
+                let _ = tx.send(f(a));
+            }))
+        })
+        .await
+    }
+
+    /// etcd's `IsAdminPermitted` for `req`'s sender (Maintenance and
+    /// membership calls): nothing to check with authentication off.
+    pub async fn check_admin<T>(&self, req: &tonic::Request<T>) -> Result<(), Status> {
+        if self.acting.is_none() && !self.auth_enabled() {
+            return Ok(());
+        }
+        let info = self.who(req).await?;
+        self.auth_view(move |a| a.check_admin(&info))
+            .await?
+            .map_err(|e| crate::convert::kv_status(&e))
+    }
+
+    /// Whether `info` may read the keys (a watch is checked so when it
+    /// is created).
+    pub async fn may_read(&self, info: AuthInfo, key: Vec<u8>, range_end: Vec<u8>) -> bool {
+        if !self.auth_enabled() {
+            return true;
+        }
+        self.auth_view(move |a| a.check_keys(&info, &key, &range_end, PermKind::Read))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Published node state.

@@ -263,7 +263,12 @@ impl Api {
         };
         tx.try_send(Ok(create))
             .expect("a fresh channel has room for one request");
-        let responses = self.watch_stream(tokio_stream::wrappers::ReceiverStream::new(rx), false);
+        // The handle acts for the recipe's caller, whose rights the watch checks.
+        let responses = self.watch_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            false,
+            super::Credentials::default(),
+        );
         Watching {
             _requests: tx,
             responses,

@@ -24,6 +24,8 @@ const MAX_PER_STREAM: usize = 10_000;
 
 struct StreamState {
     api: Api,
+    /// Who opened the stream: each create is checked as that sender.
+    creds: super::Credentials,
     stream: u64,
     tx: mpsc::Sender<WatchOut>,
     ids: BTreeSet<i64>,
@@ -66,6 +68,23 @@ impl StreamState {
             } else {
                 "etcdserver: too many watchers on this stream".into()
             };
+            return self.tx.send(Ok(r)).await.map_err(|_| ());
+        }
+        // etcd's `isWatchPermitted`: the sender may read every key watched
+        // (an unknown token may read nothing).
+        let allowed = match self.api.resolve(self.creds.clone()).await {
+            Ok(info) => {
+                self.api
+                    .may_read(info, c.key.clone(), c.range_end.clone())
+                    .await
+            }
+            Err(_) => false,
+        };
+        if !allowed {
+            let mut r = plain(header_now(), id);
+            r.created = true;
+            r.canceled = true;
+            r.cancel_reason = "etcdserver: permission denied".into();
             return self.tx.send(Ok(r)).await.map_err(|_| ());
         }
         self.ids.insert(id);
@@ -160,13 +179,19 @@ impl Api {
     /// ends long before the client stops listening) the end of `inbound`
     /// keeps the watchers running until the reader goes away, and a request
     /// that cannot be read is reported on the queue before it closes.
-    pub fn watch_stream<S>(&self, mut inbound: S, hold_open: bool) -> mpsc::Receiver<WatchOut>
+    pub fn watch_stream<S>(
+        &self,
+        mut inbound: S,
+        hold_open: bool,
+        creds: super::Credentials,
+    ) -> mpsc::Receiver<WatchOut>
     where
         S: Stream<Item = Result<pb::WatchRequest, Status>> + Send + Unpin + 'static,
     {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let mut st = StreamState {
             api: self.clone(),
+            creds,
             stream: self.next_stream(),
             tx,
             ids: BTreeSet::new(),
@@ -222,7 +247,8 @@ impl Watch for Api {
         req: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         self.check_leader(&req)?;
-        let rx = self.watch_stream(req.into_inner(), false);
+        let creds = super::Credentials::of(&req);
+        let rx = self.watch_stream(req.into_inner(), false, creds);
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -255,7 +281,11 @@ mod tests {
                 },
             )),
         };
-        let mut rx = api.watch_stream(tokio_stream::iter(vec![Ok(create)]), true);
+        let mut rx = api.watch_stream(
+            tokio_stream::iter(vec![Ok(create)]),
+            true,
+            super::super::Credentials::default(),
+        );
         let r = rx.recv().await.unwrap().unwrap();
         assert!(r.created && r.canceled, "{r:?}");
         assert_eq!(r.watch_id, 5);
