@@ -642,6 +642,19 @@ fn write_result(applied: Applied, seq: u64) -> Result<ClientResponse, ClientErro
     }
 }
 
+/// A read of `kv` by `auth` (`None`: trusted), its keys checked against
+/// the reader's permissions first, as etcd checks a range before serving it.
+pub(crate) fn read_as<E: synod_kv::MvccEngine>(
+    kv: &synod_kv::KvStore<E>,
+    req: &synod_kv::RangeRequest,
+    auth: Option<&synod_kv::AuthInfo>,
+) -> Result<synod_kv::RangeResponse, synod_kv::KvError> {
+    if let Some(info) = auth {
+        kv.check_range(info, req)?;
+    }
+    kv.range(req)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,17 +700,4 @@ mod tests {
         };
         assert!(registry_follows(&reg, &joint));
     }
-}
-
-/// A read of `kv` by `auth` (`None`: trusted), its keys checked against
-/// the reader's permissions first, as etcd checks a range before serving it.
-pub(crate) fn read_as<E: synod_kv::MvccEngine>(
-    kv: &synod_kv::KvStore<E>,
-    req: &synod_kv::RangeRequest,
-    auth: Option<&synod_kv::AuthInfo>,
-) -> Result<synod_kv::RangeResponse, synod_kv::KvError> {
-    if let Some(info) = auth {
-        kv.check_range(info, req)?;
-    }
-    kv.range(req)
 }

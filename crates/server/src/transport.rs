@@ -465,6 +465,8 @@ async fn membership_barrier(inbox: &mpsc::Sender<Input>) -> Result<(), String> {
                 ..Default::default()
             },
             serializable: false,
+            // The member's own read: no user's permissions apply.
+            auth: None,
         },
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
