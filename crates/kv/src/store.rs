@@ -960,7 +960,10 @@ impl<E: MvccEngine> KvStore<E> {
         a: &AuthCommand,
     ) -> Result<Response, KvError> {
         let resp = self.auth.apply(info, a, self.rev)?;
-        Ok(Response::Auth { revision: 0, resp })
+        Ok(Response::Auth {
+            revision: self.rev,
+            resp,
+        })
     }
 
     /// Whether `info` may have `cmd` applied: etcd's auth applier, which

@@ -10,7 +10,8 @@
 //! issues the token (see [`crate::tokens`]).
 
 use synod_kv::{
-    AuthCommand, AuthResponse, Command, KvError, PermKind, Permission, Response as KvResponse,
+    AuthCommand, AuthResponse, AuthState, Command, KvError, PermKind, Permission,
+    Response as KvResponse,
 };
 use synod_proto::authpb;
 use synod_proto::etcdserverpb as pb;
@@ -70,13 +71,36 @@ impl Api {
         cmd: AuthCommand,
     ) -> Result<(pb::ResponseHeader, AuthResponse), Status> {
         let info = self.who(req).await?;
-        match self
+        let changes = !matches!(
+            cmd,
+            AuthCommand::Status
+                | AuthCommand::UserGet { .. }
+                | AuthCommand::UserList
+                | AuthCommand::RoleGet { .. }
+                | AuthCommand::RoleList
+        );
+        let state = |a: &AuthState| (a.enabled(), a.revision());
+        let before = self.auth_view(state).await?;
+        let (revision, resp) = match self
             .write(Command::from_user(info, Command::Auth(cmd)))
             .await?
         {
-            KvResponse::Auth { revision, resp } => Ok((self.header(revision), resp)),
-            _ => Err(unexpected()),
+            KvResponse::Auth { revision, resp } => (revision, resp),
+            _ => return Err(unexpected()),
+        };
+        // An auth change moves no key revision, so the forwarded write's
+        // reply is not held until this member applied it: wait here
+        // (bounded), so that the caller's next request to this member is
+        // checked against the change it was told is done.
+        if changes {
+            for _ in 0..TOKEN_APPLY_POLLS {
+                if self.auth_view(state).await? != before {
+                    break;
+                }
+                tokio::time::sleep(TOKEN_APPLY_POLL).await;
+            }
         }
+        Ok((self.header(revision), resp))
     }
 
     /// Refuses a sender without the root role before slow work (hashing):
@@ -138,10 +162,26 @@ impl Api {
             } => t,
             _ => return Err(unexpected()),
         };
+        // The token is registered through the log, and the leader may have
+        // applied it before this member: answer once this member knows it,
+        // so the caller's next request here is not refused (read your
+        // writes). Bounded: past it the caller retries as after any lag.
+        for _ in 0..TOKEN_APPLY_POLLS {
+            let t = token.clone();
+            if self.auth_view(move |a| a.token_user(&t).is_some()).await? {
+                break;
+            }
+            tokio::time::sleep(TOKEN_APPLY_POLL).await;
+        }
         let now_rev = self.auth_view(|a| a.revision()).await?;
         Ok((token, now_rev == checked_rev))
     }
 }
+
+/// How often, and how many times, `authenticate` looks for its new simple
+/// token in this member's auth state before answering.
+const TOKEN_APPLY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+const TOKEN_APPLY_POLLS: usize = 200;
 
 #[tonic::async_trait]
 impl Auth for Api {
