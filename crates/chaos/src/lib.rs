@@ -464,6 +464,11 @@ async fn remove_and_add(
         // operator would.
         let mut tries = 0;
         while let Err(e) = c.member_remove(m.id).await {
+            // An attempt whose answer was lost (a timeout) may have removed
+            // it: then the retry hears "member not found", which is success.
+            if tries > 0 && e.to_string().contains("member not found") {
+                break;
+            }
             tries += 1;
             if tries == 20 {
                 return Err(format!("member remove m{v}: {e}"));
