@@ -1,7 +1,8 @@
 //! Bad input and refusals: a taken port is a clear error naming the port and
 //! the flag; a stranger on the peer port is refused; oversized requests,
-//! requests demanding a leader when there is none, get etcd's errors; the
-//! node keeps serving throughout.
+//! requests demanding a leader when there is none, get etcd's errors;
+//! `--max-concurrent-streams` holds a stream over the limit back; the node
+//! keeps serving throughout. (TLS strangers on the peer port: `tls.rs`.)
 
 mod common;
 
@@ -207,4 +208,57 @@ fn oversized_requests_get_the_code_and_message_etcd_gives() {
     );
     // Under the limit it is taken.
     assert_eq!(rt.block_on(put_error(&cl.endpoint(0), 1_000_000)), None);
+}
+
+/// `--max-concurrent-streams` (etcd's default: no real limit, as synod's):
+/// set to 2, a third request on the same connection waits until one of two
+/// open watch streams ends.
+#[test]
+fn max_concurrent_streams_holds_back_a_stream_over_the_limit() {
+    use synod_proto::etcdserverpb::watch_client::WatchClient;
+    use synod_proto::etcdserverpb::{watch_request, WatchCreateRequest, WatchRequest};
+    let cl = Cluster::start_with(1, |c| c.max_concurrent_streams = 2);
+    cl.wait_leader(Duration::from_secs(10)).expect("a leader");
+    let ep = cl.endpoint(0);
+    rt().block_on(async {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{ep}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut watches = Vec::new();
+        for i in 0..2u8 {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tx.send(WatchRequest {
+                request_union: Some(watch_request::RequestUnion::CreateRequest(
+                    WatchCreateRequest {
+                        key: vec![b'w', i],
+                        ..Default::default()
+                    },
+                )),
+            })
+            .await
+            .unwrap();
+            let mut resp = WatchClient::new(ch.clone())
+                .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(resp.message().await.unwrap().unwrap().created);
+            watches.push((tx, resp));
+        }
+        let mut kv = KvClient::new(ch.clone());
+        let get = RangeRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        };
+        let held = tokio::time::timeout(Duration::from_millis(800), kv.range(get.clone())).await;
+        assert!(held.is_err(), "a third stream ran beside two: {held:?}");
+        // One watch ends: the request goes through.
+        drop(watches.pop());
+        tokio::time::timeout(Duration::from_secs(5), kv.range(get))
+            .await
+            .expect("served once a stream ended")
+            .unwrap();
+    });
 }
