@@ -321,7 +321,8 @@ fn etcdctl_over_mtls_matches_etcd_step_by_step() {
 }
 
 /// `--auto-tls`: a self-signed certificate; etcdctl reaches it with
-/// `--insecure-skip-tls-verify`, and not without (nothing signed it).
+/// `--insecure-transport=false --insecure-skip-tls-verify`, and not without
+/// the second (nothing it trusts signed it).
 #[test]
 fn auto_tls_serves_clients_that_skip_verification() {
     if !have_etcdctl() {
@@ -336,14 +337,18 @@ fn auto_tls_serves_clients_that_skip_verification() {
     );
     boot_all(&mut cl);
     let ep = https(&cl, 0);
-    let skip = ["--insecure-skip-tls-verify".to_string()];
+    // etcdctl 3.4 speaks TLS without a --cacert/--cert only when told to.
+    let skip = [
+        "--insecure-transport=false".to_string(),
+        "--insecure-skip-tls-verify".to_string(),
+    ];
     let r = ctl_tls(&ep, &skip, &["put", "a", "1"]);
     assert!(r.ok, "{r:?}");
     assert_eq!(
         ctl_tls(&ep, &skip, &["get", "a", "--print-value-only"]).out,
         "1\n"
     );
-    let verify = ctl(&ep, &["get", "a"]);
+    let verify = ctl(&ep, &["--insecure-transport=false", "get", "a"]);
     assert!(!verify.ok, "an unverifiable certificate was trusted: {verify:?}");
 }
 
@@ -393,7 +398,7 @@ fn client_config(ca: &Path, pair: Option<&Pair>, alpn: &[u8]) -> Arc<rustls::Cli
         roots.add(c.unwrap()).unwrap();
     }
     let b = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        synod_server::tls::ring_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
