@@ -395,9 +395,10 @@ mod tests {
             "peer-cert-file",
             "peer-trusted-ca-file",
             "peer-auto-tls",
+            "auto-tls",
             "cipher-suites",
         ];
-        let b = ["quiet", "client-cert-auth", "peer-auto-tls"];
+        let b = ["quiet", "client-cert-auth", "peer-auto-tls", "auto-tls"];
         (
             k.iter().map(|s| s.to_string()).collect(),
             b.iter().map(|s| s.to_string()).collect(),
