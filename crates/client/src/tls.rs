@@ -45,7 +45,12 @@ fn certs(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let bytes = read(flag, path)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| tls_err(format!("{flag} {}: not PEM certificates: {e}", path.display())))?;
+        .map_err(|e| {
+            tls_err(format!(
+                "{flag} {}: not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
     if certs.is_empty() {
         return Err(tls_err(format!(
             "{flag} {}: holds no PEM certificate",
@@ -88,7 +93,10 @@ impl TlsOptions {
                 Some(ca) => {
                     for c in certs("--cacert", ca)? {
                         roots.add(c).map_err(|e| {
-                            tls_err(format!("--cacert {}: not a CA certificate: {e}", ca.display()))
+                            tls_err(format!(
+                                "--cacert {}: not a CA certificate: {e}",
+                                ca.display()
+                            ))
                         })?;
                     }
                 }
@@ -96,9 +104,8 @@ impl TlsOptions {
                     let bundle = std::env::var_os("SSL_CERT_FILE")
                         .map(PathBuf::from)
                         .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-                    let found = certs("the system's CA bundle", &bundle).map_err(|e| {
-                        tls_err(format!("no --cacert given, and {e}"))
-                    })?;
+                    let found = certs("the system's CA bundle", &bundle)
+                        .map_err(|e| tls_err(format!("no --cacert given, and {e}")))?;
                     let _ = roots.add_parsable_certificates(found);
                 }
             }
@@ -224,9 +231,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -500,7 +500,12 @@ mod tests {
     #[test]
     fn tls_settings_come_from_flags_variables_and_the_yaml_sections() {
         let s = run(
-            &["-cert-file", "/c.pem", "--client-cert-auth", "-peer-auto-tls=true"],
+            &[
+                "-cert-file",
+                "/c.pem",
+                "--client-cert-auth",
+                "-peer-auto-tls=true",
+            ],
             &[("ETCD_KEY_FILE", "/k.pem")],
         )
         .unwrap();

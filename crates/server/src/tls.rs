@@ -261,7 +261,10 @@ impl TlsProtocol {
                     let known: Vec<&str> = SUITES.iter().map(|(n, _)| *n).collect();
                     return Err(TlsError::Flag {
                         flag: "--cipher-suites",
-                        why: format!("unknown cipher suite {name:?} (known: {})", known.join(", ")),
+                        why: format!(
+                            "unknown cipher suite {name:?} (known: {})",
+                            known.join(", ")
+                        ),
                     });
                 }
             }
@@ -502,7 +505,10 @@ fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// Every certificate of a PEM file (at least one).
-pub fn load_certs(flag: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn load_certs(
+    flag: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read(flag, path)?;
     let bad = |why: String| TlsError::Content {
         flag,
@@ -571,7 +577,10 @@ fn server_config(
         .with_protocol_versions(&s.protocol.versions())
         .map_err(rustls_err("--tls-min-version/--tls-max-version"))?;
     let builder = if s.client_cert_auth {
-        let ca = s.trusted_ca_file.as_deref().expect("validated: auth has a CA");
+        let ca = s
+            .trusted_ca_file
+            .as_deref()
+            .expect("validated: auth has a CA");
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(roots(flags.ca, ca)?),
             provider,
@@ -694,10 +703,7 @@ pub struct ClientTlsInfo {
 /// presented: `Some` only on a TLS connection to a server run with
 /// `--client-cert-auth` (etcd then takes it as the user name).
 pub fn client_common_name<T>(req: &tonic::Request<T>) -> Option<String> {
-    req.extensions()
-        .get::<ClientTlsInfo>()?
-        .common_name
-        .clone()
+    req.extensions().get::<ClientTlsInfo>()?.common_name.clone()
 }
 
 /// The same for an HTTP request (the JSON gateway's).
@@ -968,9 +974,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -1000,8 +1004,8 @@ mod tests {
         assert!(e.to_string().contains("unknown TLS version"), "{e}");
         let e = TlsProtocol::parse("", "TLS1.3", "TLS1.2").unwrap_err();
         assert!(e.to_string().contains("above"), "{e}");
-        let e = TlsProtocol::parse("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS1.3", "")
-            .unwrap_err();
+        let e =
+            TlsProtocol::parse("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS1.3", "").unwrap_err();
         assert!(e.to_string().contains("only TLS1.3"), "{e}");
         // The suites kept: every TLS 1.3 one, and the TLS 1.2 ones named.
         let kept = p.provider().cipher_suites.clone();

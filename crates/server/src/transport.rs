@@ -154,7 +154,13 @@ impl Transport {
                     target: target.clone(),
                 },
             );
-            tokio::spawn(sender(self.shared.clone(), self.tls.clone(), id, target, rx));
+            tokio::spawn(sender(
+                self.shared.clone(),
+                self.tls.clone(),
+                id,
+                target,
+                rx,
+            ));
         }
     }
 

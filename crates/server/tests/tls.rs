@@ -21,8 +21,8 @@ use common::*;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use synod_proto::etcdserverpb::{PutRequest, RangeRequest};
 use synod_server::tls::{TlsProtocol, TlsSettings};
-use synod_server::RawConfig;
 use synod_server::wire::{read_frame, write_frame, Hello, HelloReply, MAGIC, PROTOCOL_VERSION};
+use synod_server::RawConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -75,7 +75,9 @@ impl Ca {
         let mut params =
             rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
                 .unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         params.extended_key_usages = vec![
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
@@ -116,7 +118,11 @@ struct Tls {
 fn tls_cluster(n: usize, tls: &Tls) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(2 * n);
-    let cs = if tls.client.is_some() { "https" } else { "http" };
+    let cs = if tls.client.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let ps = if tls.peer.is_some() { "https" } else { "http" };
     let initial: Vec<String> = (0..n)
         .map(|i| format!("n{}={ps}://127.0.0.1:{}", i + 1, ports[2 * i + 1]))
@@ -317,7 +323,10 @@ fn etcdctl_over_mtls_matches_etcd_step_by_step() {
         assert!(!r.ok, "{ep} answered plaintext: {r:?}");
     }
     // The cluster served on throughout.
-    assert_eq!(ctl_tls(&ours, &good, &["get", "k", "--print-value-only"]).out, "v\n");
+    assert_eq!(
+        ctl_tls(&ours, &good, &["get", "k", "--print-value-only"]).out,
+        "v\n"
+    );
 }
 
 /// `--auto-tls`: a self-signed certificate; etcdctl reaches it with
@@ -349,7 +358,10 @@ fn auto_tls_serves_clients_that_skip_verification() {
         "1\n"
     );
     let verify = ctl(&ep, &["--insecure-transport=false", "get", "a"]);
-    assert!(!verify.ok, "an unverifiable certificate was trusted: {verify:?}");
+    assert!(
+        !verify.ok,
+        "an unverifiable certificate was trusted: {verify:?}"
+    );
 }
 
 /// A certificate file replaced while the server runs is used by the next
@@ -397,12 +409,11 @@ fn client_config(ca: &Path, pair: Option<&Pair>, alpn: &[u8]) -> Arc<rustls::Cli
     for c in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let b = rustls::ClientConfig::builder_with_provider(Arc::new(
-        synod_server::tls::ring_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
+    let b =
+        rustls::ClientConfig::builder_with_provider(Arc::new(synod_server::tls::ring_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
     let mut cfg = match pair {
         Some(p) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&p.cert)
@@ -490,7 +501,10 @@ fn the_gateway_health_and_metrics_follow_the_client_ports_tls() {
         // Without a client certificate: refused.
         let anon = client_config(&ca.ca_file(), None, b"http/1.1");
         let r = https_request(&addr, anon, &get("/health")).await;
-        assert!(r.is_err(), "a client without a certificate was served: {r:?}");
+        assert!(
+            r.is_err(),
+            "a client without a certificate was served: {r:?}"
+        );
         // Plaintext HTTP: no answer in HTTP.
         let mut s = TcpStream::connect(&addr).await.unwrap();
         s.write_all(get("/health").as_bytes()).await.unwrap();
@@ -565,20 +579,26 @@ fn synods_client_speaks_tls_with_etcdctls_flags() {
             ..full.clone()
         };
         assert!(
-            Client::connect(&[https(&cl, 0)], opts(no_cert)).await.is_err(),
+            Client::connect(&[https(&cl, 0)], opts(no_cert))
+                .await
+                .is_err(),
             "served without a client certificate"
         );
         let skip = TlsOptions {
             insecure_skip_verify: true,
             ..TlsOptions::default()
         };
-        let c = Client::connect(&[https(&auto, 0)], opts(skip)).await.unwrap();
+        let c = Client::connect(&[https(&auto, 0)], opts(skip))
+            .await
+            .unwrap();
         c.put(put(b"a", b"1")).await.unwrap();
         let verify = TlsOptions {
             cacert: Some(ca.ca_file()),
             ..TlsOptions::default()
         };
-        assert!(Client::connect(&[https(&auto, 0)], opts(verify)).await.is_err());
+        assert!(Client::connect(&[https(&auto, 0)], opts(verify))
+            .await
+            .is_err());
     });
 }
 
@@ -656,7 +676,11 @@ fn a_cluster_over_mtls_peers_forms_and_refuses_strangers() {
         }
     }
     let members = ctl_ok(&all, &["member", "list"]);
-    assert_eq!(members.matches("https://127.0.0.1:").count(), 3, "{members}");
+    assert_eq!(
+        members.matches("https://127.0.0.1:").count(),
+        3,
+        "{members}"
+    );
     let leader = cl.wait_leader(Duration::from_secs(5)).unwrap();
     let term = cl.running(leader).shared().groups.home().term();
     let target = cl.cfgs[0].peer_addr;
@@ -680,12 +704,9 @@ fn a_cluster_over_mtls_peers_forms_and_refuses_strangers() {
         // check of the plaintext handshake: no welcome.
         let mut s = TcpStream::connect(target).await.unwrap();
         write_frame(&mut s, &hello).await.unwrap();
-        let r = tokio::time::timeout(
-            Duration::from_secs(5),
-            read_frame::<HelloReply, _>(&mut s),
-        )
-        .await
-        .expect("the stranger's connection is closed");
+        let r = tokio::time::timeout(Duration::from_secs(5), read_frame::<HelloReply, _>(&mut s))
+            .await
+            .expect("the stranger's connection is closed");
         assert!(r.is_err(), "a plaintext stranger got a reply: {r:?}");
         let name = ServerName::try_from("127.0.0.1").unwrap();
         // A certificate from another CA, and none: no welcome either.
@@ -707,7 +728,11 @@ fn a_cluster_over_mtls_peers_forms_and_refuses_strangers() {
             assert!(
                 r.is_err(),
                 "a peer with {} was answered: {r:?}",
-                if who.is_some() { "another CA's certificate" } else { "no certificate" }
+                if who.is_some() {
+                    "another CA's certificate"
+                } else {
+                    "no certificate"
+                }
             );
         }
         // The right certificate gets through the handshake (and then the
