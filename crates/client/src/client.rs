@@ -81,6 +81,9 @@ pub struct ClientOptions {
     /// Check health at connect time (Status on each endpoint until one
     /// answers). Without it the first endpoint is used as is.
     pub probe: bool,
+    /// TLS settings: used for `https://` endpoints, and for `HOST:PORT`
+    /// ones when given (as etcdctl does); `http://` ones stay plaintext.
+    pub tls: Option<crate::tls::TlsOptions>,
 }
 
 impl Default for ClientOptions {
@@ -92,6 +95,7 @@ impl Default for ClientOptions {
             backoff: Duration::from_millis(50),
             start_at: 0,
             probe: true,
+            tls: None,
         }
     }
 }
@@ -118,7 +122,8 @@ struct Inner {
     opts: ClientOptions,
 }
 
-/// Turns `HOST:PORT` or `http://HOST:PORT` into a URL tonic can dial.
+/// Turns `HOST:PORT`, `http://HOST:PORT` or `https://HOST:PORT` into a
+/// URL (`http://` for a bare `HOST:PORT`).
 pub fn endpoint_url(endpoint: &str) -> Result<String> {
     let e = endpoint.trim();
     let bad = |reason: &str| Error::BadEndpoint {
@@ -128,17 +133,14 @@ pub fn endpoint_url(endpoint: &str) -> Result<String> {
     if e.is_empty() {
         return Err(bad("empty"));
     }
-    if e.starts_with("https://") || e.starts_with("unixs://") {
-        return Err(bad("TLS is not supported by this client"));
-    }
-    let url = if e.starts_with("http://") {
+    let url = if e.starts_with("http://") || e.starts_with("https://") {
         e.to_string()
     } else if e.contains("://") {
-        return Err(bad("only http:// endpoints are supported"));
+        return Err(bad("only http:// and https:// endpoints are supported"));
     } else {
         format!("http://{e}")
     };
-    let authority = &url["http://".len()..];
+    let authority = url.split_once("://").map_or("", |(_, a)| a);
     let authority = authority.trim_end_matches('/');
     match authority.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
@@ -215,9 +217,17 @@ impl Client {
         }
         let mut urls = Vec::with_capacity(endpoints.len());
         let mut channels = Vec::with_capacity(endpoints.len());
+        let mut tls_config = None;
         for e in endpoints {
             let url = endpoint_url(e)?;
-            let ep = Endpoint::from_shared(url.clone())
+            let explicit = e.trim().contains("://");
+            let tls = url.starts_with("https://") || (!explicit && opts.tls.is_some());
+            // tonic dials http; TLS, when wanted, is the connector's.
+            let plain = match url.strip_prefix("https://") {
+                Some(rest) => format!("http://{rest}"),
+                None => url.clone(),
+            };
+            let ep = Endpoint::from_shared(plain.clone())
                 .map_err(|err| Error::BadEndpoint {
                     endpoint: e.clone(),
                     reason: err.to_string(),
@@ -229,7 +239,25 @@ impl Client {
                 .keep_alive_while_idle(true)
                 .initial_stream_window_size(STREAM_WINDOW)
                 .initial_connection_window_size(CONNECTION_WINDOW);
-            channels.push(ep.connect_lazy());
+            if tls {
+                let cfg = match &tls_config {
+                    Some(c) => Arc::clone(c),
+                    None => {
+                        let c = opts.tls.clone().unwrap_or_default().config()?;
+                        tls_config = Some(c.clone());
+                        c
+                    }
+                };
+                let host = ep.uri().host().unwrap_or_default().to_string();
+                let name = crate::tls::server_name(&host)?;
+                channels.push(ep.connect_with_connector_lazy(crate::tls::connector(
+                    cfg,
+                    name,
+                    opts.dial_timeout,
+                )));
+            } else {
+                channels.push(ep.connect_lazy());
+            }
             urls.push(e.trim().to_string());
         }
         let n = channels.len();
@@ -767,8 +795,9 @@ mod tests {
             endpoint_url("http://localhost:1").unwrap(),
             "http://localhost:1"
         );
+        assert_eq!(endpoint_url("https://a:1").unwrap(), "https://a:1");
         assert!(matches!(
-            endpoint_url("https://a:1"),
+            endpoint_url("unixs://a:1"),
             Err(Error::BadEndpoint { .. })
         ));
         assert!(matches!(

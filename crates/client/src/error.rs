@@ -9,7 +9,8 @@ pub enum Error {
     /// No endpoints were given.
     #[error("no endpoints given")]
     NoEndpoints,
-    /// An endpoint could not be parsed as `HOST:PORT` or `http://HOST:PORT`.
+    /// An endpoint could not be parsed as `HOST:PORT`, `http://HOST:PORT`
+    /// or `https://HOST:PORT`.
     #[error("bad endpoint {endpoint:?}: {reason}")]
     BadEndpoint {
         /// The endpoint as given.
@@ -45,6 +46,9 @@ pub enum Error {
     /// The command's arguments are invalid.
     #[error("{0}")]
     InvalidArgument(String),
+    /// TLS could not be set up (a certificate, key or CA file).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Local input or output failed (reading a txn from stdin, running a command).
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -11,6 +11,8 @@
 //!   `etcdctl lock` and `etcdctl elect`.
 //! * [`cli`]: the `synod put|get|del|txn|watch|lease|lock|elect|member|status`
 //!   subcommands, printing etcdctl's `simple` and `json` shapes (and tables).
+//! * [`tls`]: TLS to https endpoints (etcdctl's `--cacert`, `--cert`,
+//!   `--key`, `--insecure-skip-tls-verify`).
 //! * [`bench`]: `synod bench`, a load generator that multiplexes many clients
 //!   over a few HTTP/2 connections and reports HDR-histogram percentiles.
 //!
@@ -25,6 +27,7 @@ pub mod client;
 pub mod concurrency;
 pub mod error;
 pub mod output;
+pub mod tls;
 
 pub use client::{prefix_end, Client, ClientOptions};
 pub use error::Error;

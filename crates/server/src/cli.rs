@@ -43,6 +43,10 @@ pub struct ServerArgs {
     /// Largest client request accepted, in bytes.
     #[arg(long, default_value_t = synod_proto::limits::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
+    /// Most concurrent HTTP/2 streams (requests, watch and keep-alive
+    /// streams) on one client connection (etcd's default: no real limit).
+    #[arg(long, default_value_t = u32::MAX)]
+    pub max_concurrent_streams: u32,
     /// Heartbeat interval (one tick) in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub heartbeat_interval: u64,
@@ -82,6 +86,50 @@ pub struct ServerArgs {
     /// Seconds a simple token lives unused.
     #[arg(long, default_value_t = crate::tokens::DEFAULT_TOKEN_TTL_SECS)]
     pub auth_token_ttl: u64,
+    /// Client port: the server's certificate (PEM), used when
+    /// --listen-client-urls is https. Re-read for new connections when it changes.
+    #[arg(long, default_value = "")]
+    pub cert_file: String,
+    /// Client port: the key of --cert-file (PEM).
+    #[arg(long, default_value = "")]
+    pub key_file: String,
+    /// Client port: the CA (PEM) that signs client certificates.
+    #[arg(long, default_value = "")]
+    pub trusted_ca_file: String,
+    /// Client port: require a client certificate signed by --trusted-ca-file.
+    #[arg(long)]
+    pub client_cert_auth: bool,
+    /// Client port: a self-signed certificate when no --cert-file is given
+    /// (clients then skip verification, e.g. etcdctl --insecure-skip-tls-verify).
+    #[arg(long)]
+    pub auto_tls: bool,
+    /// Peer port: this member's certificate (PEM), presented both when
+    /// accepting (https --listen-peer-urls) and when dialing https peers.
+    #[arg(long, default_value = "")]
+    pub peer_cert_file: String,
+    /// Peer port: the key of --peer-cert-file (PEM).
+    #[arg(long, default_value = "")]
+    pub peer_key_file: String,
+    /// Peer port: the CA (PEM) that signs peer certificates.
+    #[arg(long, default_value = "")]
+    pub peer_trusted_ca_file: String,
+    /// Peer port: require a peer certificate signed by --peer-trusted-ca-file.
+    #[arg(long)]
+    pub peer_client_cert_auth: bool,
+    /// Peer port: a self-signed certificate when no --peer-cert-file is
+    /// given (peers then do not verify each other's, as etcd's).
+    #[arg(long)]
+    pub peer_auto_tls: bool,
+    /// TLS 1.2 cipher suites allowed on both ports, by Go's names
+    /// (comma-separated; empty: rustls's defaults).
+    #[arg(long, default_value = "")]
+    pub cipher_suites: String,
+    /// Lowest TLS version accepted: TLS1.2 (default) or TLS1.3.
+    #[arg(long, default_value = "")]
+    pub tls_min_version: String,
+    /// Highest TLS version accepted: TLS1.2 or TLS1.3 (default).
+    #[arg(long, default_value = "")]
+    pub tls_max_version: String,
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -152,6 +200,7 @@ impl ServerArgs {
             initial_cluster_state: self.initial_cluster_state.clone(),
             initial_cluster_token: self.initial_cluster_token.clone(),
             max_request_bytes: self.max_request_bytes,
+            max_concurrent_streams: self.max_concurrent_streams,
             heartbeat_interval_ms: self.heartbeat_interval,
             election_timeout_ms: self.election_timeout,
             snapshot_count: self.snapshot_count,
@@ -163,6 +212,23 @@ impl ServerArgs {
             auth_token: self.auth_token.clone(),
             bcrypt_cost: self.bcrypt_cost,
             auth_token_ttl: self.auth_token_ttl,
+            client_tls: crate::tls::PortFlags {
+                cert_file: self.cert_file.clone(),
+                key_file: self.key_file.clone(),
+                trusted_ca_file: self.trusted_ca_file.clone(),
+                client_cert_auth: self.client_cert_auth,
+                auto_tls: self.auto_tls,
+            },
+            peer_tls: crate::tls::PortFlags {
+                cert_file: self.peer_cert_file.clone(),
+                key_file: self.peer_key_file.clone(),
+                trusted_ca_file: self.peer_trusted_ca_file.clone(),
+                client_cert_auth: self.peer_client_cert_auth,
+                auto_tls: self.peer_auto_tls,
+            },
+            cipher_suites: self.cipher_suites.clone(),
+            tls_min_version: self.tls_min_version.clone(),
+            tls_max_version: self.tls_max_version.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ids;
+use crate::tls::{PortFlags, TlsProtocol, TlsSettings, CLIENT_FLAGS, PEER_FLAGS};
 
 /// A configuration that cannot be used, with the flag at fault.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,9 @@ pub struct ServerConfig {
     pub initial_state_new: bool,
     /// Largest client request accepted (etcd's `--max-request-bytes`).
     pub max_request_bytes: usize,
+    /// Most concurrent HTTP/2 streams of one client connection (etcd's
+    /// `--max-concurrent-streams`, default `u32::MAX` as etcd's).
+    pub max_concurrent_streams: u32,
     /// Length of one tick.
     pub tick: Duration,
     /// Election timeout in ticks.
@@ -90,6 +94,13 @@ pub struct ServerConfig {
     /// Tokens and password hashing (`--auth-token`, `--bcrypt-cost`,
     /// `--auth-token-ttl`).
     pub auth: crate::tokens::AuthConfig,
+    /// TLS on the client port: `Some` when `--listen-client-urls` is https.
+    pub client_tls: Option<TlsSettings>,
+    /// The peer certificate (`--peer-cert-file`, `--peer-auto-tls`, …):
+    /// for the peer listener when it is https and for dialing https peers.
+    pub peer_tls: Option<TlsSettings>,
+    /// Whether `--listen-peer-urls` is https.
+    pub peer_listen_tls: bool,
 }
 
 /// The planted bugs `--experimental-planted-bug` takes, by name.
@@ -167,17 +178,37 @@ pub fn parse_split_keys(s: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
     Ok(keys)
 }
 
-/// Parses `http://HOST:PORT` (or `HOST:PORT`) into a socket address.
+/// Whether a URL asks for TLS (`https://`).
+pub fn is_https(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
+/// The host of a URL (`http://HOST:PORT/…`, `HOST:PORT`), brackets off.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let hostport = rest.split('/').next()?;
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => hostport.rsplit_once(':').map_or(hostport, |(h, _)| h),
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
+/// Parses `http://HOST:PORT`, `https://HOST:PORT` (or `HOST:PORT`) into a
+/// socket address.
 pub fn parse_url(flag: &'static str, url: &str) -> Result<SocketAddr, ConfigError> {
     let bad = |why: &str| ConfigError::BadUrl {
         flag,
         url: url.to_string(),
         why: why.to_string(),
     };
-    let rest = if let Some(r) = url.strip_prefix("http://") {
+    let rest = if let Some(r) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    {
         r
-    } else if url.starts_with("https://") || url.starts_with("unix") {
-        return Err(bad("only http:// URLs are supported (no TLS yet)"));
+    } else if url.starts_with("unix") {
+        return Err(bad("unix sockets are not supported"));
     } else if url.contains("://") {
         return Err(bad("unknown scheme"));
     } else {
@@ -278,6 +309,8 @@ pub struct RawConfig {
     pub initial_cluster_token: String,
     /// `--max-request-bytes`
     pub max_request_bytes: usize,
+    /// `--max-concurrent-streams`
+    pub max_concurrent_streams: u32,
     /// `--heartbeat-interval` in ms (one tick)
     pub heartbeat_interval_ms: u64,
     /// `--election-timeout` in ms
@@ -300,6 +333,17 @@ pub struct RawConfig {
     pub bcrypt_cost: u32,
     /// `--auth-token-ttl`, in seconds
     pub auth_token_ttl: u64,
+    /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`, `--auto-tls`
+    pub client_tls: PortFlags,
+    /// `--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`,
+    /// `--peer-client-cert-auth`, `--peer-auto-tls`
+    pub peer_tls: PortFlags,
+    /// `--cipher-suites` (Go's names, comma-separated)
+    pub cipher_suites: String,
+    /// `--tls-min-version`
+    pub tls_min_version: String,
+    /// `--tls-max-version`
+    pub tls_max_version: String,
 }
 
 impl RawConfig {
@@ -381,11 +425,17 @@ impl RawConfig {
                 "--backend-batch-interval and --backend-batch-limit must be above 0".into(),
             ));
         }
+        if self.max_concurrent_streams == 0 {
+            return Err(ConfigError::Invalid(
+                "--max-concurrent-streams must be above 0".into(),
+            ));
+        }
         if self.max_request_bytes == 0 || self.max_request_bytes > 64 << 20 {
             return Err(ConfigError::Invalid(
                 "--max-request-bytes must be in 1..=64 MiB".into(),
             ));
         }
+        let (client_tls, peer_tls, peer_listen_tls) = self.tls(&members)?;
         let election_ticks = (self.election_timeout_ms / self.heartbeat_interval_ms) as u32;
         let split_keys = parse_split_keys(&self.initial_split_keys)?;
         let planted_bug = match self.planted_bug.as_str() {
@@ -409,6 +459,9 @@ impl RawConfig {
         .map_err(ConfigError::Invalid)?;
         Ok(ServerConfig {
             auth,
+            client_tls,
+            peer_tls,
+            peer_listen_tls,
             split_keys,
             planted_bug,
             name: self.name.clone(),
@@ -421,6 +474,7 @@ impl RawConfig {
             members,
             initial_state_new,
             max_request_bytes: self.max_request_bytes,
+            max_concurrent_streams: self.max_concurrent_streams,
             tick: Duration::from_millis(self.heartbeat_interval_ms),
             election_ticks,
             heartbeat_ticks: 1,
@@ -430,6 +484,76 @@ impl RawConfig {
             backend_batch_interval: self.backend_batch_interval,
             backend_batch_limit: self.backend_batch_limit,
         })
+    }
+}
+
+type TlsParts = (Option<TlsSettings>, Option<TlsSettings>, bool);
+
+impl RawConfig {
+    /// The TLS settings of both ports, as etcd reads them: a port is TLS
+    /// when its URL is https (then it needs a certificate); the
+    /// certificate flags of an http port are ignored.
+    fn tls(&self, members: &[Member]) -> Result<TlsParts, ConfigError> {
+        let tls_err = |e: crate::tls::TlsError| ConfigError::Invalid(e.to_string());
+        let protocol = TlsProtocol::parse(
+            &self.cipher_suites,
+            &self.tls_min_version,
+            &self.tls_max_version,
+        )
+        .map_err(tls_err)?;
+        let hosts = |lists: &[&str]| -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for u in lists.iter().flat_map(|l| l.split(',')) {
+                if let Some(h) = url_host(u.trim()) {
+                    if !out.contains(&h) {
+                        out.push(h);
+                    }
+                }
+            }
+            out
+        };
+        let first = |s: &str| s.split(',').next().unwrap_or("").trim().to_string();
+        let client = TlsSettings::from_flags(
+            CLIENT_FLAGS,
+            &self.client_tls,
+            hosts(&[&self.listen_client_urls, &self.advertise_client_urls]),
+            &protocol,
+        )
+        .map_err(tls_err)?;
+        let client = if is_https(&first(&self.listen_client_urls)) {
+            Some(client.ok_or_else(|| {
+                ConfigError::Invalid(
+                    "--listen-client-urls is https: give --cert-file and --key-file, or --auto-tls"
+                        .into(),
+                )
+            })?)
+        } else {
+            None
+        };
+        let peer = TlsSettings::from_flags(
+            PEER_FLAGS,
+            &self.peer_tls,
+            hosts(&[&self.listen_peer_urls, &self.initial_advertise_peer_urls]),
+            &protocol,
+        )
+        .map_err(tls_err)?;
+        let peer_listen_tls = is_https(&first(&self.listen_peer_urls));
+        if peer.is_none() {
+            if peer_listen_tls {
+                return Err(ConfigError::Invalid(
+                    "--listen-peer-urls is https: give --peer-cert-file and --peer-key-file, or --peer-auto-tls"
+                        .into(),
+                ));
+            }
+            if let Some(m) = members.iter().find(|m| is_https(&m.peer_url)) {
+                return Err(ConfigError::Invalid(format!(
+                    "--initial-cluster: {} is reached over https ({}): give --peer-cert-file and \
+                     --peer-key-file, or --peer-auto-tls",
+                    m.name, m.peer_url
+                )));
+            }
+        }
+        Ok((client, peer, peer_listen_tls))
     }
 }
 
@@ -446,6 +570,7 @@ impl Default for RawConfig {
             initial_cluster_state: "new".into(),
             initial_cluster_token: "synod-cluster".into(),
             max_request_bytes: synod_proto::limits::DEFAULT_MAX_REQUEST_BYTES,
+            max_concurrent_streams: u32::MAX,
             heartbeat_interval_ms: 100,
             election_timeout_ms: 1000,
             snapshot_count: 100_000,
@@ -458,6 +583,11 @@ impl Default for RawConfig {
             auth_token: "simple".into(),
             bcrypt_cost: crate::tokens::DEFAULT_BCRYPT_COST,
             auth_token_ttl: crate::tokens::DEFAULT_TOKEN_TTL_SECS,
+            client_tls: PortFlags::default(),
+            peer_tls: PortFlags::default(),
+            cipher_suites: String::new(),
+            tls_min_version: String::new(),
+            tls_max_version: String::new(),
         }
     }
 }
@@ -472,8 +602,14 @@ mod tests {
             parse_url("--x", "http://127.0.0.1:2379").unwrap(),
             "127.0.0.1:2379".parse().unwrap()
         );
-        let e = parse_url("--listen-client-urls", "https://127.0.0.1:1").unwrap_err();
+        assert_eq!(
+            parse_url("--x", "https://127.0.0.1:2379").unwrap(),
+            "127.0.0.1:2379".parse().unwrap()
+        );
+        let e = parse_url("--listen-client-urls", "ftp://127.0.0.1:1").unwrap_err();
         assert!(e.to_string().contains("--listen-client-urls"), "{e}");
+        assert_eq!(url_host("https://[::1]:2380").as_deref(), Some("::1"));
+        assert_eq!(url_host("http://node1:2380/").as_deref(), Some("node1"));
         assert!(parse_url("--x", "http://nohost").is_err());
     }
 
@@ -486,6 +622,51 @@ mod tests {
         for bad in ["", "10", "m", "10x", "1.5s", "-1s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn https_urls_need_certificates_and_http_ones_ignore_them() {
+        let https = RawConfig {
+            listen_client_urls: "https://127.0.0.1:2379".into(),
+            ..RawConfig::default()
+        };
+        let e = https.validate().unwrap_err().to_string();
+        assert!(e.contains("--cert-file"), "{e}");
+        let auto = RawConfig {
+            client_tls: PortFlags {
+                auto_tls: true,
+                ..PortFlags::default()
+            },
+            ..https.clone()
+        };
+        assert!(auto.validate().unwrap().client_tls.unwrap().auto_tls);
+        let http_with_cert = RawConfig {
+            client_tls: PortFlags {
+                cert_file: "c.pem".into(),
+                key_file: "k.pem".into(),
+                ..PortFlags::default()
+            },
+            ..RawConfig::default()
+        };
+        assert!(http_with_cert.validate().unwrap().client_tls.is_none());
+        let peers = RawConfig {
+            initial_cluster: "default=https://127.0.0.1:2380".into(),
+            initial_advertise_peer_urls: "https://127.0.0.1:2380".into(),
+            ..RawConfig::default()
+        };
+        let e = peers.validate().unwrap_err().to_string();
+        assert!(e.contains("--peer-cert-file"), "{e}");
+        let listen = RawConfig {
+            listen_peer_urls: "https://127.0.0.1:2380".into(),
+            ..RawConfig::default()
+        };
+        assert!(listen.validate().is_err());
+        let bad_version = RawConfig {
+            tls_min_version: "TLS9".into(),
+            ..RawConfig::default()
+        };
+        let e = bad_version.validate().unwrap_err().to_string();
+        assert!(e.contains("--tls-min-version"), "{e}");
     }
 
     #[test]

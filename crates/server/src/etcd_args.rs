@@ -8,8 +8,11 @@
 //! clap parses. etcd flags that synod does not have are sorted in two: those
 //! that only tune what synod does its own way (logging, quotas, compaction
 //! schedules, v2, pprof, …) are accepted and named in a note; those whose
-//! absence would change what a deployment gets (TLS, discovery,
-//! `--force-new-cluster`) are refused with the reason, unless left empty.
+//! absence would change what a deployment gets (certificate revocation
+//! lists, discovery, `--force-new-cluster`) are refused with the reason,
+//! unless left empty. The TLS flags are synod's own (`tls.rs`); etcd's
+//! YAML nests them under `client-transport-security` and
+//! `peer-transport-security`.
 
 use std::ffi::OsString;
 
@@ -22,7 +25,6 @@ const IGNORED: &[&str] = &[
     "max-wals",
     "quota-backend-bytes",
     "max-txn-ops",
-    "max-concurrent-streams",
     "grpc-keepalive-min-time",
     "grpc-keepalive-interval",
     "grpc-keepalive-timeout",
@@ -47,6 +49,7 @@ const IGNORED: &[&str] = &[
     "experimental-compaction-batch-limit",
     "experimental-warning-apply-duration",
     "experimental-enable-v2v3",
+    "self-signed-cert-validity",
 ];
 
 /// etcd's boolean flags that only tune what synod does its own way (Go
@@ -66,22 +69,26 @@ const IGNORED_BOOL: &[&str] = &[
 /// etcd flags whose absence would change what a deployment gets: refused
 /// unless empty (or false).
 const REFUSED: &[(&str, &str)] = &[
-    ("cert-file", "TLS is not supported yet"),
-    ("key-file", "TLS is not supported yet"),
-    ("client-cert-auth", "TLS is not supported yet"),
-    ("client-crl-file", "TLS is not supported yet"),
-    ("client-cert-allowed-hostname", "TLS is not supported yet"),
-    ("trusted-ca-file", "TLS is not supported yet"),
-    ("auto-tls", "TLS is not supported yet"),
-    ("peer-cert-file", "TLS is not supported yet"),
-    ("peer-key-file", "TLS is not supported yet"),
-    ("peer-client-cert-auth", "TLS is not supported yet"),
-    ("peer-trusted-ca-file", "TLS is not supported yet"),
-    ("peer-cert-allowed-cn", "TLS is not supported yet"),
-    ("peer-cert-allowed-hostname", "TLS is not supported yet"),
-    ("peer-auto-tls", "TLS is not supported yet"),
-    ("peer-crl-file", "TLS is not supported yet"),
-    ("cipher-suites", "TLS is not supported yet"),
+    (
+        "client-crl-file",
+        "certificate revocation lists are not supported",
+    ),
+    (
+        "client-cert-allowed-hostname",
+        "--client-cert-allowed-hostname is not supported",
+    ),
+    (
+        "peer-cert-allowed-cn",
+        "--peer-cert-allowed-cn is not supported",
+    ),
+    (
+        "peer-cert-allowed-hostname",
+        "--peer-cert-allowed-hostname is not supported",
+    ),
+    (
+        "peer-crl-file",
+        "certificate revocation lists are not supported",
+    ),
     (
         "discovery",
         "discovery is not supported: give --initial-cluster",
@@ -306,14 +313,19 @@ fn config_file(
                 parts.join(",")
             }
             Yaml::Hash(h) => {
-                // client-transport-security and peer-transport-security.
                 for (sk, sv) in h {
-                    let (Some(sk), Some(sv)) = (scalar(&sk), scalar(&sv)) else {
-                        continue;
+                    let Some(sk) = scalar(&sk) else {
+                        return Err(format!("{whence}: {key}: a key is not a string"));
                     };
-                    if !off(&sv) {
-                        return Err(format!("{whence}: {key}.{sk}: TLS is not supported yet"));
-                    }
+                    let flag = transport_flag(&key, &sk)
+                        .ok_or_else(|| format!("{whence}: {key}.{sk}: unknown setting"))?;
+                    let sv = match sv {
+                        Yaml::Null => continue,
+                        other => scalar(&other).ok_or_else(|| {
+                            format!("{whence}: {key}.{sk}: unreadable value {other:?}")
+                        })?,
+                    };
+                    take(&mut out, known, boolean, &flag, Some(&sv), &whence)?;
                 }
                 continue;
             }
@@ -322,6 +334,28 @@ fn config_file(
         take(&mut out, known, boolean, &key, Some(&value), &whence)?;
     }
     Ok(out)
+}
+
+/// The flag an entry of etcd's YAML `client-transport-security` or
+/// `peer-transport-security` stands for.
+fn transport_flag(section: &str, key: &str) -> Option<String> {
+    let flag = match (section, key) {
+        (
+            "client-transport-security",
+            "cert-file" | "key-file" | "trusted-ca-file" | "client-cert-auth" | "auto-tls",
+        ) => key.to_string(),
+        ("client-transport-security", "crl-file") => "client-crl-file".into(),
+        ("client-transport-security", "allowed-hostname") => "client-cert-allowed-hostname".into(),
+        (
+            "peer-transport-security",
+            "cert-file" | "key-file" | "trusted-ca-file" | "client-cert-auth" | "auto-tls"
+            | "crl-file",
+        ) => format!("peer-{key}"),
+        ("peer-transport-security", "allowed-cn") => "peer-cert-allowed-cn".into(),
+        ("peer-transport-security", "allowed-hostname") => "peer-cert-allowed-hostname".into(),
+        _ => return None,
+    };
+    Some(flag)
 }
 
 /// Settings of etcd's YAML that are Go durations (integers: nanoseconds).
@@ -352,10 +386,19 @@ mod tests {
             "heartbeat-interval",
             "experimental-watch-progress-notify-interval",
             "quiet",
+            "cert-file",
+            "key-file",
+            "client-cert-auth",
+            "peer-cert-file",
+            "peer-trusted-ca-file",
+            "peer-auto-tls",
+            "auto-tls",
+            "cipher-suites",
         ];
+        let b = ["quiet", "client-cert-auth", "peer-auto-tls", "auto-tls"];
         (
             k.iter().map(|s| s.to_string()).collect(),
-            vec!["quiet".to_string()],
+            b.iter().map(|s| s.to_string()).collect(),
         )
     }
 
@@ -425,9 +468,9 @@ mod tests {
             "{s:?}"
         );
         assert!(s.notes.iter().any(|n| n.contains("--log-level")), "{s:?}");
-        let e = run(&[], &[("ETCD_CERT_FILE", "/c.pem")]).unwrap_err();
-        assert!(e.contains("TLS"), "{e}");
-        assert!(run(&[], &[("ETCD_CERT_FILE", "")]).is_ok());
+        let e = run(&[], &[("ETCD_CLIENT_CRL_FILE", "/crl.pem")]).unwrap_err();
+        assert!(e.contains("revocation"), "{e}");
+        assert!(run(&[], &[("ETCD_CLIENT_CRL_FILE", "")]).is_ok());
     }
 
     #[test]
@@ -449,6 +492,53 @@ mod tests {
         assert_eq!(s.notes.len(), 2, "{s:?}");
         assert!(run(&["--force-new-cluster"], &[]).is_err());
         assert!(run(&["--discovery", "https://x"], &[]).is_err());
+    }
+
+    #[test]
+    fn tls_settings_come_from_flags_variables_and_the_yaml_sections() {
+        let s = run(
+            &[
+                "-cert-file",
+                "/c.pem",
+                "--client-cert-auth",
+                "-peer-auto-tls=true",
+            ],
+            &[("ETCD_KEY_FILE", "/k.pem")],
+        )
+        .unwrap();
+        assert_eq!(
+            args(&s),
+            [
+                "--cert-file=/c.pem",
+                "--client-cert-auth",
+                "--peer-auto-tls",
+                "--key-file=/k.pem"
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("etcd.yml");
+        std::fs::write(
+            &p,
+            "client-transport-security:\n  cert-file: /c.pem\n  key-file: /k.pem\n  \
+             client-cert-auth: true\n  auto-tls: false\n\
+             peer-transport-security:\n  cert-file: /p.pem\n  trusted-ca-file: /ca.pem\n  \
+             auto-tls: true\n\
+             cipher-suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256]\n",
+        )
+        .unwrap();
+        let s = run(&["--config-file", p.to_str().unwrap()], &[]).unwrap();
+        assert_eq!(
+            args(&s),
+            [
+                "--cert-file=/c.pem",
+                "--key-file=/k.pem",
+                "--client-cert-auth",
+                "--peer-cert-file=/p.pem",
+                "--peer-trusted-ca-file=/ca.pem",
+                "--peer-auto-tls",
+                "--cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256",
+            ]
+        );
     }
 
     #[test]
@@ -484,9 +574,13 @@ mod tests {
         );
         let s2 = run(&[], &[("ETCD_CONFIG_FILE", path)]).unwrap();
         assert_eq!(s2.args, s.args);
-        std::fs::write(&p, "client-transport-security:\n  cert-file: /c.pem\n").unwrap();
+        std::fs::write(&p, "client-transport-security:\n  crl-file: /c.pem\n").unwrap();
         assert!(run(&["-config-file", path], &[])
             .unwrap_err()
-            .contains("TLS"));
+            .contains("revocation"));
+        std::fs::write(&p, "client-transport-security:\n  bogus: 1\n").unwrap();
+        assert!(run(&["-config-file", path], &[])
+            .unwrap_err()
+            .contains("unknown setting"));
     }
 }

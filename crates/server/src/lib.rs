@@ -7,6 +7,9 @@
 //!   atomically written snapshot images.
 //! * [`transport`] and [`wire`]: TCP between peers — handshake, length-framed
 //!   postcard, batching, bounded queues, reconnect with backoff.
+//! * [`tls`]: TLS with rustls on the client and peer ports (etcd's
+//!   `--cert-file`, `--peer-cert-file`, … flags), certificates re-read for
+//!   new connections.
 //! * [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services,
 //!   with etcd's headers, codes and messages, and the Lock and Election
 //!   services built on them; [`watch`] keeps watchers.
@@ -33,6 +36,7 @@ pub mod fuzzing;
 pub mod layout;
 pub mod offline;
 pub mod server;
+pub mod tls;
 pub mod wire;
 
 // The server's own.

@@ -296,6 +296,12 @@ pub fn restore(args: &RestoreArgs) -> Result<Restored, OfflineError> {
         initial_cluster_token: args.initial_cluster_token.clone(),
         initial_advertise_peer_urls: args.initial_advertise_peer_urls.clone(),
         listen_peer_urls: args.initial_advertise_peer_urls.clone(),
+        // Restoring writes files only: https peer URLs need no certificate
+        // now (the server that starts on the data dir is given its own).
+        peer_tls: crate::tls::PortFlags {
+            auto_tls: true,
+            ..crate::tls::PortFlags::default()
+        },
         ..RawConfig::default()
     };
     if fs::read_dir(&data_dir).is_ok_and(|mut d| d.next().is_some()) {

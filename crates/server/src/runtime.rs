@@ -610,7 +610,7 @@ mod tests {
         .unwrap();
         let shared = Arc::new(Shared::new(cfg, false, node.ranges()));
         // One member: the transport dials nobody.
-        let transport = Transport::start(shared.clone());
+        let transport = Transport::start(shared.clone(), None);
         let host = Host::new(
             node,
             HostConfig {

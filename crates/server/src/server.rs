@@ -50,6 +50,9 @@ pub enum StartError {
     /// The configuration does not allow starting.
     #[error("{0}")]
     Config(String),
+    /// A certificate, key or CA file does not load.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// What to do when a group's recovered state contradicts itself (its WAL
@@ -184,7 +187,10 @@ fn write_identity(dir: &std::path::Path, id: u64, cluster: u64) -> Result<(), St
 /// A member added at runtime (`--initial-cluster-state existing`, empty
 /// data dir) asks the other members of `--initial-cluster` who it is,
 /// by its peer URL, as etcd's joining member fetches the cluster from its peers.
-async fn join(cfg: &ServerConfig) -> Result<(u64, u64, Vec<synod_node::Member>), StartError> {
+async fn join(
+    cfg: &ServerConfig,
+    tls: Option<&crate::tls::PeerTls>,
+) -> Result<(u64, u64, Vec<synod_node::Member>), StartError> {
     let me = cfg
         .members
         .iter()
@@ -194,7 +200,10 @@ async fn join(cfg: &ServerConfig) -> Result<(u64, u64, Vec<synod_node::Member>),
     let mut last = String::from("no other member in --initial-cluster");
     while t0.elapsed() < JOIN_PATIENCE {
         for m in cfg.members.iter().filter(|m| m.id != cfg.id) {
-            match transport::ask_to_join(m.peer_addr, &cfg.name, &me.peer_url).await {
+            let Some(target) = transport::Target::of(&m.peer_url) else {
+                continue;
+            };
+            match transport::ask_to_join(tls, &target, &cfg.name, &me.peer_url).await {
                 Ok(x) => return Ok(x),
                 Err(e) => last = format!("{} ({}): {e}", m.name, m.peer_url),
             }
@@ -210,6 +219,15 @@ async fn join(cfg: &ServerConfig) -> Result<(u64, u64, Vec<synod_node::Member>),
 
 /// Starts a server: binds, recovers, and serves until [`Running::stop`].
 pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, StartError> {
+    // Certificates first: a file that does not load stops the start.
+    let client_tls = match &cfg.client_tls {
+        Some(s) => Some(Arc::new(crate::tls::ServerTls::new(s)?)),
+        None => None,
+    };
+    let peer_tls = match &cfg.peer_tls {
+        Some(s) => Some(Arc::new(crate::tls::PeerTls::new(s)?)),
+        None => None,
+    };
     let client = bind(cfg.client_addr, "--listen-client-urls").await?;
     let peer = bind(cfg.peer_addr, "--listen-peer-urls").await?;
     let client_addr = client.local_addr().map_err(|err| StartError::Bind {
@@ -244,7 +262,7 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         ));
     }
     if joining && identity.is_none() {
-        let (id, cluster, members) = join(&cfg).await?;
+        let (id, cluster, members) = join(&cfg, peer_tls.as_deref()).await?;
         cfg.id = id;
         cfg.cluster_id = cluster;
         // The members as the cluster knows them (ids are not derived from names here).
@@ -347,7 +365,7 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         .metrics
         .snapshot_bytes
         .store(opened.disk.snapshot_bytes(), Ordering::Relaxed);
-    let transport = Transport::start(shared.clone());
+    let transport = Transport::start(shared.clone(), peer_tls.clone());
     let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
     let host_cfg = HostConfig {
         name: shared.cfg.name.clone(),
@@ -369,31 +387,61 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         opened.disk,
         shared.metrics.wal_fsync.clone(),
     ));
-    let peer_listener = tokio::spawn(transport::listen(peer, shared.clone(), inbox_tx.clone()));
+    let peer_listener = tokio::spawn(transport::listen(
+        peer,
+        shared.clone(),
+        inbox_tx.clone(),
+        peer_tls.filter(|_| shared.cfg.peer_listen_tls),
+    ));
     let api = Api::new(inbox_tx.clone(), shared.clone());
     let routes = crate::http::add_http(router(api.clone(), max_request_bytes), shared.clone(), api);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let sh = shared.clone();
     let grpc = tokio::spawn(async move {
-        let r = tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             .accept_http1(true)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(client)
-                    .with_nodelay(Some(true))
-                    .map(|conn| conn.map(crate::authority::Mend::new)),
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await;
+            .max_concurrent_streams(sh.cfg.max_concurrent_streams)
+            .add_routes(routes);
+        let stop = async {
+            let _ = stop_rx.await;
+        };
+        // The gRPC API, the JSON gateway, /metrics and /health share the
+        // port, and so its TLS.
+        let r = match client_tls {
+            None => {
+                server
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(client)
+                            .with_nodelay(Some(true))
+                            .map(|conn| conn.map(crate::authority::Mend::new)),
+                        stop,
+                    )
+                    .await
+            }
+            Some(tls) => {
+                let log = sh.clone();
+                let incoming = crate::tls::incoming(client, tls, move |a| log.log(a));
+                server
+                    .serve_with_incoming_shutdown(
+                        incoming.map(|conn| conn.map(crate::authority::Mend::new)),
+                        stop,
+                    )
+                    .await
+            }
+        };
         if let Err(e) = r {
             sh.log(format_args!("gRPC server ended: {e}"));
         }
     });
+    let scheme = |tls: bool| if tls { "https" } else { "http" };
     shared.log(format_args!(
-        "member {:x} serving clients on {} and peers on {} (cluster {:x})",
-        shared.cfg.id, client_addr, shared.cfg.peer_addr, shared.cfg.cluster_id
+        "member {:x} serving clients on {}://{} and peers on {}://{} (cluster {:x})",
+        shared.cfg.id,
+        scheme(shared.cfg.client_tls.is_some()),
+        client_addr,
+        scheme(shared.cfg.peer_listen_tls),
+        shared.cfg.peer_addr,
+        shared.cfg.cluster_id
     ));
     Ok(Running {
         shared,

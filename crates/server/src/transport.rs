@@ -18,6 +18,12 @@
 //! it is ([`ask_to_join`]). Each outbound connection carries a probe every
 //! [`PROBE_EVERY`], answered on the same connection, for the peer
 //! round-trip-time histogram.
+//!
+//! TLS: a peer whose URL is `https://` is dialed over TLS with this
+//! member's peer certificate ([`PeerTls`]), and an https peer listener
+//! takes only connections that complete a TLS handshake (with a verified
+//! client certificate under `--peer-client-cert-auth`) before any frame is
+//! read. Plaintext connections take the plain path, with nothing added.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,9 +33,11 @@ use std::time::Duration;
 
 use synod_node::Member;
 
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+use crate::tls::PeerTls;
 
 use crate::inbox::{Input, Query};
 use crate::shared::Shared;
@@ -67,7 +75,37 @@ pub const PEER_SILENCE: Duration = Duration::from_secs(3);
 
 struct PeerQueue {
     tx: mpsc::Sender<PeerMsg>,
-    addr: SocketAddr,
+    target: Target,
+}
+
+/// Where a peer is reached, and whether over TLS (its URL is https; then
+/// with the name its certificate must carry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The address its peer URL resolves to.
+    pub addr: SocketAddr,
+    /// `Some` for an https peer URL: the name to verify.
+    pub tls: Option<rustls::pki_types::ServerName<'static>>,
+}
+
+impl Target {
+    /// The target of a peer URL (`None` when it does not parse).
+    pub fn of(url: &str) -> Option<Target> {
+        let addr = crate::config::parse_url("peer URL", url).ok()?;
+        let tls = if crate::config::is_https(url) {
+            Some(crate::tls::server_name(url)?)
+        } else {
+            None
+        };
+        Some(Target { addr, tls })
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.addr)
+    }
 }
 
 /// The sending side: a queue per peer.
@@ -75,14 +113,17 @@ struct PeerQueue {
 pub struct Transport {
     queues: Arc<Mutex<BTreeMap<u64, PeerQueue>>>,
     shared: Arc<Shared>,
+    tls: Option<Arc<PeerTls>>,
 }
 
 impl Transport {
-    /// Starts one sender task per peer of the published member list.
-    pub fn start(shared: Arc<Shared>) -> Transport {
+    /// Starts one sender task per peer of the published member list;
+    /// `tls` dials the https ones.
+    pub fn start(shared: Arc<Shared>, tls: Option<Arc<PeerTls>>) -> Transport {
         let t = Transport {
             queues: Arc::new(Mutex::new(BTreeMap::new())),
             shared: shared.clone(),
+            tls,
         };
         t.set_members(&shared.peers.dial_list());
         t
@@ -93,26 +134,33 @@ impl Transport {
     /// peer URL does not parse is not dialed (it can still dial us).
     pub fn set_members(&self, members: &[Member]) {
         let me = self.shared.cfg.id;
-        let want: BTreeMap<u64, SocketAddr> = members
+        let want: BTreeMap<u64, Target> = members
             .iter()
             .filter(|m| m.id != me)
-            .filter_map(|m| {
-                let url = m.peer_urls.first()?;
-                crate::config::parse_url("peer URL", url)
-                    .ok()
-                    .map(|a| (m.id, a))
-            })
+            .filter_map(|m| Some((m.id, Target::of(m.peer_urls.first()?)?)))
             .collect();
         let mut q = self.queues.lock().expect("transport lock");
         // Dropping a queue's sender ends its task.
-        q.retain(|id, p| want.get(id) == Some(&p.addr));
-        for (id, addr) in want {
+        q.retain(|id, p| want.get(id) == Some(&p.target));
+        for (id, target) in want {
             if q.contains_key(&id) {
                 continue;
             }
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            q.insert(id, PeerQueue { tx, addr });
-            tokio::spawn(sender(self.shared.clone(), id, addr, rx));
+            q.insert(
+                id,
+                PeerQueue {
+                    tx,
+                    target: target.clone(),
+                },
+            );
+            tokio::spawn(sender(
+                self.shared.clone(),
+                self.tls.clone(),
+                id,
+                target,
+                rx,
+            ));
         }
     }
 
@@ -134,8 +182,9 @@ impl Transport {
 
 async fn sender(
     shared: Arc<Shared>,
+    tls: Option<Arc<PeerTls>>,
     to: u64,
-    addr: std::net::SocketAddr,
+    addr: Target,
     mut rx: mpsc::Receiver<PeerMsg>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -144,14 +193,24 @@ async fn sender(
         if shared.stopping.load(Ordering::Relaxed) {
             return;
         }
-        match connect(&shared, to, addr).await {
+        match connect(&shared, tls.as_deref(), to, &addr).await {
             Ok(stream) => {
                 if failures > 0 {
                     shared.log(format_args!("connected to peer {to:x} at {addr}"));
                 }
                 failures = 0;
                 backoff = BACKOFF_MIN;
-                match pump(stream, &mut rx, &shared, to).await {
+                let end = match stream {
+                    Dialed::Plain(s) => {
+                        let (r, w) = s.into_split();
+                        pump(r, w, &mut rx, &shared, to).await
+                    }
+                    Dialed::Tls(s) => {
+                        let (r, w) = tokio::io::split(*s);
+                        pump(r, w, &mut rx, &shared, to).await
+                    }
+                };
+                match end {
                     PumpEnd::QueueClosed => return,
                     PumpEnd::Broken(e) => {
                         shared.log(format_args!("connection to peer {to:x} lost: {e}"));
@@ -192,43 +251,80 @@ async fn sender(
     }
 }
 
+/// An outbound peer connection, after its handshake.
+enum Dialed {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Opens a TCP connection (and TLS over it for an https target).
+async fn dial(tls: Option<&PeerTls>, target: &Target) -> Result<Dialed, String> {
+    let s = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(target.addr))
+        .await
+        .map_err(|_| "no answer to the dial".to_string())?
+        .map_err(|e| e.to_string())?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    let Some(name) = &target.tls else {
+        return Ok(Dialed::Plain(s));
+    };
+    let tls = tls.ok_or_else(|| {
+        "its peer URL is https, and this member has no peer certificate \
+         (--peer-cert-file and --peer-key-file, or --peer-auto-tls)"
+            .to_string()
+    })?;
+    let (connector, _) = tls.connector();
+    let s = connector
+        .connect(name.clone(), s)
+        .await
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    Ok(Dialed::Tls(Box::new(s)))
+}
+
 async fn connect(
     shared: &Shared,
+    tls: Option<&PeerTls>,
     to: u64,
-    addr: std::net::SocketAddr,
-) -> Result<TcpStream, String> {
+    target: &Target,
+) -> Result<Dialed, String> {
     let fut = async {
-        let mut s = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| "no answer to the dial".to_string())?
-            .map_err(|e| e.to_string())?;
-        s.set_nodelay(true).map_err(|e| e.to_string())?;
-        let hello = Hello {
-            magic: MAGIC,
-            version: PROTOCOL_VERSION,
-            cluster_id: shared.cfg.cluster_id,
-            from: shared.cfg.id,
-            to,
-            name: shared.cfg.name.clone(),
-            client_urls: shared.cfg.advertise_client_urls.clone(),
-            peer_urls: shared.cfg.my_peer_urls(),
-        };
-        write_frame(&mut s, &hello)
-            .await
-            .map_err(|e| e.to_string())?;
-        let reply: HelloReply = read_frame(&mut s).await.map_err(|e| e.to_string())?;
-        match reply {
-            HelloReply::Welcome { name, client_urls } => {
-                shared.peers.learn_peer(to, name, client_urls);
-                Ok(s)
-            }
-            HelloReply::Refused(why) => Err(format!("refused us: {why}")),
-            HelloReply::Joined { .. } => Err("answered a hello with a join".into()),
+        let mut d = dial(tls, target).await?;
+        match &mut d {
+            Dialed::Plain(s) => introduce(shared, to, s).await?,
+            Dialed::Tls(s) => introduce(shared, to, s.as_mut()).await?,
         }
+        Ok(d)
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
         .await
         .map_err(|_| "handshake timed out".to_string())?
+}
+
+/// Says who we are and whom we mean to reach; hears whether we are welcome.
+async fn introduce<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared,
+    to: u64,
+    s: &mut S,
+) -> Result<(), String> {
+    let hello = Hello {
+        magic: MAGIC,
+        version: PROTOCOL_VERSION,
+        cluster_id: shared.cfg.cluster_id,
+        from: shared.cfg.id,
+        to,
+        name: shared.cfg.name.clone(),
+        client_urls: shared.cfg.advertise_client_urls.clone(),
+        peer_urls: shared.cfg.my_peer_urls(),
+    };
+    write_frame(s, &hello).await.map_err(|e| e.to_string())?;
+    let reply: HelloReply = read_frame(s).await.map_err(|e| e.to_string())?;
+    match reply {
+        HelloReply::Welcome { name, client_urls } => {
+            shared.peers.learn_peer(to, name, client_urls);
+            Ok(())
+        }
+        HelloReply::Refused(why) => Err(format!("refused us: {why}")),
+        HelloReply::Joined { .. } => Err("answered a hello with a join".into()),
+    }
 }
 
 enum PumpEnd {
@@ -238,8 +334,8 @@ enum PumpEnd {
 
 /// Reads the probe answers of one outbound connection into the histogram,
 /// and notes in `heard` when the last one came.
-async fn read_probes(
-    r: tokio::net::tcp::OwnedReadHalf,
+async fn read_probes<R: AsyncRead + Unpin>(
+    r: R,
     shared: Arc<Shared>,
     to: u64,
     heard: Arc<AtomicU64>,
@@ -256,13 +352,17 @@ async fn read_probes(
     }
 }
 
-async fn pump(
-    stream: TcpStream,
+async fn pump<R, W>(
+    r: R,
+    w: W,
     rx: &mut mpsc::Receiver<PeerMsg>,
     shared: &Arc<Shared>,
     to: u64,
-) -> PumpEnd {
-    let (r, w) = stream.into_split();
+) -> PumpEnd
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+{
     let heard = Arc::new(AtomicU64::new(shared.peers.now_ns()));
     let probes = tokio::spawn(read_probes(r, shared.clone(), to, heard.clone()));
     let end = pump_frames(w, rx, shared, &heard).await;
@@ -270,8 +370,8 @@ async fn pump(
     end
 }
 
-async fn pump_frames(
-    w: tokio::net::tcp::OwnedWriteHalf,
+async fn pump_frames<W: AsyncWrite + Unpin>(
+    w: W,
     rx: &mut mpsc::Receiver<PeerMsg>,
     shared: &Shared,
     heard: &AtomicU64,
@@ -337,8 +437,15 @@ async fn pump_frames(
     }
 }
 
-/// Accepts peer connections until the process stops.
-pub async fn listen(listener: TcpListener, shared: Arc<Shared>, inbox: mpsc::Sender<Input>) {
+/// Accepts peer connections until the process stops; with `tls`, each
+/// must complete a TLS handshake first.
+pub async fn listen(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    inbox: mpsc::Sender<Input>,
+    tls: Option<Arc<PeerTls>>,
+) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(crate::tls::MAX_HANDSHAKES));
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -350,8 +457,37 @@ pub async fn listen(listener: TcpListener, shared: Arc<Shared>, inbox: mpsc::Sen
         };
         let shared = shared.clone();
         let inbox = inbox.clone();
+        let Some(tls) = &tls else {
+            tokio::spawn(async move {
+                if let Err(e) = serve_peer(stream, &shared, inbox).await {
+                    shared.log(format_args!("peer connection from {addr}: {e}"));
+                }
+            });
+            continue;
+        };
+        let (acceptor, reload_err) = tls.acceptor();
+        if let Some(e) = reload_err {
+            shared.log(format_args!(
+                "peer TLS: a changed certificate file does not load, keeping the last good one: {e}"
+            ));
+        }
+        let Ok(permit) = handshakes.clone().acquire_owned().await else {
+            return;
+        };
         tokio::spawn(async move {
-            if let Err(e) = serve_peer(stream, &shared, inbox).await {
+            let _ = stream.set_nodelay(true);
+            let shake =
+                tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            drop(permit);
+            let r = match shake {
+                Ok(Ok(s)) => {
+                    let (r, w) = tokio::io::split(s);
+                    serve_peer_io(BufReader::new(r), w, &shared, inbox).await
+                }
+                Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+                Err(_) => Err("TLS handshake timed out".into()),
+            };
+            if let Err(e) = r {
                 shared.log(format_args!("peer connection from {addr}: {e}"));
             }
         });
@@ -482,15 +618,31 @@ async fn membership_barrier(inbox: &mpsc::Sender<Input>) -> Result<(), String> {
     }
 }
 
-/// Asks the member at `addr` who the member with `peer_url` is: its id,
+/// Asks the member at `target` who the member with `peer_url` is: its id,
 /// the cluster's id and every member.
 pub async fn ask_to_join(
-    addr: SocketAddr,
+    tls: Option<&PeerTls>,
+    target: &Target,
     name: &str,
     peer_url: &str,
 ) -> Result<(u64, u64, Vec<Member>), String> {
     let fut = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        match dial(tls, target).await? {
+            Dialed::Plain(mut s) => join_request(&mut s, name, peer_url).await,
+            Dialed::Tls(mut s) => join_request(s.as_mut(), name, peer_url).await,
+        }
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
+        .await
+        .map_err(|_| "join request timed out".to_string())?
+}
+
+async fn join_request<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    name: &str,
+    peer_url: &str,
+) -> Result<(u64, u64, Vec<Member>), String> {
+    {
         let hello = Hello {
             magic: JOIN_MAGIC,
             version: PROTOCOL_VERSION,
@@ -501,10 +653,8 @@ pub async fn ask_to_join(
             client_urls: vec![peer_url.to_string()],
             peer_urls: vec![peer_url.to_string()],
         };
-        write_frame(&mut s, &hello)
-            .await
-            .map_err(|e| e.to_string())?;
-        match read_frame::<HelloReply, _>(&mut s)
+        write_frame(s, &hello).await.map_err(|e| e.to_string())?;
+        match read_frame::<HelloReply, _>(s)
             .await
             .map_err(|e| e.to_string())?
         {
@@ -516,10 +666,7 @@ pub async fn ask_to_join(
             HelloReply::Refused(why) => Err(format!("refused: {why}")),
             HelloReply::Welcome { .. } => Err("answered a join with a welcome".into()),
         }
-    };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
-        .await
-        .map_err(|_| "join request timed out".to_string())?
+    }
 }
 
 async fn serve_peer(
@@ -528,8 +675,21 @@ async fn serve_peer(
     inbox: mpsc::Sender<Input>,
 ) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
+    let (r, w) = stream.into_split();
+    serve_peer_io(BufReader::new(r), w, shared, inbox).await
+}
+
+/// Serves one inbound peer connection: its handshake, then its frames.
+async fn serve_peer_io<R, W>(
+    mut r: R,
+    mut w: W,
+    shared: &Shared,
+    inbox: mpsc::Sender<Input>,
+) -> Result<(), String>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let hello: Hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut r))
         .await
         .map_err(|_| "no handshake".to_string())?

@@ -1,7 +1,8 @@
 //! Bad input and refusals: a taken port is a clear error naming the port and
 //! the flag; a stranger on the peer port is refused; oversized requests,
-//! requests demanding a leader when there is none, get etcd's errors; the
-//! node keeps serving throughout.
+//! requests demanding a leader when there is none, get etcd's errors;
+//! `--max-concurrent-streams` holds a stream over the limit back; the node
+//! keeps serving throughout. (TLS strangers on the peer port: `tls.rs`.)
 
 mod common;
 
@@ -207,4 +208,94 @@ fn oversized_requests_get_the_code_and_message_etcd_gives() {
     );
     // Under the limit it is taken.
     assert_eq!(rt.block_on(put_error(&cl.endpoint(0), 1_000_000)), None);
+}
+
+/// `--max-concurrent-streams` (etcd's default: no real limit, as synod's):
+/// set to 2, a third request on the same connection waits until one of two
+/// open watch streams ends.
+#[test]
+fn max_concurrent_streams_holds_back_a_stream_over_the_limit() {
+    use synod_proto::etcdserverpb::watch_client::WatchClient;
+    use synod_proto::etcdserverpb::{watch_request, WatchCreateRequest, WatchRequest};
+    let cl = Cluster::start_with(1, |c| c.max_concurrent_streams = 2);
+    cl.wait_leader(Duration::from_secs(10)).expect("a leader");
+    let ep = cl.endpoint(0);
+    rt().block_on(async {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{ep}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut watches = Vec::new();
+        for i in 0..2u8 {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tx.send(WatchRequest {
+                request_union: Some(watch_request::RequestUnion::CreateRequest(
+                    WatchCreateRequest {
+                        key: vec![b'w', i],
+                        ..Default::default()
+                    },
+                )),
+            })
+            .await
+            .unwrap();
+            let mut resp = WatchClient::new(ch.clone())
+                .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(resp.message().await.unwrap().unwrap().created);
+            watches.push((tx, resp));
+        }
+        let mut kv = KvClient::new(ch.clone());
+        let get = RangeRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        };
+        let held = tokio::time::timeout(Duration::from_millis(800), kv.range(get.clone())).await;
+        assert!(held.is_err(), "a third stream ran beside two: {held:?}");
+        // One watch ends: the request goes through.
+        drop(watches.pop());
+        tokio::time::timeout(Duration::from_secs(5), kv.range(get))
+            .await
+            .expect("served once a stream ended")
+            .unwrap();
+    });
+}
+
+/// The JSON gateway takes bodies up to twice `--max-request-bytes` (base64
+/// makes values a third larger) and refuses a larger one with 413 before
+/// decoding it; the node serves on.
+#[test]
+fn the_gateway_refuses_a_body_over_its_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cl = Cluster::start(1);
+    cl.wait_leader(Duration::from_secs(10)).expect("a leader");
+    let ep = cl.endpoint(0);
+    let post = |len: usize| {
+        let body = format!(r#"{{"key":"YQ==","value":"{}"}}"#, "A".repeat(len));
+        format!(
+            "POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    rt().block_on(async {
+        let send = |req: String| {
+            let ep = ep.clone();
+            async move {
+                let mut s = TcpStream::connect(&ep).await.unwrap();
+                // The server may answer and close before taking every byte.
+                let _ = s.write_all(req.as_bytes()).await;
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out).await;
+                String::from_utf8_lossy(&out).into_owned()
+            }
+        };
+        let limit = 2 * synod_proto::limits::DEFAULT_MAX_REQUEST_BYTES + (64 << 10);
+        let r = send(post(limit + 1)).await;
+        assert!(r.starts_with("HTTP/1.1 413"), "{}", &r[..r.len().min(200)]);
+        let r = send(post(1000)).await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{}", &r[..r.len().min(200)]);
+    });
 }

@@ -29,7 +29,7 @@ enum Command {
     #[command(flatten)]
     Client(synod_client::cli::ClientCommand),
     /// Run one member of a synod cluster (etcd's flag names).
-    Server(synod_server::cli::ServerArgs),
+    Server(Box<synod_server::cli::ServerArgs>),
     /// Run a local cluster in one process on etcd's local-cluster ports.
     Demo(synod_server::cli::DemoArgs),
     /// Snapshots: save one from a live member, restore a new cluster from one, or inspect one.
@@ -67,7 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(a) => synod_check::cli::run(a),
         Command::Lab(a) => synod_lab::cli::run(a),
         Command::Client(c) => synod_client::cli::run(&cli.conn, c),
-        Command::Server(a) => synod_server::cli::run_server(a),
+        Command::Server(a) => synod_server::cli::run_server(*a),
         Command::Demo(a) => synod_server::cli::run_demo(a),
         Command::Snapshot(SnapshotCommand::Save(c)) => {
             synod_client::cli::run_snapshot_save(&cli.conn, c)

@@ -97,6 +97,7 @@ pub async fn endpoint(endpoints: &[String], cmd: EndpointCmd, sink: Sink<'_>) ->
         dial_timeout: cmd.out.dial_timeout,
         request_timeout: cmd.out.command_timeout,
         probe: false,
+        tls: cmd.out.tls(),
         ..ClientOptions::default()
     };
     let eps = targets(endpoints, cmd.cluster, &opts).await?;

@@ -47,6 +47,7 @@ pub async fn snapshot_save(conn: &ConnArgs, cmd: SnapshotSaveCmd, sink: Sink<'_>
         dial_timeout: cmd.out.dial_timeout,
         request_timeout: cmd.out.command_timeout,
         probe: false,
+        tls: cmd.out.tls(),
         ..ClientOptions::default()
     };
     let client = Client::connect(&conn.endpoints, opts).await?;

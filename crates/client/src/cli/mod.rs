@@ -86,6 +86,30 @@ pub struct OutArgs {
     /// Time allowed for each request, e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = parse_duration, global = true)]
     pub command_timeout: Duration,
+    /// TLS: the CA (PEM) that signs the servers' certificates.
+    #[arg(long = "cacert", id = "tls_cacert", value_name = "FILE", global = true)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// TLS: a client certificate (PEM), for servers with --client-cert-auth.
+    #[arg(long = "cert", id = "tls_cert", value_name = "FILE", global = true)]
+    pub cert: Option<std::path::PathBuf>,
+    /// TLS: the key (PEM) of --cert.
+    #[arg(long = "key", id = "tls_key", value_name = "FILE", global = true)]
+    pub key: Option<std::path::PathBuf>,
+    /// TLS: do not verify the server's certificate (e.g. an --auto-tls server).
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
+}
+
+impl OutArgs {
+    /// The TLS flags given, if any.
+    pub fn tls(&self) -> Option<crate::tls::TlsOptions> {
+        crate::tls::TlsOptions::given(
+            self.cacert.clone(),
+            self.cert.clone(),
+            self.key.clone(),
+            self.insecure_skip_tls_verify,
+        )
+    }
 }
 
 /// Parses `1.5s`, `200ms`, `2m`, `1h` or a bare number of seconds.
@@ -216,6 +240,7 @@ pub async fn execute(conn: &ConnArgs, cmd: ClientCommand, out: Sink<'_>) -> Resu
     let opts = ClientOptions {
         dial_timeout: out.dial_timeout,
         request_timeout: out.command_timeout,
+        tls: out.tls(),
         ..ClientOptions::default()
     };
     // Status answers for each endpoint on its own, reachable or not.
@@ -241,6 +266,28 @@ pub async fn execute(conn: &ConnArgs, cmd: ClientCommand, out: Sink<'_>) -> Resu
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tls_flags_follow_any_command_as_etcdctls() {
+        use clap::{CommandFactory, Parser};
+        #[derive(Parser)]
+        struct T {
+            #[command(subcommand)]
+            c: ClientCommand,
+        }
+        T::command().debug_assert();
+        let t = T::try_parse_from([
+            "t", "put", "k", "v", "--cacert", "ca.pem", "--cert", "c.pem", "--key", "k.pem",
+        ])
+        .unwrap();
+        let tls = out_args(&t.c).unwrap().tls().unwrap();
+        assert_eq!(tls.cacert.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!(tls.key.as_deref(), Some(std::path::Path::new("k.pem")));
+        let t = T::try_parse_from(["t", "get", "k", "--insecure-skip-tls-verify"]).unwrap();
+        assert!(out_args(&t.c).unwrap().tls().unwrap().insecure_skip_verify);
+        let t = T::try_parse_from(["t", "get", "k"]).unwrap();
+        assert!(out_args(&t.c).unwrap().tls().is_none());
+    }
+
     use super::*;
 
     #[test]

@@ -98,10 +98,9 @@ fn token_of(md: &tonic::metadata::MetadataMap) -> Option<String> {
 }
 
 /// The verified client certificate's common name of a request, which etcd
-/// takes as the user when no token is given. The client port speaks no
-/// TLS in this build, so no request has one; the TLS layer answers here.
-fn client_common_name<T>(_req: &tonic::Request<T>) -> Option<String> {
-    None
+/// takes as the user when no token is given (only with `--client-cert-auth`).
+fn client_common_name<T>(req: &tonic::Request<T>) -> Option<String> {
+    crate::tls::client_common_name(req)
 }
 
 /// etcd's id generator's starting suffix at `unix_ms`: the clock's low
