@@ -139,6 +139,7 @@ const FAMILY_PAGES: &[(&str, &str)] = &[
     ("partitioning and overlays", "consistent-hashing"),
     ("replication", "crdt"),
     ("coordination and security", "rpc-semantics"),
+    ("consistency models", "consistency-models"),
 ];
 
 #[test]
@@ -187,6 +188,14 @@ fn coordination_diagram_renders() {
     let html = family_page("rpc-semantics", 3, None);
     if let Some(img) = screenshot("rpc-semantics", &html) {
         assert_rendered("rpc-semantics", &img);
+    }
+}
+
+#[test]
+fn consistency_models_diagram_renders() {
+    let html = family_page("consistency-models", 3, None);
+    if let Some(img) = screenshot("consistency-models", &html) {
+        assert_rendered("consistency-models", &img);
     }
 }
 

@@ -46,6 +46,7 @@ registry! {
     swim,
     paxos,
     multi_paxos,
+    flp,
     bully,
     ring_election,
     byzantine_generals,
@@ -64,4 +65,7 @@ registry! {
     version_vectors,
     dynamo,
     rpc_semantics,
+    redlock,
+    kerberos,
+    consistency_models,
 }
