@@ -44,6 +44,7 @@ registry! {
     heartbeat,
     phi_accrual,
     swim,
+    raft,
     paxos,
     multi_paxos,
     flp,
