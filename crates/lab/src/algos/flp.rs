@@ -460,9 +460,7 @@ mod tests {
     use super::*;
 
     fn with(variant: Option<&str>, n: usize) -> LabReport {
-        let mut o = LabOptions::new(n, 1);
-        o.variant = variant.map(str::to_string);
-        run(&o).report
+        run(&LabOptions::new(n, 1).with_variant(variant)).report
     }
 
     #[test]

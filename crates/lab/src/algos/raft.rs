@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use synod_raft::{Config, Entry, HardState, Init, Message, MessageBody, Raft, Role};
-use synod_simnet::{ClockConfig, Ctx, Fault, NetConfig, ProcId, Process, Sim, Time, MILLIS};
+use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time, MILLIS};
 
 use crate::harness::{net_for, run_faulted_durable};
 use crate::registry::{Algorithm, FaultModel};
@@ -48,20 +48,7 @@ another append round to carry the new commit index: about 4(N-1) per entry.",
     ],
     default_nodes: 5,
     nodes: (3, 9),
-    faults: FaultModel {
-        tolerates: &[
-            Fault::Loss,
-            Fault::Duplicate,
-            Fault::Reorder,
-            Fault::Partition,
-            Fault::OneWay,
-            Fault::Clog,
-            Fault::Crash,
-            Fault::Skew,
-        ],
-        outside: &[],
-        refused: "every fault kind applies",
-    },
+    faults: FaultModel::EVERY,
     run,
 };
 
@@ -473,9 +460,7 @@ mod tests {
     use super::*;
 
     fn with(variant: Option<&str>, seed: u64) -> LabReport {
-        let mut o = LabOptions::new(5, seed);
-        o.variant = variant.map(str::to_string);
-        run(&o).report
+        run(&LabOptions::new(5, seed).with_variant(variant)).report
     }
 
     #[test]

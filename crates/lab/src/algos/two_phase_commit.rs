@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use synod_simnet::{ClockConfig, Ctx, Fault, NetConfig, ProcId, Process, Sim, Time};
+use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time};
 
 use crate::algos::commit_common::{atomic_checks, Final, Outcome, Vote};
 use crate::harness::{net_for, run_faulted_durable};
@@ -47,20 +47,7 @@ participant, 1 at the coordinator.",
     ],
     default_nodes: 4,
     nodes: (2, 32),
-    faults: FaultModel {
-        tolerates: &[
-            Fault::Loss,
-            Fault::Duplicate,
-            Fault::Reorder,
-            Fault::Partition,
-            Fault::OneWay,
-            Fault::Clog,
-            Fault::Crash,
-            Fault::Skew,
-        ],
-        outside: &[],
-        refused: "every fault kind applies",
-    },
+    faults: FaultModel::EVERY,
     run,
 };
 
@@ -364,11 +351,7 @@ fn run(opts: &LabOptions) -> LabRun {
 mod tests {
     use super::*;
 
-    fn opts(n: usize, seed: u64, variant: Option<&str>) -> LabOptions {
-        let mut o = LabOptions::new(n, seed);
-        o.variant = variant.map(str::to_string);
-        o
-    }
+    use crate::report::opts;
 
     #[test]
     fn commits_with_four_n_minus_one_messages() {
