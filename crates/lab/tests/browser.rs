@@ -37,31 +37,40 @@ fn workdir(name: &str) -> PathBuf {
     d
 }
 
-/// Renders `html` in headless Chromium and returns the decoded screenshot, or
-/// `None` (with a notice) when no browser is installed.
-fn screenshot(name: &str, html: &str) -> Option<Image> {
+/// Headless Chromium (under a 60 s timeout, fresh profile, nothing fetched
+/// in the background) about to open `html`, written to a fresh directory;
+/// also the directory and the page's path. `None`, with a notice, when no
+/// browser is installed.
+fn headless(name: &str, html: &str) -> Option<(Command, PathBuf, PathBuf)> {
     let Some(bin) = chromium() else {
         eprintln!("browser test `{name}` skipped: chromium is not installed (apt-get install -y chromium)");
         return None;
     };
     let dir = workdir(name);
     let page = dir.join("page.html");
-    let png = dir.join("shot.png");
     std::fs::write(&page, html).unwrap();
-    let profile = dir.join("profile");
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+    let mut chrome = Command::new("timeout");
+    chrome.arg("60").arg(bin).args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]);
+    chrome.arg(format!("--user-data-dir={}", dir.join("profile").display()));
+    Some((chrome, dir, page))
+}
+
+/// Renders `html` in headless Chromium and returns the decoded screenshot, or
+/// `None` (with a notice) when no browser is installed.
+fn screenshot(name: &str, html: &str) -> Option<Image> {
+    let (mut chrome, dir, page) = headless(name, html)?;
+    let png = dir.join("shot.png");
+    let out = chrome
+        .arg("--hide-scrollbars")
         .arg(format!("--screenshot={}", png.display()))
         .arg("--window-size=1200,800")
         .arg(format!("file://{}", page.display()))
@@ -296,28 +305,9 @@ fn phi_plot_renders() {
 /// Loads `html` in headless Chromium at `fragment` (`#select=K`), lets its
 /// script run, and returns the DOM it ends with; `None` without a browser.
 fn dump_dom(name: &str, html: &str, fragment: &str) -> Option<String> {
-    let Some(bin) = chromium() else {
-        eprintln!("browser test `{name}` skipped: chromium is not installed (apt-get install -y chromium)");
-        return None;
-    };
-    let dir = workdir(name);
-    let page = dir.join("page.html");
-    std::fs::write(&page, html).unwrap();
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=3000",
-        ])
-        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+    let (mut chrome, dir, page) = headless(name, html)?;
+    let out = chrome
+        .arg("--virtual-time-budget=3000")
         .arg("--dump-dom")
         .arg(format!("file://{}{fragment}", page.display()))
         .output()
