@@ -109,6 +109,7 @@ pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
     // Labels are drawn only where they fit, clear of those placed before.
     let mut placed = Boxes::default();
     let mut marks = Boxes::default();
+    let mut stamps = Boxes::default();
     // Messages first, so dots are drawn on top.
     for &e in &view.events {
         let (msg_id, dropped) = match &e.kind {
@@ -228,12 +229,16 @@ pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
             TraceKind::Drop { .. } => {}
         }
         if let Some(st) = &e.stamp {
-            let _ = writeln!(
-                s,
-                r##"<text x="{x:.1}" y="{:.1}" fill="#070" font-size="8" text-anchor="middle">{}</text>"##,
-                y - 7.0,
-                esc(&short(st, 24))
-            );
+            let text = short(st, 24);
+            let w = text.chars().count() as f64 * 4.8;
+            if stamps.fits(x - w / 2.0, x + w / 2.0, y - 15.0, y - 6.0) {
+                let _ = writeln!(
+                    s,
+                    r##"<text x="{x:.1}" y="{:.1}" fill="#070" font-size="8" text-anchor="middle">{}</text>"##,
+                    y - 7.0,
+                    esc(&text)
+                );
+            }
         }
     }
     s.push_str("</svg>\n");
