@@ -6,16 +6,18 @@ use std::path::PathBuf;
 use synod_simnet::Fault;
 
 use crate::diagram::{
-    render_html, render_mermaid, render_svg, DiagramOptions, DEFAULT_MAX_EVENTS, DEFAULT_MAX_LANES,
+    render_html, render_mermaid, render_svg, render_tour, DiagramOptions, TourEntry,
+    DEFAULT_MAX_EVENTS, DEFAULT_MAX_LANES,
 };
-use crate::output::{figure_path, write_file};
+use crate::output::{create_dir, figure_path, write_file};
 use crate::registry::{algorithms, find, Algorithm};
 use crate::report::{LabOptions, LabReport};
 
 /// Arguments of `synod lab`.
 #[derive(clap::Args, Debug)]
 pub struct LabArgs {
-    /// `list`, `describe ALGORITHM`, or an algorithm's name.
+    /// `list`, `describe ALGORITHM`, `tour --html DIR` (every algorithm, one
+    /// index page), or an algorithm's name.
     #[arg(required = true, num_args = 1..=2)]
     pub args: Vec<String>,
     /// Number of processes (default: the algorithm's own).
@@ -37,7 +39,8 @@ pub struct LabArgs {
     /// suspicion plot) go beside it as FILE-NAME.svg (run.svg → run-phi.svg).
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Write a self-contained HTML page (diagram, extra figures, legend, checks, costs).
+    /// Write a self-contained HTML page (diagram, extra figures, legend, checks,
+    /// costs); with `tour`, the directory for the index and one page per algorithm.
     #[arg(long)]
     pub html: Option<PathBuf>,
     /// Write a Mermaid sequence diagram.
@@ -73,6 +76,10 @@ pub fn run(args: LabArgs) -> u8 {
             }
             Some(Err(e)) => usage(&e.to_string()),
             None => usage("describe needs an algorithm name"),
+        },
+        Some("tour") if args.args.len() == 1 => match &args.html {
+            Some(dir) => tour(dir, &args),
+            None => usage("tour needs --html DIR"),
         },
         Some(name) if args.args.len() == 1 => run_algorithm(name, &args),
         _ => usage("expected `list`, `describe ALGORITHM` or an algorithm name"),
@@ -179,6 +186,60 @@ pub fn simple_text(r: &LabReport, faults: &str) -> String {
         ));
     }
     s
+}
+
+/// `synod lab tour --html DIR`: runs every algorithm on its defaults (the
+/// seed of `--seed`, no faults), writes `DIR/NAME.html` for each and
+/// `DIR/index.html` with every diagram and its checks; prints one line per
+/// algorithm. Exits 1 when a check failed anywhere.
+fn tour(dir: &std::path::Path, args: &LabArgs) -> u8 {
+    if let Err(e) = create_dir(dir) {
+        return usage(&format!("cannot create {}: {e}", dir.display()));
+    }
+    let mut entries = vec![];
+    for a in algorithms() {
+        let opts = LabOptions::new(a.default_nodes, args.seed);
+        let lab = match a.execute(&opts) {
+            Ok(r) => r,
+            Err(e) => return usage(&e.to_string()),
+        };
+        let dopts = DiagramOptions {
+            nodes: opts.nodes + lab.clients,
+            max_events: args.max_events,
+            max_lanes: args.max_lanes,
+            title: format!("{} · {} nodes · seed {}", a.name, opts.nodes, opts.seed),
+        };
+        let page = format!("{}.html", a.name);
+        let html = render_html(&lab.trace, &lab.report, &lab.figures, a.description, &dopts);
+        if let Err(e) = write_file(&dir.join(&page), &html) {
+            return usage(&format!("cannot write {}: {e}", dir.join(&page).display()));
+        }
+        let held = lab.report.checks.iter().filter(|c| c.held).count();
+        println!(
+            "{:24} {} of {} checks held",
+            a.name,
+            held,
+            lab.report.checks.len()
+        );
+        entries.push(TourEntry {
+            name: a.name.to_string(),
+            family: a.family.to_string(),
+            summary: a.summary.to_string(),
+            svg: render_svg(&lab.trace, &dopts),
+            report: lab.report,
+            page,
+        });
+    }
+    let index = dir.join("index.html");
+    if let Err(e) = write_file(&index, &render_tour(&entries, args.seed)) {
+        return usage(&format!("cannot write {}: {e}", index.display()));
+    }
+    println!("wrote {}", index.display());
+    if entries.iter().all(|e| e.report.passed()) {
+        EXIT_OK
+    } else {
+        EXIT_CHECK_FAILED
+    }
 }
 
 fn run_algorithm(name: &str, args: &LabArgs) -> u8 {

@@ -1,5 +1,5 @@
 //! The lab CLI's file output: the diagrams and figures a user asked for with
-//! `--svg`, `--html` and `--mermaid`.
+//! `--svg`, `--html` and `--mermaid`, and the tour's directory of pages.
 //!
 //! This is the only module of the lab that touches the file system, and the
 //! determinism rule in `crates/style/tests/rules.rs` exempts exactly this
@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 /// Writes `contents` to `path`, creating or truncating the file.
 pub fn write_file(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
+}
+
+/// Creates the directory `path` and its parents (`synod lab tour --html DIR`).
+pub fn create_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)
 }
 
 /// Where `--svg PATH` puts the figure named `name`: beside `PATH`, as

@@ -21,6 +21,13 @@ pub struct FaultModel {
 }
 
 impl FaultModel {
+    /// The model of an algorithm that survives every fault kind.
+    pub const EVERY: FaultModel = FaultModel {
+        tolerates: &Fault::ALL,
+        outside: &[],
+        refused: "every fault kind applies",
+    };
+
     /// Whether the run applies `f`.
     pub fn runs_under(&self, f: Fault) -> bool {
         self.tolerates.contains(&f) || self.outside.contains(&f)

@@ -27,10 +27,22 @@ impl LabOptions {
         }
     }
 
+    /// The same options with the variant `v` (or none).
+    pub fn with_variant(mut self, v: Option<&str>) -> Self {
+        self.variant = v.map(str::to_string);
+        self
+    }
+
     /// Whether the variant `v` was chosen.
     pub fn is_variant(&self, v: &str) -> bool {
         self.variant.as_deref() == Some(v)
     }
+}
+
+/// Options for a test run: `nodes`, `seed` and a variant.
+#[cfg(test)]
+pub(crate) fn opts(nodes: usize, seed: u64, variant: Option<&str>) -> LabOptions {
+    LabOptions::new(nodes, seed).with_variant(variant)
 }
 
 /// One property checked on the run.

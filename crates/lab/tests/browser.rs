@@ -37,31 +37,40 @@ fn workdir(name: &str) -> PathBuf {
     d
 }
 
-/// Renders `html` in headless Chromium and returns the decoded screenshot, or
-/// `None` (with a notice) when no browser is installed.
-fn screenshot(name: &str, html: &str) -> Option<Image> {
+/// Headless Chromium (under a 60 s timeout, fresh profile, nothing fetched
+/// in the background) about to open `html`, written to a fresh directory;
+/// also the directory and the page's path. `None`, with a notice, when no
+/// browser is installed.
+fn headless(name: &str, html: &str) -> Option<(Command, PathBuf, PathBuf)> {
     let Some(bin) = chromium() else {
         eprintln!("browser test `{name}` skipped: chromium is not installed (apt-get install -y chromium)");
         return None;
     };
     let dir = workdir(name);
     let page = dir.join("page.html");
-    let png = dir.join("shot.png");
     std::fs::write(&page, html).unwrap();
-    let profile = dir.join("profile");
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
+    let mut chrome = Command::new("timeout");
+    chrome.arg("60").arg(bin).args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]);
+    chrome.arg(format!("--user-data-dir={}", dir.join("profile").display()));
+    Some((chrome, dir, page))
+}
+
+/// Renders `html` in headless Chromium and returns the decoded screenshot, or
+/// `None` (with a notice) when no browser is installed.
+fn screenshot(name: &str, html: &str) -> Option<Image> {
+    let (mut chrome, dir, page) = headless(name, html)?;
+    let png = dir.join("shot.png");
+    let out = chrome
+        .arg("--hide-scrollbars")
         .arg(format!("--screenshot={}", png.display()))
         .arg("--window-size=1200,800")
         .arg(format!("file://{}", page.display()))
@@ -139,6 +148,7 @@ const FAMILY_PAGES: &[(&str, &str)] = &[
     ("partitioning and overlays", "consistent-hashing"),
     ("replication", "crdt"),
     ("coordination and security", "rpc-semantics"),
+    ("consistency models", "consistency-models"),
 ];
 
 #[test]
@@ -187,6 +197,14 @@ fn coordination_diagram_renders() {
     let html = family_page("rpc-semantics", 3, None);
     if let Some(img) = screenshot("rpc-semantics", &html) {
         assert_rendered("rpc-semantics", &img);
+    }
+}
+
+#[test]
+fn consistency_models_diagram_renders() {
+    let html = family_page("consistency-models", 3, None);
+    if let Some(img) = screenshot("consistency-models", &html) {
+        assert_rendered("consistency-models", &img);
     }
 }
 
@@ -282,6 +300,143 @@ fn phi_plot_renders() {
     if let Some(img) = screenshot("phi-page", &page) {
         assert_rendered("phi-page", &img);
     }
+}
+
+/// Loads `html` in headless Chromium at `fragment` (`#select=K`), lets its
+/// script run, and returns the DOM it ends with; `None` without a browser.
+fn dump_dom(name: &str, html: &str, fragment: &str) -> Option<String> {
+    let (mut chrome, dir, page) = headless(name, html)?;
+    let out = chrome
+        .arg("--virtual-time-budget=3000")
+        .arg("--dump-dom")
+        .arg(format!("file://{}{fragment}", page.display()))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        dom.contains("</html>"),
+        "chromium dumped no DOM for {name}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(dom)
+}
+
+/// The attributes of every element of `dom` that carries `attr`, as
+/// (value of `attr`, whole tag).
+fn tags_with<'a>(dom: &'a str, attr: &str) -> Vec<(String, &'a str)> {
+    let key = format!("{attr}=\"");
+    dom.split('<')
+        .filter_map(|tag| {
+            let tag = tag.split('>').next()?;
+            let at = tag.find(&key)? + key.len();
+            let value = tag[at..].split('"').next()?.to_string();
+            Some((value, tag))
+        })
+        .collect()
+}
+
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=\"");
+    let at = tag.find(&key)? + key.len();
+    tag[at..].split('"').next()
+}
+
+/// A click on an event (the page's `#select=K` hook calls the same
+/// function as a click) highlights exactly its causal past and future, as
+/// the trace's true happens-before has them, and greys every concurrent
+/// event. The page loads nothing from the network.
+#[test]
+fn a_click_highlights_the_causal_past_and_future() {
+    use synod_lab::causality::Causality;
+    use synod_simnet::TraceKind;
+    let a = find("ricart-agrawala").unwrap();
+    let run = a.execute(&LabOptions::new(3, 2)).unwrap();
+    let d = DiagramOptions {
+        nodes: 3,
+        max_events: 100_000,
+        max_lanes: 32,
+        title: "click test".into(),
+    };
+    let html = render_html(&run.trace, &run.report, &run.figures, a.description, &d);
+    let urls: Vec<&str> = html
+        .match_indices("http")
+        .map(|(i, _)| &html[i..(i + 40).min(html.len())])
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .filter(|u| !u.starts_with("http://www.w3.org/2000/svg"))
+        .collect();
+    assert!(urls.is_empty(), "the page refers to the network: {urls:?}");
+    let events = &run.trace.events;
+    let hb = Causality::from_trace(&run.trace, 3);
+    let k = (events.len() / 2..events.len())
+        .find(|&i| matches!(events[i].kind, TraceKind::Deliver { .. }))
+        .expect("a delivery in the second half");
+    let Some(dom) = dump_dom("click", &html, &format!("#select={k}")) else {
+        return;
+    };
+    assert!(
+        dom.contains(&format!("data-selected=\"{k}\"")),
+        "the hook did not select {k}"
+    );
+    let (mut past, mut future, mut concurrent) = (0, 0, 0);
+    let drawn = tags_with(&dom, "data-i");
+    assert!(drawn.len() > 20, "too few events drawn: {}", drawn.len());
+    for (i, tag) in drawn {
+        let j: usize = i.parse().unwrap();
+        let class = attr(tag, "class").unwrap_or("");
+        let want = if j == k {
+            "selected"
+        } else if hb.vector(j).is_none() {
+            ""
+        } else if hb.happens_before(j, k) {
+            past += 1;
+            "past"
+        } else if hb.happens_before(k, j) {
+            future += 1;
+            "future"
+        } else {
+            concurrent += 1;
+            "concurrent"
+        };
+        assert_eq!(
+            class.split(' ').nth(1).unwrap_or(""),
+            want,
+            "event {j} ({:?}) after a click on {k}: class {class:?}",
+            events[j].kind
+        );
+    }
+    assert!(
+        past > 0 && future > 0 && concurrent > 0,
+        "{past} {future} {concurrent}"
+    );
+}
+
+/// In a dense run, message labels are drawn only where they fit: some are
+/// hidden, the rest shown.
+#[test]
+fn dense_runs_show_labels_only_where_they_fit() {
+    let a = find("ricart-agrawala").unwrap();
+    let run = a.execute(&LabOptions::new(8, 1)).unwrap();
+    let d = DiagramOptions::new(8, "dense");
+    let html = render_html(&run.trace, &run.report, &run.figures, a.description, &d);
+    let Some(dom) = dump_dom("dense", &html, "") else {
+        return;
+    };
+    let view = &dom[dom.find("id=\"lab-svg\"").expect("the interactive view")..];
+    let labels = tags_with(view, "font-size")
+        .into_iter()
+        .filter(|(size, t)| size == "8" && t.starts_with("text"))
+        .collect::<Vec<_>>();
+    let hidden = labels
+        .iter()
+        .filter(|(_, t)| t.contains("display: none"))
+        .count();
+    assert!(
+        hidden > 0 && hidden < labels.len(),
+        "{hidden} of {} labels hidden",
+        labels.len()
+    );
 }
 
 #[test]

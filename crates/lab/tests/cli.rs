@@ -175,3 +175,40 @@ fn svg_and_html_carry_the_phi_plot() {
     assert_eq!(run(bad), EXIT_USAGE);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `synod lab tour --html DIR` writes an index with every algorithm's
+/// diagram and checks, and one page per algorithm; without `--html` it is a
+/// usage error.
+#[test]
+fn tour_writes_every_diagram_and_its_checks() {
+    let dir = std::env::temp_dir().join(format!("synod-lab-tour-{}", std::process::id()));
+    let mut t = args(&["tour"]);
+    t.html = Some(dir.clone());
+    assert_eq!(run(t), EXIT_OK);
+    let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert_eq!(index.matches("<svg").count(), algorithms().len());
+    for a in algorithms() {
+        assert!(
+            index.contains(&format!("href=\"{}.html\"", a.name)),
+            "{}",
+            a.name
+        );
+        assert!(dir.join(format!("{}.html", a.name)).exists(), "{}", a.name);
+        for c in &a
+            .execute(&LabOptions::new(a.default_nodes, 1))
+            .unwrap()
+            .report
+            .checks
+        {
+            let name = c
+                .name
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            let name = name.replace('"', "&quot;").replace('\'', "&#39;");
+            assert!(index.contains(&name), "{}: {}", a.name, c.name);
+        }
+    }
+    assert_eq!(run(args(&["tour"])), EXIT_USAGE);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -263,11 +263,7 @@ fn run(opts: &LabOptions) -> LabRun {
 mod tests {
     use super::*;
 
-    fn opts(n: usize, seed: u64, variant: Option<&str>) -> LabOptions {
-        let mut o = LabOptions::new(n, seed);
-        o.variant = variant.map(str::to_string);
-        o
-    }
+    use crate::report::opts;
 
     #[test]
     fn the_highest_live_process_wins_with_the_textbook_counts() {

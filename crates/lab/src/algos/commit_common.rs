@@ -1,7 +1,38 @@
-//! What two- and three-phase commit share: votes, outcomes, and the
+//! What two- and three-phase commit share: votes, outcomes, the scripted
+//! coordinator crash, the participants' longest wait, and the
 //! atomic-commitment checker run on the final states of every process.
 
+use synod_simnet::{Process, Sim, Time};
+
 use crate::report::Check;
+
+/// Runs `sim` while `before` holds, crashes the coordinator (P0), keeps it
+/// down until `back(now)`, restarts it as `recover` rebuilds it from what it
+/// had written, and runs on until `until`.
+pub fn crash_coordinator<P: Process>(
+    sim: &mut Sim<P>,
+    until: Time,
+    before: impl FnMut(&Sim<P>) -> bool,
+    back: impl FnOnce(Time) -> Time,
+    recover: impl FnOnce(&P) -> P,
+) {
+    sim.run_while(until, before);
+    sim.crash(0);
+    let back = back(sim.now());
+    sim.run_until(back);
+    let fresh = recover(sim.proc(0));
+    sim.restart(0, fresh);
+    sim.run_until(until);
+}
+
+/// The longest wait of a participant, from its yes vote to its outcome,
+/// given each participant's (voted at, decided at); 0 when none has both.
+pub fn longest_wait(waits: impl Iterator<Item = (Option<Time>, Option<Time>)>) -> Time {
+    waits
+        .filter_map(|(voted, decided)| Some(decided?.saturating_sub(voted?)))
+        .max()
+        .unwrap_or(0)
+}
 
 /// A participant's vote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use rand::Rng;
-use synod_simnet::{ClockConfig, Ctx, Fault, NetConfig, ProcId, Process, Sim, Time};
+use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time};
 
+use crate::algos::replication_common::{converging_start, converging_timer, Converging};
 use crate::harness::{net_for, run_faulted_durable};
 use crate::registry::{Algorithm, FaultModel};
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
@@ -39,20 +40,7 @@ OR-set keeps every tag it ever saw (tombstones).",
     )],
     default_nodes: 5,
     nodes: (1, 64),
-    faults: FaultModel {
-        tolerates: &[
-            Fault::Loss,
-            Fault::Duplicate,
-            Fault::Reorder,
-            Fault::Partition,
-            Fault::OneWay,
-            Fault::Clog,
-            Fault::Crash,
-            Fault::Skew,
-        ],
-        outside: &[],
-        refused: "every fault kind applies",
-    },
+    faults: FaultModel::EVERY,
     run,
 };
 
@@ -149,9 +137,6 @@ pub struct Replica {
 #[derive(Clone, Debug)]
 pub struct Gossip(Box<State>);
 
-const OP: u64 = 0;
-const GOSSIP: u64 = 1;
-const FLOOD: u64 = 2;
 const UNTIL: Time = 2_000_000;
 const OPS: u32 = 20;
 
@@ -209,46 +194,34 @@ impl Replica {
     }
 }
 
+impl Converging for Replica {
+    type Msg = Gossip;
+    const UNTIL: Time = UNTIL;
+    const UPDATES: u32 = OPS;
+    const GOSSIP_EVERY: Time = 20_000;
+
+    fn left(&mut self) -> &mut u32 {
+        &mut self.left
+    }
+
+    fn update(&mut self, ctx: &mut Ctx<'_, Gossip>) {
+        self.operate(ctx);
+    }
+
+    fn state(&self) -> Gossip {
+        Gossip(Box::new(self.state.clone()))
+    }
+}
+
 impl Process for Replica {
     type Msg = Gossip;
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Gossip>) {
-        if self.left > 0 {
-            let at = ctx.rng().random_range(1..UNTIL / 2 / OPS as Time);
-            ctx.set_timer(at, OP);
-        }
-        ctx.set_timer(20_000, GOSSIP);
-        let now = ctx.now();
-        ctx.set_timer((UNTIL * 3 / 4).saturating_sub(now).max(1), FLOOD);
+        converging_start(self, ctx);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Gossip>, tag: u64) {
-        let n = ctx.n();
-        match tag {
-            OP => {
-                self.operate(ctx);
-                self.left -= 1;
-                if self.left > 0 {
-                    let at = ctx.rng().random_range(1..UNTIL / 2 / OPS as Time);
-                    ctx.set_timer(at, OP);
-                }
-            }
-            GOSSIP if ctx.now() < UNTIL * 3 / 4 => {
-                if n > 1 {
-                    let to = (ctx.id() + ctx.rng().random_range(1..n)) % n;
-                    ctx.send(to, Gossip(Box::new(self.state.clone())));
-                }
-                ctx.set_timer(20_000, GOSSIP);
-            }
-            FLOOD => {
-                let me = ctx.id();
-                for q in (0..n).filter(|&q| q != me) {
-                    ctx.send(q, Gossip(Box::new(self.state.clone())));
-                }
-                ctx.set_timer(50_000, FLOOD);
-            }
-            _ => {}
-        }
+        converging_timer(self, ctx, tag);
     }
 
     fn on_message(&mut self, _ctx: &mut Ctx<'_, Gossip>, _from: ProcId, msg: Gossip) {

@@ -186,11 +186,7 @@ fn run(opts: &LabOptions) -> LabRun {
 mod tests {
     use super::*;
 
-    fn opts(n: usize, seed: u64, variant: Option<&str>) -> LabOptions {
-        let mut o = LabOptions::new(n, seed);
-        o.variant = variant.map(str::to_string);
-        o
-    }
+    use crate::report::opts;
 
     #[test]
     fn exact_message_count_and_rounds() {

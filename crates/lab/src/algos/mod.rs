@@ -44,8 +44,10 @@ registry! {
     heartbeat,
     phi_accrual,
     swim,
+    raft,
     paxos,
     multi_paxos,
+    flp,
     bully,
     ring_election,
     byzantine_generals,
@@ -64,4 +66,7 @@ registry! {
     version_vectors,
     dynamo,
     rpc_semantics,
+    redlock,
+    kerberos,
+    consistency_models,
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
-use synod_simnet::{ClockConfig, Ctx, Fault, NetConfig, ProcId, Process, Sim, Time};
+use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time};
 
 use crate::harness::{net_for, run_faulted_durable};
 use crate::registry::{Algorithm, FaultModel};
@@ -36,20 +36,7 @@ items than were added whenever writes conflicted.",
     )],
     default_nodes: 3,
     nodes: (1, 32),
-    faults: FaultModel {
-        tolerates: &[
-            Fault::Loss,
-            Fault::Duplicate,
-            Fault::Reorder,
-            Fault::Partition,
-            Fault::OneWay,
-            Fault::Clog,
-            Fault::Crash,
-            Fault::Skew,
-        ],
-        outside: &[],
-        refused: "every fault kind applies",
-    },
+    faults: FaultModel::EVERY,
     run,
 };
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use synod_simnet::{ClockConfig, Ctx, Fault, NetConfig, ProcId, Process, Sim, Time, TimerId};
+use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time, TimerId};
 
 use crate::harness::{net_for, run_faulted_durable};
 use crate::registry::{Algorithm, FaultModel};
@@ -44,20 +44,7 @@ each runs single-decree Paxos from scratch.",
     ],
     default_nodes: 5,
     nodes: (3, 32),
-    faults: FaultModel {
-        tolerates: &[
-            Fault::Loss,
-            Fault::Duplicate,
-            Fault::Reorder,
-            Fault::Partition,
-            Fault::OneWay,
-            Fault::Clog,
-            Fault::Crash,
-            Fault::Skew,
-        ],
-        outside: &[],
-        refused: "every fault kind applies",
-    },
+    faults: FaultModel::EVERY,
     run,
 };
 
@@ -525,11 +512,7 @@ fn run(opts: &LabOptions) -> LabRun {
 mod tests {
     use super::*;
 
-    fn opts(n: usize, seed: u64, variant: Option<&str>) -> LabOptions {
-        let mut o = LabOptions::new(n, seed);
-        o.variant = variant.map(str::to_string);
-        o
-    }
+    use crate::report::opts;
 
     #[test]
     fn a_stable_leader_needs_one_round_trip_per_command() {

@@ -2,10 +2,8 @@
 //! snapshot isolation stops that but commits write skew, and validating the
 //! read set at commit makes it serializable.
 
-use synod_simnet::Fault;
-
 use crate::algos::txn_common::{self, Control};
-use crate::registry::{Algorithm, FaultModel};
+use crate::registry::Algorithm;
 use crate::report::{LabOptions, LabRun};
 
 /// The registry entry.
@@ -42,23 +40,16 @@ Cost: 2(ops + 1) messages per attempt; one version kept per key and committed wr
     ],
     default_nodes: 5,
     nodes: (2, 32),
-    faults: FaultModel {
-        tolerates: &[Fault::Reorder, Fault::Clog, Fault::Skew],
-        outside: &[],
-        refused: "the server assumes reliable links and no crashes (lost requests, duplicates and crashes are a commit protocol's and an RPC layer's business: two-phase-commit, rpc-semantics)",
-    },
+    faults: txn_common::FAULTS,
     run,
 };
 
 fn run(opts: &LabOptions) -> LabRun {
-    let control = if opts.is_variant("read-committed") {
-        Control::ReadCommitted
-    } else if opts.is_variant("snapshot") {
-        Control::Snapshot
-    } else {
-        Control::Serializable
-    };
-    txn_common::run(ALGORITHM.name, opts, control)
+    let variants = [
+        ("read-committed", Control::ReadCommitted),
+        ("snapshot", Control::Snapshot),
+    ];
+    txn_common::run_variant(ALGORITHM.name, opts, &variants, Control::Serializable)
 }
 
 #[cfg(test)]
@@ -66,9 +57,7 @@ mod tests {
     use super::*;
 
     fn with(variant: Option<&str>, seed: u64) -> crate::LabReport {
-        let mut o = LabOptions::new(5, seed);
-        o.variant = variant.map(str::to_string);
-        run(&o).report
+        run(&LabOptions::new(5, seed).with_variant(variant)).report
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! replicated on P0..P(N-1), three clients (the last lanes) writing and
 //! reading it, and the checker: no read older than a write acknowledged
 //! before it began, no read older than a read that ended before it began,
-//! replicas equal at the end, every request answered.
+//! replicas equal at the end, every request answered. And the schedule
+//! of the convergence runs, `crdt` and `version-vectors` ([`Converging`]).
 
 use rand::Rng;
 use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time};
@@ -435,4 +436,71 @@ pub fn run(name: &str, opts: &LabOptions, scheme: Scheme, failover: bool) -> Lab
     let mut run = LabRun::new(report, trace);
     run.clients = CLIENTS;
     run
+}
+
+/// A replica of the convergence runs (`crdt`, `version-vectors`): it makes
+/// [`Converging::UPDATES`] local updates at random moments of the first half
+/// of the run, gossips its whole state to a random peer every
+/// [`Converging::GOSSIP_EVERY`] until three quarters of it, then floods it
+/// to everyone every 50 ms, so every replica ends with every update.
+pub trait Converging {
+    /// The message that carries a replica's state.
+    type Msg: Clone;
+    /// How long the run lasts.
+    const UNTIL: Time;
+    /// Updates each replica makes.
+    const UPDATES: u32;
+    /// The gossip period.
+    const GOSSIP_EVERY: Time;
+    /// Updates this replica still has to make.
+    fn left(&mut self) -> &mut u32;
+    /// Makes one local update.
+    fn update(&mut self, ctx: &mut Ctx<'_, Self::Msg>);
+    /// The replica's state, as a message.
+    fn state(&self) -> Self::Msg;
+}
+
+const UPDATE: u64 = 0;
+const GOSSIP: u64 = 1;
+const FLOOD: u64 = 2;
+
+/// [`Converging`]'s timers at start (and after a restart).
+pub fn converging_start<R: Converging>(r: &mut R, ctx: &mut Ctx<'_, R::Msg>) {
+    if *r.left() > 0 {
+        let at = ctx.rng().random_range(1..R::UNTIL / 2 / R::UPDATES as Time);
+        ctx.set_timer(at, UPDATE);
+    }
+    ctx.set_timer(R::GOSSIP_EVERY, GOSSIP);
+    let now = ctx.now();
+    ctx.set_timer((R::UNTIL * 3 / 4).saturating_sub(now).max(1), FLOOD);
+}
+
+/// [`Converging`]'s timer handler: an update, a gossip or a flood.
+pub fn converging_timer<R: Converging>(r: &mut R, ctx: &mut Ctx<'_, R::Msg>, tag: u64) {
+    let n = ctx.n();
+    match tag {
+        UPDATE => {
+            r.update(ctx);
+            *r.left() -= 1;
+            if *r.left() > 0 {
+                let at = ctx.rng().random_range(1..R::UNTIL / 2 / R::UPDATES as Time);
+                ctx.set_timer(at, UPDATE);
+            }
+        }
+        GOSSIP if ctx.now() < R::UNTIL * 3 / 4 => {
+            if n > 1 {
+                let to = (ctx.id() + ctx.rng().random_range(1..n)) % n;
+                ctx.send(to, r.state());
+            }
+            ctx.set_timer(R::GOSSIP_EVERY, GOSSIP);
+        }
+        FLOOD => {
+            let me = ctx.id();
+            for q in (0..n).filter(|&q| q != me) {
+                ctx.send(q, r.state());
+            }
+            ctx.set_timer(50_000, FLOOD);
+        }
+        _ => {}
+    }
 }

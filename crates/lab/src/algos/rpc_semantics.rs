@@ -37,20 +37,7 @@ Cost: 2 messages per call without loss, 20(N-1) in all; each retry costs 1-2 mor
     ],
     default_nodes: 4,
     nodes: (2, 64),
-    faults: FaultModel {
-        tolerates: &[
-            Fault::Loss,
-            Fault::Duplicate,
-            Fault::Reorder,
-            Fault::Partition,
-            Fault::OneWay,
-            Fault::Clog,
-            Fault::Crash,
-            Fault::Skew,
-        ],
-        outside: &[],
-        refused: "every fault kind applies",
-    },
+    faults: FaultModel::EVERY,
     run,
 };
 

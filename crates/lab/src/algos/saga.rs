@@ -438,9 +438,7 @@ mod tests {
     use super::*;
 
     fn with(variant: Option<&str>, seed: u64) -> LabReport {
-        let mut o = LabOptions::new(5, seed);
-        o.variant = variant.map(str::to_string);
-        run(&o).report
+        run(&LabOptions::new(5, seed).with_variant(variant)).report
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use synod_simnet::{ClockConfig, Ctx, Fault, NetConfig, ProcId, Process, Sim, Time, TimerId};
 
-use crate::algos::commit_common::{atomic_checks, Final, Outcome, Vote};
+use crate::algos::commit_common::{
+    atomic_checks, crash_coordinator, longest_wait, Final, Outcome, Vote,
+};
 use crate::harness::{net_for, run_faulted_durable};
 use crate::registry::{Algorithm, FaultModel};
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
@@ -399,12 +401,13 @@ fn run(opts: &LabOptions) -> LabRun {
     let split = opts.is_variant("partition");
     let mut cut = None;
     if crash {
-        sim.run_while(until, |s| s.proc(0).state != State::Prepared);
-        sim.crash(0);
-        sim.run_until(until * 8 / 10);
-        let fresh = sim.proc(0).recover();
-        sim.restart(0, fresh);
-        sim.run_until(until);
+        crash_coordinator(
+            &mut sim,
+            until,
+            |s| s.proc(0).state != State::Prepared,
+            |_| until * 8 / 10,
+            Node::recover,
+        );
     } else if split {
         sim.run_while(until, |s| {
             !(1..s.len()).any(|p| s.proc(p).state == State::Prepared)
@@ -436,13 +439,7 @@ fn run(opts: &LabOptions) -> LabRun {
         .collect();
     let mut report = LabReport::new(ALGORITHM.name, opts);
     report.checks.extend(atomic_checks(&finals));
-    let blocked = (1..n)
-        .filter_map(|p| {
-            let s = sim.proc(p);
-            Some(s.decided_at?.saturating_sub(s.voted_at?))
-        })
-        .max()
-        .unwrap_or(0);
+    let blocked = longest_wait((1..n).map(|p| (sim.proc(p).voted_at, sim.proc(p).decided_at)));
     let coord_back = until * 8 / 10;
     report.checks.push(Check::new(
         "participants finish without waiting for the coordinator",
@@ -485,11 +482,7 @@ fn run(opts: &LabOptions) -> LabRun {
 mod tests {
     use super::*;
 
-    fn opts(n: usize, seed: u64, variant: Option<&str>) -> LabOptions {
-        let mut o = LabOptions::new(n, seed);
-        o.variant = variant.map(str::to_string);
-        o
-    }
+    use crate::report::opts;
 
     #[test]
     fn commits_with_six_n_minus_one_messages() {

@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use synod_simnet::{ClockConfig, Ctx, Fault, NetConfig, ProcId, Process, Sim, Time};
+use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time};
 
-use crate::algos::commit_common::{atomic_checks, Final, Outcome, Vote};
+use crate::algos::commit_common::{
+    atomic_checks, crash_coordinator, longest_wait, Final, Outcome, Vote,
+};
 use crate::harness::{net_for, run_faulted_durable};
 use crate::registry::{Algorithm, FaultModel};
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
@@ -47,20 +49,7 @@ participant, 1 at the coordinator.",
     ],
     default_nodes: 4,
     nodes: (2, 32),
-    faults: FaultModel {
-        tolerates: &[
-            Fault::Loss,
-            Fault::Duplicate,
-            Fault::Reorder,
-            Fault::Partition,
-            Fault::OneWay,
-            Fault::Clog,
-            Fault::Crash,
-            Fault::Skew,
-        ],
-        outside: &[],
-        refused: "every fault kind applies",
-    },
+    faults: FaultModel::EVERY,
     run,
 };
 
@@ -299,13 +288,13 @@ fn run(opts: &LabOptions) -> LabRun {
     );
     if crash {
         // The scripted crash replaces the fault schedule; message faults stay.
-        sim.run_while(until, |s| s.proc(0).outcome.is_none());
-        sim.crash(0);
-        let back = sim.now() + DOWN;
-        sim.run_until(back);
-        let fresh = sim.proc(0).recover();
-        sim.restart(0, fresh);
-        sim.run_until(until);
+        crash_coordinator(
+            &mut sim,
+            until,
+            |s| s.proc(0).outcome.is_none(),
+            |now| now + DOWN,
+            TpcProc::recover,
+        );
     } else {
         run_faulted_durable(&mut sim, opts, until, |crashed, _| crashed.recover());
     }
@@ -320,13 +309,7 @@ fn run(opts: &LabOptions) -> LabRun {
         .collect();
     let mut report = LabReport::new(ALGORITHM.name, opts);
     report.checks.extend(atomic_checks(&finals));
-    let windows: Vec<(ProcId, Time)> = (1..n)
-        .filter_map(|p| {
-            let s = sim.proc(p);
-            Some((p, s.decided_at?.saturating_sub(s.voted_at?)))
-        })
-        .collect();
-    let blocked = windows.iter().map(|w| w.1).max().unwrap_or(0);
+    let blocked = longest_wait((1..n).map(|p| (sim.proc(p).voted_at, sim.proc(p).decided_at)));
     let asked: u32 = sim.procs().iter().map(|p| p.uncertain_answers).sum();
     report.checks.push(Check::new(
         "blocking window measured (yes vote to outcome)",
@@ -364,11 +347,7 @@ fn run(opts: &LabOptions) -> LabRun {
 mod tests {
     use super::*;
 
-    fn opts(n: usize, seed: u64, variant: Option<&str>) -> LabOptions {
-        let mut o = LabOptions::new(n, seed);
-        o.variant = variant.map(str::to_string);
-        o
-    }
+    use crate::report::opts;
 
     #[test]
     fn commits_with_four_n_minus_one_messages() {

@@ -1,10 +1,8 @@
 //! Strict two-phase locking with wait-die: the lock-based way to
 //! serializability, beside two planted bugs that give up a piece of it.
 
-use synod_simnet::Fault;
-
 use crate::algos::txn_common::{self, Control};
-use crate::registry::{Algorithm, FaultModel};
+use crate::registry::Algorithm;
 use crate::report::{LabOptions, LabRun};
 
 /// The registry entry.
@@ -39,23 +37,16 @@ attempt; a wait-die conflict costs an aborted attempt.",
     ],
     default_nodes: 5,
     nodes: (2, 32),
-    faults: FaultModel {
-        tolerates: &[Fault::Reorder, Fault::Clog, Fault::Skew],
-        outside: &[],
-        refused: "the lock manager assumes reliable links and no crashes (lost requests, duplicates and crashes are a commit protocol's and an RPC layer's business: two-phase-commit, rpc-semantics)",
-    },
+    faults: txn_common::FAULTS,
     run,
 };
 
 fn run(opts: &LabOptions) -> LabRun {
-    let control = if opts.is_variant("no-locks") {
-        Control::NoLocks
-    } else if opts.is_variant("early-release") {
-        Control::EarlyRelease
-    } else {
-        Control::Locking
-    };
-    txn_common::run(ALGORITHM.name, opts, control)
+    let variants = [
+        ("no-locks", Control::NoLocks),
+        ("early-release", Control::EarlyRelease),
+    ];
+    txn_common::run_variant(ALGORITHM.name, opts, &variants, Control::Locking)
 }
 
 #[cfg(test)]
@@ -63,9 +54,7 @@ mod tests {
     use super::*;
 
     fn with(variant: Option<&str>, seed: u64) -> crate::LabReport {
-        let mut o = LabOptions::new(5, seed);
-        o.variant = variant.map(str::to_string);
-        run(&o).report
+        run(&LabOptions::new(5, seed).with_variant(variant)).report
     }
 
     #[test]

@@ -21,9 +21,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
-use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time};
+use synod_simnet::{ClockConfig, Ctx, Fault, NetConfig, ProcId, Process, Sim, Time};
 
 use crate::harness::{net_for, run_faulted};
+use crate::registry::FaultModel;
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
 
 /// A key: the counter (0) or one of a pair (1 + 2p for x_p, 2 + 2p for y_p).
@@ -605,6 +606,30 @@ pub fn find_cycle(g: &BTreeMap<Tid, BTreeMap<Tid, Edge>>) -> Option<String> {
 }
 
 /// Runs the workload under `control` and checks the committed history.
+/// The faults both concurrency-control algorithms (`two-phase-locking`,
+/// `mvcc`) run under: their transaction server is not a commit protocol.
+pub const FAULTS: FaultModel = FaultModel {
+    tolerates: &[Fault::Reorder, Fault::Clog, Fault::Skew],
+    outside: &[],
+    refused: "the transaction server assumes reliable links and no crashes (lost requests, duplicates and crashes are a commit protocol's and an RPC layer's business: two-phase-commit, rpc-semantics)",
+};
+
+/// Runs the workload under the control `variants` pairs with the chosen
+/// variant, or under `default` when none is chosen.
+pub fn run_variant(
+    name: &str,
+    opts: &LabOptions,
+    variants: &[(&str, Control)],
+    default: Control,
+) -> LabRun {
+    let control = variants
+        .iter()
+        .find(|(v, _)| opts.is_variant(v))
+        .map_or(default, |&(_, c)| c);
+    run(name, opts, control)
+}
+
+/// Runs the workload under `control`.
 pub fn run(name: &str, opts: &LabOptions, control: Control) -> LabRun {
     let n = opts.nodes;
     let procs: Vec<Node> = (0..n)

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use rand::Rng;
-use synod_simnet::{ClockConfig, Ctx, Fault, NetConfig, ProcId, Process, Sim, Time};
+use synod_simnet::{ClockConfig, Ctx, NetConfig, ProcId, Process, Sim, Time};
 
+use crate::algos::replication_common::{converging_start, converging_timer, Converging};
 use crate::harness::{net_for, run_faulted_durable};
 use crate::registry::{Algorithm, FaultModel};
 use crate::report::{Check, Cost, LabOptions, LabReport, LabRun};
@@ -34,20 +34,7 @@ causally maximal writes.",
     )],
     default_nodes: 4,
     nodes: (1, 64),
-    faults: FaultModel {
-        tolerates: &[
-            Fault::Loss,
-            Fault::Duplicate,
-            Fault::Reorder,
-            Fault::Partition,
-            Fault::OneWay,
-            Fault::Clog,
-            Fault::Crash,
-            Fault::Skew,
-        ],
-        outside: &[],
-        refused: "every fault kind applies",
-    },
+    faults: FaultModel::EVERY,
     run,
 };
 
@@ -91,9 +78,6 @@ pub struct Siblings(Vec<Version>);
 
 const UNTIL: Time = 2_000_000;
 const WRITES: u32 = 4;
-const WRITE: u64 = 0;
-const GOSSIP: u64 = 1;
-const FLOOD: u64 = 2;
 
 /// Whether version `a` replaces `b`: `a`'s vector dominates `b`'s (or, in
 /// the LWW variant, `a` is later by timestamp).
@@ -146,46 +130,34 @@ impl Store {
     }
 }
 
+impl Converging for Store {
+    type Msg = Siblings;
+    const UNTIL: Time = UNTIL;
+    const UPDATES: u32 = WRITES;
+    const GOSSIP_EVERY: Time = 30_000;
+
+    fn left(&mut self) -> &mut u32 {
+        &mut self.left
+    }
+
+    fn update(&mut self, ctx: &mut Ctx<'_, Siblings>) {
+        self.write(ctx);
+    }
+
+    fn state(&self) -> Siblings {
+        Siblings(self.siblings.clone())
+    }
+}
+
 impl Process for Store {
     type Msg = Siblings;
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Siblings>) {
-        if self.left > 0 {
-            let at = ctx.rng().random_range(1..UNTIL / 2 / WRITES as Time);
-            ctx.set_timer(at, WRITE);
-        }
-        ctx.set_timer(30_000, GOSSIP);
-        let now = ctx.now();
-        ctx.set_timer((UNTIL * 3 / 4).saturating_sub(now).max(1), FLOOD);
+        converging_start(self, ctx);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Siblings>, tag: u64) {
-        let n = ctx.n();
-        match tag {
-            WRITE => {
-                self.write(ctx);
-                self.left -= 1;
-                if self.left > 0 {
-                    let at = ctx.rng().random_range(1..UNTIL / 2 / WRITES as Time);
-                    ctx.set_timer(at, WRITE);
-                }
-            }
-            GOSSIP if ctx.now() < UNTIL * 3 / 4 => {
-                if n > 1 {
-                    let to = (ctx.id() + ctx.rng().random_range(1..n)) % n;
-                    ctx.send(to, Siblings(self.siblings.clone()));
-                }
-                ctx.set_timer(30_000, GOSSIP);
-            }
-            FLOOD => {
-                let me = ctx.id();
-                for q in (0..n).filter(|&q| q != me) {
-                    ctx.send(q, Siblings(self.siblings.clone()));
-                }
-                ctx.set_timer(50_000, FLOOD);
-            }
-            _ => {}
-        }
+        converging_timer(self, ctx, tag);
     }
 
     fn on_message(&mut self, _ctx: &mut Ctx<'_, Siblings>, _from: ProcId, msg: Siblings) {

@@ -7,10 +7,11 @@
 //! drawn.
 
 mod html;
+mod interactive;
 mod mermaid;
 mod svg;
 
-pub use html::render_html;
+pub use html::{render_html, render_tour, TourEntry};
 pub use mermaid::render_mermaid;
 pub use svg::render_svg;
 

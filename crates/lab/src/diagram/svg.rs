@@ -27,6 +27,24 @@ impl Layout {
     }
 }
 
+/// Label boxes already drawn, so a new label goes only where it overlaps none.
+#[derive(Default)]
+struct Boxes(Vec<[f64; 4]>);
+
+impl Boxes {
+    /// Whether the box fits among those placed; if so it is placed.
+    fn fits(&mut self, x0: f64, x1: f64, y0: f64, y1: f64) -> bool {
+        let clear = self
+            .0
+            .iter()
+            .all(|b| x1 <= b[0] || b[1] <= x0 || y1 <= b[2] || b[3] <= y0);
+        if clear {
+            self.0.push([x0, x1, y0, y1]);
+        }
+        clear
+    }
+}
+
 /// Draws `trace` as an SVG space-time diagram.
 pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
     let view = View::new(trace, opts);
@@ -88,6 +106,10 @@ pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
             esc(note)
         );
     }
+    // Labels are drawn only where they fit, clear of those placed before.
+    let mut placed = Boxes::default();
+    let mut marks = Boxes::default();
+    let mut stamps = Boxes::default();
     // Messages first, so dots are drawn on top.
     for &e in &view.events {
         let (msg_id, dropped) = match &e.kind {
@@ -117,13 +139,16 @@ pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
                 r##"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="#2a5db0" marker-end="url(#arrow)"/>"##
             );
         }
-        let _ = writeln!(
-            s,
-            r##"<text x="{:.1}" y="{:.1}" fill="#557" font-size="8">{}</text>"##,
-            (x1 + x2) / 2.0 + 2.0,
-            (y1 + y2) / 2.0 - 2.0,
-            esc(&label)
-        );
+        let (lx, ly) = ((x1 + x2) / 2.0 + 2.0, (y1 + y2) / 2.0 - 2.0);
+        let w = label.chars().count() as f64 * 4.8;
+        let long_enough = w + 8.0 < ((x2 - x1).powi(2) + (y2 - y1).powi(2)).sqrt();
+        if long_enough && placed.fits(lx, lx + w, ly - 8.0, ly + 1.0) {
+            let _ = writeln!(
+                s,
+                r##"<text x="{lx:.1}" y="{ly:.1}" fill="#557" font-size="8">{}</text>"##,
+                esc(&label)
+            );
+        }
     }
     for &e in &view.events {
         let x = lay.x(e.time);
@@ -163,12 +188,20 @@ pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
             TraceKind::Mark { label } => {
                 let _ = writeln!(
                     s,
-                    r##"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="#8a2be2" transform="rotate(45 {x:.1} {y:.1})"/><text x="{x:.1}" y="{:.1}" fill="#8a2be2" font-size="9" text-anchor="middle">{}</text>"##,
+                    r##"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="#8a2be2" transform="rotate(45 {x:.1} {y:.1})"/>"##,
                     x - 3.5,
                     y - 3.5,
-                    y + 16.0,
-                    esc(&short(label, 20))
                 );
+                let text = short(label, 20);
+                let w = text.chars().count() as f64 * 5.4;
+                if marks.fits(x - w / 2.0, x + w / 2.0, y + 7.0, y + 17.0) {
+                    let _ = writeln!(
+                        s,
+                        r##"<text x="{x:.1}" y="{:.1}" fill="#8a2be2" font-size="9" text-anchor="middle">{}</text>"##,
+                        y + 16.0,
+                        esc(&text)
+                    );
+                }
             }
             TraceKind::Crash => {
                 let _ = writeln!(
@@ -196,12 +229,16 @@ pub fn render_svg(trace: &Trace, opts: &DiagramOptions) -> String {
             TraceKind::Drop { .. } => {}
         }
         if let Some(st) = &e.stamp {
-            let _ = writeln!(
-                s,
-                r##"<text x="{x:.1}" y="{:.1}" fill="#070" font-size="8" text-anchor="middle">{}</text>"##,
-                y - 7.0,
-                esc(&short(st, 24))
-            );
+            let text = short(st, 24);
+            let w = text.chars().count() as f64 * 4.8;
+            if stamps.fits(x - w / 2.0, x + w / 2.0, y - 15.0, y - 6.0) {
+                let _ = writeln!(
+                    s,
+                    r##"<text x="{x:.1}" y="{:.1}" fill="#070" font-size="8" text-anchor="middle">{}</text>"##,
+                    y - 7.0,
+                    esc(&text)
+                );
+            }
         }
     }
     s.push_str("</svg>\n");
