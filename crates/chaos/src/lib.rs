@@ -352,7 +352,7 @@ fn say(cfg: &ChaosConfig, t0: Instant, msg: impl std::fmt::Display) {
 }
 
 /// A client of the whole cluster or of one member.
-async fn client(endpoints: &[String], timeout: Duration, attempts: u32) -> Client {
+pub(crate) async fn client(endpoints: &[String], timeout: Duration, attempts: u32) -> Client {
     Client::connect(
         endpoints,
         ClientOptions {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use synod_client::concurrency::{self, Session};
-use synod_client::{prefix_end, Client, ClientOptions, Error};
+use synod_client::{prefix_end, Client, Error};
 use synod_proto::etcdserverpb::{request_op, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use tokio::task::JoinHandle;
 
@@ -79,18 +79,7 @@ async fn locker(
     fenced: bool,
     stop: Arc<AtomicBool>,
 ) -> Tally {
-    let c = Client::connect(
-        &endpoints,
-        ClientOptions {
-            dial_timeout: Duration::from_millis(500),
-            request_timeout: Duration::from_secs(2),
-            max_attempts: 3,
-            probe: false,
-            ..ClientOptions::default()
-        },
-    )
-    .await
-    .expect("endpoints parse");
+    let c = crate::client(&endpoints, Duration::from_secs(2), 3).await;
     let mut rng = Rng(seed ^ (who as u64).wrapping_mul(0x5851_F42D_4C95_7F2D));
     let mut t = Tally::default();
     while !stop.load(Ordering::Relaxed) {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use synod_client::{prefix_end, Client, ClientOptions};
+use synod_client::{prefix_end, Client};
 use synod_proto::etcdserverpb::{PutRequest, RangeRequest};
 use tokio::task::JoinHandle;
 
@@ -42,18 +42,7 @@ pub struct Adders {
 }
 
 async fn add(endpoints: Vec<String>, prefix: String, who: usize, stop: Arc<AtomicBool>) -> Tries {
-    let c = Client::connect(
-        &endpoints,
-        ClientOptions {
-            dial_timeout: Duration::from_millis(500),
-            request_timeout: Duration::from_secs(2),
-            max_attempts: 3,
-            probe: false,
-            ..ClientOptions::default()
-        },
-    )
-    .await
-    .expect("endpoints parse");
+    let c = crate::client(&endpoints, Duration::from_secs(2), 3).await;
     let mut tries = Tries::default();
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {

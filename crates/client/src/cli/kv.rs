@@ -299,17 +299,16 @@ pub(crate) async fn put(client: &Client, c: PutCmd, fmt: Format, sink: Sink<'_>)
     let r = match fence(&c.fence_key, c.fence_token, c.fenced)? {
         None => client.put(req).await?,
         Some(f) => {
-            let op = RequestOp {
-                request: Some(request_op::Request::RequestPut(req)),
-            };
-            match fenced_op(client, f, op).await? {
-                response_op::Response::ResponsePut(r) => r,
-                _ => {
-                    return Err(Error::StreamClosed(
-                        "a fenced put answered as something else".into(),
-                    ))
-                }
-            }
+            fenced_op(
+                client,
+                f,
+                request_op::Request::RequestPut(req),
+                |r| match r {
+                    response_op::Response::ResponsePut(r) => Some(r),
+                    _ => None,
+                },
+            )
+            .await?
         }
     };
     emit(
@@ -379,17 +378,16 @@ pub(crate) async fn del(client: &Client, c: DelCmd, fmt: Format, sink: Sink<'_>)
     let r = match fence(&c.fence_key, c.fence_token, c.fenced)? {
         None => client.delete_range(req).await?,
         Some(f) => {
-            let op = RequestOp {
-                request: Some(request_op::Request::RequestDeleteRange(req)),
-            };
-            match fenced_op(client, f, op).await? {
-                response_op::Response::ResponseDeleteRange(r) => r,
-                _ => {
-                    return Err(Error::StreamClosed(
-                        "a fenced delete answered as something else".into(),
-                    ))
-                }
-            }
+            fenced_op(
+                client,
+                f,
+                request_op::Request::RequestDeleteRange(req),
+                |r| match r {
+                    response_op::Response::ResponseDeleteRange(r) => Some(r),
+                    _ => None,
+                },
+            )
+            .await?
         }
     };
     emit(
@@ -430,17 +428,23 @@ fn fence(
     })
 }
 
-/// Runs `ops` fenced by `f`, and hands back the first response.
-async fn fenced_op(
+/// Runs `request` fenced by `f` and hands back its response, as `pick`
+/// takes it out of the Txn's.
+async fn fenced_op<R>(
     client: &Client,
     f: (Vec<u8>, i64),
-    op: RequestOp,
-) -> Result<response_op::Response> {
+    request: request_op::Request,
+    pick: fn(response_op::Response) -> Option<R>,
+) -> Result<R> {
+    let op = RequestOp {
+        request: Some(request),
+    };
     let resp = crate::concurrency::fenced(client, &f.0, f.1, vec![op]).await?;
     resp.responses
         .into_iter()
         .next()
         .and_then(|r| r.response)
+        .and_then(pick)
         .ok_or_else(|| Error::StreamClosed("a fenced txn answered without its response".into()))
 }
 
