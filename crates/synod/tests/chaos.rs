@@ -25,6 +25,7 @@ fn config(dir: PathBuf, tag: u32) -> ChaosConfig {
             WorkloadKind::Register,
             WorkloadKind::Set,
             WorkloadKind::Watch,
+            WorkloadKind::Lock,
         ],
         fault_for: Duration::from_secs(3),
         quiet: Duration::from_secs(1),
