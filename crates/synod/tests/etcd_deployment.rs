@@ -181,7 +181,13 @@ fn etcds_flag_env_and_config_file_forms_start_synod_as_they_start_etcd() {
 #[test]
 fn synod_server_refuses_etcd_settings_it_cannot_honour() {
     let o = Command::new(env!("CARGO_BIN_EXE_synod"))
-        .args(["server", "-name", "x", "-client-crl-file", "/etc/ssl/crl.pem"])
+        .args([
+            "server",
+            "-name",
+            "x",
+            "-client-crl-file",
+            "/etc/ssl/crl.pem",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
