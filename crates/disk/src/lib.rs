@@ -93,6 +93,8 @@ pub trait Stores {
 
 /// One group as [`Disk::open`] found it.
 pub struct OpenedGroup {
+    /// The group.
+    pub shard: ShardId,
     /// How the group starts: `None` when nothing of it was ever made
     /// durable (the caller bootstraps it or waits to be sent a snapshot).
     pub init: Option<GroupInit>,
@@ -104,7 +106,9 @@ pub struct OpenedGroup {
 pub struct Opened<V: Vfs> {
     /// The disk, ready for writes.
     pub disk: Disk<V>,
-    /// The groups asked for, in the order asked.
+    /// The groups asked for, in the order asked, then the groups the log
+    /// holds that were not asked for (ranges split off since the
+    /// configuration was written), by id.
     pub groups: Vec<OpenedGroup>,
 }
 
@@ -159,8 +163,9 @@ fn to_disk_hs(hs: HardState) -> DiskHardState {
 
 impl<V: Vfs> Disk<V> {
     /// Opens (creating if needed) the data dir `dir` and recovers each of
-    /// `groups`: its store at its last durable commit, and its log. A log
-    /// holding a group not asked for is refused.
+    /// `groups`: its store at its last durable commit, and its log; and so
+    /// for every other group the log holds (a split made it; its range is
+    /// in its state, not the configuration).
     pub fn open(
         vfs: V,
         dir: &Path,
@@ -176,24 +181,24 @@ impl<V: Vfs> Disk<V> {
                 dir: wal_dir.clone(),
                 err,
             })?;
-        if let Some(other) = rec
-            .groups
-            .keys()
-            .find(|g| !groups.iter().any(|(s, _)| s == *g))
-        {
-            return Err(DiskError::Layout(format!(
-                "the log in {} holds group {other}, which this node's configuration does not name",
-                wal_dir.display()
-            )));
-        }
+        let found: Vec<(ShardId, Option<KeyRange>)> = groups
+            .iter()
+            .map(|(s, r)| (*s, Some(r.clone())))
+            .chain(
+                rec.groups
+                    .keys()
+                    .filter(|g| !groups.iter().any(|(s, _)| s == *g))
+                    .map(|g| (*g, None)),
+            )
+            .collect();
         let mut disk = Disk {
             vfs,
             dir: dir.to_path_buf(),
             log,
             snaps: BTreeMap::new(),
         };
-        let mut opened = Vec::with_capacity(groups.len());
-        for (shard, range) in groups {
+        let mut opened = Vec::with_capacity(found.len());
+        for (shard, range) in &found {
             let (mut sm, mut applied) = stores.open(*shard)?;
             let Some(g) = rec.groups.remove(shard) else {
                 if applied > 0 {
@@ -203,6 +208,7 @@ impl<V: Vfs> Disk<V> {
                     )));
                 }
                 opened.push(OpenedGroup {
+                    shard: *shard,
                     init: None,
                     state: (sm, 0),
                 });
@@ -258,6 +264,7 @@ impl<V: Vfs> Disk<V> {
                 })?;
             let hs = g.hard_state;
             opened.push(OpenedGroup {
+                shard: *shard,
                 init: Some(GroupInit {
                     shard: *shard,
                     range: range.clone(),

@@ -287,7 +287,7 @@ fn groups_share_the_wal_and_boot_apart_and_an_unnamed_group_is_refused() {
         panic!("group 2 restored")
     };
     assert_eq!((entries.len(), hard_state.term), (5, 2));
-    assert_eq!(range, &groups[1].1);
+    assert_eq!(range.as_ref(), Some(&groups[1].1));
     drop(o.disk);
     let err = Disk::open(
         vfs.clone(),

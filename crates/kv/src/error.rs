@@ -100,6 +100,10 @@ pub enum KvError {
     /// A name, hash or count beyond synod's limits.
     #[error("synod: auth limit: {0}")]
     AuthLimit(String),
+    /// A range split that cannot be made here (a split is the node's
+    /// command; the store alone, or a cut a lease straddles, refuses it).
+    #[error("synod: range split refused: {0}")]
+    SplitRefused(String),
 }
 
 impl KvError {
@@ -118,6 +122,7 @@ impl KvError {
             | KvError::ValueProvided
             | KvError::LeaseProvided => "InvalidArgument",
             KvError::NotPrimary => "Unavailable",
+            KvError::SplitRefused(_) => "FailedPrecondition",
             KvError::Corrupt(_) | KvError::Storage(_) => "DataLoss",
             KvError::UserEmpty
             | KvError::RoleEmpty

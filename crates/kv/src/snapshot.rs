@@ -183,6 +183,59 @@ impl<E: MvccEngine> KvStore<E> {
         out
     }
 
+    /// The state cut in two at `at`: the images ([`KvStore::snapshot`]
+    /// bytes) of the keys below `at` and of the keys from `at` on, each key
+    /// with all of its history. Both halves keep the revision, the
+    /// compaction revision and the auth state; the leases stay below (they
+    /// belong to the range that holds the cluster's leases), so a key from
+    /// `at` on that is attached to a lease refuses the split with
+    /// [`KvError::SplitRefused`]. Deterministic, so every replica cuts alike.
+    pub fn split_images(&self, at: &[u8]) -> Result<(Vec<u8>, Vec<u8>), KvError> {
+        if self.partial.is_some() {
+            return Err(KvError::SplitRefused(
+                "a command is part way through".into(),
+            ));
+        }
+        if let Some(l) = self
+            .leases
+            .values()
+            .find(|l| l.keys.iter().any(|k| k.as_slice() >= at))
+        {
+            return Err(KvError::SplitRefused(format!(
+                "lease {} holds keys on both sides of the split",
+                l.id
+            )));
+        }
+        let parts = self.parts()?;
+        let (below, above): (Vec<_>, Vec<_>) = parts
+            .records
+            .into_iter()
+            .partition(|(_, rec)| rec.kv.key.as_slice() < at);
+        let leases: Vec<LeaseImage> = self
+            .leases
+            .values()
+            .map(|l| LeaseImage {
+                id: l.id,
+                ttl: l.ttl,
+                remaining_ttl: l.remaining_ttl,
+            })
+            .collect();
+        let auth = auth_tail(&self.auth);
+        let half = |records, leases| {
+            let image = Image {
+                rev: parts.rev,
+                compact_rev: parts.compact_rev,
+                next_lease_id: self.next_lease_id,
+                leases,
+                records,
+            };
+            let mut body = postcard::to_allocvec(&image).expect("encoding to memory cannot fail");
+            body.extend_from_slice(&auth);
+            seal(MAGIC, &body)
+        };
+        Ok((half(below, leases), half(above, Vec::new())))
+    }
+
     /// The whole state as its parts (see [`KvStore::from_parts`]), as of
     /// the current revision (a command in progress left out).
     pub fn parts(&self) -> Result<StateParts, KvError> {

@@ -311,6 +311,9 @@ impl<E: MvccEngine> KvStore<E> {
             },
             Command::Auth(a) => self.apply_auth(None, a),
             Command::As { .. } => unreachable!("unwrapped above"),
+            Command::SplitRange { .. } => Err(KvError::SplitRefused(
+                "a split is applied by the node that hosts the range".into(),
+            )),
         };
         match &out {
             Err(KvError::Storage(_)) => return (out, Vec::new()),
@@ -985,8 +988,8 @@ impl<E: MvccEngine> KvStore<E> {
             | Command::LeaseGrant { .. }
             | Command::LeaseCheckpoint { .. }
             | Command::Auth(_) => Ok(()),
-            // One sender per command.
-            Command::As { .. } => Err(KvError::PermissionDenied),
+            // One sender per command; a split comes from the node alone.
+            Command::As { .. } | Command::SplitRange { .. } => Err(KvError::PermissionDenied),
         }
     }
 

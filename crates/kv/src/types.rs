@@ -294,6 +294,17 @@ pub enum Command {
         /// The command.
         cmd: Box<Command>,
     },
+    /// Cut the range this state machine serves in two at `at` (a key
+    /// strictly inside it): the keys from `at` on go to a new range,
+    /// `new_range` (an id its owner chose). The owner applies it (see
+    /// [`KvStore::split_images`](crate::KvStore::split_images)); the store
+    /// alone refuses it. Only the node proposes it, never a client.
+    SplitRange {
+        /// The first key of the new range.
+        at: Vec<u8>,
+        /// The new range's id.
+        new_range: u64,
+    },
 }
 
 impl Command {

@@ -24,6 +24,7 @@ use synod_raft::{
 };
 
 use crate::members::{self, Context, Member, MemberOp, Registry};
+use crate::routing::{self, KeyRange, RangeDesc};
 use crate::sm::{Applied, Proposal, StateMachine};
 use crate::types::{ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, ShardId};
 
@@ -79,6 +80,32 @@ pub(crate) struct Group {
     pub(crate) members_changed: bool,
     /// Membership changes this node proposed, by (client, seq).
     pub(crate) pending_members: BTreeMap<Named, PendingMember>,
+    /// The range this group serves (replicated state, as of `applied`);
+    /// `None` until a group created from a peer's message is sent its
+    /// first snapshot.
+    pub(crate) desc: Option<RangeDesc>,
+    /// A split applied since the last Ready: the new range to create.
+    pub(crate) split_out: Option<SplitOut>,
+    /// The descriptor changed since the node last built its routing table.
+    pub(crate) desc_changed: bool,
+    /// The index of a split this node proposed as leader that has not
+    /// applied yet (one at a time).
+    pub(crate) split_proposed: Option<u64>,
+    /// The planted bug [`crate::SplitBug::NoRangeCheck`].
+    pub(crate) skip_range_check: bool,
+}
+
+/// The right half of a split that applied: what the node creates.
+#[derive(Debug)]
+pub(crate) struct SplitOut {
+    /// The new group.
+    pub(crate) shard: ShardId,
+    /// Its range and generation.
+    pub(crate) desc: RangeDesc,
+    /// Its configuration: the parent's at the split.
+    pub(crate) conf: ConfState,
+    /// Its image: registry, descriptor and state machine.
+    pub(crate) image: Vec<u8>,
 }
 
 impl Group {
@@ -91,6 +118,7 @@ impl Group {
         applied: u64,
         lessor: Lessor,
         registry: Registry,
+        desc: Option<RangeDesc>,
     ) -> Group {
         let role = raft.role();
         let conf = raft.conf_state().clone();
@@ -113,6 +141,11 @@ impl Group {
             members_changed: !registry.is_empty(),
             members: registry,
             pending_members: BTreeMap::new(),
+            desc,
+            split_out: None,
+            desc_changed: true,
+            split_proposed: None,
+            skip_range_check: false,
         };
         g.check_indexes();
         g
@@ -248,10 +281,90 @@ impl Group {
             self.fail_lost(&lost, None, replies);
             return Some(Vec::new());
         };
+        if let Command::SplitRange { at, new_range } = &p.cmd {
+            *budget = budget.saturating_sub(1);
+            self.applied = e.index;
+            self.apply_split(e.index, at, *new_range);
+            self.settle_write(
+                e,
+                &p,
+                Applied::Fresh(Ok(Response::Compact { revision: 0 })),
+                now,
+                replies,
+            );
+            return Some(Vec::new());
+        }
+        // The range moved since the request was routed here (a split applied
+        // before it): it takes no effect, and its caller routes it again.
+        // (A request the session table answers is answered as before.)
+        let outside = !self.skip_range_check
+            && (p.client == 0 || self.sm.session_outcome(p.client, p.seq).is_none())
+            && self
+                .desc
+                .as_ref()
+                .is_none_or(|d| !routing::holds(&d.range, &ClientOp::Write(p.cmd.clone())));
+        if outside {
+            *budget = budget.saturating_sub(1);
+            self.applied = e.index;
+            let lost = self.lost_at(e.index);
+            let mine = self.pending_writes.remove(&(p.client, p.seq)).is_some();
+            self.settle_members(e, false, replies);
+            self.fail_lost(&lost, Some((p.client, p.seq)), replies);
+            if p.client != 0 && mine {
+                replies.push(ClientReply {
+                    client: p.client,
+                    seq: p.seq,
+                    result: Err(ClientError::WrongShard {
+                        key: first_key(&p.cmd),
+                    }),
+                });
+            }
+            return Some(Vec::new());
+        }
         let (applied, events) = self.sm.apply_bounded(e.index, &p, budget)?;
         self.applied = e.index;
         self.settle_write(e, &p, applied, now, replies);
         Some(events)
+    }
+
+    /// Applies a split at `at`: the keys from `at` on leave this group's
+    /// state machine for a new group `new_range` on the same members,
+    /// created by the node from [`Group::split_out`]. Refused alike on
+    /// every replica (a no-op) when `at` is not strictly inside the range,
+    /// the new id is this group's, or the state cannot be cut there.
+    fn apply_split(&mut self, index: u64, at: &[u8], new_range: ShardId) {
+        if self.split_proposed.is_some_and(|i| i <= index) {
+            self.split_proposed = None;
+        }
+        let Some(desc) = self.desc.clone() else {
+            return;
+        };
+        let inside = at > desc.range.start.as_slice()
+            && (desc.range.end.is_empty() || at < desc.range.end.as_slice());
+        if !inside || new_range == self.shard || new_range == 0 {
+            return;
+        }
+        let Ok(right) = self.sm.split_off(at) else {
+            return;
+        };
+        let generation = desc.generation + 1;
+        let left = RangeDesc {
+            range: KeyRange::new(desc.range.start.clone(), at.to_vec()),
+            generation,
+        };
+        let right_desc = RangeDesc {
+            range: KeyRange::new(at.to_vec(), desc.range.end.clone()),
+            generation,
+        };
+        self.desc = Some(left);
+        self.desc_changed = true;
+        let image = members::encode_image(&self.members, Some(&right_desc), &right);
+        self.split_out = Some(SplitOut {
+            shard: new_range,
+            desc: right_desc,
+            conf: self.conf.clone(),
+            image,
+        });
     }
 
     /// Proposals of this node that were given an index up to `index`.
@@ -379,7 +492,7 @@ impl Group {
         if snap.meta.index <= self.applied {
             return false;
         }
-        let (registry, image) = match members::decode_image(&snap.data) {
+        let (registry, desc, image) = match members::decode_image(&snap.data) {
             Ok(x) => x,
             Err(e) => panic!(
                 "shard {}: snapshot from leader does not decode: {e}",
@@ -387,6 +500,10 @@ impl Group {
             ),
         };
         self.members = registry;
+        if desc.is_some() {
+            self.desc = desc;
+            self.desc_changed = true;
+        }
         self.members.apply(&snap.meta.conf_state, &[]);
         self.members_changed = true;
         self.settle_members_by_snapshot(snap.meta.index, replies);
@@ -539,9 +656,7 @@ impl Group {
                 let ClientOp::Range { req, auth, .. } = &w.req.op else {
                     unreachable!("only reads wait for confirmation")
                 };
-                let result = read_as(self.sm.kv(), req, auth.as_ref())
-                    .map(ClientResponse::Range)
-                    .map_err(ClientError::Kv);
+                let result = self.read(&w.req.op, req, auth.as_ref());
                 replies.push(ClientReply {
                     client: w.req.client,
                     seq: w.req.seq,
@@ -556,6 +671,28 @@ impl Group {
             "shard {}: a confirmed read at or below applied index {applied} is left unserved",
             self.shard
         );
+    }
+
+    /// A read served from this group's state, if its range holds the keys
+    /// (a split may have moved them since the read was routed here).
+    pub(crate) fn read(
+        &self,
+        op: &ClientOp,
+        req: &synod_kv::RangeRequest,
+        auth: Option<&synod_kv::AuthInfo>,
+    ) -> Result<ClientResponse, ClientError> {
+        if self
+            .desc
+            .as_ref()
+            .is_none_or(|d| !routing::holds(&d.range, op))
+        {
+            return Err(ClientError::WrongShard {
+                key: req.key.clone(),
+            });
+        }
+        read_as(self.sm.kv(), req, auth)
+            .map(ClientResponse::Range)
+            .map_err(ClientError::Kv)
     }
 
     /// Compacts the group's Raft log at `applied`, and returns the snapshot
@@ -598,7 +735,7 @@ impl Group {
                 data: Vec::new(),
             });
         }
-        let data = members::encode_image(&self.members, &self.sm.snapshot());
+        let data = members::encode_image(&self.members, self.desc.as_ref(), &self.sm.snapshot());
         let driver_data = if durable || !for_driver {
             Vec::new()
         } else if for_raft {
@@ -619,6 +756,16 @@ impl Group {
             meta,
             data: driver_data,
         })
+    }
+}
+
+/// The first key a command touches (for a refusal's message).
+fn first_key(cmd: &Command) -> Vec<u8> {
+    match cmd.inner() {
+        Command::Put(p) => p.key.clone(),
+        Command::DeleteRange(d) => d.key.clone(),
+        Command::Txn(t) => t.compare.first().map(|c| c.key.clone()).unwrap_or_default(),
+        _ => Vec::new(),
     }
 }
 

@@ -42,7 +42,7 @@ pub use members::{
     derive_member_id, Member, MemberError, MemberOp, Registry, MAX_LEARNERS, MAX_URLS,
     MAX_URL_BYTES,
 };
-pub use routing::KeyRange;
+pub use routing::{KeyRange, RangeDesc};
 pub use sm::{Applied, CorruptSnapshot, Proposal, StateMachine};
 pub use types::{
     ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Envelope, Persist, ShardId,
@@ -54,7 +54,7 @@ use synod_raft::{
     Role, Snapshot, StepError,
 };
 
-use group::{Group, PendingMember, WaitingRead};
+use group::{Group, PendingMember, SplitOut, WaitingRead};
 use members::LeaderView;
 
 /// How a node runs its groups.
@@ -84,7 +84,37 @@ pub struct NodeConfig {
     /// range applies in chunks over several Readies, so that ticks,
     /// heartbeats and votes go on meanwhile; `u64::MAX`: no bound.
     pub apply_budget: u64,
+    /// Split a range whose leader counts more keys than this in it, at its
+    /// middle key (`None`: ranges never split; the server's setting today).
+    pub split_max_keys: Option<u64>,
+    /// A deliberate bug in splits, for the simulator to prove its checkers
+    /// reach them (never set outside tests).
+    pub split_bug: Option<SplitBug>,
 }
+
+/// A deliberate bug in range splits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitBug {
+    /// A write that reaches a range after a split moved its key away
+    /// applies anyway, to keys the range no longer serves.
+    NoRangeCheck,
+}
+
+/// Where a split's new group starts: its log begins after this index, in
+/// this term, from the image the split cut (every replica cuts the same).
+pub const SPLIT_INDEX: u64 = 10;
+/// See [`SPLIT_INDEX`].
+pub const SPLIT_TERM: u64 = 5;
+/// Ticks between a leader's checks of its ranges' sizes.
+const SPLIT_CHECK_TICKS: u64 = 8;
+/// Groups created from peers' messages that are still waiting for their
+/// first snapshot, at most.
+const MAX_UNINITIALIZED: usize = 64;
+
+/// Opens a fresh store for a group this node creates (a split's new
+/// range, or a range a peer's message names): the driver's store files,
+/// or memory when it sets none.
+pub type StoreFactory = Box<dyn FnMut(ShardId) -> StateMachine + Send>;
 
 impl Default for NodeConfig {
     fn default() -> Self {
@@ -98,6 +128,8 @@ impl Default for NodeConfig {
             ticks_per_second: 10,
             parallel_leader_append: false,
             apply_budget: 1000,
+            split_max_keys: None,
+            split_bug: None,
         }
     }
 }
@@ -108,7 +140,9 @@ pub struct GroupInit {
     /// The group.
     pub shard: ShardId,
     /// The keys it serves ([`KeyRange::all`] for a node with one group).
-    pub range: KeyRange,
+    /// What the group's persisted state says wins (a split changes it);
+    /// `None`: nothing but that state says (a group found in the log).
+    pub range: Option<KeyRange>,
     /// Raft's start: bootstrap, or restore from what was persisted.
     pub raft: Init,
     /// On restore: the persisted snapshot's data (the state machine image), if any.
@@ -214,8 +248,11 @@ pub struct Node {
     bootstrap_members: Vec<Member>,
     ticks: u64,
     replies: Vec<ClientReply>,
-    /// Each hosted group's key range, sorted by start, not overlapping.
+    /// The routing table: each hosted group's key range, sorted by start,
+    /// not overlapping (see [`routing::table`]).
     ranges: Vec<(KeyRange, ShardId)>,
+    /// Where a created group's state machine lives.
+    store_factory: Option<StoreFactory>,
 }
 
 impl Node {
@@ -230,6 +267,7 @@ impl Node {
             ticks: 0,
             replies: Vec::new(),
             ranges: Vec::new(),
+            store_factory: None,
         };
         for g in groups {
             node.add_group(g, None)?;
@@ -261,14 +299,6 @@ impl Node {
         if self.groups.contains_key(&shard) {
             return Err(NodeError::Ranges(format!("shard {shard} is given twice")));
         }
-        if let Some((r, s)) = self.ranges.iter().find(|(r, _)| overlap(r, &g.range)) {
-            return Err(NodeError::Ranges(format!(
-                "shard {shard}'s range {:?} overlaps shard {s}'s {:?}",
-                g.range, r
-            )));
-        }
-        self.ranges.push((g.range.clone(), shard));
-        self.ranges.sort();
         // A torn write can keep a Ready's entries but not the hard state
         // written after them: the node saw a newer term (the entries carry
         // it) without recording it. It never voted in that term (a vote is
@@ -277,7 +307,7 @@ impl Node {
         if let Init::Restore {
             hard_state,
             entries,
-            ..
+            snapshot,
         } = &mut g.raft
         {
             if let Some(last) = entries.last() {
@@ -286,17 +316,27 @@ impl Node {
                     hard_state.vote = 0;
                 }
             }
+            // So for a snapshot written before its hard state (a split's
+            // new group is written as its snapshot, then its hard state).
+            if let Some(meta) = snapshot {
+                if meta.term > hard_state.term {
+                    hard_state.term = meta.term;
+                    hard_state.vote = 0;
+                }
+                hard_state.commit = hard_state.commit.max(meta.index);
+            }
         }
         let mut rc = self.cfg.raft.clone();
         rc.id = self.cfg.id;
         rc.seed = splitmix(self.cfg.seed ^ splitmix(shard) ^ self.cfg.id.rotate_left(32));
         let mut registry = Registry::default();
+        let mut desc = None;
         let (sm, applied) = match (opened, &g.raft, &g.snapshot_data) {
             (Some((sm, index)), _, _) => {
-                // A disk engine keeps the registry beside its data, as of
-                // the same applied index.
+                // A disk engine keeps the registry and the range beside its
+                // data, as of the same applied index.
                 if !sm.extra().is_empty() {
-                    registry = members::decode_registry(sm.extra())
+                    (registry, desc) = members::decode_registry(sm.extra())
                         .map_err(|err| NodeError::Registry { shard, err })?;
                 }
                 (sm, index)
@@ -309,8 +349,9 @@ impl Node {
                 },
                 Some(data),
             ) => {
-                let (mut reg, image) = members::decode_image(data)
+                let (mut reg, d, image) = members::decode_image(data)
                     .map_err(|err| NodeError::Registry { shard, err })?;
+                desc = d;
                 // An image without a registry (a restored backup, an older
                 // image) still names its configuration's members.
                 reg.apply(&meta.conf_state, &[]);
@@ -361,11 +402,203 @@ impl Node {
                 .expect("the restored snapshot is the one Raft was restored from");
         }
         let lessor = Lessor::from_store(lessor_config(&self.cfg), sm.kv(), self.ticks);
-        self.groups.insert(
-            shard,
-            Group::new(shard, raft, sm, applied, lessor, registry),
-        );
+        // What the group's state says of its range wins over the boot
+        // configuration's (a split changed it since).
+        let desc = desc.or(g.range.map(|range| RangeDesc {
+            range,
+            generation: 0,
+        }));
+        if let Some(d) = desc.as_ref().filter(|d| d.generation == 0) {
+            let clash = self.groups.values().find_map(|o| {
+                let od = o.desc.as_ref()?;
+                (od.generation == 0 && overlap(&od.range, &d.range)).then_some((o.shard, od))
+            });
+            if let Some((s, od)) = clash {
+                return Err(NodeError::Ranges(format!(
+                    "shard {shard}'s range {:?} overlaps shard {s}'s {:?}",
+                    d.range, od.range
+                )));
+            }
+        }
+        let mut group = Group::new(shard, raft, sm, applied, lessor, registry, desc);
+        group.skip_range_check = self.cfg.split_bug == Some(SplitBug::NoRangeCheck);
+        self.groups.insert(shard, group);
+        self.rebuild_ranges();
         Ok(())
+    }
+
+    /// Rebuilds the routing table from the groups' ranges.
+    fn rebuild_ranges(&mut self) {
+        let claims: Vec<(RangeDesc, ShardId)> = self
+            .groups
+            .values_mut()
+            .filter_map(|g| {
+                g.desc_changed = false;
+                Some((g.desc.clone()?, g.shard))
+            })
+            .collect();
+        self.ranges = routing::table(&claims);
+    }
+
+    /// Where the state machines of groups this node creates live (a split's
+    /// new range, a range a peer names); memory when never set.
+    pub fn set_store_factory(&mut self, f: StoreFactory) {
+        self.store_factory = Some(f);
+    }
+
+    /// A fresh state machine for a group this node creates.
+    fn fresh_state_machine(&mut self, shard: ShardId) -> StateMachine {
+        match self.store_factory.as_mut() {
+            Some(f) => f(shard),
+            None => StateMachine::new(self.cfg.max_sessions),
+        }
+    }
+
+    /// Creates the right half of a split that applied here, unless the node
+    /// has it already (a boot replaying the split, or its first snapshot
+    /// came before this replica applied the split): from the image the
+    /// split cut, in a log that starts after [`SPLIT_INDEX`], with a
+    /// record of it for the driver to persist.
+    fn create_split(&mut self, out: SplitOut, rd: &mut Ready) {
+        let mut hs = synod_raft::HardState {
+            term: SPLIT_TERM,
+            vote: 0,
+            commit: SPLIT_INDEX,
+        };
+        if let Some(g) = self.groups.get(&out.shard) {
+            if g.desc.is_some() || g.applied > 0 {
+                return;
+            }
+            // Created from a peer's message, never sent a snapshot: start it
+            // from the split, keeping the term and vote it may have given.
+            let seen = g.raft.hard_state();
+            if seen.term > hs.term {
+                hs.term = seen.term;
+                hs.vote = seen.vote;
+            }
+            self.groups.remove(&out.shard);
+            // Its Ready of this round (a term it learned, answers to the
+            // leader) is persisted and sent as usual; the group it advances
+            // is gone.
+            rd.raft.retain(|(s, _)| *s != out.shard);
+        }
+        let meta = synod_raft::SnapshotMeta {
+            index: SPLIT_INDEX,
+            term: SPLIT_TERM,
+            conf_state: out.conf.clone(),
+        };
+        let mut sm = self.fresh_state_machine(out.shard);
+        if let Err(e) = install_group_image(&mut sm, &out.image, &out.conf) {
+            panic!(
+                "shard {}: a split's own image does not install: {e}",
+                out.shard
+            );
+        }
+        let init = GroupInit {
+            shard: out.shard,
+            range: None,
+            raft: Init::Restore {
+                hard_state: hs,
+                snapshot: Some(meta.clone()),
+                entries: Vec::new(),
+            },
+            snapshot_data: Some(out.image.clone()),
+        };
+        if let Err(e) = self.add_group(init, Some((sm, SPLIT_INDEX))) {
+            panic!("shard {}: a split's new group cannot start: {e}", out.shard);
+        }
+        debug_assert_eq!(
+            self.groups.get(&out.shard).and_then(|g| g.desc.clone()),
+            Some(out.desc),
+            "a split's new group serves the range it was cut"
+        );
+        rd.persist.push(Persist {
+            shard: out.shard,
+            hard_state: Some(hs),
+            entries: Vec::new(),
+            snapshot: Some(Snapshot {
+                meta,
+                data: out.image,
+            }),
+        });
+        rd.must_sync = true;
+    }
+
+    /// On the leader of a group over [`NodeConfig::split_max_keys`] keys:
+    /// proposes to split it at its middle key (one split at a time).
+    fn maybe_split(&mut self) {
+        let Some(max) = self.cfg.split_max_keys else {
+            return;
+        };
+        if self.ticks % SPLIT_CHECK_TICKS != 0 {
+            return;
+        }
+        let hosted: Vec<ShardId> = self.groups.keys().copied().collect();
+        for g in self.groups.values_mut() {
+            if g.raft.role() != Role::Leader
+                || g.split_proposed.is_some()
+                || g.sm.in_progress().is_some()
+            {
+                continue;
+            }
+            let Some(desc) = g.desc.as_ref() else {
+                continue;
+            };
+            let span = synod_kv::RangeRequest {
+                // No key is empty: the first range's span starts at "\0".
+                key: if desc.range.start.is_empty() {
+                    vec![0]
+                } else {
+                    desc.range.start.clone()
+                },
+                range_end: if desc.range.end.is_empty() {
+                    vec![0]
+                } else {
+                    desc.range.end.clone()
+                },
+                ..Default::default()
+            };
+            let count = synod_kv::RangeRequest {
+                count_only: true,
+                ..span.clone()
+            };
+            let Ok(n) = g.sm.kv().range(&count).map(|r| r.count) else {
+                continue;
+            };
+            let n = u64::try_from(n).unwrap_or(0);
+            if n <= max || n < 2 {
+                continue;
+            }
+            let half = synod_kv::RangeRequest {
+                keys_only: true,
+                limit: i64::try_from(n / 2 + 1).unwrap_or(i64::MAX),
+                ..span
+            };
+            let Some(at) =
+                g.sm.kv()
+                    .range(&half)
+                    .ok()
+                    .and_then(|r| r.kvs.last().map(|kv| kv.key.clone()))
+            else {
+                continue;
+            };
+            // An id no group here has, derived from where the split goes in
+            // the log (unique as the member ids are).
+            let mut new_range = splitmix(
+                g.shard.rotate_left(17) ^ (g.raft.last_index() + 1) ^ g.raft.term().rotate_left(40),
+            );
+            while new_range == 0 || hosted.contains(&new_range) {
+                new_range = splitmix(new_range);
+            }
+            let p = Proposal {
+                client: 0,
+                seq: 0,
+                cmd: Command::SplitRange { at, new_range },
+            };
+            if let Ok(index) = g.raft.propose(p.encode()) {
+                g.split_proposed = Some(index);
+            }
+        }
     }
 
     /// Gives the initial members' names and peer URLs (from the bootstrap
@@ -422,6 +655,12 @@ impl Node {
         routing::route(&self.ranges, self.home_shard(), req)
     }
 
+    /// What group `shard` knows of its range (`None`: not hosted, or not
+    /// yet sent its first snapshot).
+    pub fn range_of(&self, shard: ShardId) -> Option<&RangeDesc> {
+        self.groups.get(&shard)?.desc.as_ref()
+    }
+
     /// The shards hosted here.
     pub fn shards(&self) -> impl Iterator<Item = ShardId> + '_ {
         self.groups.keys().copied()
@@ -469,11 +708,15 @@ impl Node {
                 }
             }
         }
+        self.maybe_split();
     }
 
     /// Feeds a message from a peer.
     pub fn step(&mut self, env: Envelope) -> Result<(), NodeError> {
         let shard = env.shard;
+        if !self.groups.contains_key(&shard) {
+            self.maybe_create_uninitialized(&env)?;
+        }
         let g = self
             .groups
             .get_mut(&shard)
@@ -481,6 +724,37 @@ impl Node {
         g.raft
             .step(env.msg)
             .map_err(|err| NodeError::Step { shard, err })
+    }
+
+    /// A leader of a group this node does not host sends it entries or a
+    /// heartbeat: this node is a member of a range it has not learned of
+    /// (it was sent a snapshot of the split range from past the split).
+    /// It hosts the group, empty, until that leader sends it a snapshot.
+    /// Other messages for unknown groups are refused.
+    fn maybe_create_uninitialized(&mut self, env: &Envelope) -> Result<(), NodeError> {
+        let from_leader = matches!(
+            env.msg.body,
+            MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::SnapshotChunk { .. }
+        );
+        let waiting = self.groups.values().filter(|g| g.desc.is_none()).count();
+        // Only a node whose ranges split learns of ranges from its peers.
+        let dynamic = self.cfg.split_max_keys.is_some();
+        if !dynamic || !from_leader || env.msg.to != self.cfg.id || waiting >= MAX_UNINITIALIZED {
+            return Err(NodeError::UnknownShard(env.shard));
+        }
+        let sm = self.fresh_state_machine(env.shard);
+        let init = GroupInit {
+            shard: env.shard,
+            range: None,
+            raft: Init::Bootstrap {
+                voters: Vec::new(),
+                learners: Vec::new(),
+            },
+            snapshot_data: None,
+        };
+        self.add_group(init, Some((sm, 0)))
     }
 
     /// Takes a client request; its reply comes out in a later [`Ready`].
@@ -530,9 +804,7 @@ impl Node {
                 auth,
             } => {
                 if *serializable {
-                    let result = group::read_as(g.sm.kv(), r, auth.as_ref())
-                        .map(ClientResponse::Range)
-                        .map_err(ClientError::Kv);
+                    let result = g.read(&req.op, r, auth.as_ref());
                     return self.reply(&req, result);
                 }
                 if g.pending() >= max_pending {
@@ -623,6 +895,7 @@ impl Node {
     pub fn ready(&mut self) -> Ready {
         let mut rd = Ready::default();
         let now = self.ticks;
+        let mut splits = Vec::new();
         for g in self.groups.values_mut() {
             // One ReadIndex round confirms every read that arrived since the last one.
             if !g.unconfirmed.is_empty() {
@@ -696,6 +969,7 @@ impl Node {
             }
             r.token.applied_to(g.applied);
             g.check_indexes();
+            splits.extend(g.split_out.take());
             for rs in std::mem::take(&mut r.read_states) {
                 if let Some(batch) = g.confirming.remove(&rs.ctx) {
                     for w in batch {
@@ -741,6 +1015,12 @@ impl Node {
             }
             rd.raft.push((g.shard, r.token));
         }
+        for out in splits {
+            self.create_split(out, &mut rd);
+        }
+        if self.groups.values().any(|g| g.desc_changed) {
+            self.rebuild_ranges();
+        }
         rd.persist.retain(|p| !p.is_empty());
         rd.replies = std::mem::take(&mut self.replies);
         rd
@@ -775,7 +1055,7 @@ impl Node {
         );
         for g in self.groups.values_mut() {
             // The registry as of `applied`, kept beside the data.
-            let registry = members::encode_registry(&g.members);
+            let registry = members::encode_registry(&g.members, g.desc.as_ref());
             g.sm.commit(g.applied, durable, &registry)?;
         }
         Ok(())
@@ -841,10 +1121,10 @@ pub fn install_group_image(
     data: &[u8],
     conf: &ConfState,
 ) -> Result<Vec<u8>, CorruptSnapshot> {
-    let (mut registry, image) = members::decode_image(data).map_err(CorruptSnapshot::new)?;
+    let (mut registry, desc, image) = members::decode_image(data).map_err(CorruptSnapshot::new)?;
     registry.apply(conf, &[]);
     sm.install(image)?;
-    let bytes = members::encode_registry(&registry);
+    let bytes = members::encode_registry(&registry, desc.as_ref());
     sm.set_extra(bytes.clone());
     Ok(bytes)
 }

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::routing::RangeDesc;
 use serde::{Deserialize, Serialize};
 use synod_raft::{ConfChange, ConfChangeSingle, ConfChangeTransition, ConfState, NodeId};
 
@@ -485,8 +486,8 @@ impl Registry {
 const IMAGE_MAGIC: &[u8; 4] = b"SYMR";
 
 /// The snapshot image of a group: the registry, then the state machine's own image.
-pub(crate) fn encode_image(registry: &Registry, sm: &[u8]) -> Vec<u8> {
-    let reg = postcard::to_allocvec(registry).expect("postcard encoding into a Vec cannot fail");
+pub(crate) fn encode_image(registry: &Registry, desc: Option<&RangeDesc>, sm: &[u8]) -> Vec<u8> {
+    let reg = encode_registry(registry, desc);
     let mut out = Vec::with_capacity(12 + reg.len() + sm.len());
     out.extend_from_slice(IMAGE_MAGIC);
     out.extend_from_slice(&(reg.len() as u64).to_le_bytes());
@@ -495,21 +496,46 @@ pub(crate) fn encode_image(registry: &Registry, sm: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The registry alone (kept beside a disk engine's data).
-pub(crate) fn encode_registry(registry: &Registry) -> Vec<u8> {
-    postcard::to_allocvec(registry).expect("postcard encoding into a Vec cannot fail")
+/// Marks the range descriptor after the registry's bytes.
+const DESC_TAG: &[u8; 4] = b"RNG1";
+
+/// The registry and the group's range descriptor (kept beside a disk
+/// engine's data, and at the head of a group's image).
+pub(crate) fn encode_registry(registry: &Registry, desc: Option<&RangeDesc>) -> Vec<u8> {
+    let mut out =
+        postcard::to_allocvec(registry).expect("postcard encoding into a Vec cannot fail");
+    if let Some(d) = desc {
+        out.extend_from_slice(DESC_TAG);
+        out = postcard::to_extend(d, out).expect("postcard encoding into a Vec cannot fail");
+    }
+    out
 }
 
-/// Reads [`encode_registry`]'s output.
-pub(crate) fn decode_registry(data: &[u8]) -> Result<Registry, String> {
-    postcard::from_bytes(data).map_err(|e| format!("member registry: {e}"))
+/// Reads [`encode_registry`]'s output; bytes written before ranges had
+/// descriptors hold the registry alone.
+pub(crate) fn decode_registry(data: &[u8]) -> Result<(Registry, Option<RangeDesc>), String> {
+    let (registry, rest) =
+        postcard::take_from_bytes(data).map_err(|e| format!("member registry: {e}"))?;
+    if rest.is_empty() {
+        return Ok((registry, None));
+    }
+    let Some(d) = rest.strip_prefix(DESC_TAG) else {
+        return Err("member registry: trailing bytes".into());
+    };
+    let (desc, rest): (RangeDesc, _) =
+        postcard::take_from_bytes(d).map_err(|e| format!("range descriptor: {e}"))?;
+    if !rest.is_empty() {
+        return Err("range descriptor: trailing bytes".into());
+    }
+    Ok((registry, Some(desc)))
 }
 
 /// Splits [`encode_image`]'s output; an image without the registry (an
-/// older one) has an empty registry.
-pub(crate) fn decode_image(data: &[u8]) -> Result<(Registry, &[u8]), String> {
+/// older one) has an empty registry and no descriptor.
+#[allow(clippy::type_complexity)]
+pub(crate) fn decode_image(data: &[u8]) -> Result<(Registry, Option<RangeDesc>, &[u8]), String> {
     let Some(rest) = data.strip_prefix(IMAGE_MAGIC) else {
-        return Ok((Registry::default(), data));
+        return Ok((Registry::default(), None, data));
     };
     if rest.len() < 8 {
         return Err("truncated member registry".into());
@@ -522,6 +548,6 @@ pub(crate) fn decode_image(data: &[u8]) -> Result<(Registry, &[u8]), String> {
         return Err("truncated member registry".into());
     }
     let (reg, sm) = rest.split_at(len as usize);
-    let registry = postcard::from_bytes(reg).map_err(|e| format!("member registry: {e}"))?;
-    Ok((registry, sm))
+    let (registry, desc) = decode_registry(reg)?;
+    Ok((registry, desc, sm))
 }

@@ -54,6 +54,60 @@ impl KeyRange {
     }
 }
 
+/// What a group knows of the range it serves, replicated with its state:
+/// its keys and its generation, which a split raises on both halves. When
+/// two groups on a node claim the same key (a boot between a split's new
+/// range being made durable and its old range's store catching up), the
+/// higher generation owns it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeDesc {
+    /// The keys.
+    pub range: KeyRange,
+    /// Raised by every split of the range.
+    pub generation: u64,
+}
+
+/// Whether `range` holds every key `op` touches (a request that belongs to
+/// the cluster as a whole touches none).
+pub(crate) fn holds(range: &KeyRange, op: &ClientOp) -> bool {
+    spans(op).is_none_or(|spans| spans.iter().all(|(k, e)| range.holds_span(k, e)))
+}
+
+/// The routing table of groups that claim ranges: each key goes to the
+/// group of the highest generation that claims it; sorted by start, not
+/// overlapping. Groups with no range (not yet initialized) route nothing.
+pub(crate) fn table(claims: &[(RangeDesc, ShardId)]) -> Vec<(KeyRange, ShardId)> {
+    let mut by_gen: Vec<&(RangeDesc, ShardId)> = claims.iter().collect();
+    by_gen.sort_by(|a, b| b.0.generation.cmp(&a.0.generation).then(a.1.cmp(&b.1)));
+    let mut out: Vec<(KeyRange, ShardId)> = Vec::new();
+    for (desc, shard) in by_gen {
+        // The pieces of this claim no higher generation took.
+        let mut pieces = vec![desc.range.clone()];
+        for (taken, _) in &out {
+            pieces = pieces.into_iter().flat_map(|p| minus(&p, taken)).collect();
+        }
+        out.extend(pieces.into_iter().map(|p| (p, *shard)));
+    }
+    out.sort();
+    out
+}
+
+/// `a` without the keys of `b`: zero, one or two ranges.
+fn minus(a: &KeyRange, b: &KeyRange) -> Vec<KeyRange> {
+    let ends_before = |x: &KeyRange, key: &[u8]| !x.end.is_empty() && x.end.as_slice() <= key;
+    if ends_before(a, &b.start) || ends_before(b, &a.start) {
+        return vec![a.clone()]; // disjoint
+    }
+    let mut out = Vec::new();
+    if a.start < b.start {
+        out.push(KeyRange::new(a.start.clone(), b.start.clone()));
+    }
+    if !b.end.is_empty() && (a.end.is_empty() || b.end < a.end) {
+        out.push(KeyRange::new(b.end.clone(), a.end.clone()));
+    }
+    out
+}
+
 /// The spans (etcd key, range_end) a request touches; `None` for a request
 /// that belongs to the cluster as a whole (leases, membership, compaction),
 /// which the home group serves.

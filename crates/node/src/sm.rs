@@ -325,10 +325,25 @@ impl StateMachine {
 
     /// A deterministic image of the whole state.
     pub fn snapshot(&self) -> Vec<u8> {
-        // The bytes of an `Image`, built around the store's image without a
-        // second copy of it: its length as a varint in front, the sessions
-        // after.
-        let mut out = self.kv.snapshot();
+        self.image_with(self.kv.snapshot())
+    }
+
+    /// Cuts the state at `at`: this state machine keeps the keys below it,
+    /// and the image of a state machine holding the keys from `at` on comes
+    /// back (the same revision and client sessions, so a request applied
+    /// before the split is still answered once, whichever half it reaches).
+    pub(crate) fn split_off(&mut self, at: &[u8]) -> Result<Vec<u8>, KvError> {
+        let (left, right) = self.kv.split_images(at)?;
+        self.kv.install(&left)?;
+        Ok(self.image_with(right))
+    }
+
+    /// A state machine image of `kv` (a store's image) with this one's
+    /// sessions: the bytes of an `Image`, built around the store's image
+    /// without a second copy of it (its length as a varint in front, the
+    /// sessions after).
+    fn image_with(&self, kv: Vec<u8>) -> Vec<u8> {
+        let mut out = kv;
         let prefix = postcard::to_allocvec(&out.len()).expect("encoding cannot fail");
         let list: Vec<(u64, &Session)> = self.sessions.iter().map(|(c, s)| (*c, s)).collect();
         let sessions = postcard::to_allocvec(&list).expect("encoding cannot fail");

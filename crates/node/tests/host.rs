@@ -39,7 +39,7 @@ impl Cluster {
                     .enumerate()
                     .map(|(i, range)| GroupInit {
                         shard: SHARD + i as u64,
-                        range: range.clone(),
+                        range: Some(range.clone()),
                         raft: Init::Bootstrap {
                             voters: vec![1, 2, 3],
                             learners: Vec::new(),

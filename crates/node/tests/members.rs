@@ -34,7 +34,7 @@ fn node(id: NodeId, init: Init) -> Node {
         cfg,
         vec![GroupInit {
             shard: SHARD,
-            range: synod_node::KeyRange::all(),
+            range: Some(synod_node::KeyRange::all()),
             raft: init,
             snapshot_data: None,
         }],

@@ -19,7 +19,7 @@ fn one_node(max_pending: usize) -> Node {
         cfg,
         vec![GroupInit {
             shard: SHARD,
-            range: synod_node::KeyRange::all(),
+            range: Some(synod_node::KeyRange::all()),
             raft: Init::Bootstrap {
                 voters: vec![1],
                 learners: Vec::new(),
@@ -160,7 +160,7 @@ fn a_torn_tail_with_a_newer_term_recovers_that_term_without_a_vote() {
         NodeConfig::default(),
         vec![GroupInit {
             shard: SHARD,
-            range: synod_node::KeyRange::all(),
+            range: Some(synod_node::KeyRange::all()),
             raft: Init::Restore {
                 hard_state: HardState {
                     term: 2,

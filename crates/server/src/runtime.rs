@@ -589,7 +589,7 @@ mod tests {
         let id = cfg.id;
         let group = |shard, range| GroupInit {
             shard,
-            range,
+            range: Some(range),
             raft: Init::Bootstrap {
                 voters: vec![id],
                 learners: Vec::new(),

@@ -285,7 +285,7 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
     }
     let bootstrap = |shard: ShardId, range: synod_node::KeyRange| GroupInit {
         shard,
-        range,
+        range: Some(range),
         raft: Init::Bootstrap {
             // A member added at runtime starts empty and learns everything
             // from the leader.
@@ -298,6 +298,14 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         },
         snapshot_data: None,
     };
+    // Ranges do not split in the server yet: its log holds the groups its
+    // configuration names and no other.
+    if let Some(other) = opened.groups.get(ranges.len()) {
+        return Err(StartError::Config(format!(
+            "the log holds group {}, which this member's configuration does not name",
+            other.shard
+        )));
+    }
     if !fresh {
         if let Some((shard, _)) = ranges
             .iter()

@@ -44,6 +44,13 @@ pub struct SimArgs {
     /// over several ranges must be refused.
     #[arg(long, default_value_t = 1)]
     pub groups: usize,
+    /// Ranges split: a range's leader splits it at its middle key once it
+    /// holds more than this many keys (use with `--keys`).
+    #[arg(long)]
+    pub split_keys: Option<u64>,
+    /// Keys in the workload (`k0`, `k1`, ...).
+    #[arg(long, default_value_t = 4)]
+    pub keys: u32,
     /// Mean time between fault actions, in virtual milliseconds (default: the
     /// seed picks 20, 50 or 235).
     #[arg(long)]
@@ -134,7 +141,19 @@ pub fn run_cli(args: SimArgs) -> u8 {
         eprintln!("synod sim: --nodes must be 1..=64");
         return 2;
     }
-    let keys = RunConfig::new(0).keys;
+    let keys = args.keys;
+    if keys == 0 || keys > 100_000 {
+        eprintln!("synod sim: --keys must be 1..=100000");
+        return 2;
+    }
+    if args.split_keys == Some(0) {
+        eprintln!("synod sim: --split-keys must be at least 1");
+        return 2;
+    }
+    if args.joiner && args.split_keys.is_some() {
+        eprintln!("synod sim: --joiner changes the membership of one group; it does not run with --split-keys");
+        return 2;
+    }
     if args.groups == 0 || args.groups as u32 > keys {
         eprintln!("synod sim: --groups must be 1..={keys} (one key at least per group)");
         return 2;
@@ -161,6 +180,8 @@ pub fn run_cli(args: SimArgs) -> u8 {
         cfg.lease_reads = args.lease_reads;
         cfg.joiner = args.joiner;
         cfg.groups = args.groups;
+        cfg.keys = args.keys;
+        cfg.split_keys = args.split_keys;
         cfg.fault_interval = args.fault_interval_ms.map(|ms| ms * synod_simnet::MILLIS);
         cfg.parallel_leader_append = args.parallel_leader_append;
         cfg.sync_every_ready = args.sync_every_ready;
@@ -235,7 +256,7 @@ pub fn run_cli(args: SimArgs) -> u8 {
 fn print_summary(r: &RunReport) {
     let faults: Vec<&str> = r.active.iter().map(|f| f.name()).collect();
     println!(
-        "seed {}: {} nodes, faults [{}], {} ops ({} with known outcome), {} committed entries, {} leader terms, {} crashes, {:.1}s virtual, {} events",
+        "seed {}: {} nodes, faults [{}], {} ops ({} with known outcome), {} committed entries, {} leader terms, {} crashes, {} groups, {:.1}s virtual, {} events",
         r.config.seed,
         r.config.nodes,
         faults.join(","),
@@ -244,6 +265,7 @@ fn print_summary(r: &RunReport) {
         r.committed,
         r.leader_terms,
         r.crashes,
+        r.groups,
         r.sim_time as f64 / 1e6,
         r.events
     );

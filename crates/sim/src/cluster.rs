@@ -17,7 +17,7 @@ use synod_node::{
 use synod_raft::{Init, MessageBody, NodeId};
 use synod_simnet::{Ctx, ProcId, Process, Time, TimerId, MILLIS};
 
-use synod_disk::{Disk, MemStores};
+use synod_disk::{Disk, MemStores, Stores};
 use synod_storage::{SimVfs, WalConfig};
 
 /// The home group (the first key range): membership changes and the aimed
@@ -317,11 +317,14 @@ impl Server {
         let inits = opened
             .groups
             .into_iter()
-            .zip(&groups)
-            .map(|(g, (shard, range))| {
+            .map(|g| {
+                let range = groups
+                    .iter()
+                    .find(|(s, _)| *s == g.shard)
+                    .map(|(_, r)| r.clone());
                 let init = g.init.unwrap_or_else(|| GroupInit {
-                    shard: *shard,
-                    range: range.clone(),
+                    shard: g.shard,
+                    range,
                     raft: Init::Bootstrap {
                         voters: voters.clone(),
                         learners: Vec::new(),
@@ -331,8 +334,16 @@ impl Server {
                 (init, Some(g.state))
             })
             .collect();
-        let node = Node::with_state_machines(cfg, inits)
+        let mut node = Node::with_state_machines(cfg, inits)
             .unwrap_or_else(|e| panic!("recovering from a valid disk: {e}"));
+        // Groups a split creates keep their state in this server's stores too.
+        let mut fresh = storage.stores.clone();
+        node.set_store_factory(Box::new(move |shard| {
+            fresh
+                .open(shard)
+                .unwrap_or_else(|e| panic!("opening a simulated store: {e}"))
+                .0
+        }));
         Server {
             host: Host::new(node, host),
             disk: opened.disk,
@@ -952,6 +963,9 @@ impl Client {
             }
             Err(ClientError::NotLeader { leader }) => self.retry_elsewhere(ctx, leader),
             Err(ClientError::Busy) => self.retry_elsewhere(ctx, 0),
+            // Routed to a range a split had moved the key out of: it took
+            // no effect; route it again.
+            Err(ClientError::WrongShard { .. }) => self.retry_elsewhere(ctx, 0),
             // The state machine refused the command: it took no effect.
             Err(ClientError::Kv(_)) if kind != OpKind::Get => self.finish(ctx, false, None),
             Err(_) => self.give_up(ctx),

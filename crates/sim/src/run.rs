@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use synod_check::sessions::{check_sessions, ObsKind, Observation};
 use synod_check::{history::Pending, Op, Recorder, Verdict};
-use synod_node::{HostBug, HostConfig, KeyRange, NodeConfig, ShardId};
+use synod_node::{HostBug, HostConfig, KeyRange, NodeConfig, RangeDesc, ShardId, SplitBug};
 use synod_raft::{
     ConfChange, ConfChangeSingle, ConfChangeTransition, Config as RaftConfig, NodeId, PlantedBug,
     ReadOnlyOption,
@@ -19,7 +19,7 @@ use synod_simnet::{
 };
 
 use crate::aim::{Aim, AimAction};
-use crate::cluster::Storage;
+use crate::cluster::{proc_of, Storage};
 use crate::cluster::{split, Client, ClientEvent, Proc, Server, ServerTiming, Workload};
 use crate::invariants::Invariants;
 
@@ -65,6 +65,8 @@ pub struct RunConfig {
     /// Raft groups per server: the workload's keys split into this many
     /// key ranges (a static split), every server hosting every group.
     pub groups: usize,
+    /// Ranges split once they hold more than this many keys (`None`: never).
+    pub split_keys: Option<u64>,
 }
 
 impl RunConfig {
@@ -88,6 +90,7 @@ impl RunConfig {
             joiner: false,
             sync_every_ready: false,
             groups: 1,
+            split_keys: None,
         }
     }
 
@@ -136,6 +139,12 @@ impl RunConfig {
         if self.groups != 1 {
             s.push_str(&format!(" --groups {}", self.groups));
         }
+        if self.keys != RunConfig::new(0).keys {
+            s.push_str(&format!(" --keys {}", self.keys));
+        }
+        if let Some(k) = self.split_keys {
+            s.push_str(&format!(" --split-keys {k}"));
+        }
         if let Some(b) = self.bug {
             s.push_str(&format!(" --planted-bug {}", bug_name(b)));
         }
@@ -150,10 +159,12 @@ pub enum Bug {
     Raft(PlantedBug),
     /// In the host (forwarding, failover, held replies).
     Host(HostBug),
+    /// In range splits.
+    Split(SplitBug),
 }
 
 /// Every planted bug, with its command-line name and what it breaks.
-pub const BUGS: [(&str, Bug, &str); 6] = [
+pub const BUGS: [(&str, Bug, &str); 7] = [
     (
         "vote-without-log-check",
         Bug::Raft(PlantedBug::VoteWithoutLogCheck),
@@ -183,6 +194,11 @@ pub const BUGS: [(&str, Bug, &str); 6] = [
         "ack-before-sync",
         Bug::Host(HostBug::AckBeforeSync),
         "members acknowledge writes before their log is durable, syncing lazily",
+    ),
+    (
+        "split-without-range-check",
+        Bug::Split(SplitBug::NoRangeCheck),
+        "a write routed to a range before a split moved its key away applies there anyway (use with --split-keys)",
     ),
 ];
 
@@ -228,6 +244,8 @@ pub struct RunReport {
     pub completed_ops: usize,
     /// Hash of every event: equal for equal seeds (determinism).
     pub trace_hash: u64,
+    /// Raft groups (ranges) at the end: the static ones and those splits made.
+    pub groups: usize,
     /// The full trace, when asked for.
     pub trace: Option<Trace>,
 }
@@ -328,6 +346,11 @@ impl Harness {
             max_pending: 1000,
             ticks_per_second: 100,
             parallel_leader_append,
+            split_max_keys: self.cfg.split_keys,
+            split_bug: match self.cfg.bug {
+                Some(Bug::Split(b)) => Some(b),
+                _ => None,
+            },
             ..NodeConfig::default()
         }
     }
@@ -456,11 +479,7 @@ impl Harness {
                     } => self.sessions.push(Observation {
                         client: i as u64,
                         member,
-                        group: self
-                            .ranges
-                            .iter()
-                            .find(|(r, _)| r.contains(&key))
-                            .map_or(0, |(_, s)| *s),
+                        group: self.group_of(member, &key),
                         incarnation,
                         kind: if write { ObsKind::Write } else { ObsKind::Read },
                         revision,
@@ -481,6 +500,12 @@ impl Harness {
         for i in 0..self.cfg.nodes {
             if self.sim.is_up(i) {
                 if let Some(s) = self.sim.proc(i).server() {
+                    // Groups a split created are checked from when they appear.
+                    for shard in s.node().shards() {
+                        self.invs
+                            .entry(shard)
+                            .or_insert_with(|| Invariants::new(shard));
+                    }
                     for inv in self.invs.values_mut() {
                         inv.observe(s.node(), now);
                     }
@@ -643,25 +668,118 @@ impl Harness {
         self.sim.restart(p, Proc::Server(Box::new(server)));
     }
 
+    /// The group that holds `key` as `member` routes it now (the static
+    /// ranges, or another up server's table if the member is down).
+    fn group_of(&self, member: NodeId, key: &[u8]) -> ShardId {
+        let routed = |i: ProcId| self.sim.proc(i).server()?.node().shard_for(key);
+        let member = proc_of(member);
+        if member < self.cfg.nodes && self.sim.is_up(member) {
+            if let Some(s) = routed(member) {
+                return s;
+            }
+        }
+        (0..self.cfg.nodes)
+            .filter(|&i| self.sim.is_up(i))
+            .find_map(routed)
+            .unwrap_or(0)
+    }
+
+    /// The group that owns `key`: of the groups the up servers route it
+    /// to, the one of the highest generation (a server that has not applied
+    /// a split yet still routes the key to the range it left); with it, the
+    /// up server whose replica of it applied the most.
+    fn owner_of(&self, key: &[u8]) -> Option<(ShardId, ProcId)> {
+        (0..self.cfg.nodes)
+            .filter(|&i| self.sim.is_up(i))
+            .filter_map(|i| {
+                let node = self.sim.proc(i).server()?.node();
+                let shard = node.shard_for(key)?;
+                let gen = node.range_of(shard)?.generation;
+                Some(((gen, node.applied(shard)?), shard, i))
+            })
+            .max()
+            .map(|(_, shard, i)| (shard, i))
+    }
+
+    /// Checks that the ranges partition the keyspace: each group's range as
+    /// its most advanced up replica knows it, over every group, covers
+    /// every key exactly once; and that no replica holds a key outside its
+    /// group's range.
+    fn check_ranges(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        // Each group's range by its most advanced up replica.
+        let mut best: BTreeMap<ShardId, (u64, RangeDesc)> = BTreeMap::new();
+        for i in (0..self.cfg.nodes).filter(|&i| self.sim.is_up(i)) {
+            let Some(s) = self.sim.proc(i).server() else {
+                continue;
+            };
+            let node = s.node();
+            for shard in node.shards() {
+                let (Some(desc), Some(applied)) = (node.range_of(shard), node.applied(shard))
+                else {
+                    continue;
+                };
+                if best.get(&shard).is_none_or(|(a, _)| applied > *a) {
+                    best.insert(shard, (applied, desc.clone()));
+                }
+                // Data: every key the replica holds lies in its range.
+                if let Some(sm) = node.state_machine(shard) {
+                    let all = synod_kv::RangeRequest {
+                        key: vec![0],
+                        range_end: vec![0],
+                        keys_only: true,
+                        ..Default::default()
+                    };
+                    if let Ok(r) = sm.kv().range(&all) {
+                        if let Some(kv) = r.kvs.iter().find(|kv| !desc.range.contains(&kv.key)) {
+                            out.push(format!(
+                                "ranges: server {} holds key {:?} in group {shard}, whose range is {:?}",
+                                i + 1,
+                                String::from_utf8_lossy(&kv.key),
+                                desc.range
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let mut ranges: Vec<(KeyRange, ShardId)> = best
+            .into_iter()
+            .map(|(shard, (_, d))| (d.range, shard))
+            .collect();
+        ranges.sort();
+        let mut next: Vec<u8> = Vec::new();
+        for (r, shard) in &ranges {
+            if r.start != next {
+                out.push(format!(
+                    "ranges: group {shard} starts at {:?} where {:?} was expected: the ranges {}",
+                    String::from_utf8_lossy(&r.start),
+                    String::from_utf8_lossy(&next),
+                    if r.start < next {
+                        "overlap"
+                    } else {
+                        "leave a gap"
+                    }
+                ));
+            }
+            next = r.end.clone();
+            if next.is_empty() {
+                break;
+            }
+        }
+        if ranges.last().is_some_and(|(r, _)| !r.end.is_empty()) {
+            out.push("ranges: no range reaches the end of the keyspace".into());
+        }
+        out
+    }
+
     /// Every workload key's value on the up replica whose group for that
     /// key applied the most.
     fn final_values(&self) -> Option<BTreeMap<String, Option<String>>> {
         let mut out = BTreeMap::new();
         for k in 0..self.cfg.keys.max(1) {
             let key = format!("k{k}");
-            let shard = self
-                .ranges
-                .iter()
-                .find(|(r, _)| r.contains(key.as_bytes()))
-                .map(|(_, s)| *s)
-                .expect("the ranges cover the keyspace");
-            let (_, i) = (0..self.cfg.nodes)
-                .filter(|&i| self.sim.is_up(i))
-                .filter_map(|i| {
-                    let s = self.sim.proc(i).server()?;
-                    Some((s.node().applied(shard)?, i))
-                })
-                .max()?;
+            let (shard, i) = self.owner_of(key.as_bytes())?;
             let sm = self.sim.proc(i).server()?.node().state_machine(shard)?;
             let r = sm
                 .kv()
@@ -728,7 +846,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
         op_timeout: 2 * SECONDS,
         attempt_timeout: 400 * MILLIS,
         think_max: setup.random_range(1..=20) * MILLIS,
-        spans: cfg.groups > 1,
+        // With splits the ranges move under the workload: which spans lie
+        // in one range is not known ahead.
+        spans: cfg.groups > 1 && cfg.split_keys.is_none(),
     };
 
     let mut h = Harness {
@@ -940,6 +1060,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
     for inv in h.invs.values() {
         violations.extend(inv.violations.iter().cloned());
     }
+    if cfg.split_keys.is_some() || cfg.groups > 1 {
+        violations.extend(h.check_ranges());
+    }
     if h.span_served > 0 {
         violations.push(format!(
             "routing: {} requests over several groups' keys were served instead of refused",
@@ -998,6 +1121,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         crashes: h.crashes,
         completed_ops,
         trace_hash: h.sim.trace_hash(),
+        groups: h.invs.len(),
         trace: if cfg.trace {
             Some(h.sim.take_trace())
         } else {
