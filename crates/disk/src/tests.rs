@@ -250,7 +250,7 @@ fn a_leader_snapshot_the_store_did_not_make_durable_is_installed_from_its_image_
 }
 
 #[test]
-fn groups_share_the_wal_and_boot_apart_and_an_unnamed_group_is_refused() {
+fn groups_share_the_wal_and_boot_apart_and_an_unnamed_group_is_opened_too() {
     let vfs = SimVfs::new();
     let mut stores = MemStores::new(100);
     let groups = vec![
@@ -289,16 +289,14 @@ fn groups_share_the_wal_and_boot_apart_and_an_unnamed_group_is_refused() {
     assert_eq!((entries.len(), hard_state.term), (5, 2));
     assert_eq!(range.as_ref(), Some(&groups[1].1));
     drop(o.disk);
-    let err = Disk::open(
-        vfs.clone(),
-        &dir(),
-        &one_group(),
-        WalConfig::for_simulation(),
-        &mut stores,
-    )
-    .err()
-    .expect("group 2 is not named");
-    assert!(err.to_string().contains("group 2"), "{err}");
+    // A group the configuration does not name (a split made it) is opened
+    // after the named ones, with no range of the configuration's.
+    let o = open(&vfs, &mut stores, &one_group());
+    assert_eq!(o.groups.len(), 2);
+    assert_eq!(o.groups[1].shard, 2);
+    assert_eq!(o.groups[1].state.1, 5);
+    let init = o.groups[1].init.as_ref().expect("group 2 is in the log");
+    assert_eq!(init.range, None);
 }
 
 fn one_group() -> Vec<(ShardId, KeyRange)> {

@@ -389,7 +389,10 @@ impl Model {
                 }
                 Response::LeaseRevoke { revision: 0 }
             }
-            Command::LeaseCheckpoint { .. } | Command::Auth(_) | Command::As { .. } => {
+            Command::LeaseCheckpoint { .. }
+            | Command::Auth(_)
+            | Command::As { .. }
+            | Command::SplitRange { .. } => {
                 unreachable!("not generated")
             }
         };

@@ -1,7 +1,7 @@
 //! A bounded slice of simulator seeds on every test run, plus proof that the
 //! checkers catch planted protocol bugs.
 
-use synod_node::HostBug;
+use synod_node::{HostBug, SplitBug};
 use synod_raft::PlantedBug;
 use synod_sim::{run, Bug, RunConfig};
 use synod_simnet::FaultSet;
@@ -55,6 +55,58 @@ fn several_groups_per_node_pass_and_refuse_requests_that_span_them() {
         ..RunConfig::new(s)
     }));
     assert!(f.is_empty(), "failing seeds:\n{}", f.join("\n"));
+}
+
+fn splitting(seed: u64) -> RunConfig {
+    RunConfig {
+        keys: 16,
+        split_keys: Some(2),
+        ..RunConfig::new(seed)
+    }
+}
+
+#[test]
+fn ranges_split_under_the_full_fault_mix() {
+    // The ranges split as the workload fills them (16 keys, at most 2 a
+    // range): every split group is checked like a static one, and at the
+    // end the ranges must partition the keyspace with no key outside its
+    // range on any replica.
+    let mut groups = 0;
+    let mut f = Vec::new();
+    for s in 5000..5016 {
+        let r = run(splitting(s));
+        groups += r.groups;
+        if !r.passed() {
+            f.push(format!(
+                "{}\n    {}",
+                r.config.replay_command(),
+                r.violations.join("\n    ")
+            ));
+        }
+    }
+    assert!(f.is_empty(), "failing seeds:\n{}", f.join("\n"));
+    assert!(
+        groups > 16 * 4,
+        "the ranges barely split: {groups} groups over 16 runs"
+    );
+}
+
+#[test]
+fn planted_split_without_range_check_is_caught() {
+    // A write that reached a range before a split moved its key away, and
+    // applies there anyway, is lost to the range that owns the key.
+    let caught = (0..CATCH_WITHIN).find_map(|seed| {
+        let r = run(RunConfig {
+            bug: Some(Bug::Split(SplitBug::NoRangeCheck)),
+            ..splitting(seed)
+        });
+        (!r.passed()).then_some((seed, r.violations))
+    });
+    assert!(
+        caught.is_some(),
+        "a split without its range check went unnoticed for {CATCH_WITHIN} seeds"
+    );
+    eprintln!("caught at {caught:?}");
 }
 
 #[test]
