@@ -431,7 +431,7 @@ fn group_metrics(s: &Shared, out: &mut String) {
                 out,
                 "{name}{{group=\"{}\"}} {}",
                 g.shard,
-                figure(g, s.cfg.id)
+                figure(&g, s.cfg.id)
             );
         }
     }

@@ -11,6 +11,7 @@
 //!   the member registry, removed members and round-trip times.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -105,6 +106,20 @@ impl GroupState {
         }
     }
 
+    /// The same published state over `range` (after a split).
+    fn with_range(&self, range: KeyRange) -> GroupState {
+        GroupState {
+            shard: self.shard,
+            range,
+            leader: AtomicU64::new(self.leader()),
+            term: AtomicU64::new(self.term.load(Ordering::Relaxed)),
+            revision: AtomicI64::new(self.revision.load(Ordering::Relaxed)),
+            leader_changes: AtomicU64::new(self.leader_changes.load(Ordering::Relaxed)),
+            commit: AtomicU64::new(self.commit.load(Ordering::Relaxed)),
+            applied: AtomicU64::new(self.applied.load(Ordering::Relaxed)),
+        }
+    }
+
     /// The group's leader as this member knows it, 0 if none.
     pub fn leader(&self) -> u64 {
         self.leader.load(Ordering::Relaxed)
@@ -157,61 +172,110 @@ impl GroupState {
 }
 
 /// Every hosted group's published state, sorted by range start; the first
-/// is the home group (membership, leases, compaction, status). Fixed at
-/// boot: groups are not added or split at runtime yet.
+/// is the home group (membership, leases, compaction, status). Replaced
+/// whole when the node's routing table changes (a range split); a handler
+/// holds the `Arc` of the group it looked up, so a split under it changes
+/// nothing it reads.
 #[derive(Debug)]
 pub struct Groups {
-    list: Vec<GroupState>,
+    list: std::sync::RwLock<Arc<Vec<Arc<GroupState>>>>,
 }
 
 impl Groups {
     /// The groups of `ranges` (sorted by start; at least one).
     pub fn new(ranges: &[(KeyRange, ShardId)]) -> Groups {
         assert!(!ranges.is_empty(), "a node hosts at least one group");
+        let list = ranges
+            .iter()
+            .map(|(r, s)| Arc::new(GroupState::new(*s, r.clone())))
+            .collect();
         Groups {
-            list: ranges
-                .iter()
-                .map(|(r, s)| GroupState::new(*s, r.clone()))
-                .collect(),
+            list: std::sync::RwLock::new(Arc::new(list)),
         }
     }
 
+    fn list(&self) -> Arc<Vec<Arc<GroupState>>> {
+        self.list
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Follows the node's routing table (sorted by start, at least one
+    /// range): a group that stays keeps its published state, with its new
+    /// range; a new group starts unpublished. Whether anything changed.
+    pub fn follow(&self, ranges: &[(KeyRange, ShardId)]) -> bool {
+        assert!(!ranges.is_empty(), "a node hosts at least one group");
+        let old = self.list();
+        let same = old.len() == ranges.len()
+            && old
+                .iter()
+                .zip(ranges)
+                .all(|(g, (r, s))| g.shard == *s && g.range == *r);
+        if same {
+            return false;
+        }
+        let list = ranges
+            .iter()
+            .map(|(r, s)| {
+                let g = match old.iter().find(|g| g.shard == *s) {
+                    Some(g) => g.with_range(r.clone()),
+                    None => GroupState::new(*s, r.clone()),
+                };
+                Arc::new(g)
+            })
+            .collect();
+        *self.list.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(list);
+        true
+    }
+
     /// The home group: what belongs to the cluster as a whole.
-    pub fn home(&self) -> &GroupState {
-        &self.list[0]
+    pub fn home(&self) -> Arc<GroupState> {
+        self.list()[0].clone()
     }
 
     /// A group by shard id.
-    pub fn get(&self, shard: ShardId) -> Option<&GroupState> {
-        self.list.iter().find(|g| g.shard == shard)
+    pub fn get(&self, shard: ShardId) -> Option<Arc<GroupState>> {
+        self.list().iter().find(|g| g.shard == shard).cloned()
     }
 
     /// Every group, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = &GroupState> {
-        self.list.iter()
+    pub fn iter(&self) -> impl Iterator<Item = Arc<GroupState>> {
+        let list = self.list();
+        (0..list.len()).map(move |i| list[i].clone())
+    }
+
+    /// Groups hosted.
+    pub fn len(&self) -> usize {
+        self.list().len()
     }
 
     /// The group whose range holds `key`; the home group when none hosted
     /// here does (the node refuses such a request; its answer's header
     /// comes from the home group).
-    pub fn for_key(&self, key: &[u8]) -> &GroupState {
-        self.list
-            .iter()
+    pub fn for_key(&self, key: &[u8]) -> Arc<GroupState> {
+        let list = self.list();
+        list.iter()
             .find(|g| g.range.contains(key))
-            .unwrap_or_else(|| self.home())
+            .unwrap_or(&list[0])
+            .clone()
     }
 
     /// The group whose range holds the whole etcd span `[key, range_end)`
     /// (etcd's rules for `range_end`), or why none does: a span over
     /// several groups is refused whole, as the node refuses such requests.
-    pub fn for_span(&self, key: &[u8], range_end: &[u8]) -> Result<&GroupState, ClientError> {
-        let g = self
-            .list
+    pub fn for_span(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Result<Arc<GroupState>, ClientError> {
+        let list = self.list();
+        let g = list
             .iter()
             .find(|g| g.range.contains(key))
             .ok_or_else(|| ClientError::WrongShard { key: key.to_vec() })?;
         if g.range.holds_span(key, range_end) {
-            Ok(g)
+            Ok(g.clone())
         } else {
             Err(ClientError::CrossShard)
         }
@@ -223,7 +287,7 @@ impl Groups {
     /// and refuses one over several groups, so for every request it serves
     /// this is the group that served it; this answer only picks whose
     /// leader and term a handler reports.
-    pub fn for_op(&self, op: &ClientOp) -> &GroupState {
+    pub fn for_op(&self, op: &ClientOp) -> Arc<GroupState> {
         match first_key(op) {
             Some(k) => self.for_key(k),
             None => self.home(),
@@ -232,12 +296,12 @@ impl Groups {
 
     /// Whether every group knows a leader.
     pub fn all_have_leader(&self) -> bool {
-        self.list.iter().all(|g| g.leader() != 0)
+        self.list().iter().all(|g| g.leader() != 0)
     }
 
     /// Leader changes seen, over every group.
     pub fn leader_changes(&self) -> u64 {
-        self.list.iter().map(GroupState::leader_changes).sum()
+        self.list().iter().map(|g| g.leader_changes()).sum()
     }
 }
 

@@ -53,7 +53,7 @@ impl Kv for Api {
         req: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
         let g = self.shared().groups.for_key(&req.get_ref().key);
-        self.check_leader_in(&req, g)?;
+        self.check_leader_in(&req, &g)?;
         let info = self.who(&req).await?;
         let r = req.into_inner();
         let serializable = r.serializable;
@@ -67,7 +67,7 @@ impl Kv for Api {
             .await?
         {
             ClientResponse::Range(resp) => {
-                let h = self.header_in(g, resp.header_revision);
+                let h = self.header_in(&g, resp.header_revision);
                 Ok(Response::new(convert::range_out(resp, h)))
             }
             _ => Err(unexpected()),
@@ -76,7 +76,7 @@ impl Kv for Api {
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let g = self.shared().groups.for_key(&req.get_ref().key);
-        self.check_leader_in(&req, g)?;
+        self.check_leader_in(&req, &g)?;
         let info = self.who(&req).await?;
         let p = req.into_inner();
         self.check_size(&p)?;
@@ -86,7 +86,7 @@ impl Kv for Api {
         let cmd = Command::from_user(info, Command::Put(convert::put_in(p)));
         match self.write(cmd).await? {
             KvResponse::Put { revision, prev_kv } => Ok(Response::new(pb::PutResponse {
-                header: Some(self.header_in(g, revision)),
+                header: Some(self.header_in(&g, revision)),
                 prev_kv: prev_kv.map(convert::kv_out),
             })),
             _ => Err(unexpected()),
@@ -98,7 +98,7 @@ impl Kv for Api {
         req: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let g = self.shared().groups.for_key(&req.get_ref().key);
-        self.check_leader_in(&req, g)?;
+        self.check_leader_in(&req, &g)?;
         let info = self.who(&req).await?;
         let d = req.into_inner();
         if d.key.is_empty() {
@@ -111,7 +111,7 @@ impl Kv for Api {
                 deleted,
                 prev_kvs,
             } => Ok(Response::new(pb::DeleteRangeResponse {
-                header: Some(self.header_in(g, revision)),
+                header: Some(self.header_in(&g, revision)),
                 deleted,
                 prev_kvs: prev_kvs.into_iter().map(convert::kv_out).collect(),
             })),
@@ -124,7 +124,7 @@ impl Kv for Api {
             Some(k) => self.shared().groups.for_key(k),
             None => self.shared().groups.home(),
         };
-        self.check_leader_in(&req, g)?;
+        self.check_leader_in(&req, &g)?;
         let info = self.who(&req).await?;
         let t = req.into_inner();
         self.check_size(&t)?;
@@ -144,7 +144,7 @@ impl Kv for Api {
                     ..Default::default()
                 };
                 Ok(Response::new(pb::TxnResponse {
-                    header: Some(self.header_in(g, revision)),
+                    header: Some(self.header_in(&g, revision)),
                     succeeded,
                     responses: responses
                         .into_iter()

@@ -298,13 +298,13 @@ impl Api {
     /// A response header at `revision` for what belongs to the whole
     /// cluster (leases, members, maintenance): the home group's.
     pub fn header(&self, revision: i64) -> ResponseHeader {
-        self.header_in(self.inner.shared.groups.home(), revision)
+        self.header_in(&self.inner.shared.groups.home(), revision)
     }
 
     /// A header at the home group's current revision.
     pub fn header_now(&self) -> ResponseHeader {
         let home = self.inner.shared.groups.home();
-        self.header_in(home, home.revision())
+        self.header_in(&home, home.revision())
     }
 
     /// A header at group `g`'s current revision.
@@ -316,7 +316,7 @@ impl Api {
     /// and the home group knows none (cluster-wide requests, and watch
     /// streams, which may watch any group).
     pub fn check_leader<T>(&self, req: &tonic::Request<T>) -> Result<(), Status> {
-        self.check_leader_in(req, self.inner.shared.groups.home())
+        self.check_leader_in(req, &self.inner.shared.groups.home())
     }
 
     /// Refuses with etcd's "no leader" when the request demands a leader

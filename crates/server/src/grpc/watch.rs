@@ -57,7 +57,7 @@ impl StreamState {
         };
         let header_now = || {
             let g = self.api.shared().groups.get(group);
-            g.map_or_else(|| self.api.header_now(), |g| self.api.header_now_in(g))
+            g.map_or_else(|| self.api.header_now(), |g| self.api.header_now_in(&g))
         };
         if self.ids.contains(&id) || self.ids.len() >= MAX_PER_STREAM || id < 0 {
             let mut r = plain(header_now(), id);
@@ -165,7 +165,7 @@ impl StreamState {
             let groups = &self.api.shared().groups;
             let header = groups
                 .get(shard)
-                .map_or_else(|| self.api.header(rev), |g| self.api.header_in(g, rev));
+                .map_or_else(|| self.api.header(rev), |g| self.api.header_in(&g, rev));
             // Not tied to one watcher: etcd's "invalid watch id" (-1).
             return self.tx.send(Ok(plain(header, -1))).await.map_err(|_| ());
         }
