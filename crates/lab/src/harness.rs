@@ -64,6 +64,45 @@ pub fn run_faulted_durable<P: Process>(
     });
 }
 
+/// As [`run_faulted_durable`], with `watch` called after every event and
+/// after every fault action: a checker that looks at the whole
+/// configuration (crashed processes included, as their stable storage
+/// left them) at every moment of the run, not at samples.
+pub fn run_faulted_watched<P: Process>(
+    sim: &mut Sim<P>,
+    opts: &LabOptions,
+    until: Time,
+    rebuild: impl Fn(&P, ProcId) -> P,
+    mut watch: impl FnMut(&Sim<P>),
+) {
+    for (t, a) in fault_schedule(opts, until) {
+        if t > until {
+            break;
+        }
+        run_watched(sim, t, &mut watch);
+        match &a {
+            NemesisAction::Crash(p) => sim.crash(*p),
+            NemesisAction::Restart(p) => {
+                let fresh = rebuild(sim.proc(*p), *p);
+                sim.restart(*p, fresh)
+            }
+            other => {
+                sim.apply(other);
+            }
+        }
+        watch(sim);
+    }
+    run_watched(sim, until, &mut watch);
+}
+
+/// Runs `sim` to `until` (as `Sim::run_until`), calling `watch` after every event.
+pub fn run_watched<P: Process>(sim: &mut Sim<P>, until: Time, watch: &mut impl FnMut(&Sim<P>)) {
+    sim.run_while(until, |s| {
+        watch(s);
+        true
+    });
+}
+
 /// The schedule of the faults of `opts` that act at given times
 /// (partition, one-way, clog, crash, skew), between 10 % and 60 % of a run
 /// that lasts until `until`; empty when there are none.

@@ -56,3 +56,18 @@ fn dynamo_at_one_two_and_five_thousand_nodes() {
         timed("dynamo", n);
     }
 }
+
+#[test]
+fn consistent_hashing_at_one_five_and_ten_thousand_nodes() {
+    for n in [1_000, 5_000, 10_000] {
+        let r = timed("consistent-hashing", n);
+        // A join moves about the new server's share, K/(N+1), of the keys.
+        let moved = &r.costs[0];
+        let share = moved.approx.expect("the K/(N+1) figure");
+        assert!(
+            moved.measured <= 4.0 * share + 4.0,
+            "{n} nodes: {} keys moved against ≈ {share}",
+            moved.measured
+        );
+    }
+}
