@@ -895,7 +895,7 @@ impl Node {
     pub fn ready(&mut self) -> Ready {
         let mut rd = Ready::default();
         let now = self.ticks;
-        let mut splits = Vec::new();
+        let mut splits: Vec<(SplitOut, bool)> = Vec::new();
         for g in self.groups.values_mut() {
             // One ReadIndex round confirms every read that arrived since the last one.
             if !g.unconfirmed.is_empty() {
@@ -969,7 +969,8 @@ impl Node {
             }
             r.token.applied_to(g.applied);
             g.check_indexes();
-            splits.extend(g.split_out.take());
+            let leading = g.raft.role() == Role::Leader;
+            splits.extend(g.split_out.take().map(|out| (out, leading)));
             for rs in std::mem::take(&mut r.read_states) {
                 if let Some(batch) = g.confirming.remove(&rs.ctx) {
                     for w in batch {
@@ -1015,8 +1016,16 @@ impl Node {
             }
             rd.raft.push((g.shard, r.token));
         }
-        for out in splits {
+        for (out, leading) in splits {
+            let shard = out.shard;
             self.create_split(out, &mut rd);
+            // The parent's leader campaigns at once in the new group, so it
+            // has a leader without waiting out an election timeout.
+            if leading {
+                if let Some(g) = self.groups.get_mut(&shard) {
+                    g.raft.campaign();
+                }
+            }
         }
         if self.groups.values().any(|g| g.desc_changed) {
             self.rebuild_ranges();

@@ -72,6 +72,12 @@ pub struct ServerArgs {
     /// member. Each group is replicated on every member.
     #[arg(long, default_value = "")]
     pub experimental_initial_split_keys: String,
+    /// Split a range once it holds more than this many keys (0: never, the
+    /// default). Experimental: a request over keys of several ranges (a
+    /// prefix read, a txn, a watch) is refused until transactions across
+    /// ranges land, and ranges never merge or move.
+    #[arg(long, default_value_t = 0)]
+    pub experimental_range_max_keys: u64,
     /// Tests only: switch on a deliberate bug so a checker can prove it
     /// catches it (stale-reads, reply-before-apply, forward-without-session).
     #[arg(long, default_value = "", hide = true)]
@@ -208,6 +214,7 @@ impl ServerArgs {
             backend_batch_interval: self.backend_batch_interval,
             backend_batch_limit: self.backend_batch_limit,
             initial_split_keys: self.experimental_initial_split_keys.clone(),
+            range_max_keys: self.experimental_range_max_keys,
             planted_bug: self.experimental_planted_bug.clone(),
             auth_token: self.auth_token.clone(),
             bcrypt_cost: self.bcrypt_cost,

@@ -88,6 +88,9 @@ pub struct ServerConfig {
     /// Where the keyspace is split into groups, in order (empty: one group
     /// over every key). Every member of a cluster must be given the same.
     pub split_keys: Vec<Vec<u8>>,
+    /// Ranges split once they hold more than this many keys (`None`: never;
+    /// `--experimental-range-max-keys`).
+    pub range_max_keys: Option<u64>,
     /// A deliberate bug switched on (`--experimental-planted-bug`), for the
     /// fault harness to prove it catches it; `None` in any real use.
     pub planted_bug: Option<synod_node::HostBug>,
@@ -325,6 +328,8 @@ pub struct RawConfig {
     pub backend_batch_limit: u64,
     /// `--experimental-initial-split-keys`
     pub initial_split_keys: String,
+    /// `--experimental-range-max-keys` (0: ranges never split)
+    pub range_max_keys: u64,
     /// `--experimental-planted-bug` (empty: none)
     pub planted_bug: String,
     /// `--auth-token` (`simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…,ttl=…`)
@@ -463,6 +468,7 @@ impl RawConfig {
             peer_tls,
             peer_listen_tls,
             split_keys,
+            range_max_keys: (self.range_max_keys > 0).then_some(self.range_max_keys),
             planted_bug,
             name: self.name.clone(),
             id: me.id,
@@ -579,6 +585,7 @@ impl Default for RawConfig {
             backend_batch_interval: DEFAULT_BACKEND_BATCH_INTERVAL,
             backend_batch_limit: DEFAULT_BACKEND_BATCH_LIMIT,
             initial_split_keys: String::new(),
+            range_max_keys: 0,
             planted_bug: String::new(),
             auth_token: "simple".into(),
             bcrypt_cost: crate::tokens::DEFAULT_BCRYPT_COST,

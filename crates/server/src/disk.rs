@@ -71,6 +71,27 @@ pub fn open(
     synod_disk::Disk::open(RealVfs::new(), dir, groups, cfg, &mut stores)
 }
 
+/// Where the state machines of groups the node creates (a split's new
+/// range) live: a fresh store file each, `member/store-g<id>.redb`. A
+/// store that cannot be opened stops the member, as any storage failure.
+pub fn store_factory(
+    dir: std::path::PathBuf,
+    cfg: StoreConfig,
+    max_sessions: usize,
+) -> synod_node::StoreFactory {
+    Box::new(move |shard| {
+        let mut stores = RedbStores {
+            dir: &dir,
+            cfg: &cfg,
+            max_sessions,
+        };
+        match synod_disk::Stores::open(&mut stores, shard) {
+            Ok((sm, _)) => sm,
+            Err(e) => panic!("synod: cannot open the store of new group {shard:x}: {e}"),
+        }
+    })
+}
+
 /// Reads and verifies a snapshot image file.
 pub fn read_image(path: &Path, index: u64, term: u64) -> Result<Vec<u8>, DiskError> {
     synod_disk::read_image(&RealVfs::new(), path, index, term)

@@ -395,6 +395,17 @@ impl Core {
             for (shard, e) in rd.events.drain(..) {
                 events.entry(shard).or_default().push(e);
             }
+            // A split moved keys to a new group: publish it and move the
+            // watchers of those keys before its events go out.
+            if self.shared.groups.follow(self.node().ranges()) {
+                let h = self.header_info(self.home);
+                let table = self.node().ranges().to_vec();
+                self.watches.rehome(&table, h);
+                self.shared.log(format_args!(
+                    "{} ranges after a split",
+                    self.shared.groups.len()
+                ));
+            }
             for (shard, evs) in events {
                 if self.node().state_machine(shard).is_none() {
                     continue;

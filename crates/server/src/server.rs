@@ -298,14 +298,6 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         },
         snapshot_data: None,
     };
-    // Ranges do not split in the server yet: its log holds the groups its
-    // configuration names and no other.
-    if let Some(other) = opened.groups.get(ranges.len()) {
-        return Err(StartError::Config(format!(
-            "the log holds group {}, which this member's configuration does not name",
-            other.shard
-        )));
-    }
     if !fresh {
         if let Some((shard, _)) = ranges
             .iter()
@@ -319,11 +311,17 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         }
     }
     let durable_store = opened.groups[0].state.0.durable_applied().is_some();
+    // The configured groups, then those a split made (their ranges are in
+    // their own state).
     let groups: Vec<_> = std::mem::take(&mut opened.groups)
         .into_iter()
-        .zip(ranges)
-        .map(|(g, (shard, range))| {
-            let init = g.init.unwrap_or_else(|| bootstrap(shard, range));
+        .map(|g| {
+            let configured = ranges.iter().find(|(s, _)| *s == g.shard).cloned();
+            let init = match (g.init, configured) {
+                (Some(init), _) => init,
+                (None, Some((shard, range))) => bootstrap(shard, range),
+                (None, None) => unreachable!("a group not configured is found in the log"),
+            };
             (init, Some(g.state))
         })
         .collect();
@@ -346,11 +344,18 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         parallel_leader_append: true,
         max_sessions,
         apply_budget: runtime::APPLY_OPS_PER_TURN,
+        split_max_keys: cfg.range_max_keys,
         ..NodeConfig::default()
     };
     // The group starts from the store: Raft replays only the entries after
     // the store's applied index.
     let mut node = Node::with_state_machines(node_cfg, groups)?;
+    // A group a split creates gets its own store file.
+    node.set_store_factory(crate::disk::store_factory(
+        cfg.data_dir.clone(),
+        synod_store::StoreConfig::default(),
+        max_sessions,
+    ));
     node.set_bootstrap_members(
         cfg.members
             .iter()

@@ -298,6 +298,65 @@ impl WatchHub {
         self.tidy(shard);
     }
 
+    /// The node's routing table changed (a range split): each watcher whose
+    /// keys its group no longer holds moves to the group that holds them
+    /// now, and catches up from that group's store, which carries their
+    /// history from the split on (the same revisions); one whose keys now
+    /// lie in several groups is cancelled, as such a watch is refused when
+    /// created.
+    pub fn rehome(&mut self, table: &[(synod_node::KeyRange, ShardId)], h: HeaderInfo) {
+        let holder = |w: &Watcher| {
+            table
+                .iter()
+                .find(|(r, _)| r.holds_span(&w.key, &w.range_end))
+                .map(|(_, s)| *s)
+        };
+        let mut moves = Vec::new();
+        for (shard, g) in &self.groups {
+            for (k, w) in &g.watchers {
+                let to = holder(w);
+                if to != Some(*shard) {
+                    moves.push((*shard, *k, to));
+                }
+            }
+        }
+        for (from, (stream, id), to) in moves {
+            let Some(g) = self.groups.get_mut(&from) else {
+                continue;
+            };
+            let Some(mut w) = g.watchers.remove(&(stream, id)) else {
+                continue;
+            };
+            if let Some(at) = w.progress_at.take() {
+                g.progress_due.remove(&(at, stream, id));
+            }
+            match to {
+                Some(to) => {
+                    if !w.lagging {
+                        w.lagging = true;
+                    }
+                    self.index.insert((stream, id), to);
+                    let dest = self.groups.entry(to).or_default();
+                    if let Some(every) = w.progress_every {
+                        let at = Instant::now() + every;
+                        w.progress_at = Some(at);
+                        dest.progress_due.insert((at, stream, id));
+                    }
+                    dest.watchers.insert((stream, id), w);
+                }
+                None => {
+                    self.index.remove(&(stream, id));
+                    let _ = w.out.try_send(Ok(WatchResponse {
+                        canceled: true,
+                        cancel_reason: "synod: the watched keys now lie in several ranges".into(),
+                        ..plain(h.at(0), id)
+                    }));
+                }
+            }
+            self.tidy(from);
+        }
+    }
+
     /// Group `shard`'s state machine was replaced by a leader's snapshot:
     /// its revision moved without events, so every watcher of it falls
     /// behind from the first revision it has not been sent and catches up
