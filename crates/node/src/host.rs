@@ -55,6 +55,10 @@ pub const WAITING_TICKS: u64 = 600;
 pub const PUBLISH_TICKS: u64 = 5;
 /// Ticks a removed member keeps running (its last messages leave) before it stops.
 pub const REMOVED_GRACE_TICKS: u64 = 10;
+/// Times a request of this member's own client is routed again after the
+/// range it reached no longer held its keys (a split moved them), one tick
+/// apart, before the client is told.
+pub const MAX_REROUTES: u8 = 20;
 
 /// A question only the leader can answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +238,9 @@ struct Waiting {
     since: u64,
     /// The group and leader it was forwarded to, if it was.
     forwarded: Option<(ShardId, NodeId)>,
+    /// A local client's request, kept to route it again if a split moves
+    /// its keys before it applies; with the times it was.
+    again: Option<(ClientRequest, u8)>,
 }
 
 /// A reply to a forwarded write, held until the local store reaches its revision.
@@ -253,6 +260,9 @@ pub struct Host {
     /// Requests waiting for a reply, by (client, seq).
     waiting: BTreeMap<(u64, u64), Waiting>,
     held: Vec<Held>,
+    /// Local requests to route again at the next tick (at most
+    /// `MAX_WAITING`).
+    reroute: Vec<(ClientRequest, Origin, u8)>,
     /// Questions forwarded to the leader: id → (token, since).
     asks: BTreeMap<u64, (u64, u64)>,
     next_ask: u64,
@@ -296,6 +306,7 @@ impl Host {
             out: HostOutbox::default(),
             waiting: BTreeMap::new(),
             held: Vec::new(),
+            reroute: Vec::new(),
             asks: BTreeMap::new(),
             next_ask: 1,
             renamed: BTreeMap::new(),
@@ -450,6 +461,9 @@ impl Host {
     pub fn tick(&mut self, disk_idle: bool) {
         self.ticks += 1;
         self.node.tick();
+        for (req, origin, tries) in std::mem::take(&mut self.reroute) {
+            self.call(req, origin, tries);
+        }
         let shard = self.node.home_shard();
         if self.removed_at.is_none() && self.node.is_removed(shard) {
             self.mark_removed();
@@ -480,7 +494,7 @@ impl Host {
         let mut rd = self.node.ready();
         for r in std::mem::take(&mut rd.replies) {
             if let Some(w) = self.waiting.remove(&(r.client, r.seq)) {
-                self.answer(w.origin, r);
+                self.answer_or_reroute(w, r);
             }
         }
         for (shard, members) in &rd.members {
@@ -655,6 +669,21 @@ impl Host {
         }
     }
 
+    /// Answers `reply`, unless it says a split moved the request's keys
+    /// away before it took effect (it certainly did not): then a local
+    /// client's request is routed again at the next tick, a bounded number
+    /// of times, under the same (client, seq).
+    fn answer_or_reroute(&mut self, w: Waiting, reply: ClientReply) {
+        if let (Err(ClientError::WrongShard { .. }), Some((req, tries))) = (&reply.result, w.again)
+        {
+            if tries < MAX_REROUTES && self.reroute.len() < MAX_WAITING {
+                self.reroute.push((req, w.origin, tries + 1));
+                return;
+            }
+        }
+        self.answer(w.origin, reply);
+    }
+
     fn answer(&mut self, origin: Origin, reply: ClientReply) {
         match origin {
             Origin::Local(0) => {}
@@ -678,7 +707,14 @@ impl Host {
         true
     }
 
-    fn on_call(&mut self, mut req: ClientRequest, origin: Origin) {
+    fn on_call(&mut self, req: ClientRequest, origin: Origin) {
+        self.call(req, origin, 0);
+    }
+
+    fn call(&mut self, mut req: ClientRequest, origin: Origin, tries: u8) {
+        // Only where ranges split can a request's keys move under it.
+        let again = (self.node.splits() && matches!(origin, Origin::Local(_)))
+            .then(|| (req.clone(), tries));
         if self.cfg.bug == Some(HostBug::StaleReads)
             && matches!(req.op, ClientOp::Range { .. })
             && self.node.route(&req).is_ok_and(|s| !self.is_leader(s))
@@ -699,7 +735,15 @@ impl Host {
                     seq: req.seq,
                     result: Err(e),
                 };
-                return self.answer(origin, reply);
+                // No range here holds the key yet (its group is waiting for
+                // its first snapshot): route it again shortly.
+                let w = Waiting {
+                    origin,
+                    since: self.ticks,
+                    forwarded: None,
+                    again,
+                };
+                return self.answer_or_reroute(w, reply);
             }
         };
         let leader = self.leader(shard);
@@ -720,6 +764,7 @@ impl Host {
                         origin,
                         since: self.ticks,
                         forwarded: Some((shard, leader)),
+                        again,
                     };
                     if self.wait(&req, w) {
                         let req = self.rename(req);
@@ -733,6 +778,7 @@ impl Host {
             origin,
             since: self.ticks,
             forwarded: None,
+            again,
         };
         if self.wait(&req, w) {
             self.node.request(req);
@@ -784,7 +830,7 @@ impl Host {
                 return;
             }
         }
-        self.answer(w.origin, reply);
+        self.answer_or_reroute(w, reply);
     }
 
     fn local_revision(&self, shard: ShardId) -> i64 {

@@ -655,6 +655,11 @@ impl Node {
         routing::route(&self.ranges, self.home_shard(), req)
     }
 
+    /// Whether this node's ranges split ([`NodeConfig::split_max_keys`]).
+    pub fn splits(&self) -> bool {
+        self.cfg.split_max_keys.is_some()
+    }
+
     /// What group `shard` knows of its range (`None`: not hosted, or not
     /// yet sent its first snapshot).
     pub fn range_of(&self, shard: ShardId) -> Option<&RangeDesc> {
