@@ -11,8 +11,8 @@
 //!   the member registry, removed members and round-trip times.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -195,10 +195,7 @@ impl Groups {
     }
 
     fn list(&self) -> Arc<Vec<Arc<GroupState>>> {
-        self.list
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.list.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Follows the node's routing table (sorted by start, at least one
@@ -264,11 +261,7 @@ impl Groups {
     /// The group whose range holds the whole etcd span `[key, range_end)`
     /// (etcd's rules for `range_end`), or why none does: a span over
     /// several groups is refused whole, as the node refuses such requests.
-    pub fn for_span(
-        &self,
-        key: &[u8],
-        range_end: &[u8],
-    ) -> Result<Arc<GroupState>, ClientError> {
+    pub fn for_span(&self, key: &[u8], range_end: &[u8]) -> Result<Arc<GroupState>, ClientError> {
         let list = self.list();
         let g = list
             .iter()
