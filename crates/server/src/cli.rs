@@ -256,6 +256,10 @@ pub struct DemoArgs {
     /// Print member log lines.
     #[arg(long)]
     pub verbose: bool,
+    /// Split a range once it holds more than this many keys (0: never);
+    /// see `synod server --help`.
+    #[arg(long, default_value_t = 0)]
+    pub experimental_range_max_keys: u64,
 }
 
 /// The client and peer ports of member `k` (from 1) of the local cluster,
@@ -400,7 +404,11 @@ pub fn run_demo(args: DemoArgs) -> u8 {
             }
         }
     }
-    let cfgs = local_cluster(&dir, &ports, "synod-demo");
+    let mut cfgs = local_cluster(&dir, &ports, "synod-demo");
+    for c in &mut cfgs {
+        c.range_max_keys =
+            (args.experimental_range_max_keys > 0).then_some(args.experimental_range_max_keys);
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
