@@ -247,6 +247,11 @@ impl Group {
             self.apply_entry_inner(e, now, replies, budget)?
         };
         assert_eq!(self.applied, e.index);
+        // A split this node proposed whose index another entry took (a new
+        // leader's) will not apply: this node may propose one again.
+        if self.split_proposed.is_some_and(|i| i <= self.applied) {
+            self.split_proposed = None;
+        }
         debug_assert!(
             self.pending_writes.values().all(|&i| i > self.applied)
                 && self
@@ -339,6 +344,11 @@ impl Group {
         let Some(desc) = self.desc.clone() else {
             return;
         };
+        // Users and roles live in the home range: a copy in a new range would
+        // miss every later change to them.
+        if self.sm.kv().auth().enabled() {
+            return;
+        }
         let inside = at > desc.range.start.as_slice()
             && (desc.range.end.is_empty() || at < desc.range.end.as_slice());
         if !inside || new_range == self.shard || new_range == 0 {

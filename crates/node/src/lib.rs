@@ -538,6 +538,7 @@ impl Node {
             if g.raft.role() != Role::Leader
                 || g.split_proposed.is_some()
                 || g.sm.in_progress().is_some()
+                || g.sm.kv().auth().enabled()
             {
                 continue;
             }

@@ -192,7 +192,8 @@ impl Auth for Api {
         self.check_leader(&req)?;
         // The auth state lives in the home group; the others could not
         // check their commands against it.
-        if self.shared().groups.iter().count() > 1 {
+        // Nor on one whose ranges may split at any moment.
+        if self.shared().groups.iter().count() > 1 || self.shared().cfg.range_max_keys.is_some() {
             return Err(Status::failed_precondition(
                 "synod: authentication on a keyspace split into several Raft groups \
                  is not supported",
