@@ -216,13 +216,13 @@ pub enum AuthCommand {
 impl AuthCommand {
     /// Whether etcd asks for the root role before applying it
     /// (`needAdminPermission`); `UserGet` and `RoleGet` have their own rule.
+    /// `Status` is among them: etcd 3.4's gRPC API has no `AuthStatus`, but
+    /// its applier (from 3.4.31, for a 3.5 member's proposals) and etcd 3.5
+    /// ask for the root role (3.6 dropped that).
     fn needs_admin(&self) -> bool {
         !matches!(
             self,
-            AuthCommand::Status
-                | AuthCommand::Authenticate { .. }
-                | AuthCommand::UserGet { .. }
-                | AuthCommand::RoleGet { .. }
+            AuthCommand::Authenticate { .. } | AuthCommand::UserGet { .. } | AuthCommand::RoleGet { .. }
         )
     }
 }
@@ -251,13 +251,25 @@ pub enum AuthResponse {
     Roles(Vec<String>),
 }
 
-/// The part of the auth state that is persisted, snapshotted and hashed.
+/// The part of the auth state that is persisted, snapshotted and hashed
+/// (and carried in another system's backup: [`crate::StateParts::auth`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct AuthImage {
-    pub(crate) enabled: bool,
-    pub(crate) revision: u64,
-    pub(crate) users: Vec<User>,
-    pub(crate) roles: Vec<Role>,
+pub struct AuthImage {
+    /// Whether authentication is on.
+    pub enabled: bool,
+    /// The auth revision (at least 1).
+    pub revision: u64,
+    /// The users, by name.
+    pub users: Vec<User>,
+    /// The roles, by name.
+    pub roles: Vec<Role>,
+}
+
+impl Default for AuthImage {
+    /// That of a store that never saw an auth change.
+    fn default() -> Self {
+        AuthState::default().image()
+    }
 }
 
 /// The auth state of a store. See the module docs.
@@ -710,7 +722,7 @@ impl AuthState {
     }
 
     /// The persisted part.
-    pub(crate) fn image(&self) -> AuthImage {
+    pub fn image(&self) -> AuthImage {
         AuthImage {
             enabled: self.enabled,
             revision: self.revision,

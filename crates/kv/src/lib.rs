@@ -61,7 +61,7 @@ mod store;
 mod types;
 
 pub use auth::{
-    AuthCommand, AuthInfo, AuthResponse, AuthState, PermKind, Permission, Role, User,
+    AuthCommand, AuthImage, AuthInfo, AuthResponse, AuthState, PermKind, Permission, Role, User,
     MAX_NAME_BYTES, MAX_TOKENS, ROOT_ROLE, ROOT_USER,
 };
 pub use engine::{

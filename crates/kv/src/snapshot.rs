@@ -81,8 +81,8 @@ fn unseal<'a>(magic: &[u8; 8], bytes: &'a [u8]) -> Result<&'a [u8], KvError> {
 }
 
 /// A whole state given as its parts, as another system's backup holds it
-/// (etcd's: its key bucket's writes, its leases, its compaction), for
-/// [`KvStore::from_parts`].
+/// (etcd's: its key bucket's writes, its leases, its compaction, its
+/// users and roles), for [`KvStore::from_parts`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateParts {
     /// The store's revision.
@@ -93,13 +93,17 @@ pub struct StateParts {
     pub leases: Vec<(LeaseId, i64, i64)>,
     /// Every stored write, in revision order.
     pub records: Vec<(Rev, Record)>,
+    /// Users, roles, the switch and the auth revision (the default: a
+    /// store that never saw an auth change).
+    pub auth: AuthImage,
 }
 
 impl KvStore {
     /// An in-memory store holding `parts`, checked as a snapshot is on
     /// restore (writes in order and each following from its key's previous
-    /// one, every leased key's lease present): bad parts are
-    /// [`KvError::Corrupt`]. Lease ids granted later start from 1.
+    /// one, every leased key's lease present, the auth state's users and
+    /// roles consistent): bad parts are [`KvError::Corrupt`]. Lease ids
+    /// granted later start from 1.
     pub fn from_parts(parts: StateParts, config: KvConfig) -> Result<KvStore, KvError> {
         let image = Image {
             rev: parts.rev,
@@ -116,7 +120,8 @@ impl KvStore {
                 .collect(),
             records: parts.records,
         };
-        let body = postcard::to_allocvec(&image).expect("encoding to memory cannot fail");
+        let mut body = postcard::to_allocvec(&image).expect("encoding to memory cannot fail");
+        body.extend_from_slice(&image_tail(&parts.auth));
         KvStore::restore_with_config(&seal(MAGIC, &body), config)
     }
 
@@ -259,6 +264,7 @@ impl<E: MvccEngine> KvStore<E> {
                 .map(|l| (l.id, l.ttl, l.remaining_ttl))
                 .collect(),
             records,
+            auth: self.auth.image(),
         })
     }
 
@@ -454,11 +460,15 @@ impl<E: MvccEngine> KvStore<E> {
 /// store that never saw an auth change (so such images keep the bytes they
 /// had before auth existed), else the postcard of its persisted part.
 fn auth_tail(auth: &AuthState) -> Vec<u8> {
-    let image = auth.image();
-    if image == AuthState::default().image() {
+    image_tail(&auth.image())
+}
+
+/// [`auth_tail`] of an auth state's persisted part.
+fn image_tail(image: &AuthImage) -> Vec<u8> {
+    if *image == AuthImage::default() {
         return Vec::new();
     }
-    postcard::to_allocvec(&image).expect("encoding to memory cannot fail")
+    postcard::to_allocvec(image).expect("encoding to memory cannot fail")
 }
 
 /// The auth state from [`auth_tail`]'s bytes, checked.

@@ -372,8 +372,34 @@ fn management_needs_the_root_role_but_users_may_read_themselves() {
         ),
         Err(KvError::PermissionDenied)
     );
-    // Status is anyone's.
-    assert!(auth(&mut kv, Some(&nobody), AuthCommand::Status).is_ok());
+    // Status is the root role's too, as etcd's applier has it (3.4.31 on,
+    // and 3.5).
+    assert_eq!(
+        auth(&mut kv, Some(&nobody), AuthCommand::Status),
+        Err(KvError::UserEmpty)
+    );
+    let alice = me(&kv, "alice");
+    assert_eq!(
+        auth(&mut kv, Some(&alice), AuthCommand::Status),
+        Err(KvError::PermissionDenied)
+    );
+    let root = me(&kv, "root");
+    assert!(matches!(
+        auth(&mut kv, Some(&root), AuthCommand::Status),
+        Ok(AuthResponse::Status { enabled: true, .. })
+    ));
+}
+
+#[test]
+fn status_is_anyones_while_authentication_is_off() {
+    let mut kv = KvStore::new();
+    assert_eq!(
+        auth(&mut kv, Some(&AuthInfo::default()), AuthCommand::Status),
+        Ok(AuthResponse::Status {
+            enabled: false,
+            revision: 1
+        })
+    );
 }
 
 #[test]
@@ -578,6 +604,63 @@ fn revoking_or_reusing_a_lease_needs_write_permission_on_its_keys() {
         .unwrap();
     assert!(kv.apply(&put).0.is_ok());
     assert!(kv.apply(&revoke).0.is_ok());
+}
+
+/// etcd 3.4.44 closed the bypass (`Fix the 'read via PrevKv' and 'Put with
+/// lease' in TXN bypass rbac check issue`): a put inside a txn, nested or
+/// not, is checked as a put alone is.
+#[test]
+fn a_put_inside_a_txn_is_checked_as_one_alone() {
+    let mut kv = enabled();
+    grant(&mut kv, "app", PermKind::Write, "w", b"");
+    let a = me(&kv, "alice");
+    kv.apply(&Command::LeaseGrant { id: 7, ttl: 60 }).0.unwrap();
+    let mut theirs = PutRequest::new("theirs", "v");
+    theirs.lease = 7;
+    kv.apply(&Command::Put(theirs)).0.unwrap();
+    let txn = |op: RequestOp| {
+        Command::from_user(
+            a.clone(),
+            Command::Txn(TxnRequest {
+                compare: vec![],
+                success: vec![op],
+                failure: vec![],
+            }),
+        )
+    };
+    let nested = |op: RequestOp| {
+        RequestOp::Txn(TxnRequest {
+            compare: vec![],
+            success: vec![],
+            failure: vec![op],
+        })
+    };
+    // Write-only: the previous value is a read.
+    let mut p = PutRequest::new("w", "1");
+    p.prev_kv = true;
+    for op in [RequestOp::Put(p.clone()), nested(RequestOp::Put(p))] {
+        assert_eq!(kv.apply(&txn(op)).0, Err(KvError::PermissionDenied));
+    }
+    // The lease holds a key she may not write.
+    let mut p = PutRequest::new("w", "1");
+    p.lease = 7;
+    for op in [RequestOp::Put(p.clone()), nested(RequestOp::Put(p.clone()))] {
+        assert_eq!(kv.apply(&txn(op)).0, Err(KvError::PermissionDenied));
+    }
+    assert!(kv.range(&RangeRequest::key("w")).unwrap().kvs.is_empty());
+    // Plain, it goes through.
+    assert!(kv
+        .apply(&txn(RequestOp::Put(PutRequest::new("w", "1"))))
+        .0
+        .is_ok());
+    // The root role passes the lease check at once, even with a token
+    // checked at an older auth revision (etcd's `checkLeasePutsKeys`
+    // begins with `IsAdminPermitted`, which looks at no revision).
+    let stale_root = me(&kv, "root");
+    grant(&mut kv, "app", PermKind::Write, "x", b"");
+    let revoke = Command::from_user(stale_root, Command::LeaseRevoke { id: 7 });
+    assert!(kv.apply(&revoke).0.is_ok());
+    assert!(kv.range(&RangeRequest::key("theirs")).unwrap().kvs.is_empty());
 }
 
 #[test]

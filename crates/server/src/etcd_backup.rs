@@ -19,9 +19,15 @@
 //!   `leasepb.Lease` (ID 1, TTL 2, RemainingTTL 3).
 //! * `members`: each member under its id in hex, as etcd's JSON; etcd's
 //!   restore drops them for the new cluster's, as synod's does.
-//! * `cluster` (`clusterVersion`), `auth` (`authRevision`), and the empty
-//!   `alarm`, `authUsers`, `authRoles`, `members_removed`: as a fresh etcd
-//!   3.4 writes them.
+//! * `auth`: `authRevision` (8 big-endian bytes) and, once authentication
+//!   is on, `authEnabled` (one byte, 1; etcd writes 0 on a disable).
+//! * `authUsers`: each user under its name as an `authpb.User` (name,
+//!   bcrypt hash, roles in order, and the options etcd always writes,
+//!   `no_password`); `authRoles`: each role under its name as an
+//!   `authpb.Role` (name, permissions ordered by key, each its type — READ
+//!   0, WRITE 1, READWRITE 2 — key and range end).
+//! * `cluster` (`clusterVersion`), and the empty `alarm` and
+//!   `members_removed`: as a fresh etcd 3.4 writes them.
 //!
 //! The store's revision is not stored: like etcd, a reader takes the last
 //! write's revision, or the compacted one when that is later.
@@ -30,8 +36,8 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 use synod_bolt::{Bucket, Entry};
-use synod_kv::{KeyValue, Record, Rev, StateParts};
-use synod_proto::mvccpb;
+use synod_kv::{AuthImage, KeyValue, PermKind, Permission, Record, Rev, Role, StateParts, User};
+use synod_proto::{authpb, mvccpb};
 
 /// etcd's bucket names.
 const KEY: &[u8] = b"key";
@@ -40,7 +46,12 @@ const LEASE: &[u8] = b"lease";
 const MEMBERS: &[u8] = b"members";
 const CLUSTER: &[u8] = b"cluster";
 const AUTH: &[u8] = b"auth";
-const EMPTY_BUCKETS: [&[u8]; 4] = [b"alarm", b"authUsers", b"authRoles", b"members_removed"];
+const AUTH_USERS: &[u8] = b"authUsers";
+const AUTH_ROLES: &[u8] = b"authRoles";
+const EMPTY_BUCKETS: [&[u8]; 2] = [b"alarm", b"members_removed"];
+/// Keys of the `auth` bucket.
+const AUTH_ENABLED: &[u8] = b"authEnabled";
+const AUTH_REVISION: &[u8] = b"authRevision";
 /// The cluster version written: one etcd 3.4 and 3.5 both start from.
 const CLUSTER_VERSION: &str = "3.4.0";
 
@@ -127,6 +138,139 @@ fn member_json(m: &EtcdMember) -> String {
     )
 }
 
+/// A user as etcd's `authUsers` bucket holds it.
+fn user_msg(u: &User) -> authpb::User {
+    authpb::User {
+        name: u.name.as_bytes().to_vec(),
+        password: u.password.clone(),
+        roles: u.roles.iter().cloned().collect(),
+        options: Some(authpb::UserAddOptions {
+            no_password: u.no_password,
+        }),
+    }
+}
+
+/// A role as etcd's `authRoles` bucket holds it.
+fn role_msg(r: &Role) -> authpb::Role {
+    let perm_type = |k: PermKind| match k {
+        PermKind::Read => authpb::permission::Type::Read,
+        PermKind::Write => authpb::permission::Type::Write,
+        PermKind::ReadWrite => authpb::permission::Type::Readwrite,
+    };
+    authpb::Role {
+        name: r.name.as_bytes().to_vec(),
+        key_permission: r
+            .perms
+            .iter()
+            .map(|p| authpb::Permission {
+                perm_type: perm_type(p.kind) as i32,
+                key: p.key.clone(),
+                range_end: p.range_end.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// etcd's `auth`, `authUsers` and `authRoles` buckets for `auth`.
+fn export_auth(root: &mut Bucket, auth: &AuthImage) {
+    let a = root.bucket_mut(AUTH);
+    a.put(AUTH_REVISION, auth.revision.to_be_bytes());
+    if auth.enabled {
+        a.put(AUTH_ENABLED, [1u8]);
+    }
+    let users = root.bucket_mut(AUTH_USERS);
+    for u in &auth.users {
+        users.put(u.name.as_bytes(), user_msg(u).encode_to_vec());
+    }
+    let roles = root.bucket_mut(AUTH_ROLES);
+    for r in &auth.roles {
+        roles.put(r.name.as_bytes(), role_msg(r).encode_to_vec());
+    }
+}
+
+/// The auth state etcd's buckets hold (none: a store that never saw an
+/// auth change), and notes on what was changed to take it.
+fn import_auth(root: &Bucket) -> Result<(AuthImage, Vec<String>), BackupError> {
+    let mut notes = Vec::new();
+    let mut image = AuthImage::default();
+    if let Some(a) = root.bucket(AUTH) {
+        image.enabled = a.value(AUTH_ENABLED) == Some(&[1][..]);
+        if let Some(v) = a.value(AUTH_REVISION) {
+            let bytes: [u8; 8] = v
+                .try_into()
+                .map_err(|_| not_etcd(format!("authRevision of {} bytes", v.len())))?;
+            // etcd starts a store whose revision is 0 at 1.
+            image.revision = u64::from_be_bytes(bytes).max(1);
+        }
+    }
+    let values = |name: &[u8]| -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackupError> {
+        let Some(b) = root.bucket(name) else {
+            return Ok(Vec::new());
+        };
+        b.entries
+            .iter()
+            .map(|(k, e)| match e {
+                Entry::Value(v) => Ok((k.clone(), v.clone())),
+                Entry::Bucket(_) => Err(not_etcd(format!(
+                    "a bucket inside the `{}` bucket",
+                    String::from_utf8_lossy(name)
+                ))),
+            })
+            .collect()
+    };
+    let text = |what: &str, b: Vec<u8>| {
+        String::from_utf8(b).map_err(|_| not_etcd(format!("a {what} name that is not UTF-8")))
+    };
+    for (k, v) in values(AUTH_ROLES)? {
+        let r = authpb::Role::decode(v.as_slice())
+            .map_err(|e| not_etcd(format!("role {}: {e}", String::from_utf8_lossy(&k))))?;
+        let mut perms = Vec::with_capacity(r.key_permission.len());
+        for p in r.key_permission {
+            let kind = match authpb::permission::Type::try_from(p.perm_type) {
+                Ok(authpb::permission::Type::Read) => PermKind::Read,
+                Ok(authpb::permission::Type::Write) => PermKind::Write,
+                Ok(authpb::permission::Type::Readwrite) => PermKind::ReadWrite,
+                Err(_) => return Err(not_etcd(format!("permission type {}", p.perm_type))),
+            };
+            perms.push(Permission {
+                kind,
+                key: p.key,
+                range_end: p.range_end,
+            });
+        }
+        // etcd keeps them ordered by key; a stable sort keeps its order.
+        perms.sort_by(|a, b| a.key.cmp(&b.key));
+        image.roles.push(Role {
+            name: text("role", r.name)?,
+            perms,
+        });
+    }
+    let known: std::collections::BTreeSet<&str> =
+        image.roles.iter().map(|r| r.name.as_str()).collect();
+    for (k, v) in values(AUTH_USERS)? {
+        let u = authpb::User::decode(v.as_slice())
+            .map_err(|e| not_etcd(format!("user {}: {e}", String::from_utf8_lossy(&k))))?;
+        let name = text("user", u.name)?;
+        let mut roles = std::collections::BTreeSet::new();
+        for r in u.roles {
+            // The root role need not exist to be granted; a role that is
+            // gone grants nothing.
+            if r == synod_kv::ROOT_ROLE || known.contains(r.as_str()) {
+                roles.insert(r);
+            } else {
+                notes.push(format!("user {name}'s role {r} does not exist; left out"));
+            }
+        }
+        image.users.push(User {
+            name,
+            password: u.password,
+            roles,
+            no_password: u.options.is_some_and(|o| o.no_password),
+        });
+    }
+    Ok((image, notes))
+}
+
 /// The state as an etcd backend: a bbolt file etcd 3.4 and 3.5 open.
 pub fn export(
     parts: &StateParts,
@@ -184,8 +328,7 @@ pub fn export(
     }
     root.bucket_mut(CLUSTER)
         .put("clusterVersion", CLUSTER_VERSION);
-    root.bucket_mut(AUTH)
-        .put("authRevision", 1u64.to_be_bytes());
+    export_auth(&mut root, &parts.auth);
     for name in EMPTY_BUCKETS {
         root.bucket_mut(name);
     }
@@ -262,18 +405,8 @@ pub fn import(file: &[u8]) -> Result<Imported, BackupError> {
             leases.push((l.id, l.ttl, l.remaining_ttl));
         }
     }
-    let mut notes = Vec::new();
-    let auth = root.bucket(AUTH);
-    if auth.and_then(|a| a.value(b"authEnabled")) == Some(&[1][..]) {
-        notes.push("authentication was enabled in etcd; synod has none, so it is off".into());
-    }
+    let (auth, mut notes) = import_auth(root)?;
     let count = |name: &[u8]| root.bucket(name).map_or(0, |b| b.entries.len());
-    let (users, roles) = (count(b"authUsers"), count(b"authRoles"));
-    if users + roles > 0 {
-        notes.push(format!(
-            "{users} users and {roles} roles were not carried over (synod has no authentication)"
-        ));
-    }
     if count(b"alarm") > 0 {
         notes.push("etcd's alarms were not carried over".into());
     }
@@ -283,6 +416,7 @@ pub fn import(file: &[u8]) -> Result<Imported, BackupError> {
             compact_rev,
             leases,
             records,
+            auth,
         },
         notes,
     })
@@ -395,6 +529,99 @@ mod tests {
                 .unwrap()
                 .hash()
         });
+    }
+
+    #[test]
+    fn users_roles_and_the_switch_go_to_etcds_buckets_and_back() {
+        use synod_kv::AuthCommand as A;
+        let mut kv = state();
+        let perm = |kind, key: &str, end: &str| Permission {
+            kind,
+            key: key.into(),
+            range_end: end.into(),
+        };
+        let hash = |s: &str| s.as_bytes().to_vec();
+        for cmd in [
+            A::UserAdd {
+                name: "root".into(),
+                password: hash("$2a$10$root"),
+                no_password: false,
+            },
+            A::RoleAdd {
+                name: "root".into(),
+            },
+            A::UserGrantRole {
+                user: "root".into(),
+                role: "root".into(),
+            },
+            A::UserAdd {
+                name: "alice".into(),
+                password: hash("$2a$10$alice"),
+                no_password: false,
+            },
+            A::UserAdd {
+                name: "cn".into(),
+                password: Vec::new(),
+                no_password: true,
+            },
+            A::RoleAdd { name: "r".into() },
+            A::RoleGrantPermission {
+                role: "r".into(),
+                perm: perm(PermKind::ReadWrite, "b", "c"),
+            },
+            A::RoleGrantPermission {
+                role: "r".into(),
+                perm: perm(PermKind::Read, "a", ""),
+            },
+            A::RoleGrantPermission {
+                role: "r".into(),
+                perm: perm(PermKind::Write, "z", "\0"),
+            },
+            A::UserGrantRole {
+                user: "alice".into(),
+                role: "r".into(),
+            },
+            A::Enable,
+        ] {
+            kv.apply(&Command::Auth(cmd)).0.unwrap();
+        }
+        let parts = kv.parts().unwrap();
+        assert!(parts.auth.enabled);
+        let file = export(&parts, &[], 1).unwrap();
+        let db = synod_bolt::read(&file).unwrap();
+        let auth = db.root.bucket(AUTH).unwrap();
+        assert_eq!(auth.value(AUTH_ENABLED), Some(&[1u8][..]));
+        assert_eq!(
+            auth.value(AUTH_REVISION),
+            Some(&parts.auth.revision.to_be_bytes()[..])
+        );
+        // authpb.User: name 1, password 2, roles 3, options 4 (always
+        // written, as etcd does).
+        let alice = db.root.bucket(AUTH_USERS).unwrap().value(b"alice").unwrap();
+        assert_eq!(alice, b"\x0a\x05alice\x12\x0c$2a$10$alice\x1a\x01r\x22\x00");
+        let cn = db.root.bucket(AUTH_USERS).unwrap().value(b"cn").unwrap();
+        assert_eq!(cn, b"\x0a\x02cn\x22\x02\x08\x01");
+        // authpb.Role: name 1, permissions 2 by key (type 1, key 2, end 3).
+        let r = db.root.bucket(AUTH_ROLES).unwrap().value(b"r").unwrap();
+        assert_eq!(
+            r,
+            b"\x0a\x01r\x12\x03\x12\x01a\x12\x08\x08\x02\x12\x01b\x1a\x01c\x12\x08\x08\x01\x12\x01z\x1a\x01\x00"
+        );
+        let back = import(&file).unwrap();
+        assert!(back.notes.is_empty(), "{:?}", back.notes);
+        assert_eq!(back.parts.auth, parts.auth);
+        let again = KvStore::from_parts(back.parts, KvConfig::default()).unwrap();
+        assert_eq!(again.auth().image(), kv.auth().image());
+        assert!(again.auth().enabled() && again.auth().is_root("root"));
+    }
+
+    #[test]
+    fn a_backup_without_auth_changes_imports_as_pristine() {
+        let file = export(&state().parts().unwrap(), &[], 1).unwrap();
+        let db = synod_bolt::read(&file).unwrap();
+        assert_eq!(db.root.bucket(AUTH).unwrap().value(AUTH_ENABLED), None);
+        assert!(db.root.bucket(AUTH_USERS).unwrap().entries.is_empty());
+        assert_eq!(import(&file).unwrap().parts.auth, AuthImage::default());
     }
 
     #[test]

@@ -390,6 +390,44 @@ where
 /// for clients written for 3.3.
 pub const PREFIXES: [&str; 2] = ["/v3", "/v3beta"];
 
+/// What etcd 3.4 answers (400, as plain text) to a gateway request made
+/// with a client certificate that names someone, while client-certificate
+/// auth and authentication are both on.
+pub const COMMON_NAME_REFUSED: &str =
+    "CommonName of client sending a request against gateway will be ignored and not used as expected";
+
+/// Whether `path` is one of the gateway's (etcd tests the `/v3/` prefix
+/// after rewriting `/v3beta/` to it, so its 404s and OPTIONS too).
+pub fn under_gateway(path: &str) -> bool {
+    PREFIXES
+        .iter()
+        .any(|p| path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+}
+
+/// etcd 3.4's guard in front of its gateway: the gateway never takes a
+/// client certificate's common name as the user (its calls reach the
+/// handlers without the connection's certificate, so only an
+/// `Authorization` token names one), and lest a client believe otherwise,
+/// a request under `/v3/` from a verified certificate with a common name
+/// is refused outright while authentication is on. Without a common name,
+/// or with authentication off, the request goes on.
+pub async fn refuse_common_names(
+    api: Api,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let named = crate::tls::http_common_name(req.extensions()).is_some_and(|cn| !cn.is_empty());
+    if named && under_gateway(req.uri().path()) && api.auth_enabled() {
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .header("x-content-type-options", "nosniff")
+            .body(Body::from(format!("{COMMON_NAME_REFUSED}\n")))
+            .expect("a static response builds");
+    }
+    next.run(req).await
+}
+
 /// Adds the gateway's routes, etcd's route list under each of [`PREFIXES`];
 /// bodies up to `max_body` bytes.
 pub fn add_gateway(router: Router, api: Api, max_body: usize) -> Router {

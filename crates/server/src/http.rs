@@ -57,13 +57,7 @@ async fn not_found(req: axum::extract::Request) -> axum::response::Response {
         return axum::response::Response::from_parts(parts, axum::body::Body::empty());
     }
     // Under the gateway's prefixes grpc-gateway's own 404 answers.
-    let gateway = crate::gateway::PREFIXES.iter().any(|p| {
-        req.uri()
-            .path()
-            .strip_prefix(p)
-            .is_some_and(|r| r.starts_with('/'))
-    });
-    let body = if gateway {
+    let body = if crate::gateway::under_gateway(req.uri().path()) {
         "Not Found\n"
     } else {
         "404 page not found\n"
@@ -472,9 +466,13 @@ pub fn add_http(routes: Routes, shared: Arc<Shared>, api: Api) -> Routes {
                 }
             }),
         );
+    let guard = api.clone();
     Routes::from(
         crate::gateway::add_gateway(router, api, max_body)
             .fallback(not_found)
+            .layer(axum::middleware::from_fn(move |req, next| {
+                crate::gateway::refuse_common_names(guard.clone(), req, next)
+            }))
             .layer(axum::middleware::map_response(grpc_size_error))
             .layer(axum::middleware::from_fn(move |req, next| {
                 count_grpc(counting.clone(), req, next)

@@ -72,12 +72,23 @@ impl Ca {
     /// localhost, with common name `cn`, written as `<file>.pem` and
     /// `<file>-key.pem`.
     fn issue(&self, cn: &str, file: &str) -> Pair {
+        self.issue_named(Some(cn), file)
+    }
+
+    /// The same with common name `cn`, or none at all.
+    fn issue_named(&self, cn: Option<&str>, file: &str) -> Pair {
         let mut params =
             rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
                 .unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, cn);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        match cn {
+            Some(cn) => params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn),
+            None => params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, "synod tests"),
+        }
         params.extended_key_usages = vec![
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
@@ -515,6 +526,199 @@ fn the_gateway_health_and_metrics_follow_the_client_ports_tls() {
             "plaintext was answered: {out:?}"
         );
     });
+}
+
+/// A gateway call over HTTP/1.1 and TLS, with curl's `Accept: */*`: the
+/// status code and the body.
+async fn gateway_call(
+    addr: &str,
+    cfg: Arc<rustls::ClientConfig>,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let auth = token
+        .map(|t| format!("Authorization: {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\
+         Content-Type: application/json\r\n{auth}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let raw = https_request(addr, cfg, &req).await.unwrap();
+    let (head, rest) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if !chunked {
+        return (status, rest.to_string());
+    }
+    let mut body = String::new();
+    let mut rest = rest;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        body.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    (status, body)
+}
+
+/// A gateway body with what differs between two servers left out: the
+/// response header (ids, term) and a token's value.
+fn comparable(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.remove("header");
+            if m.contains_key("token") {
+                m.insert("token".into(), "<token>".into());
+            }
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => body.to_string(),
+    }
+}
+
+/// With `--client-cert-auth` etcd 3.4's JSON gateway never takes the
+/// client certificate's common name as the user: while authentication is
+/// on it refuses, with 400 and a text of its own, every `/v3` request whose
+/// certificate has a common name, and a certificate without one gets
+/// nothing but what an `Authorization` token grants. gRPC meanwhile takes
+/// the same common name as the user. synod and etcd 3.4, with the same
+/// certificates, users and roles, answer each gateway call alike.
+#[test]
+fn the_gateway_never_takes_the_common_name_as_the_user_as_etcd() {
+    if !have_etcdctl() || !have_etcd() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let ca = Ca::new(d.path(), "main");
+    let server = ca.issue("server", "server");
+    let alice = ca.issue("alice", "alice");
+    let anon = ca.issue_named(None, "anon");
+    let mut cl = tls_cluster(
+        1,
+        &Tls {
+            client: Some(settings(Some(&server), Some(&ca.ca_file()), true, false)),
+            peer: None,
+        },
+    );
+    boot_all(&mut cl);
+    let as_alice = tls_args(&ca.ca_file(), Some(&alice));
+    let etcd = etcd_tls(
+        &[
+            format!("--cert-file={}", server.cert.display()),
+            format!("--key-file={}", server.key.display()),
+            format!("--trusted-ca-file={}", ca.ca_file().display()),
+            "--client-cert-auth".into(),
+        ],
+        &as_alice,
+    );
+    let ours = cl.endpoint(0);
+    let theirs = etcd.endpoint.trim_start_matches("https://").to_string();
+    let named = client_config(&ca.ca_file(), Some(&alice), b"http/1.1");
+    let unnamed = client_config(&ca.ca_file(), Some(&anon), b"http/1.1");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Both sides answer alike; what synod answered.
+    let same = |cfg: &Arc<rustls::ClientConfig>, path: &str, body: &str, token: [Option<&str>; 2]| {
+        let mine = rt.block_on(gateway_call(&ours, cfg.clone(), path, body, token[0]));
+        let etcds = rt.block_on(gateway_call(&theirs, cfg.clone(), path, body, token[1]));
+        assert_eq!(mine.0, etcds.0, "{path} {body}: {mine:?} vs etcd's {etcds:?}");
+        assert_eq!(
+            comparable(&mine.1),
+            comparable(&etcds.1),
+            "{path} {body}"
+        );
+        (mine, etcds)
+    };
+    let a1 = r#"{"key":"YTE="}"#;
+    let z1 = r#"{"key":"ejE="}"#;
+    // Authentication off: a named certificate is served.
+    for body in [r#"{"key":"YTE=","value":"MQ=="}"#, r#"{"key":"ejE=","value":"Mg=="}"#] {
+        assert_eq!(same(&named, "/v3/kv/put", body, [None, None]).0 .0, 200);
+    }
+    // Users and roles over gRPC; alice reads the prefix "a" only.
+    for ep in [https(&cl, 0), etcd.endpoint.clone()] {
+        for step in [
+            &["user", "add", "root:rootpw"][..],
+            &["role", "add", "root"],
+            &["user", "grant-role", "root", "root"],
+            &["user", "add", "alice:apw"],
+            &["role", "add", "r"],
+            &["role", "grant-permission", "r", "read", "a", "--prefix=true"],
+            &["user", "grant-role", "alice", "r"],
+            &["auth", "enable"],
+        ] {
+            let r = ctl_tls(&ep, &as_alice, step);
+            assert!(r.ok, "{ep}: {step:?}: {r:?}");
+        }
+    }
+    // gRPC takes the common name as the user: alice's read allowed, the
+    // other denied.
+    for ep in [https(&cl, 0), etcd.endpoint.clone()] {
+        let r = ctl_tls(&ep, &as_alice, &["get", "a1", "--print-value-only"]);
+        assert_eq!(r.out, "1\n", "{ep}: {r:?}");
+        let r = ctl_tls(&ep, &as_alice, &["get", "z1"]);
+        assert!(!r.ok && r.err.contains("permission denied"), "{ep}: {r:?}");
+    }
+    // The gateway refuses the named certificate, allowed key or not, under
+    // both prefixes and on paths it does not serve.
+    for (path, body) in [
+        ("/v3/kv/range", a1),
+        ("/v3/kv/range", z1),
+        ("/v3beta/kv/range", a1),
+        ("/v3/auth/authenticate", r#"{"name":"alice","password":"apw"}"#),
+        ("/v3/no/such/route", "{}"),
+    ] {
+        let ((status, text), _) = same(&named, path, body, [None, None]);
+        assert_eq!(status, 400, "{path}");
+        assert_eq!(
+            text,
+            "CommonName of client sending a request against gateway will be ignored and not used \
+             as expected\n",
+            "{path}"
+        );
+    }
+    // An unnamed certificate without a token is no one.
+    let ((status, text), _) = same(&unnamed, "/v3/kv/range", a1, [None, None]);
+    assert_eq!(status, 400);
+    assert!(text.contains("etcdserver: user name is empty"), "{text}");
+    // With alice's token: her prefix readable, the rest and writes denied.
+    let ((status, mine), (_, etcds)) = same(
+        &unnamed,
+        "/v3/auth/authenticate",
+        r#"{"name":"alice","password":"apw"}"#,
+        [None, None],
+    );
+    assert_eq!(status, 200);
+    let token = |b: &str| {
+        let v: serde_json::Value = serde_json::from_str(b).unwrap();
+        v["token"].as_str().unwrap().to_string()
+    };
+    let tokens = [token(&mine), token(&etcds)];
+    let t = [Some(tokens[0].as_str()), Some(tokens[1].as_str())];
+    let ((status, text), _) = same(&unnamed, "/v3/kv/range", a1, t);
+    assert_eq!(status, 200);
+    assert!(text.contains(r#""value":"MQ==""#), "{text}");
+    for (path, body) in [
+        ("/v3/kv/range", z1),
+        ("/v3/kv/put", r#"{"key":"YTE=","value":"Mw=="}"#),
+    ] {
+        let ((status, text), _) = same(&unnamed, path, body, t);
+        assert_eq!(status, 403, "{path} {body}");
+        assert!(text.contains("etcdserver: permission denied"), "{text}");
+    }
+    // Outside the gateway a named certificate is served as before.
+    let get = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    for addr in [&ours, &theirs] {
+        let h = rt.block_on(https_request(addr, named.clone(), get)).unwrap();
+        assert!(h.starts_with("HTTP/1.1 200"), "{addr}: {h}");
+    }
 }
 
 /// synod's own client with etcdctl's flags: `--cacert --cert --key`

@@ -14,6 +14,12 @@
 //! * etcd to synod: `synod snapshot status` prints what `etcdctl snapshot
 //!   status` prints for etcd's own snapshot; `synod snapshot restore` makes
 //!   a data dir synod starts from and serves the same, and so on.
+//!
+//! Users, roles and authentication travel too, in etcd's `auth`,
+//! `authUsers` and `authRoles` buckets: with authentication on, a backup
+//! made on one side and restored on the other lists the same users, roles
+//! and permissions, takes the same passwords, and allows and refuses the
+//! same reads and writes.
 
 mod common;
 
@@ -147,11 +153,16 @@ fn etcd(dir: &Path, data_dir: &Path, name: &str, ports: (u16, u16)) -> Etcd {
         ep: format!("127.0.0.1:{}", ports.0),
         log,
     };
+    // Up once it names a leader (`endpoint status`, unlike `endpoint
+    // health`, answers without a user when authentication is on).
+    let has_leader = || {
+        let o = etcdctl(&e.ep, &["endpoint", "status", "-w", "json"], None);
+        o.status.success()
+            && serde_json::from_slice::<Value>(&o.stdout)
+                .is_ok_and(|v| v[0]["Status"]["leader"].as_u64().is_some_and(|l| l != 0))
+    };
     let t0 = Instant::now();
-    while !etcdctl(&e.ep, &["endpoint", "health"], None)
-        .status
-        .success()
-    {
+    while !has_leader() {
         assert!(
             t0.elapsed() < Duration::from_secs(20),
             "etcd did not start:\n{}",
@@ -176,6 +187,56 @@ fn status(file: &Path) -> Value {
         String::from_utf8_lossy(&o.stderr)
     );
     json(&String::from_utf8_lossy(&o.stdout))
+}
+
+/// A real etcd started on a data dir `etcdctl snapshot restore` made from
+/// `file`.
+fn etcd_restored(dir: &Path, file: &Path) -> Etcd {
+    let restored = dir.join("e1.etcd");
+    let ports = free_ports(2);
+    let ports = (ports[0], ports[1]);
+    let peer = format!("http://127.0.0.1:{}", ports.1);
+    let o = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "restore"])
+        .arg(file)
+        .args(["--name", "e1", "--data-dir"])
+        .arg(&restored)
+        .args(["--initial-cluster", &format!("e1={peer}")])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "etcdctl snapshot restore: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    etcd(dir, &restored, "e1", ports)
+}
+
+/// A one-member synod started on a data dir `synod snapshot restore`
+/// made from `file`, and what the restore printed.
+fn synod_restored(dir: &Path, file: &Path) -> (Cluster, String) {
+    let dst = dir.join("dst");
+    std::fs::create_dir_all(&dst).unwrap();
+    let plan = Plan::new(1, &dst);
+    let out = synod_ok(&[
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--name",
+        &plan.names[0],
+        "--data-dir",
+        plan.data_dir(&dst, 0).to_str().unwrap(),
+        "--initial-cluster",
+        &plan.initial_cluster(),
+        "--initial-cluster-token",
+        &plan.token,
+        "--initial-advertise-peer-urls",
+        &plan.peer_url(0),
+    ]);
+    let s = Cluster::start(plan, &dst).unwrap_or_else(|_| panic!("the restored synod starts"));
+    (s, out)
 }
 
 #[test]
@@ -214,26 +275,7 @@ fn a_synod_backup_restores_a_real_etcd() {
     ]));
     assert_eq!(mine, s2);
 
-    let restored = dir.join("e1.etcd");
-    let ports = free_ports(2);
-    let ports = (ports[0], ports[1]);
-    let peer = format!("http://127.0.0.1:{}", ports.1);
-    let o = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "restore"])
-        .arg(&theirs)
-        .args(["--name", "e1", "--data-dir"])
-        .arg(&restored)
-        .args(["--initial-cluster", &format!("e1={peer}")])
-        .args(["--initial-advertise-peer-urls", &peer])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "etcdctl snapshot restore: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let e = etcd(dir, &restored, "e1", ports);
+    let e = etcd_restored(dir, &theirs);
     let after = view(&e.ep, &lease);
     assert_eq!(after, before, "etcd restored from synod's backup");
     let put = json(&etcdctl_ok(&e.ep, &["put", "after", "x", "-w", "json"]));
@@ -264,29 +306,11 @@ fn an_etcd_backup_restores_synod() {
         "synod and etcdctl read etcd's file alike"
     );
 
-    let dst = dir.join("dst");
-    std::fs::create_dir_all(&dst).unwrap();
-    let plan = Plan::new(1, &dst);
-    let out = synod_ok(&[
-        "snapshot",
-        "restore",
-        file_s,
-        "--name",
-        &plan.names[0],
-        "--data-dir",
-        plan.data_dir(&dst, 0).to_str().unwrap(),
-        "--initial-cluster",
-        &plan.initial_cluster(),
-        "--initial-cluster-token",
-        &plan.token,
-        "--initial-advertise-peer-urls",
-        &plan.peer_url(0),
-    ]);
+    let (s, out) = synod_restored(dir, &file);
     assert!(
         out.starts_with(&format!("restored revision {} into ", before["revision"])),
         "{out}"
     );
-    let s = Cluster::start(plan, &dst).unwrap_or_else(|_| panic!("the restored synod starts"));
     let ep = s.endpoints();
     let after = view(&ep, &lease);
     assert_eq!(after, before, "synod restored from etcd's backup");
@@ -295,4 +319,133 @@ fn an_etcd_backup_restores_synod() {
         put["header"]["revision"].as_i64(),
         before["revision"].as_i64().map(|r| r + 1)
     );
+}
+
+/// Users and roles through etcdctl, then authentication on: root (root
+/// role), alice (role `app`: read and write under `a`, read of `b`), bob
+/// (no role), and keys a1, b and z.
+fn auth_setup(ep: &str) {
+    for args in [
+        &["put", "a1", "1"][..],
+        &["put", "b", "2"],
+        &["put", "z", "3"],
+        &["user", "add", "root:rootpw"],
+        &["role", "add", "root"],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "alice:alicepw"],
+        &["user", "add", "bob:bobpw"],
+        &["role", "add", "app"],
+        &["role", "grant-permission", "app", "readwrite", "a", "--prefix=true"],
+        &["role", "grant-permission", "app", "read", "b"],
+        &["user", "grant-role", "alice", "app"],
+        &["auth", "enable"],
+    ] {
+        etcdctl_ok(ep, args);
+    }
+}
+
+/// What etcdctl answers, step by step, with authentication on: the users,
+/// roles and permissions root lists, and which reads and writes each user
+/// (with a right or wrong password, or none) is allowed.
+fn auth_view(ep: &str) -> Vec<String> {
+    let root = "root:rootpw";
+    let alice = "alice:alicepw";
+    let steps: &[(Option<&str>, &[&str])] = &[
+        (Some(root), &["user", "list"]),
+        (Some(root), &["role", "list"]),
+        (Some(root), &["user", "get", "root"]),
+        (Some(root), &["user", "get", "alice"]),
+        (Some(root), &["user", "get", "bob"]),
+        (Some(root), &["role", "get", "root"]),
+        (Some(root), &["role", "get", "app"]),
+        (Some(root), &["get", "z", "--print-value-only"]),
+        (Some(alice), &["get", "a1", "--print-value-only"]),
+        (Some(alice), &["get", "b", "--print-value-only"]),
+        (Some(alice), &["get", "z"]),
+        (Some(alice), &["put", "a2", "x"]),
+        (Some(alice), &["put", "b", "x"]),
+        (Some(alice), &["user", "list"]),
+        (Some("alice:wrong"), &["get", "a1"]),
+        (Some("bob:bobpw"), &["get", "a1"]),
+        (None, &["get", "a1"]),
+    ];
+    steps
+        .iter()
+        .map(|(user, args)| {
+            let mut all: Vec<&str> = Vec::new();
+            if let Some(u) = user {
+                all.extend(["--user", u]);
+            }
+            all.extend_from_slice(args);
+            let o = etcdctl(ep, &all, None);
+            let said = if o.status.success() {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+            } else {
+                // etcdctl's own line, not its client's timestamped logs.
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .filter(|l| l.starts_with("Error:"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            format!("{user:?} {args:?}: {} {said}", o.status.success())
+        })
+        .collect()
+}
+
+#[test]
+fn users_roles_and_authentication_travel_from_synod_to_etcd() {
+    require("etcd", "--version");
+    require("etcdctl", "version");
+    let scratch = ScratchDir::new("synod-auth-to-etcd");
+    let dir = &scratch.0;
+    std::fs::create_dir_all(dir.join("synod")).unwrap();
+    let src = Cluster::start_fresh(1, &dir.join("synod"));
+    let ep = src.endpoints();
+    auth_setup(&ep);
+    let before = auth_view(&ep);
+    let file = dir.join("synod.db");
+    etcdctl_ok(
+        &ep,
+        &["--user", "root:rootpw", "snapshot", "save", file.to_str().unwrap()],
+    );
+    drop(src);
+    let e = etcd_restored(dir, &file);
+    let after = auth_view(&e.ep);
+    assert_eq!(after, before, "etcd restored from synod's backup");
+    // The picture is the one expected, not just the same twice.
+    let joined = after.join("\n");
+    for want in [
+        r#"["user", "list"]: true alice
+bob
+root"#,
+        r#"Some("alice:alicepw") ["get", "z"]: false Error: etcdserver: permission denied"#,
+        r#"Some("alice:alicepw") ["put", "a2", "x"]: true OK"#,
+        r#"Some("alice:wrong") ["get", "a1"]: false Error: etcdserver: authentication failed"#,
+        r#"None ["get", "a1"]: false Error: etcdserver: user name is empty"#,
+    ] {
+        assert!(joined.contains(want), "{want} not in:\n{joined}");
+    }
+}
+
+#[test]
+fn users_roles_and_authentication_travel_from_etcd_to_synod() {
+    require("etcd", "--version");
+    require("etcdctl", "version");
+    let scratch = ScratchDir::new("etcd-auth-to-synod");
+    let dir = &scratch.0;
+    let ports = free_ports(2);
+    let e = etcd(dir, &dir.join("src.etcd"), "src", (ports[0], ports[1]));
+    auth_setup(&e.ep);
+    let before = auth_view(&e.ep);
+    let file = dir.join("etcd.db");
+    etcdctl_ok(
+        &e.ep,
+        &["--user", "root:rootpw", "snapshot", "save", file.to_str().unwrap()],
+    );
+    drop(e);
+    let (s, out) = synod_restored(dir, &file);
+    assert!(!out.contains("not carried over"), "{out}");
+    let after = auth_view(&s.endpoints());
+    assert_eq!(after, before, "synod restored from etcd's backup");
 }
