@@ -311,6 +311,19 @@ pub async fn start(mut cfg: ServerConfig, verbose: bool) -> Result<Running, Star
         }
     }
     let durable_store = opened.groups[0].state.0.durable_applied().is_some();
+    // Without splits, the log holds the groups the configuration names and
+    // no other: flags that do not name them are a mistake to refuse, not
+    // to guess around.
+    if cfg.range_max_keys.is_none() {
+        if let Some(other) = opened.groups.get(ranges.len()) {
+            return Err(StartError::Config(format!(
+                "the log holds group {:x}, which this member's configuration does not name \
+                 (was --experimental-initial-split-keys changed, or \
+                 --experimental-range-max-keys dropped?)",
+                other.shard
+            )));
+        }
+    }
     // The configured groups, then those a split made (their ranges are in
     // their own state).
     let groups: Vec<_> = std::mem::take(&mut opened.groups)
