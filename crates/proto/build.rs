@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "etcdserverpb/rpc.proto",
     "v3lockpb/v3lock.proto",
     "v3electionpb/v3election.proto",
+    "synodpb/ranges.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

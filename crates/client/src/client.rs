@@ -599,6 +599,17 @@ impl Client {
         Ok(r.into_inner())
     }
 
+    /// synod's `Ranges.List`: the ranges of the keyspace as the member
+    /// asked hosts them. etcd answers `Unimplemented` (it has one range).
+    pub async fn ranges(&self) -> Result<synod_proto::synodpb::ListRangesResponse> {
+        self.call(Retry::Idempotent, |ch| async move {
+            synod_proto::synodpb::ranges_client::RangesClient::new(ch)
+                .list(synod_proto::synodpb::ListRangesRequest {})
+                .await
+        })
+        .await
+    }
+
     /// Maintenance.Status of endpoint number `i` (no retry, no failover).
     pub async fn status_of(&self, i: usize, timeout: Duration) -> Result<StatusResponse> {
         let ch = self

@@ -50,7 +50,14 @@ pub mod v3electionpb {
     include!(concat!(env!("OUT_DIR"), "/v3electionpb.rs"));
 }
 
-/// The encoded `FileDescriptorSet` of all five packages (with imports and
+/// synod's own service beside etcd's API (`synodpb.Ranges`: the ranges of
+/// the keyspace), which etcd does not serve.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod synodpb {
+    include!(concat!(env!("OUT_DIR"), "/synodpb.rs"));
+}
+
+/// The encoded `FileDescriptorSet` of all six packages (with imports and
 /// source info), for serving gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/synod_descriptor.bin"));
@@ -88,4 +95,6 @@ pub mod service_names {
     pub const LOCK: &str = "v3lockpb.Lock";
     /// `v3electionpb.Election`
     pub const ELECTION: &str = "v3electionpb.Election";
+    /// `synodpb.Ranges` (synod's own)
+    pub const RANGES: &str = "synodpb.Ranges";
 }

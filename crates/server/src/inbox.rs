@@ -46,6 +46,24 @@ pub enum Input {
 /// index; or why there is none.
 pub type SnapshotParts = Result<(synod_kv::StateParts, i64, u64), tonic::Status>;
 
+/// One range as the actor sees it (for `synodpb.Ranges`).
+#[derive(Debug, Clone)]
+pub struct RangeRow {
+    /// Its group.
+    pub shard: ShardId,
+    /// Its keys.
+    pub range: synod_node::KeyRange,
+    /// Its members: name (or id in hex, before it published one) and
+    /// whether a learner.
+    pub replicas: Vec<(String, bool)>,
+    /// The leader's name, empty when none is known.
+    pub leader: String,
+    /// Live keys at the current revision.
+    pub keys: u64,
+    /// The current revision.
+    pub revision: i64,
+}
+
 pub enum Query {
     /// Raft and store status of the home group for `Status`.
     Status(oneshot::Sender<StatusInfo>),
@@ -72,6 +90,8 @@ pub enum Query {
     },
     /// Every lease's id.
     Leases(oneshot::Sender<Vec<i64>>),
+    /// Every range hosted here, in key order.
+    Ranges(oneshot::Sender<Vec<RangeRow>>),
     /// A look at the home group's auth state (the closure answers
     /// through its own channel).
     Auth(Box<dyn FnOnce(&synod_kv::AuthState) + Send>),

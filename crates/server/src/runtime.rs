@@ -110,6 +110,55 @@ impl Core {
         group_kv(&self.host, self.home)
     }
 
+    /// Every hosted range: its members, leader, keys and revision.
+    fn range_rows(&self) -> Vec<crate::inbox::RangeRow> {
+        let node = self.node();
+        node.ranges()
+            .iter()
+            .map(|(range, shard)| {
+                let members = node.members(*shard);
+                let name = |id: u64| {
+                    members
+                        .and_then(|r| r.members().find(|m| m.id == id))
+                        .filter(|m| !m.name.is_empty())
+                        .map_or_else(|| format!("{id:x}"), |m| m.name.clone())
+                };
+                let replicas = members
+                    .map(|r| r.members().map(|m| (name(m.id), m.is_learner)).collect())
+                    .unwrap_or_default();
+                let leader = node.raft(*shard).map_or(0, |r| r.leader());
+                let kv = node.state_machine(*shard).map(|sm| sm.kv());
+                let keys = kv
+                    .and_then(|kv| {
+                        let all = synod_kv::RangeRequest {
+                            key: if range.start.is_empty() {
+                                vec![0]
+                            } else {
+                                range.start.clone()
+                            },
+                            range_end: if range.end.is_empty() {
+                                vec![0]
+                            } else {
+                                range.end.clone()
+                            },
+                            count_only: true,
+                            ..Default::default()
+                        };
+                        kv.range(&all).ok()
+                    })
+                    .map_or(0, |r| u64::try_from(r.count).unwrap_or(0));
+                crate::inbox::RangeRow {
+                    shard: *shard,
+                    range: range.clone(),
+                    replicas,
+                    leader: if leader == 0 { String::new() } else { name(leader) },
+                    keys,
+                    revision: kv.map_or(0, |kv| kv.revision()),
+                }
+            })
+            .collect()
+    }
+
     /// Publishes each group's leader, term and revision.
     fn publish_groups(&self) {
         let node = self.node();
@@ -259,6 +308,9 @@ impl Core {
             Query::Auth(ask) => ask(self.kv().auth()),
             Query::Leases(tx) => {
                 let _ = tx.send(self.kv().leases());
+            }
+            Query::Ranges(tx) => {
+                let _ = tx.send(self.range_rows());
             }
             Query::AddWatch {
                 shard,

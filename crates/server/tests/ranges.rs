@@ -2,7 +2,8 @@
 //! three members load keys through the etcd API until the keyspace is cut
 //! into many ranges; every write is acknowledged (a request that meets a
 //! split is routed again, never failed), every key reads back from every
-//! member, a watch follows its key into the range it moved to, and a
+//! member, `synod ranges`' call lists them, a watch follows its key into
+//! the range it moved to, and a
 //! member killed and restarted boots every range from its own files.
 
 mod common;
@@ -104,6 +105,30 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
         for ep in [&ep0, &ep1, &ep2] {
             read_all(ep, "after the splits").await;
         }
+        // `synod ranges`' call lists them: contiguous over the keyspace,
+        // each on the three members with a leader, every key counted once.
+        let mut rc = synod_proto::synodpb::ranges_client::RangesClient::connect(format!(
+            "http://{ep0}"
+        ))
+        .await
+        .unwrap();
+        let list = rc
+            .list(synod_proto::synodpb::ListRangesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ranges;
+        assert_eq!(list.len(), groups(&cl, 0));
+        let mut next: Vec<u8> = Vec::new();
+        for r in &list {
+            assert_eq!(r.start, next, "{list:?}");
+            assert_eq!(r.replicas.len(), 3, "{r:?}");
+            assert!(!r.leader.is_empty(), "{r:?}");
+            assert!(r.bytes > 0, "{r:?}");
+            next = r.end.clone();
+        }
+        assert!(next.is_empty(), "the last range reaches the end");
+        assert_eq!(list.iter().map(|r| r.keys).sum::<u64>(), KEYS as u64);
         // The watch saw its key's put once, and follows it into the range
         // it moved to.
         let ev = tokio::time::timeout(Duration::from_secs(5), events.next())

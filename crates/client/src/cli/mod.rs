@@ -20,6 +20,7 @@ mod kv;
 mod lease;
 mod maintenance;
 mod member;
+mod ranges;
 mod recipes;
 pub mod txn;
 mod watch;
@@ -158,6 +159,8 @@ pub enum ClientCommand {
     Member(MemberCmd),
     /// Status of every endpoint.
     Status(StatusCmd),
+    /// Every range of the keyspace: replicas, leader, keys, bytes, writes per second.
+    Ranges(ranges::RangesCmd),
     /// Status, health or hash of each endpoint, or of every member with --cluster (etcdctl's `endpoint`).
     Endpoint(EndpointCmd),
     /// Load generator speaking the etcd v3 API.
@@ -208,6 +211,7 @@ fn out_args(cmd: &ClientCommand) -> Option<&OutArgs> {
         ClientCommand::Elect(c) => &c.out,
         ClientCommand::Member(c) => &c.out,
         ClientCommand::Status(c) => &c.out,
+        ClientCommand::Ranges(c) => &c.out,
         ClientCommand::Endpoint(c) => &c.out,
         ClientCommand::Bench(_) => return None,
     })
@@ -258,6 +262,7 @@ pub async fn execute(conn: &ConnArgs, cmd: ClientCommand, out: Sink<'_>) -> Resu
         ClientCommand::Elect(c) => recipes::elect(&client, c, sink).await,
         ClientCommand::Member(c) => member::member(&client, c.op, fmt, sink).await,
         ClientCommand::Status(_) => maintenance::status(&client, fmt, sink).await,
+        ClientCommand::Ranges(_) => ranges::ranges(&client, fmt, sink).await,
         ClientCommand::Bench(_) | ClientCommand::Endpoint(_) => {
             unreachable!("dispatched above")
         }

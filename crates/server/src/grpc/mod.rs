@@ -13,6 +13,7 @@ mod kv;
 mod lease;
 pub mod lock;
 mod maintenance;
+mod ranges;
 pub use maintenance::ETCD_VERSION;
 pub mod recipe;
 mod watch;
@@ -511,6 +512,11 @@ pub fn router(api: Api, max_request_bytes: usize) -> tonic::service::Routes {
     );
     b.add_service(
         synod_proto::etcdserverpb::auth_server::AuthServer::new(api.clone())
+            .max_decoding_message_size(dec)
+            .max_encoding_message_size(enc),
+    );
+    b.add_service(
+        synod_proto::synodpb::ranges_server::RangesServer::new(api.clone())
             .max_decoding_message_size(dec)
             .max_encoding_message_size(enc),
     );
