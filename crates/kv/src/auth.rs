@@ -222,7 +222,9 @@ impl AuthCommand {
     fn needs_admin(&self) -> bool {
         !matches!(
             self,
-            AuthCommand::Authenticate { .. } | AuthCommand::UserGet { .. } | AuthCommand::RoleGet { .. }
+            AuthCommand::Authenticate { .. }
+                | AuthCommand::UserGet { .. }
+                | AuthCommand::RoleGet { .. }
         )
     }
 }

@@ -660,7 +660,11 @@ fn a_put_inside_a_txn_is_checked_as_one_alone() {
     grant(&mut kv, "app", PermKind::Write, "x", b"");
     let revoke = Command::from_user(stale_root, Command::LeaseRevoke { id: 7 });
     assert!(kv.apply(&revoke).0.is_ok());
-    assert!(kv.range(&RangeRequest::key("theirs")).unwrap().kvs.is_empty());
+    assert!(kv
+        .range(&RangeRequest::key("theirs"))
+        .unwrap()
+        .kvs
+        .is_empty());
 }
 
 #[test]

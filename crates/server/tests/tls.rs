@@ -625,21 +625,24 @@ fn the_gateway_never_takes_the_common_name_as_the_user_as_etcd() {
     let unnamed = client_config(&ca.ca_file(), Some(&anon), b"http/1.1");
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Both sides answer alike; what synod answered.
-    let same = |cfg: &Arc<rustls::ClientConfig>, path: &str, body: &str, token: [Option<&str>; 2]| {
-        let mine = rt.block_on(gateway_call(&ours, cfg.clone(), path, body, token[0]));
-        let etcds = rt.block_on(gateway_call(&theirs, cfg.clone(), path, body, token[1]));
-        assert_eq!(mine.0, etcds.0, "{path} {body}: {mine:?} vs etcd's {etcds:?}");
-        assert_eq!(
-            comparable(&mine.1),
-            comparable(&etcds.1),
-            "{path} {body}"
-        );
-        (mine, etcds)
-    };
+    let same =
+        |cfg: &Arc<rustls::ClientConfig>, path: &str, body: &str, token: [Option<&str>; 2]| {
+            let mine = rt.block_on(gateway_call(&ours, cfg.clone(), path, body, token[0]));
+            let etcds = rt.block_on(gateway_call(&theirs, cfg.clone(), path, body, token[1]));
+            assert_eq!(
+                mine.0, etcds.0,
+                "{path} {body}: {mine:?} vs etcd's {etcds:?}"
+            );
+            assert_eq!(comparable(&mine.1), comparable(&etcds.1), "{path} {body}");
+            (mine, etcds)
+        };
     let a1 = r#"{"key":"YTE="}"#;
     let z1 = r#"{"key":"ejE="}"#;
     // Authentication off: a named certificate is served.
-    for body in [r#"{"key":"YTE=","value":"MQ=="}"#, r#"{"key":"ejE=","value":"Mg=="}"#] {
+    for body in [
+        r#"{"key":"YTE=","value":"MQ=="}"#,
+        r#"{"key":"ejE=","value":"Mg=="}"#,
+    ] {
         assert_eq!(same(&named, "/v3/kv/put", body, [None, None]).0 .0, 200);
     }
     // Users and roles over gRPC; alice reads the prefix "a" only.
@@ -650,7 +653,14 @@ fn the_gateway_never_takes_the_common_name_as_the_user_as_etcd() {
             &["user", "grant-role", "root", "root"],
             &["user", "add", "alice:apw"],
             &["role", "add", "r"],
-            &["role", "grant-permission", "r", "read", "a", "--prefix=true"],
+            &[
+                "role",
+                "grant-permission",
+                "r",
+                "read",
+                "a",
+                "--prefix=true",
+            ],
             &["user", "grant-role", "alice", "r"],
             &["auth", "enable"],
         ] {
@@ -672,7 +682,10 @@ fn the_gateway_never_takes_the_common_name_as_the_user_as_etcd() {
         ("/v3/kv/range", a1),
         ("/v3/kv/range", z1),
         ("/v3beta/kv/range", a1),
-        ("/v3/auth/authenticate", r#"{"name":"alice","password":"apw"}"#),
+        (
+            "/v3/auth/authenticate",
+            r#"{"name":"alice","password":"apw"}"#,
+        ),
         ("/v3/no/such/route", "{}"),
     ] {
         let ((status, text), _) = same(&named, path, body, [None, None]);
@@ -716,7 +729,9 @@ fn the_gateway_never_takes_the_common_name_as_the_user_as_etcd() {
     // Outside the gateway a named certificate is served as before.
     let get = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     for addr in [&ours, &theirs] {
-        let h = rt.block_on(https_request(addr, named.clone(), get)).unwrap();
+        let h = rt
+            .block_on(https_request(addr, named.clone(), get))
+            .unwrap();
         assert!(h.starts_with("HTTP/1.1 200"), "{addr}: {h}");
     }
 }

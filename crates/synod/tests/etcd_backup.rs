@@ -335,7 +335,14 @@ fn auth_setup(ep: &str) {
         &["user", "add", "alice:alicepw"],
         &["user", "add", "bob:bobpw"],
         &["role", "add", "app"],
-        &["role", "grant-permission", "app", "readwrite", "a", "--prefix=true"],
+        &[
+            "role",
+            "grant-permission",
+            "app",
+            "readwrite",
+            "a",
+            "--prefix=true",
+        ],
         &["role", "grant-permission", "app", "read", "b"],
         &["user", "grant-role", "alice", "app"],
         &["auth", "enable"],
@@ -407,7 +414,13 @@ fn users_roles_and_authentication_travel_from_synod_to_etcd() {
     let file = dir.join("synod.db");
     etcdctl_ok(
         &ep,
-        &["--user", "root:rootpw", "snapshot", "save", file.to_str().unwrap()],
+        &[
+            "--user",
+            "root:rootpw",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+        ],
     );
     drop(src);
     let e = etcd_restored(dir, &file);
@@ -441,7 +454,13 @@ fn users_roles_and_authentication_travel_from_etcd_to_synod() {
     let file = dir.join("etcd.db");
     etcdctl_ok(
         &e.ep,
-        &["--user", "root:rootpw", "snapshot", "save", file.to_str().unwrap()],
+        &[
+            "--user",
+            "root:rootpw",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+        ],
     );
     drop(e);
     let (s, out) = synod_restored(dir, &file);
