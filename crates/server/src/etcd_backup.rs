@@ -188,6 +188,27 @@ fn export_auth(root: &mut Bucket, auth: &AuthImage) {
     }
 }
 
+/// A bucket's key and value pairs.
+type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// The key and value pairs of `root`'s bucket `name` (none if it is
+/// missing); a bucket inside is refused.
+fn bucket_values<'a>(root: &'a Bucket, name: &[u8]) -> Result<Pairs<'a>, BackupError> {
+    let Some(b) = root.bucket(name) else {
+        return Ok(Vec::new());
+    };
+    b.entries
+        .iter()
+        .map(|(k, e)| match e {
+            Entry::Value(v) => Ok((k.as_slice(), v.as_slice())),
+            Entry::Bucket(_) => Err(not_etcd(format!(
+                "a bucket inside the `{}` bucket",
+                String::from_utf8_lossy(name)
+            ))),
+        })
+        .collect()
+}
+
 /// The auth state etcd's buckets hold (none: a store that never saw an
 /// auth change), and notes on what was changed to take it.
 fn import_auth(root: &Bucket) -> Result<(AuthImage, Vec<String>), BackupError> {
@@ -203,27 +224,13 @@ fn import_auth(root: &Bucket) -> Result<(AuthImage, Vec<String>), BackupError> {
             image.revision = u64::from_be_bytes(bytes).max(1);
         }
     }
-    let values = |name: &[u8]| -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackupError> {
-        let Some(b) = root.bucket(name) else {
-            return Ok(Vec::new());
-        };
-        b.entries
-            .iter()
-            .map(|(k, e)| match e {
-                Entry::Value(v) => Ok((k.clone(), v.clone())),
-                Entry::Bucket(_) => Err(not_etcd(format!(
-                    "a bucket inside the `{}` bucket",
-                    String::from_utf8_lossy(name)
-                ))),
-            })
-            .collect()
-    };
+    let values = |name: &[u8]| bucket_values(root, name);
     let text = |what: &str, b: Vec<u8>| {
         String::from_utf8(b).map_err(|_| not_etcd(format!("a {what} name that is not UTF-8")))
     };
     for (k, v) in values(AUTH_ROLES)? {
-        let r = authpb::Role::decode(v.as_slice())
-            .map_err(|e| not_etcd(format!("role {}: {e}", String::from_utf8_lossy(&k))))?;
+        let r = authpb::Role::decode(v)
+            .map_err(|e| not_etcd(format!("role {}: {e}", String::from_utf8_lossy(k))))?;
         let mut perms = Vec::with_capacity(r.key_permission.len());
         for p in r.key_permission {
             let kind = match authpb::permission::Type::try_from(p.perm_type) {
@@ -248,8 +255,8 @@ fn import_auth(root: &Bucket) -> Result<(AuthImage, Vec<String>), BackupError> {
     let known: std::collections::BTreeSet<&str> =
         image.roles.iter().map(|r| r.name.as_str()).collect();
     for (k, v) in values(AUTH_USERS)? {
-        let u = authpb::User::decode(v.as_slice())
-            .map_err(|e| not_etcd(format!("user {}: {e}", String::from_utf8_lossy(&k))))?;
+        let u = authpb::User::decode(v)
+            .map_err(|e| not_etcd(format!("user {}: {e}", String::from_utf8_lossy(k))))?;
         let name = text("user", u.name)?;
         let mut roles = std::collections::BTreeSet::new();
         for r in u.roles {
