@@ -55,6 +55,8 @@ const RPCS: &[(&str, &str, bool, bool)] = &[
     ("v3electionpb.Election", "Leader", false, false),
     ("v3electionpb.Election", "Observe", false, true),
     ("v3electionpb.Election", "Resign", false, false),
+    // synod's own, beside etcd's.
+    ("synodpb.Ranges", "List", false, false),
 ];
 
 /// The generated Rust sources, as tonic-prost-build wrote them.
@@ -65,6 +67,7 @@ fn generated() -> String {
         include_str!(concat!(env!("OUT_DIR"), "/v3electionpb.rs")),
         include_str!(concat!(env!("OUT_DIR"), "/mvccpb.rs")),
         include_str!(concat!(env!("OUT_DIR"), "/authpb.rs")),
+        include_str!(concat!(env!("OUT_DIR"), "/synodpb.rs")),
     ]
     .concat()
 }
@@ -121,6 +124,10 @@ fn service_name_constants_match_generated_servers() {
         (
             service_names::ELECTION,
             synod_proto::v3electionpb::election_server::SERVICE_NAME,
+        ),
+        (
+            service_names::RANGES,
+            synod_proto::synodpb::ranges_server::SERVICE_NAME,
         ),
     ];
     for (ours, generated) in pairs {
