@@ -530,7 +530,7 @@ impl Node {
         let Some(max) = self.cfg.split_max_keys else {
             return;
         };
-        if self.ticks % SPLIT_CHECK_TICKS != 0 {
+        if !self.ticks.is_multiple_of(SPLIT_CHECK_TICKS) {
             return;
         }
         let hosted: Vec<ShardId> = self.groups.keys().copied().collect();

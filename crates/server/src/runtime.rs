@@ -151,7 +151,11 @@ impl Core {
                     shard: *shard,
                     range: range.clone(),
                     replicas,
-                    leader: if leader == 0 { String::new() } else { name(leader) },
+                    leader: if leader == 0 {
+                        String::new()
+                    } else {
+                        name(leader)
+                    },
                     keys,
                     revision: kv.map_or(0, |kv| kv.revision()),
                 }

@@ -107,11 +107,10 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
         }
         // `synod ranges`' call lists them: contiguous over the keyspace,
         // each on the three members with a leader, every key counted once.
-        let mut rc = synod_proto::synodpb::ranges_client::RangesClient::connect(format!(
-            "http://{ep0}"
-        ))
-        .await
-        .unwrap();
+        let mut rc =
+            synod_proto::synodpb::ranges_client::RangesClient::connect(format!("http://{ep0}"))
+                .await
+                .unwrap();
         let list = rc
             .list(synod_proto::synodpb::ListRangesRequest {})
             .await

@@ -39,7 +39,9 @@ pub(crate) async fn ranges(client: &Client, fmt: Format, sink: Sink<'_>) -> Resu
 
 /// The one range of a server without ranges (etcd).
 async fn one_range(client: &Client) -> Result<RangeInfo> {
-    let status = client.status_of(0, std::time::Duration::from_secs(5)).await?;
+    let status = client
+        .status_of(0, std::time::Duration::from_secs(5))
+        .await?;
     let members = client.member_list().await?.members;
     let name = |id: u64| {
         members
@@ -212,6 +214,9 @@ mod tests {
             "1, , m, n1 n2 (learner), n1, 3, 4096, 12\nab, m, , , , 0, 0, 0\n"
         );
         let table = String::from_utf8(render(&two(), Format::Table)).unwrap();
-        assert!(table.contains("OPS/S") && table.contains("n1 n2 (learner)"), "{table}");
+        assert!(
+            table.contains("OPS/S") && table.contains("n1 n2 (learner)"),
+            "{table}"
+        );
     }
 }
