@@ -382,8 +382,25 @@ pub fn metrics(s: &Shared) -> String {
     out
 }
 
-/// Each group's figures, one labelled sample per group.
+/// Each group's figures, one labelled sample per group; first the counts of
+/// ranges this member hosts and leads.
 fn group_metrics(s: &Shared, out: &mut String) {
+    let me = s.cfg.id;
+    let (hosted, led) = s.groups.iter().fold((0u64, 0u64), |(h, l), g| {
+        (h + 1, l + u64::from(g.leader() == me))
+    });
+    for (name, help, value) in [
+        (
+            "synod_ranges",
+            "Ranges (Raft groups) this member hosts.",
+            hosted,
+        ),
+        ("synod_range_leaders", "Ranges this member leads.", led),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "{name} {value}");
+    }
     type Figure = fn(&GroupState, u64) -> i64;
     let families: [(&str, &str, &str, Figure); 5] = [
         (
@@ -523,6 +540,8 @@ mod tests {
             "synod_raft_term 4",
             "synod_mvcc_revision 9",
             "synod_server_leader_changes_seen_total 2",
+            "synod_ranges 2",
+            "synod_range_leaders 1",
             "synod_group_has_leader{group=\"1\"} 1",
             "synod_group_has_leader{group=\"2\"} 1",
             "synod_group_is_leader{group=\"1\"} 1",

@@ -44,6 +44,25 @@ async fn read_all(ep: &str, round: &str) {
     }
 }
 
+/// `/metrics` of member `ep`, over plain HTTP/1.1.
+async fn metrics(ep: &str) -> String {
+    let ep = ep.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&ep).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {ep}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    })
+    .await
+    .unwrap()
+}
+
 #[test]
 fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
     let mut cl = Cluster::start_with(3, |c| c.range_max_keys = Some(MAX_KEYS));
@@ -128,6 +147,16 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
         }
         assert!(next.is_empty(), "the last range reaches the end");
         assert_eq!(list.iter().map(|r| r.keys).sum::<u64>(), KEYS as u64);
+        // `/metrics` counts the ranges each member hosts (ranges only split,
+        // so no fewer than were listed) and leads.
+        let m = metrics(&ep0).await;
+        let gauge = |name: &str| -> usize {
+            m.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} not in:\n{m}"))
+        };
+        assert!(gauge("synod_ranges") >= list.len(), "{m}");
+        assert!(gauge("synod_range_leaders") <= gauge("synod_ranges"), "{m}");
         // The watch saw its key's put once, and follows it into the range
         // it moved to.
         let ev = tokio::time::timeout(Duration::from_secs(5), events.next())
