@@ -307,7 +307,7 @@ impl Group {
             && self
                 .desc
                 .as_ref()
-                .is_none_or(|d| !routing::holds(&d.range, &ClientOp::Write(p.cmd.clone())));
+                .is_none_or(|d| !routing::holds_command(&d.range, &p.cmd));
         if outside {
             *budget = budget.saturating_sub(1);
             self.applied = e.index;

@@ -33,6 +33,11 @@ impl KeyRange {
         }
     }
 
+    /// Whether it is the whole keyspace.
+    pub fn is_all(&self) -> bool {
+        self.start.is_empty() && self.end.is_empty()
+    }
+
     /// Whether `key` lies in the range.
     pub fn contains(&self, key: &[u8]) -> bool {
         key >= self.start.as_slice() && (self.end.is_empty() || key < self.end.as_slice())
@@ -70,7 +75,21 @@ pub struct RangeDesc {
 /// Whether `range` holds every key `op` touches (a request that belongs to
 /// the cluster as a whole touches none).
 pub(crate) fn holds(range: &KeyRange, op: &ClientOp) -> bool {
-    spans(op).is_none_or(|spans| spans.iter().all(|(k, e)| range.holds_span(k, e)))
+    range.is_all()
+        || spans(op).is_none_or(|spans| spans.iter().all(|(k, e)| range.holds_span(k, e)))
+}
+
+/// Whether `range` holds every key `cmd` touches (as [`holds`], for a
+/// command being applied, without copying it).
+pub(crate) fn holds_command(range: &KeyRange, cmd: &Command) -> bool {
+    if range.is_all() {
+        return true;
+    }
+    let mut out = Vec::new();
+    if !command_spans(cmd, &mut out) {
+        return true;
+    }
+    out.iter().all(|(k, e)| range.holds_span(k, e))
 }
 
 /// The routing table of groups that claim ranges: each key goes to the
@@ -114,16 +133,27 @@ fn minus(a: &KeyRange, b: &KeyRange) -> Vec<KeyRange> {
 fn spans(op: &ClientOp) -> Option<Vec<(&[u8], &[u8])>> {
     let mut out = Vec::new();
     match op {
-        ClientOp::Write(cmd) => match cmd.inner() {
-            Command::Put(p) => out.push((p.key.as_slice(), &[][..])),
-            Command::DeleteRange(d) => out.push((d.key.as_slice(), d.range_end.as_slice())),
-            Command::Txn(t) => txn_spans(t, &mut out),
-            _ => return None,
-        },
+        ClientOp::Write(cmd) => {
+            if !command_spans(cmd, &mut out) {
+                return None;
+            }
+        }
         ClientOp::Range { req, .. } => out.push((req.key.as_slice(), req.range_end.as_slice())),
         ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => return None,
     }
     Some(out)
+}
+
+/// Adds the spans a key command touches to `out`; false for a command
+/// that belongs to the cluster as a whole.
+fn command_spans<'a>(cmd: &'a Command, out: &mut Vec<(&'a [u8], &'a [u8])>) -> bool {
+    match cmd.inner() {
+        Command::Put(p) => out.push((p.key.as_slice(), &[][..])),
+        Command::DeleteRange(d) => out.push((d.key.as_slice(), d.range_end.as_slice())),
+        Command::Txn(t) => txn_spans(t, out),
+        _ => return false,
+    }
+    true
 }
 
 fn txn_spans<'a>(t: &'a TxnRequest, out: &mut Vec<(&'a [u8], &'a [u8])>) {
@@ -254,6 +284,45 @@ mod tests {
             failure: Vec::new(),
         }));
         assert_eq!(route(&r, 1, &req(txn)), Err(ClientError::CrossShard));
+    }
+
+    #[test]
+    fn the_higher_generation_owns_what_two_claims_share() {
+        let d = |a: &str, b: &str, generation| RangeDesc {
+            range: KeyRange::new(a, b),
+            generation,
+        };
+        // A boot between a split's new group becoming durable and its
+        // parent's store catching up: the parent still claims every key.
+        let t = table(&[(d("", "", 0), 1), (d("m", "t", 1), 7)]);
+        assert_eq!(
+            t,
+            vec![
+                (KeyRange::new("", "m"), 1),
+                (KeyRange::new("m", "t"), 7),
+                (KeyRange::new("t", ""), 1),
+            ]
+        );
+        let t = table(&[(d("", "m", 1), 1), (d("m", "", 1), 2)]);
+        assert_eq!(
+            t,
+            vec![(KeyRange::new("", "m"), 1), (KeyRange::new("m", ""), 2)]
+        );
+        // A write is checked against its group's range without a copy.
+        let put = |k: &str| {
+            Command::Put(synod_kv::PutRequest {
+                key: k.into(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })
+        };
+        assert!(holds_command(&KeyRange::new("m", "t"), &put("n")));
+        assert!(!holds_command(&KeyRange::new("m", "t"), &put("t")));
+        assert!(holds_command(&KeyRange::all(), &put("t")));
+        assert!(holds_command(
+            &KeyRange::new("m", "t"),
+            &Command::Compact { revision: 3 }
+        ));
     }
 
     #[test]
