@@ -476,14 +476,24 @@ impl Harness {
                         incarnation,
                         write,
                         revision,
-                    } => self.sessions.push(Observation {
-                        client: i as u64,
-                        member,
-                        group: self.group_of(member, &key),
-                        incarnation,
-                        kind: if write { ObsKind::Write } else { ObsKind::Read },
-                        revision,
-                    }),
+                    } => {
+                        // The group that served it, as the member routes the
+                        // key now; with splits, a member that went down since
+                        // cannot say (another's table may name a newer group
+                        // with its own revisions), so the observation is left
+                        // out rather than filed under the wrong group.
+                        let Some(group) = self.group_of(member, &key) else {
+                            continue;
+                        };
+                        self.sessions.push(Observation {
+                            client: i as u64,
+                            member,
+                            group,
+                            incarnation,
+                            kind: if write { ObsKind::Write } else { ObsKind::Read },
+                            revision,
+                        });
+                    }
                     ClientEvent::SpanServed => self.span_served += 1,
                     ClientEvent::WrongAnswer => self.wrong_answers += 1,
                     ClientEvent::Unknown => {
@@ -670,18 +680,23 @@ impl Harness {
 
     /// The group that holds `key` as `member` routes it now (the static
     /// ranges, or another up server's table if the member is down).
-    fn group_of(&self, member: NodeId, key: &[u8]) -> ShardId {
+    fn group_of(&self, member: NodeId, key: &[u8]) -> Option<ShardId> {
         let routed = |i: ProcId| self.sim.proc(i).server()?.node().shard_for(key);
         let member = proc_of(member);
         if member < self.cfg.nodes && self.sim.is_up(member) {
             if let Some(s) = routed(member) {
-                return s;
+                return Some(s);
             }
         }
-        (0..self.cfg.nodes)
-            .filter(|&i| self.sim.is_up(i))
-            .find_map(routed)
-            .unwrap_or(0)
+        if self.cfg.split_keys.is_some() {
+            return None;
+        }
+        Some(
+            (0..self.cfg.nodes)
+                .filter(|&i| self.sim.is_up(i))
+                .find_map(routed)
+                .unwrap_or(0),
+        )
     }
 
     /// The group that owns `key`: of the groups the up servers route it
