@@ -149,14 +149,7 @@ impl<E: MvccEngine> KvStore<E> {
             self.rev,
             self.compact_rev,
             self.next_lease_id,
-            self.leases
-                .values()
-                .map(|l| LeaseImage {
-                    id: l.id,
-                    ttl: l.ttl,
-                    remaining_ttl: l.remaining_ttl,
-                })
-                .collect::<Vec<_>>(),
+            self.lease_images(),
         );
         // A command in progress wrote past `rev`: the image is as of `rev`.
         let (pending, _) = self.unfinished();
@@ -188,6 +181,18 @@ impl<E: MvccEngine> KvStore<E> {
         out
     }
 
+    /// The leases as an image holds them, in id order.
+    fn lease_images(&self) -> Vec<LeaseImage> {
+        self.leases
+            .values()
+            .map(|l| LeaseImage {
+                id: l.id,
+                ttl: l.ttl,
+                remaining_ttl: l.remaining_ttl,
+            })
+            .collect()
+    }
+
     /// The state cut in two at `at`: the images ([`KvStore::snapshot`]
     /// bytes) of the keys below `at` and of the keys from `at` on, each key
     /// with all of its history. Both halves keep the revision, the
@@ -216,15 +221,7 @@ impl<E: MvccEngine> KvStore<E> {
             .records
             .into_iter()
             .partition(|(_, rec)| rec.kv.key.as_slice() < at);
-        let leases: Vec<LeaseImage> = self
-            .leases
-            .values()
-            .map(|l| LeaseImage {
-                id: l.id,
-                ttl: l.ttl,
-                remaining_ttl: l.remaining_ttl,
-            })
-            .collect();
+        let leases = self.lease_images();
         let auth = auth_tail(&self.auth);
         let half = |records, leases| {
             let image = Image {
@@ -338,15 +335,7 @@ impl<E: MvccEngine> KvStore<E> {
             rev: self.rev,
             compact_rev: self.compact_rev,
             next_lease_id: self.next_lease_id,
-            leases: self
-                .leases
-                .values()
-                .map(|l| LeaseImage {
-                    id: l.id,
-                    ttl: l.ttl,
-                    remaining_ttl: l.remaining_ttl,
-                })
-                .collect(),
+            leases: self.lease_images(),
         };
         let mut body = postcard::to_allocvec(&meta).expect("encoding to memory cannot fail");
         body.extend_from_slice(&auth_tail(&self.auth));
