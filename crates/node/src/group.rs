@@ -289,7 +289,7 @@ impl Group {
         if let Command::SplitRange { at, new_range } = &p.cmd {
             *budget = budget.saturating_sub(1);
             self.applied = e.index;
-            self.apply_split(e.index, at, *new_range);
+            self.apply_split(at, *new_range);
             self.settle_write(
                 e,
                 &p,
@@ -337,10 +337,7 @@ impl Group {
     /// created by the node from [`Group::split_out`]. Refused alike on
     /// every replica (a no-op) when `at` is not strictly inside the range,
     /// the new id is this group's, or the state cannot be cut there.
-    fn apply_split(&mut self, index: u64, at: &[u8], new_range: ShardId) {
-        if self.split_proposed.is_some_and(|i| i <= index) {
-            self.split_proposed = None;
-        }
+    fn apply_split(&mut self, at: &[u8], new_range: ShardId) {
         let Some(desc) = self.desc.clone() else {
             return;
         };
