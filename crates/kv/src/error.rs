@@ -104,6 +104,17 @@ pub enum KvError {
     /// command; the store alone, or a cut a lease straddles, refuses it).
     #[error("synod: range split refused: {0}")]
     SplitRefused(String),
+    /// A [`Command::At`](crate::Command::At) named a revision the store is
+    /// already at or past (drawn by a leader that has since been deposed,
+    /// or proposed before its range split): it took no effect; its
+    /// proposer draws a new revision and proposes it again.
+    #[error("synod: revision {revision} is not past the range's revision {current}")]
+    RevisionTaken {
+        /// The revision named.
+        revision: i64,
+        /// The store's revision.
+        current: i64,
+    },
 }
 
 impl KvError {
@@ -123,6 +134,7 @@ impl KvError {
             | KvError::LeaseProvided => "InvalidArgument",
             KvError::NotPrimary => "Unavailable",
             KvError::SplitRefused(_) => "FailedPrecondition",
+            KvError::RevisionTaken { .. } => "Unavailable",
             KvError::Corrupt(_) | KvError::Storage(_) => "DataLoss",
             KvError::UserEmpty
             | KvError::RoleEmpty

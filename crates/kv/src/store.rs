@@ -276,6 +276,31 @@ impl<E: MvccEngine> KvStore<E> {
     }
 
     fn apply_inner(&mut self, cmd: &Command) -> (Result<Response, KvError>, Vec<Event>) {
+        let (at, cmd) = match cmd {
+            Command::At { revision, cmd } => match self.check_at(*revision) {
+                Ok(()) => (*revision, cmd.as_ref()),
+                Err(e) => return (Err(e), Vec::new()),
+            },
+            cmd => (self.rev + 1, cmd),
+        };
+        self.apply_at(at, cmd)
+    }
+
+    /// Whether a write may take `revision`: past the store's revision.
+    fn check_at(&self, revision: i64) -> Result<(), KvError> {
+        if revision > self.rev {
+            Ok(())
+        } else {
+            Err(KvError::RevisionTaken {
+                revision,
+                current: self.rev,
+            })
+        }
+    }
+
+    /// Applies `cmd`, its writes at revision `at` (past the store's).
+    fn apply_at(&mut self, at: i64, cmd: &Command) -> (Result<Response, KvError>, Vec<Event>) {
+        debug_assert!(at > self.rev);
         if let Command::As { info, cmd } = cmd {
             if let Err(e) = self.authorize(info, cmd) {
                 return (Err(e), Vec::new());
@@ -283,7 +308,7 @@ impl<E: MvccEngine> KvStore<E> {
             if let Command::Auth(a) = cmd.as_ref() {
                 return (self.apply_auth(Some(info), a), Vec::new());
             }
-            return self.apply_inner(cmd);
+            return self.apply_at(at, cmd);
         }
         let checked = match cmd {
             Command::Put(p) => self.check_put(p),
@@ -294,7 +319,7 @@ impl<E: MvccEngine> KvStore<E> {
         if let Err(e) = checked {
             return (Err(e), Vec::new());
         }
-        let mut w = Writer::new(self.rev + 1);
+        let mut w = Writer::new(at);
         let out = match cmd {
             Command::Put(p) => self.exec_put(&mut w, p),
             Command::DeleteRange(d) => self.exec_delete(&mut w, d),
@@ -311,6 +336,12 @@ impl<E: MvccEngine> KvStore<E> {
             },
             Command::Auth(a) => self.apply_auth(None, a),
             Command::As { .. } => unreachable!("unwrapped above"),
+            // One revision per command: an `At` inside another (or inside
+            // `As`) is not something a node proposes.
+            Command::At { .. } => Err(KvError::PermissionDenied),
+            Command::ReserveRevisions { .. } => Err(KvError::SplitRefused(
+                "a revision reservation is applied by the node that hosts the range".into(),
+            )),
             Command::SplitRange { .. } => Err(KvError::SplitRefused(
                 "a split is applied by the node that hosts the range".into(),
             )),
@@ -349,29 +380,55 @@ impl<E: MvccEngine> KvStore<E> {
             self.partial.is_none(),
             "a command was applied while another one is in progress"
         );
-        if let Command::As { info, cmd: inner } = cmd {
-            if matches!(inner.as_ref(), Command::DeleteRange(_)) && self.failed.is_none() {
-                if let Err(e) = self.authorize(info, inner) {
+        if self.failed.is_none() {
+            match self.chunked_delete(cmd, self.rev + 1) {
+                Ok(Some((at, d))) => {
+                    self.partial = Some(Partial {
+                        w: Writer::new(at),
+                        del: d.clone(),
+                        cursor: DeleteCursor::default(),
+                    });
+                    return self.resume(budget);
+                }
+                Ok(None) => {}
+                Err(e) => {
                     *budget = budget.saturating_sub(1);
                     return Progress::Done(Err(e), Vec::new());
                 }
-                return self.apply_bounded(inner, budget);
             }
         }
+        let (out, events) = self.apply(cmd);
+        *budget = budget.saturating_sub((events.len() as u64).max(1));
+        Progress::Done(out, events)
+    }
+
+    /// The delete range inside `cmd` to run in chunks, with the revision
+    /// its writes take (`at` unless a [`Command::At`] names one): a bare
+    /// delete of a key or range, or one wrapped by `At` and then `As`,
+    /// after the revision and the user's permission are checked (refused:
+    /// why, and nothing changed). `None`: `cmd` applies whole.
+    fn chunked_delete<'c>(
+        &self,
+        cmd: &'c Command,
+        at: i64,
+    ) -> Result<Option<(i64, &'c DeleteRangeRequest)>, KvError> {
         match cmd {
-            Command::DeleteRange(d) if self.failed.is_none() && !d.key.is_empty() => {
-                self.partial = Some(Partial {
-                    w: Writer::new(self.rev + 1),
-                    del: d.clone(),
-                    cursor: DeleteCursor::default(),
-                });
-                self.resume(budget)
+            Command::At { revision, cmd } if !matches!(cmd.as_ref(), Command::At { .. }) => {
+                if !matches!(cmd.inner(), Command::DeleteRange(_)) {
+                    return Ok(None);
+                }
+                self.check_at(*revision)?;
+                self.chunked_delete(cmd, *revision)
             }
-            _ => {
-                let (out, events) = self.apply(cmd);
-                *budget = budget.saturating_sub((events.len() as u64).max(1));
-                Progress::Done(out, events)
-            }
+            Command::As { info, cmd } => match cmd.as_ref() {
+                Command::DeleteRange(d) if !d.key.is_empty() => {
+                    self.authorize(info, cmd)?;
+                    Ok(Some((at, d)))
+                }
+                _ => Ok(None),
+            },
+            Command::DeleteRange(d) if !d.key.is_empty() => Ok(Some((at, d))),
+            _ => Ok(None),
         }
     }
 
@@ -988,8 +1045,12 @@ impl<E: MvccEngine> KvStore<E> {
             | Command::LeaseGrant { .. }
             | Command::LeaseCheckpoint { .. }
             | Command::Auth(_) => Ok(()),
-            // One sender per command; a split comes from the node alone.
-            Command::As { .. } | Command::SplitRange { .. } => Err(KvError::PermissionDenied),
+            // One sender per command; a split and a drawn revision come
+            // from the node alone.
+            Command::As { .. }
+            | Command::SplitRange { .. }
+            | Command::At { .. }
+            | Command::ReserveRevisions { .. } => Err(KvError::PermissionDenied),
         }
     }
 

@@ -305,14 +305,44 @@ pub enum Command {
         /// The new range's id.
         new_range: u64,
     },
+    /// The cluster's revision oracle (run by the home range's leader)
+    /// reserves every revision up to `upto` before it hands any of them
+    /// out, so that after a failover the next oracle starts past all it
+    /// handed out. The node that hosts the range applies it; the store
+    /// alone refuses it. Only the node proposes it, never a client.
+    ReserveRevisions {
+        /// The highest revision reserved.
+        upto: i64,
+    },
+    /// A command that writes at `revision`, a revision its proposer drew
+    /// from the cluster's revision oracle, instead of at the store's next
+    /// one: once the keyspace is in several ranges, every range's writes
+    /// take their revisions from one sequence. The store skips the
+    /// revisions between (they belong to other ranges), and refuses the
+    /// command with [`KvError::RevisionTaken`](crate::KvError::RevisionTaken),
+    /// changing nothing, when `revision` is not past its own.
+    At {
+        /// The revision the command's writes take.
+        revision: i64,
+        /// The command.
+        cmd: Box<Command>,
+    },
 }
 
 impl Command {
-    /// The command inside any [`Command::As`] wrappers.
+    /// The command inside any [`Command::As`] and [`Command::At`] wrappers.
     pub fn inner(&self) -> &Command {
         match self {
-            Command::As { cmd, .. } => cmd.inner(),
+            Command::As { cmd, .. } | Command::At { cmd, .. } => cmd.inner(),
             c => c,
+        }
+    }
+
+    /// The revision a [`Command::At`] wrapper names, if the command is one.
+    pub fn at_revision(&self) -> Option<i64> {
+        match self {
+            Command::At { revision, .. } => Some(*revision),
+            _ => None,
         }
     }
 

@@ -392,6 +392,8 @@ impl Model {
             Command::LeaseCheckpoint { .. }
             | Command::Auth(_)
             | Command::As { .. }
+            | Command::At { .. }
+            | Command::ReserveRevisions { .. }
             | Command::SplitRange { .. } => {
                 unreachable!("not generated")
             }

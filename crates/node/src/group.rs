@@ -15,7 +15,7 @@
 //!   the member registry lists exactly the configuration's members, a
 //!   learner exactly when it does not vote.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use synod_kv::{Command, Event, Lessor, LessorConfig, Response};
 use synod_raft::{
@@ -93,7 +93,32 @@ pub(crate) struct Group {
     pub(crate) split_proposed: Option<u64>,
     /// The planted bug [`crate::SplitBug::NoRangeCheck`].
     pub(crate) skip_range_check: bool,
+    /// This node's ranges split ([`crate::NodeConfig::split_max_keys`]):
+    /// once its range is not the whole keyspace, the group's writes take
+    /// their revisions from the cluster's revision oracle.
+    pub(crate) dynamic: bool,
+    /// The planted bug [`crate::SplitBug::LocalRevisions`].
+    pub(crate) local_revisions: bool,
+    /// The highest revision the oracle reserved in this group (replicated
+    /// state; only the home group's moves).
+    pub(crate) reserved: i64,
+    /// Writes waiting for revisions from the oracle, in arrival order
+    /// (leader only; counted in `pending`). A client's is in
+    /// `pending_writes` too, at index [`UNDRAWN`].
+    pub(crate) undrawn: VecDeque<Proposal>,
+    /// The draw asked for and not answered: its id, the tick it was asked
+    /// at, and how many revisions.
+    pub(crate) drawing: Option<(u64, u64, u32)>,
+    /// Ids of draws (a late answer to an abandoned one is dropped).
+    pub(crate) next_draw: u64,
+    /// No draw before this tick (the oracle refused the last one).
+    pub(crate) draw_after: u64,
 }
+
+/// The index a client's write waiting for its revision is tracked at in
+/// `pending_writes`: past every index, so nothing settles it but its own
+/// apply (once drawn and proposed) or its refusal.
+pub(crate) const UNDRAWN: u64 = u64::MAX;
 
 /// The right half of a split that applied: what the node creates.
 #[derive(Debug)]
@@ -146,15 +171,117 @@ impl Group {
             desc_changed: true,
             split_proposed: None,
             skip_range_check: false,
+            dynamic: false,
+            local_revisions: false,
+            reserved: 0,
+            undrawn: VecDeque::new(),
+            drawing: None,
+            next_draw: 1,
+            draw_after: 0,
         };
         g.check_indexes();
         g
+    }
+
+    /// Whether this group's writes draw their revisions from the oracle:
+    /// its node's ranges split and its range is no longer the whole
+    /// keyspace (replicated state, so every replica decides alike).
+    pub(crate) fn draws(&self) -> bool {
+        self.dynamic
+            && !self.local_revisions
+            && self.desc.as_ref().is_some_and(|d| !d.range.is_all())
+    }
+
+    /// Answers the writes waiting for revisions as not taken (this node
+    /// lost the lead); drops its own.
+    pub(crate) fn drop_undrawn(&mut self, replies: &mut Vec<ClientReply>) {
+        let leader = self.raft.leader();
+        self.drawing = None;
+        for p in std::mem::take(&mut self.undrawn) {
+            if p.client != 0 && self.pending_writes.get(&(p.client, p.seq)) == Some(&UNDRAWN) {
+                self.pending_writes.remove(&(p.client, p.seq));
+                replies.push(ClientReply {
+                    client: p.client,
+                    seq: p.seq,
+                    result: Err(ClientError::NotLeader { leader }),
+                });
+            }
+        }
+    }
+
+    /// The oracle answered draw `id`: the revisions from `first` on go, in
+    /// order, to the writes waiting (as many as were asked for), which are
+    /// proposed now. A late or refused answer changes nothing but the
+    /// draw in flight.
+    pub(crate) fn granted(
+        &mut self,
+        id: u64,
+        result: Result<i64, ClientError>,
+        now: u64,
+        replies: &mut Vec<ClientReply>,
+    ) {
+        let Some((asked, _, count)) = self.drawing else {
+            return;
+        };
+        if asked != id {
+            return;
+        }
+        self.drawing = None;
+        let first = match result {
+            Ok(first) => first,
+            Err(_) => {
+                self.draw_after = now + 1;
+                return;
+            }
+        };
+        assert!(
+            first > 0,
+            "shard {}: the oracle granted revision {first}",
+            self.shard
+        );
+        for i in 0..i64::from(count) {
+            let Some(mut p) = self.undrawn.pop_front() else {
+                break;
+            };
+            let named = (p.client, p.seq);
+            if p.client != 0 && self.pending_writes.get(&named) != Some(&UNDRAWN) {
+                continue; // answered meanwhile (a copy of it applied)
+            }
+            p.cmd = Command::At {
+                revision: first + i,
+                cmd: Box::new(p.cmd),
+            };
+            match self.raft.propose(p.encode()) {
+                Ok(index) => {
+                    if p.client != 0 {
+                        self.track_write(named, index);
+                    }
+                }
+                Err(e) => {
+                    if p.client != 0 {
+                        self.pending_writes.remove(&named);
+                        let result = match e {
+                            synod_raft::ProposeError::NotLeader { leader } => {
+                                Err(ClientError::NotLeader { leader })
+                            }
+                            _ => Err(ClientError::Busy),
+                        };
+                        replies.push(ClientReply {
+                            client: p.client,
+                            seq: p.seq,
+                            result,
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// Requests of this node waiting for an answer from the group.
     pub(crate) fn pending(&self) -> usize {
         self.pending_members.len()
             + self.pending_writes.len()
+            + self.undrawn.iter().filter(|p| p.client == 0).count()
             + self.unconfirmed.len()
             + self.confirming.values().map(Vec::len).sum::<usize>()
             + self.confirmed.len()
@@ -286,6 +413,20 @@ impl Group {
             self.fail_lost(&lost, None, replies);
             return Some(Vec::new());
         };
+        if let Command::ReserveRevisions { upto } = &p.cmd {
+            *budget = budget.saturating_sub(1);
+            self.applied = e.index;
+            self.reserved = self.reserved.max(*upto);
+            self.desc_changed = true;
+            self.settle_write(
+                e,
+                &p,
+                Applied::Fresh(Ok(Response::Compact { revision: 0 })),
+                now,
+                replies,
+            );
+            return Some(Vec::new());
+        }
         if let Command::SplitRange { at, new_range } = &p.cmd {
             *budget = budget.saturating_sub(1);
             self.applied = e.index;
@@ -302,13 +443,24 @@ impl Group {
         // The range moved since the request was routed here (a split applied
         // before it): it takes no effect, and its caller routes it again.
         // (A request the session table answers is answered as before.)
+        let answered = p.client != 0 && self.sm.session_outcome(p.client, p.seq).is_some();
         let outside = !self.skip_range_check
-            && (p.client == 0 || self.sm.session_outcome(p.client, p.seq).is_none())
+            && !answered
             && self
                 .desc
                 .as_ref()
                 .is_none_or(|d| !routing::holds_command(&d.range, &p.cmd));
-        if outside {
+        // In a range of a split keyspace a write must carry a revision
+        // drawn from the oracle and past the range's own: one proposed
+        // before the split, or drawn by a leader since deposed, takes no
+        // effect, and its caller proposes it again.
+        let undrawn = !answered
+            && self.draws()
+            && writes_revision(&p.cmd)
+            && p.cmd
+                .at_revision()
+                .is_none_or(|r| r <= self.sm.kv().revision());
+        if outside || undrawn {
             *budget = budget.saturating_sub(1);
             self.applied = e.index;
             let lost = self.lost_at(e.index);
@@ -316,12 +468,17 @@ impl Group {
             self.settle_members(e, false, replies);
             self.fail_lost(&lost, Some((p.client, p.seq)), replies);
             if p.client != 0 && mine {
+                let result = if outside {
+                    Err(ClientError::WrongShard {
+                        key: first_key(&p.cmd),
+                    })
+                } else {
+                    Err(ClientError::RevisionTaken)
+                };
                 replies.push(ClientReply {
                     client: p.client,
                     seq: p.seq,
-                    result: Err(ClientError::WrongShard {
-                        key: first_key(&p.cmd),
-                    }),
+                    result,
                 });
             }
             return Some(Vec::new());
@@ -365,7 +522,7 @@ impl Group {
         };
         self.desc = Some(left);
         self.desc_changed = true;
-        let image = members::encode_image(&self.members, Some(&right_desc), &right);
+        let image = members::encode_image(&self.members, Some(&right_desc), 0, &right);
         self.split_out = Some(SplitOut {
             shard: new_range,
             desc: right_desc,
@@ -499,7 +656,7 @@ impl Group {
         if snap.meta.index <= self.applied {
             return false;
         }
-        let (registry, desc, image) = match members::decode_image(&snap.data) {
+        let ((registry, desc, reserved), image) = match members::decode_image(&snap.data) {
             Ok(x) => x,
             Err(e) => panic!(
                 "shard {}: snapshot from leader does not decode: {e}",
@@ -507,6 +664,7 @@ impl Group {
             ),
         };
         self.members = registry;
+        self.reserved = reserved;
         if desc.is_some() {
             self.desc = desc;
             self.desc_changed = true;
@@ -742,7 +900,12 @@ impl Group {
                 data: Vec::new(),
             });
         }
-        let data = members::encode_image(&self.members, self.desc.as_ref(), &self.sm.snapshot());
+        let data = members::encode_image(
+            &self.members,
+            self.desc.as_ref(),
+            self.reserved,
+            &self.sm.snapshot(),
+        );
         let driver_data = if durable || !for_driver {
             Vec::new()
         } else if for_raft {
@@ -767,6 +930,15 @@ impl Group {
 }
 
 /// The first key a command touches (for a refusal's message).
+/// Whether `cmd` may write, and so takes a revision (in a split keyspace,
+/// one drawn from the oracle).
+pub(crate) fn writes_revision(cmd: &Command) -> bool {
+    matches!(
+        cmd.inner(),
+        Command::Put(_) | Command::DeleteRange(_) | Command::Txn(_) | Command::LeaseRevoke { .. }
+    )
+}
+
 fn first_key(cmd: &Command) -> Vec<u8> {
     match cmd.inner() {
         Command::Put(p) => p.key.clone(),

@@ -42,8 +42,8 @@ use synod_kv::KvError;
 use synod_raft::{NodeId, Role};
 
 use crate::{
-    ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Envelope, Member, MemberOp,
-    Node, Ready, ShardId,
+    ClientError, ClientOp, ClientReply, ClientRequest, ClientResponse, Draw, Envelope, Grant,
+    Member, MemberOp, Node, Ready, ShardId,
 };
 
 /// Most requests waiting for a reply in one host.
@@ -113,6 +113,11 @@ pub enum HostMsg {
         /// The answer.
         answer: Answer,
     },
+    /// A range's leader asks the revision oracle (the home group's leader)
+    /// for revisions.
+    Draw(Draw),
+    /// The oracle's answer.
+    Grant(Grant),
 }
 
 /// A deliberate bug in the host's decisions, to show the simulator's
@@ -405,7 +410,34 @@ impl Host {
 
     /// Takes what may be done at once.
     pub fn outbox(&mut self) -> HostOutbox {
+        self.route_draws();
         std::mem::take(&mut self.out)
+    }
+
+    /// Carries the revision oracle's traffic: this node's ranges' draws go
+    /// to the home group's leader (this node's own oracle, or a message; a
+    /// draw with no leader known is dropped, and asked again after a
+    /// timeout), and the oracle's answers go back to the nodes that drew.
+    fn route_draws(&mut self) {
+        let me = self.node.id();
+        let draws = self.node.take_draws();
+        if !draws.is_empty() {
+            let leader = self.leader(self.node.home_shard());
+            for d in draws {
+                if leader == me {
+                    self.node.draw(me, d);
+                } else if leader != 0 {
+                    self.out.sends.push((leader, HostMsg::Draw(d)));
+                }
+            }
+        }
+        for g in self.node.take_grants() {
+            if g.to == me {
+                self.node.granted(g);
+            } else {
+                self.out.sends.push((g.to, HostMsg::Grant(g)));
+            }
+        }
     }
 
     /// Whether the node has a `Ready` to hand out.
@@ -453,6 +485,13 @@ impl Host {
                     self.out.answers.push((token, answer));
                 }
             }
+            HostMsg::Draw(d) => self.node.draw(from, d),
+            HostMsg::Grant(g) => {
+                // Only an answer to this node's own draw.
+                if g.to == self.node.id() {
+                    self.node.granted(g);
+                }
+            }
         }
     }
 
@@ -492,6 +531,7 @@ impl Host {
             "the store's commit must run before the next Ready"
         );
         let mut rd = self.node.ready();
+        self.route_draws();
         for r in std::mem::take(&mut rd.replies) {
             if let Some(w) = self.waiting.remove(&(r.client, r.seq)) {
                 self.answer_or_reroute(w, r);
@@ -670,12 +710,16 @@ impl Host {
     }
 
     /// Answers `reply`, unless it says a split moved the request's keys
-    /// away before it took effect (it certainly did not): then a local
-    /// client's request is routed again at the next tick, a bounded number
-    /// of times, under the same (client, seq).
+    /// away before it took effect, or its revision was taken (it certainly
+    /// took no effect either way): then a local client's request is routed
+    /// again at the next tick, a bounded number of times, under the same
+    /// (client, seq).
     fn answer_or_reroute(&mut self, w: Waiting, reply: ClientReply) {
-        if let (Err(ClientError::WrongShard { .. }), Some((req, tries))) = (&reply.result, w.again)
-        {
+        let again = matches!(
+            reply.result,
+            Err(ClientError::WrongShard { .. } | ClientError::RevisionTaken)
+        );
+        if let (true, Some((req, tries))) = (again, w.again) {
             if tries < MAX_REROUTES && self.reroute.len() < MAX_WAITING {
                 self.reroute.push((req, w.origin, tries + 1));
                 return;

@@ -31,6 +31,7 @@
 mod group;
 pub mod host;
 mod members;
+mod oracle;
 mod routing;
 mod sm;
 mod types;
@@ -42,6 +43,7 @@ pub use members::{
     derive_member_id, Member, MemberError, MemberOp, Registry, MAX_LEARNERS, MAX_URLS,
     MAX_URL_BYTES,
 };
+pub use oracle::{Draw, Grant, DRAW_TIMEOUT_TICKS, MAX_DRAW, MAX_QUEUED_DRAWS, RESERVE_WINDOW};
 pub use routing::{KeyRange, RangeDesc};
 pub use sm::{Applied, CorruptSnapshot, Proposal, StateMachine};
 pub use types::{
@@ -54,8 +56,9 @@ use synod_raft::{
     Role, Snapshot, StepError,
 };
 
-use group::{Group, PendingMember, SplitOut, WaitingRead};
+use group::{writes_revision, Group, PendingMember, SplitOut, WaitingRead, UNDRAWN};
 use members::LeaderView;
+use oracle::Oracle;
 
 /// How a node runs its groups.
 #[derive(Clone, Debug)]
@@ -98,6 +101,11 @@ pub enum SplitBug {
     /// A write that reaches a range after a split moved its key away
     /// applies anyway, to keys the range no longer serves.
     NoRangeCheck,
+    /// Each range numbers its writes with its own revisions, as before the
+    /// split, instead of drawing them from the cluster's revision oracle:
+    /// ranges reuse one another's revisions, and a write that completed
+    /// before another began may carry the higher one.
+    LocalRevisions,
 }
 
 /// Where a split's new group starts: its log begins after this index, in
@@ -253,6 +261,10 @@ pub struct Node {
     ranges: Vec<(KeyRange, ShardId)>,
     /// Where a created group's state machine lives.
     store_factory: Option<StoreFactory>,
+    /// The revision oracle, while this node leads the home group.
+    oracle: Oracle,
+    /// The oracle's answers not yet taken by the driver.
+    grants: Vec<Grant>,
 }
 
 impl Node {
@@ -268,6 +280,8 @@ impl Node {
             replies: Vec::new(),
             ranges: Vec::new(),
             store_factory: None,
+            oracle: Oracle::default(),
+            grants: Vec::new(),
         };
         for g in groups {
             node.add_group(g, None)?;
@@ -331,12 +345,13 @@ impl Node {
         rc.seed = splitmix(self.cfg.seed ^ splitmix(shard) ^ self.cfg.id.rotate_left(32));
         let mut registry = Registry::default();
         let mut desc = None;
+        let mut reserved = 0;
         let (sm, applied) = match (opened, &g.raft, &g.snapshot_data) {
             (Some((sm, index)), _, _) => {
                 // A disk engine keeps the registry and the range beside its
                 // data, as of the same applied index.
                 if !sm.extra().is_empty() {
-                    (registry, desc) = members::decode_registry(sm.extra())
+                    (registry, desc, reserved) = members::decode_registry(sm.extra())
                         .map_err(|err| NodeError::Registry { shard, err })?;
                 }
                 (sm, index)
@@ -349,9 +364,10 @@ impl Node {
                 },
                 Some(data),
             ) => {
-                let (mut reg, d, image) = members::decode_image(data)
+                let ((mut reg, d, r), image) = members::decode_image(data)
                     .map_err(|err| NodeError::Registry { shard, err })?;
                 desc = d;
+                reserved = r;
                 // An image without a registry (a restored backup, an older
                 // image) still names its configuration's members.
                 reg.apply(&meta.conf_state, &[]);
@@ -422,6 +438,9 @@ impl Node {
         }
         let mut group = Group::new(shard, raft, sm, applied, lessor, registry, desc);
         group.skip_range_check = self.cfg.split_bug == Some(SplitBug::NoRangeCheck);
+        group.local_revisions = self.cfg.split_bug == Some(SplitBug::LocalRevisions);
+        group.dynamic = self.cfg.split_max_keys.is_some();
+        group.reserved = reserved;
         self.groups.insert(shard, group);
         self.rebuild_ranges();
         Ok(())
@@ -602,6 +621,162 @@ impl Node {
         }
     }
 
+    /// Draws this node's ranges ask of the revision oracle now, one per
+    /// range with writes waiting and no draw in flight. The driver hands
+    /// each to the home group's leader: to [`Node::draw`] here if it is
+    /// this node, in a message otherwise (a draw lost on the way is asked
+    /// again after [`DRAW_TIMEOUT_TICKS`]).
+    pub fn take_draws(&mut self) -> Vec<Draw> {
+        let now = self.ticks;
+        let mut out = Vec::new();
+        for g in self.groups.values_mut() {
+            if g.undrawn.is_empty() || g.drawing.is_some() || now < g.draw_after {
+                continue;
+            }
+            if g.raft.role() != Role::Leader {
+                g.drop_undrawn(&mut self.replies);
+                continue;
+            }
+            let count = u32::try_from(g.undrawn.len()).map_or(MAX_DRAW, |n| n.min(MAX_DRAW));
+            let id = g.next_draw;
+            g.next_draw += 1;
+            g.drawing = Some((id, now, count));
+            out.push(Draw {
+                shard: g.shard,
+                id,
+                count,
+            });
+        }
+        out
+    }
+
+    /// A draw from node `from` (this node's own included) reaches the
+    /// oracle; its answer comes out of [`Node::take_grants`].
+    pub fn draw(&mut self, from: NodeId, d: Draw) {
+        let refuse = |err| Grant {
+            to: from,
+            shard: d.shard,
+            id: d.id,
+            result: Err(err),
+        };
+        if d.count == 0 || d.count > MAX_DRAW {
+            let err = ClientError::Invalid(format!("a draw of {} revisions", d.count));
+            return self.grants.push(refuse(err));
+        }
+        if self.oracle.held() >= MAX_QUEUED_DRAWS {
+            return self.grants.push(refuse(ClientError::Busy));
+        }
+        let Some(g) = self.groups.get(&self.home_shard()) else {
+            return;
+        };
+        if g.raft.role() != Role::Leader {
+            let leader = g.raft.leader();
+            return self.grants.push(refuse(ClientError::NotLeader { leader }));
+        }
+        self.oracle.queue.push((from, d));
+        self.serve_oracle();
+    }
+
+    /// The oracle's answer to one of this node's draws.
+    pub fn granted(&mut self, grant: Grant) {
+        let now = self.ticks;
+        if let Some(g) = self.groups.get_mut(&grant.shard) {
+            g.granted(grant.id, grant.result, now, &mut self.replies);
+        }
+    }
+
+    /// The oracle's answers since the last call, for the nodes that drew.
+    pub fn take_grants(&mut self) -> Vec<Grant> {
+        std::mem::take(&mut self.grants)
+    }
+
+    /// Runs the oracle on the home group's leader: starts it in a new term
+    /// once an entry of that term applied, confirms the draws waiting with
+    /// one ReadIndex round, hands revisions out within the reservation,
+    /// and reserves the next window ahead (see oracle.rs).
+    fn serve_oracle(&mut self) {
+        let Some(home) = self.ranges.first().map(|(_, s)| *s) else {
+            return;
+        };
+        let Some(g) = self.groups.get_mut(&home) else {
+            return;
+        };
+        let o = &mut self.oracle;
+        let term = g.raft.term();
+        if g.raft.role() != Role::Leader || (o.term != 0 && o.term != term) {
+            if o.term != 0 || o.held() > 0 {
+                let leader = g.raft.leader();
+                o.refuse_all(&ClientError::NotLeader { leader }, &mut self.grants);
+            }
+            if g.raft.role() != Role::Leader {
+                return;
+            }
+        }
+        if o.term == 0 {
+            // Everything committed before this term applied: the
+            // reservation is the latest, and so is the home range's revision.
+            if g.raft.term_at(g.applied) != Some(term) {
+                return;
+            }
+            o.term = term;
+            o.next = g.reserved + 1;
+            o.reserving = None;
+        }
+        // Before the first split every write took the home range's next
+        // revision: the oracle starts past it (after, the home range's
+        // revision only grows by revisions the oracle handed out).
+        o.next = o.next.max(g.sm.kv().revision() + 1);
+        if !o.queue.is_empty() {
+            let ctx = g.next_ctx;
+            g.next_ctx += 1;
+            let batch = std::mem::take(&mut o.queue);
+            if g.raft.read_index(ctx).is_ok() {
+                o.confirming.insert(ctx, batch);
+            } else {
+                for (to, d) in batch {
+                    self.grants.push(Grant {
+                        to,
+                        shard: d.shard,
+                        id: d.id,
+                        result: Err(ClientError::Busy),
+                    });
+                }
+            }
+        }
+        while let Some((to, d)) = o.confirmed.front() {
+            let last = o.next + i64::from(d.count) - 1;
+            if last > g.reserved {
+                break;
+            }
+            self.grants.push(Grant {
+                to: *to,
+                shard: d.shard,
+                id: d.id,
+                result: Ok(o.next),
+            });
+            o.next = last + 1;
+            o.confirmed.pop_front();
+        }
+        let wanted: i64 = o.next
+            + o.confirmed
+                .iter()
+                .map(|(_, d)| i64::from(d.count))
+                .sum::<i64>();
+        let active = !o.confirmed.is_empty() || g.reserved > 0;
+        if active && o.reserving.is_none() && g.reserved - wanted < RESERVE_WINDOW / 2 {
+            let p = Proposal {
+                client: 0,
+                seq: 0,
+                cmd: Command::ReserveRevisions {
+                    upto: g.reserved.max(wanted) + RESERVE_WINDOW,
+                },
+            };
+            if let Ok(index) = g.raft.propose(p.encode()) {
+                o.reserving = Some(index);
+            }
+        }
+    }
+
     /// Gives the initial members' names and peer URLs (from the bootstrap
     /// configuration): the first leader of a new group writes them into the
     /// replicated registry, so members that replay the log learn them too.
@@ -710,11 +885,23 @@ impl Node {
                         seq: 0,
                         cmd: Command::LeaseRevoke { id },
                     };
-                    let _ = g.raft.propose(p.encode());
+                    if !g.draws() {
+                        let _ = g.raft.propose(p.encode());
+                    } else if g.undrawn.len() < self.cfg.max_pending && !g.undrawn.contains(&p) {
+                        g.undrawn.push_back(p);
+                    }
                 }
+            }
+            // A draw unanswered for long (its message or its answer was
+            // lost, or the oracle moved) is asked again.
+            if g.drawing
+                .is_some_and(|(_, since, _)| now >= since + DRAW_TIMEOUT_TICKS)
+            {
+                g.drawing = None;
             }
         }
         self.maybe_split();
+        self.serve_oracle();
     }
 
     /// Feeds a message from a peer.
@@ -733,16 +920,22 @@ impl Node {
     }
 
     /// A leader of a group this node does not host sends it entries or a
-    /// heartbeat: this node is a member of a range it has not learned of
-    /// (it was sent a snapshot of the split range from past the split).
-    /// It hosts the group, empty, until that leader sends it a snapshot.
-    /// Other messages for unknown groups are refused.
+    /// heartbeat, or a candidate asks for its vote: this node is a member
+    /// of a range it has not learned of (it was sent a snapshot of the
+    /// split range from past the split). It hosts the group, empty, until a
+    /// leader sends it a snapshot. It may vote meanwhile, as any member
+    /// with an empty log may (a candidate missing a committed entry still
+    /// cannot gather a quorum): without that, a range whose members mostly
+    /// skipped its split could never elect a leader. Other messages for
+    /// unknown groups are refused.
     fn maybe_create_uninitialized(&mut self, env: &Envelope) -> Result<(), NodeError> {
         let from_leader = matches!(
             env.msg.body,
             MessageBody::Append { .. }
                 | MessageBody::Heartbeat { .. }
                 | MessageBody::SnapshotChunk { .. }
+                | MessageBody::Vote { .. }
+                | MessageBody::PreVote { .. }
         );
         let waiting = self.groups.values().filter(|g| g.desc.is_none()).count();
         // Only a node whose ranges split learns of ranges from its peers.
@@ -796,6 +989,16 @@ impl Node {
                     seq: req.seq,
                     cmd: cmd.clone(),
                 };
+                // In a split keyspace a write waits for a revision from the
+                // oracle (see oracle.rs), then is proposed.
+                if g.draws() && writes_revision(cmd) {
+                    if g.raft.role() != Role::Leader {
+                        return self.reply(&req, Err(ClientError::NotLeader { leader }));
+                    }
+                    g.pending_writes.insert((req.client, req.seq), UNDRAWN);
+                    g.undrawn.push_back(p);
+                    return;
+                }
                 match g.raft.propose(p.encode()) {
                     Ok(index) => g.track_write((req.client, req.seq), index),
                     Err(ProposeError::NotLeader { leader }) => {
@@ -943,6 +1146,7 @@ impl Node {
                 }
                 if role != Role::Leader && g.role == Role::Leader {
                     g.lessor.demote();
+                    g.drop_undrawn(&mut self.replies);
                     // Reads still waiting for confirmation will not get it from us.
                     for (_, batch) in std::mem::take(&mut g.confirming) {
                         for w in batch {
@@ -982,7 +1186,14 @@ impl Node {
                     for w in batch {
                         g.confirmed.push((rs.index, w));
                     }
+                } else if let Some(draws) = self.oracle.confirming.remove(&rs.ctx) {
+                    // The home group's leader was confirmed after these
+                    // draws arrived: the oracle may hand them revisions.
+                    self.oracle.confirmed.extend(draws);
                 }
+            }
+            if self.oracle.reserving.is_some_and(|i| g.applied >= i) {
+                self.oracle.reserving = None;
             }
             g.serve_confirmed(&mut self.replies);
             if std::mem::take(&mut g.members_changed) {
@@ -1036,6 +1247,7 @@ impl Node {
         if self.groups.values().any(|g| g.desc_changed) {
             self.rebuild_ranges();
         }
+        self.serve_oracle();
         rd.persist.retain(|p| !p.is_empty());
         rd.replies = std::mem::take(&mut self.replies);
         rd
@@ -1070,7 +1282,7 @@ impl Node {
         );
         for g in self.groups.values_mut() {
             // The registry as of `applied`, kept beside the data.
-            let registry = members::encode_registry(&g.members, g.desc.as_ref());
+            let registry = members::encode_registry(&g.members, g.desc.as_ref(), g.reserved);
             g.sm.commit(g.applied, durable, &registry)?;
         }
         Ok(())
@@ -1136,10 +1348,11 @@ pub fn install_group_image(
     data: &[u8],
     conf: &ConfState,
 ) -> Result<Vec<u8>, CorruptSnapshot> {
-    let (mut registry, desc, image) = members::decode_image(data).map_err(CorruptSnapshot::new)?;
+    let ((mut registry, desc, reserved), image) =
+        members::decode_image(data).map_err(CorruptSnapshot::new)?;
     registry.apply(conf, &[]);
     sm.install(image)?;
-    let bytes = members::encode_registry(&registry, desc.as_ref());
+    let bytes = members::encode_registry(&registry, desc.as_ref(), reserved);
     sm.set_extra(bytes.clone());
     Ok(bytes)
 }

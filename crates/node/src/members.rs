@@ -486,8 +486,13 @@ impl Registry {
 const IMAGE_MAGIC: &[u8; 4] = b"SYMR";
 
 /// The snapshot image of a group: the registry, then the state machine's own image.
-pub(crate) fn encode_image(registry: &Registry, desc: Option<&RangeDesc>, sm: &[u8]) -> Vec<u8> {
-    let reg = encode_registry(registry, desc);
+pub(crate) fn encode_image(
+    registry: &Registry,
+    desc: Option<&RangeDesc>,
+    reserved: i64,
+    sm: &[u8],
+) -> Vec<u8> {
+    let reg = encode_registry(registry, desc, reserved);
     let mut out = Vec::with_capacity(12 + reg.len() + sm.len());
     out.extend_from_slice(IMAGE_MAGIC);
     out.extend_from_slice(&(reg.len() as u64).to_le_bytes());
@@ -498,44 +503,68 @@ pub(crate) fn encode_image(registry: &Registry, desc: Option<&RangeDesc>, sm: &[
 
 /// Marks the range descriptor after the registry's bytes.
 const DESC_TAG: &[u8; 4] = b"RNG1";
+/// Marks the revision oracle's reservation after the descriptor.
+const RESERVED_TAG: &[u8; 4] = b"RSV1";
 
-/// The registry and the group's range descriptor (kept beside a disk
-/// engine's data, and at the head of a group's image).
-pub(crate) fn encode_registry(registry: &Registry, desc: Option<&RangeDesc>) -> Vec<u8> {
+/// The registry, the group's range descriptor and the highest revision
+/// the cluster's revision oracle reserved in it (0: none; only the home
+/// group's oracle reserves) — kept beside a disk engine's data, and at the
+/// head of a group's image.
+pub(crate) fn encode_registry(
+    registry: &Registry,
+    desc: Option<&RangeDesc>,
+    reserved: i64,
+) -> Vec<u8> {
     let mut out =
         postcard::to_allocvec(registry).expect("postcard encoding into a Vec cannot fail");
     if let Some(d) = desc {
         out.extend_from_slice(DESC_TAG);
         out = postcard::to_extend(d, out).expect("postcard encoding into a Vec cannot fail");
+        if reserved != 0 {
+            out.extend_from_slice(RESERVED_TAG);
+            out = postcard::to_extend(&reserved, out)
+                .expect("postcard encoding into a Vec cannot fail");
+        }
     }
     out
 }
 
+/// What [`decode_registry`] reads.
+pub(crate) type Beside = (Registry, Option<RangeDesc>, i64);
+
 /// Reads [`encode_registry`]'s output; bytes written before ranges had
-/// descriptors hold the registry alone.
-pub(crate) fn decode_registry(data: &[u8]) -> Result<(Registry, Option<RangeDesc>), String> {
+/// descriptors hold the registry alone, and before the oracle no
+/// reservation.
+pub(crate) fn decode_registry(data: &[u8]) -> Result<Beside, String> {
     let (registry, rest) =
         postcard::take_from_bytes(data).map_err(|e| format!("member registry: {e}"))?;
     if rest.is_empty() {
-        return Ok((registry, None));
+        return Ok((registry, None, 0));
     }
     let Some(d) = rest.strip_prefix(DESC_TAG) else {
         return Err("member registry: trailing bytes".into());
     };
     let (desc, rest): (RangeDesc, _) =
         postcard::take_from_bytes(d).map_err(|e| format!("range descriptor: {e}"))?;
-    if !rest.is_empty() {
-        return Err("range descriptor: trailing bytes".into());
+    if rest.is_empty() {
+        return Ok((registry, Some(desc), 0));
     }
-    Ok((registry, Some(desc)))
+    let Some(r) = rest.strip_prefix(RESERVED_TAG) else {
+        return Err("range descriptor: trailing bytes".into());
+    };
+    let (reserved, rest): (i64, _) =
+        postcard::take_from_bytes(r).map_err(|e| format!("reserved revisions: {e}"))?;
+    if !rest.is_empty() || reserved <= 0 {
+        return Err("reserved revisions: trailing bytes or not positive".into());
+    }
+    Ok((registry, Some(desc), reserved))
 }
 
 /// Splits [`encode_image`]'s output; an image without the registry (an
-/// older one) has an empty registry and no descriptor.
-#[allow(clippy::type_complexity)]
-pub(crate) fn decode_image(data: &[u8]) -> Result<(Registry, Option<RangeDesc>, &[u8]), String> {
+/// older one) has an empty registry, no descriptor and no reservation.
+pub(crate) fn decode_image(data: &[u8]) -> Result<(Beside, &[u8]), String> {
     let Some(rest) = data.strip_prefix(IMAGE_MAGIC) else {
-        return Ok((Registry::default(), None, data));
+        return Ok(((Registry::default(), None, 0), data));
     };
     if rest.len() < 8 {
         return Err("truncated member registry".into());
@@ -548,6 +577,5 @@ pub(crate) fn decode_image(data: &[u8]) -> Result<(Registry, Option<RangeDesc>, 
         return Err("truncated member registry".into());
     }
     let (reg, sm) = rest.split_at(len as usize);
-    let (registry, desc) = decode_registry(reg)?;
-    Ok((registry, desc, sm))
+    Ok((decode_registry(reg)?, sm))
 }

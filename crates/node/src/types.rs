@@ -118,6 +118,12 @@ pub enum ClientError {
         /// The key.
         key: Vec<u8>,
     },
+    /// A write in a range of a split keyspace reached the log without a
+    /// revision from the revision oracle, or with one its range had passed
+    /// (proposed before a split, or by a deposed leader): it took no effect;
+    /// propose it again.
+    #[error("the write's revision was taken; it took no effect")]
+    RevisionTaken,
 }
 
 /// The answer to a [`ClientRequest`].

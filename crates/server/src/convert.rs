@@ -253,6 +253,8 @@ pub fn client_status(e: &ClientError) -> Status {
             Status::invalid_argument(format!("synod: {e}"))
         }
         ClientError::StaleSequence { .. } => Status::internal(e.to_string()),
+        // Took no effect; the member retried it as long as it could.
+        ClientError::RevisionTaken => Status::unavailable(e.to_string()),
         ClientError::Member(m) => member_status(*m),
     }
 }

@@ -96,15 +96,26 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
         let created = events.next().await.unwrap().unwrap();
         assert!(created.created && !created.canceled, "{created:?}");
 
+        // One put after another, so each revision must pass the last,
+        // whichever range took it (the ranges draw from one sequence).
         let mut kv = KvClient::connect(format!("http://{ep0}")).await.unwrap();
+        let mut last = 0;
         for i in 0..KEYS {
-            kv.put(pb::PutRequest {
-                key: key(i),
-                value: format!("v{i}").into_bytes(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("put of key {i} failed: {e}"));
+            let r = kv
+                .put(pb::PutRequest {
+                    key: key(i),
+                    value: format!("v{i}").into_bytes(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("put of key {i} failed: {e}"))
+                .into_inner();
+            let rev = r.header.unwrap().revision;
+            assert!(
+                rev > last,
+                "put of key {i} took revision {rev} after {last}"
+            );
+            last = rev;
         }
         // The keyspace splits on every member.
         let t0 = Instant::now();
@@ -123,6 +134,39 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
         );
         for ep in [&ep0, &ep1, &ep2] {
             read_all(ep, "after the splits").await;
+        }
+        // Through every member in turn, to keys of different ranges: still
+        // one increasing sequence, and each key's mod revision is its put's.
+        let mut clients = Vec::new();
+        for ep in [&ep0, &ep1, &ep2] {
+            clients.push(KvClient::connect(format!("http://{ep}")).await.unwrap());
+        }
+        for (n, i) in (0..KEYS).step_by(13).enumerate() {
+            let c = &mut clients[n % 3];
+            let r = c
+                .put(pb::PutRequest {
+                    key: key(i),
+                    value: format!("v{i}").into_bytes(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("put of key {i} failed: {e}"))
+                .into_inner();
+            let rev = r.header.unwrap().revision;
+            assert!(
+                rev > last,
+                "put of key {i} took revision {rev} after {last}"
+            );
+            last = rev;
+            let got = c
+                .range(pb::RangeRequest {
+                    key: key(i),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(got.kvs[0].mod_revision, rev, "key {i}");
         }
         // `synod ranges`' call lists them: contiguous over the keyspace,
         // each on the three members with a leader, every key counted once.

@@ -141,6 +141,11 @@ impl Process for Proc {
             ),
             Msg::Peer(HostMsg::Ask { id, .. }) => format!("Ask #{id}"),
             Msg::Peer(HostMsg::Answer { id, .. }) => format!("Answer #{id}"),
+            Msg::Peer(HostMsg::Draw(d)) => format!("Draw s{} #{} n={}", d.shard, d.id, d.count),
+            Msg::Peer(HostMsg::Grant(g)) => match &g.result {
+                Ok(first) => format!("Grant s{} #{} from {first}", g.shard, g.id),
+                Err(e) => format!("Grant s{} #{} {e}", g.shard, g.id),
+            },
             Msg::Peer(HostMsg::Raft(env)) => {
                 let m = &env.msg;
                 match &m.body {
@@ -559,6 +564,12 @@ pub enum ClientEvent {
     },
     /// The running operation's outcome will never be known.
     Unknown,
+    /// The running operation, a put, was acknowledged at this revision
+    /// (for the revision-order checker; its completion follows).
+    Wrote {
+        /// The revision.
+        revision: i64,
+    },
     /// A request over several groups' keys was served instead of refused.
     SpanServed,
     /// The answer to the client's (session, seq) was the answer to another
@@ -930,6 +941,11 @@ impl Client {
             Ok(ClientResponse::Write(w)) => self.outbox.push(seen(true, w.revision())),
             _ => {}
         }
+        if let Ok(ClientResponse::Write(Response::Put { revision, .. })) = &reply.result {
+            self.outbox.push(ClientEvent::Wrote {
+                revision: *revision,
+            });
+        }
         let fits = match &reply.result {
             Ok(ClientResponse::Range(_)) => kind == OpKind::Get,
             Ok(ClientResponse::Write(Response::Txn { .. })) => kind == OpKind::Cas,
@@ -966,6 +982,9 @@ impl Client {
             // Routed to a range a split had moved the key out of: it took
             // no effect; route it again.
             Err(ClientError::WrongShard { .. }) => self.retry_elsewhere(ctx, 0),
+            // Its revision was taken (proposed before a split, or drawn by
+            // a deposed leader): it took no effect; propose it again.
+            Err(ClientError::RevisionTaken) => self.retry_elsewhere(ctx, 0),
             // The state machine refused the command: it took no effect.
             Err(ClientError::Kv(_)) if kind != OpKind::Get => self.finish(ctx, false, None),
             Err(_) => self.give_up(ctx),

@@ -19,6 +19,7 @@ pub mod bulk;
 pub mod cli;
 pub mod cluster;
 pub mod invariants;
+pub mod revisions;
 pub mod run;
 
 pub use run::{run, Bug, RunConfig, RunReport};

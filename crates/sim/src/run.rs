@@ -164,7 +164,7 @@ pub enum Bug {
 }
 
 /// Every planted bug, with its command-line name and what it breaks.
-pub const BUGS: [(&str, Bug, &str); 7] = [
+pub const BUGS: [(&str, Bug, &str); 8] = [
     (
         "vote-without-log-check",
         Bug::Raft(PlantedBug::VoteWithoutLogCheck),
@@ -199,6 +199,11 @@ pub const BUGS: [(&str, Bug, &str); 7] = [
         "split-without-range-check",
         Bug::Split(SplitBug::NoRangeCheck),
         "a write routed to a range before a split moved its key away applies there anyway (use with --split-keys)",
+    ),
+    (
+        "split-local-revisions",
+        Bug::Split(SplitBug::LocalRevisions),
+        "after a split each range numbers its writes with its own revisions instead of drawing them from the cluster's revision oracle (use with --split-keys)",
     ),
 ];
 
@@ -279,6 +284,10 @@ struct Harness {
     sessions: Vec<Observation>,
     /// Requests over several groups that were served, not refused.
     span_served: u64,
+    /// Acknowledged puts with their revisions (the revision-order checker).
+    puts: Vec<crate::revisions::Put>,
+    /// Each client's running operation: its key and when it was invoked.
+    invoked: BTreeMap<ProcId, (String, u64)>,
     /// Answers clients got that belonged to another kind of request.
     wrong_answers: u64,
     /// The groups' key ranges.
@@ -458,6 +467,7 @@ impl Harness {
                         value,
                         expected,
                     } => {
+                        self.invoked.insert(i, (key.clone(), now_ns));
                         let p = self
                             .recorder
                             .invoke(client, op, &key, value, expected, now_ns);
@@ -493,6 +503,16 @@ impl Harness {
                             kind: if write { ObsKind::Write } else { ObsKind::Read },
                             revision,
                         });
+                    }
+                    ClientEvent::Wrote { revision } => {
+                        if let Some((key, call)) = self.invoked.get(&i) {
+                            self.puts.push(crate::revisions::Put {
+                                call: *call,
+                                ret: now_ns,
+                                revision,
+                                key: key.clone(),
+                            });
+                        }
                     }
                     ClientEvent::SpanServed => self.span_served += 1,
                     ClientEvent::WrongAnswer => self.wrong_answers += 1,
@@ -871,6 +891,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
         recorder: Recorder::new(),
         sessions: Vec::new(),
         span_served: 0,
+        puts: Vec::new(),
+        invoked: BTreeMap::new(),
         wrong_answers: 0,
         ranges: split(cfg.keys, cfg.groups),
         invs: split(cfg.keys, cfg.groups)
@@ -1077,6 +1099,11 @@ pub fn run(cfg: RunConfig) -> RunReport {
     }
     if cfg.split_keys.is_some() || cfg.groups > 1 {
         violations.extend(h.check_ranges());
+    }
+    // One sequence of revisions for every range (a static split's groups,
+    // `--groups`, number their own).
+    if cfg.groups == 1 {
+        violations.extend(crate::revisions::check(&h.puts));
     }
     if h.span_served > 0 {
         violations.push(format!(

@@ -110,6 +110,25 @@ fn planted_split_without_range_check_is_caught() {
 }
 
 #[test]
+fn planted_split_local_revisions_is_caught_by_the_revision_order() {
+    // After a split each range numbers its own writes: two ranges hand out
+    // one revision, or a later write gets a lower one.
+    let caught = (0..CATCH_WITHIN).find_map(|seed| {
+        let r = run(RunConfig {
+            bug: Some(Bug::Split(SplitBug::LocalRevisions)),
+            ..splitting(seed)
+        });
+        let by_order = r.violations.iter().any(|v| v.starts_with("revisions:"));
+        by_order.then_some((seed, r.violations))
+    });
+    assert!(
+        caught.is_some(),
+        "ranges numbering their own revisions went unnoticed for {CATCH_WITHIN} seeds"
+    );
+    eprintln!("caught at {caught:?}");
+}
+
+#[test]
 fn lease_read_seeds_pass() {
     let f = failures((2000..2015).map(|s| RunConfig {
         lease_reads: true,

@@ -159,7 +159,8 @@ fn history(r: &Release, ep: &str) -> String {
 /// is refused as compacted.
 fn view(r: &Release, ep: &str, lease: &str) -> Value {
     let all = json(&etcdctl_ok(r, ep, &["get", "", "--prefix", "-w", "json"]));
-    let ttl = json(&etcdctl_ok(r, 
+    let ttl = json(&etcdctl_ok(
+        r,
         ep,
         &["lease", "timetolive", lease, "--keys", "-w", "json"],
     ));
@@ -501,7 +502,8 @@ fn run_users_roles_and_authentication_travel_from_synod_to_etcd(r: &Release) {
     auth_setup(r, &ep);
     let before = auth_view(r, &ep);
     let file = dir.join("synod.db");
-    etcdctl_ok(r, 
+    etcdctl_ok(
+        r,
         &ep,
         &[
             "--user",
@@ -548,7 +550,8 @@ fn run_users_roles_and_authentication_travel_from_etcd_to_synod(r: &Release) {
     auth_setup(r, &e.ep);
     let before = auth_view(r, &e.ep);
     let file = dir.join("etcd.db");
-    etcdctl_ok(r, 
+    etcdctl_ok(
+        r,
         &e.ep,
         &[
             "--user",
