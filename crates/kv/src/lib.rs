@@ -71,5 +71,5 @@ pub use error::KvError;
 pub use lessor::{Lessor, LessorConfig};
 pub use mvcc::Mvcc;
 pub use snapshot::StateParts;
-pub use store::{KvConfig, KvStore, LeaseInfo, Progress, MAX_LEASE_TTL};
+pub use store::{merge_ranges, KvConfig, KvStore, LeaseInfo, Progress, MAX_LEASE_TTL};
 pub use types::*;

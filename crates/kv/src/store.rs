@@ -1311,6 +1311,47 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
     }
 }
 
+/// One answer to `req` from the answers its parts gave: `req` read over
+/// disjoint pieces of its span at one revision (each part asked as
+/// [`RangeRequest::part`] makes it), as one store holding every piece
+/// would answer it at revision `header`.
+pub fn merge_ranges(req: &RangeRequest, parts: Vec<RangeResponse>, header: i64) -> RangeResponse {
+    let count = parts.iter().map(|p| p.count).sum();
+    let truncated = parts.iter().any(|p| p.more);
+    let mut kvs: Vec<KeyValue> = parts.into_iter().flat_map(|p| p.kvs).collect();
+    kvs.sort_by(|a, b| a.key.cmp(&b.key));
+    let order = match (req.sort_target, req.sort_order) {
+        (SortTarget::Key, SortOrder::None | SortOrder::Ascend) => SortOrder::None,
+        (_, SortOrder::None) => SortOrder::Ascend,
+        (_, o) => o,
+    };
+    if order != SortOrder::None {
+        sort_kvs(&mut kvs, req.sort_target, order);
+    }
+    let mut more = truncated;
+    if let Some(l) = usize::try_from(req.limit).ok().filter(|&l| l > 0) {
+        if kvs.len() > l {
+            kvs.truncate(l);
+            more = true;
+        }
+    }
+    if req.count_only {
+        kvs.clear();
+        more = false;
+    }
+    if req.keys_only {
+        for kv in &mut kvs {
+            kv.value.clear();
+        }
+    }
+    RangeResponse {
+        header_revision: header,
+        kvs,
+        more,
+        count,
+    }
+}
+
 /// Sorts by the target; stable, so equal targets stay in key order.
 fn sort_kvs(kvs: &mut [KeyValue], target: SortTarget, order: SortOrder) {
     let cmp = |a: &KeyValue, b: &KeyValue| match target {

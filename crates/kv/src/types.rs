@@ -87,6 +87,18 @@ pub struct RangeRequest {
 }
 
 impl RangeRequest {
+    /// This read restricted to `[key, range_end)` (a piece of its span),
+    /// asked so that [`merge_ranges`](crate::merge_ranges) can merge the
+    /// pieces' answers: values kept when they are sorted by.
+    pub fn part(&self, key: Vec<u8>, range_end: Vec<u8>) -> RangeRequest {
+        RangeRequest {
+            key,
+            range_end,
+            keys_only: self.keys_only && self.sort_target != SortTarget::Value,
+            ..self.clone()
+        }
+    }
+
     /// A read of the single key `key` at the current revision.
     pub fn key(key: impl Into<Vec<u8>>) -> Self {
         RangeRequest {

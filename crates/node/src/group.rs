@@ -32,6 +32,10 @@ use crate::types::{ClientError, ClientOp, ClientReply, ClientRequest, ClientResp
 #[derive(Debug)]
 pub(crate) struct WaitingRead {
     pub(crate) req: ClientRequest,
+    /// Served only once the group applied this index too (a read at a
+    /// cluster revision waits for every entry its leader had in its log
+    /// when it arrived; 0 for others).
+    pub(crate) min_index: u64,
 }
 
 /// A request's (client, seq).
@@ -113,6 +117,10 @@ pub(crate) struct Group {
     pub(crate) next_draw: u64,
     /// No draw before this tick (the oracle refused the last one).
     pub(crate) draw_after: u64,
+    /// The highest cluster revision a read was served at or promised by
+    /// this leader ([`ClientOp::ReadAt`]): revisions drawn at or below it
+    /// are not used (their writes draw again).
+    pub(crate) closed: i64,
 }
 
 /// The index a client's write waiting for its revision is tracked at in
@@ -178,6 +186,7 @@ impl Group {
             drawing: None,
             next_draw: 1,
             draw_after: 0,
+            closed: 0,
         };
         g.check_indexes();
         g
@@ -239,6 +248,12 @@ impl Group {
             "shard {}: the oracle granted revision {first}",
             self.shard
         );
+        if first <= self.closed {
+            // Handed out before a read this leader promised at `closed`
+            // arrived: the writes draw again, past it.
+            self.draw_after = now;
+            return;
+        }
         for i in 0..i64::from(count) {
             let Some(mut p) = self.undrawn.pop_front() else {
                 break;
@@ -816,9 +831,11 @@ impl Group {
         let applied = self.applied;
         let mut i = 0;
         while i < self.confirmed.len() {
-            if self.confirmed[i].0 <= applied {
+            if self.confirmed[i].0.max(self.confirmed[i].1.min_index) <= applied {
                 let (_, w) = self.confirmed.swap_remove(i);
-                let ClientOp::Range { req, auth, .. } = &w.req.op else {
+                let (ClientOp::Range { req, auth, .. } | ClientOp::ReadAt { req, auth }) =
+                    &w.req.op
+                else {
                     unreachable!("only reads wait for confirmation")
                 };
                 let result = self.read(&w.req.op, req, auth.as_ref());
@@ -832,7 +849,9 @@ impl Group {
             }
         }
         debug_assert!(
-            self.confirmed.iter().all(|(index, _)| *index > applied),
+            self.confirmed
+                .iter()
+                .all(|(index, w)| (*index).max(w.min_index) > applied),
             "shard {}: a confirmed read at or below applied index {applied} is left unserved",
             self.shard
         );
@@ -854,6 +873,23 @@ impl Group {
             return Err(ClientError::WrongShard {
                 key: req.key.clone(),
             });
+        }
+        if let ClientOp::ReadAt { .. } = op {
+            // At a cluster revision: nothing this range holds past its own
+            // revision is at or below `at` (its leader closed it), so a read
+            // at a later `at` is a read of the latest state.
+            let at = req.revision;
+            let kv = self.sm.kv();
+            let mut local = req.clone();
+            if at >= kv.revision() {
+                local.revision = 0;
+            }
+            return read_as(kv, &local, auth)
+                .map(|mut r| {
+                    r.header_revision = at;
+                    ClientResponse::Range(r)
+                })
+                .map_err(ClientError::Kv);
         }
         read_as(self.sm.kv(), req, auth)
             .map(ClientResponse::Range)

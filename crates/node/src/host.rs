@@ -55,6 +55,8 @@ pub const WAITING_TICKS: u64 = 600;
 pub const PUBLISH_TICKS: u64 = 5;
 /// Ticks a removed member keeps running (its last messages leave) before it stops.
 pub const REMOVED_GRACE_TICKS: u64 = 10;
+/// Reads over several ranges (or at a revision given) in flight at most.
+pub const MAX_SCANS: usize = 1024;
 /// Times a request of this member's own client is routed again after the
 /// range it reached no longer held its keys (a split moved them), one tick
 /// apart, before the client is told.
@@ -234,6 +236,25 @@ enum Origin {
     Local(u64),
     /// A peer that forwarded the request.
     Peer(NodeId),
+    /// A read over several ranges this host runs (one of its pieces).
+    Scan,
+}
+
+/// A read over several ranges (or at a revision the client named) this
+/// host runs: it draws the cluster revision to read at from the revision
+/// oracle, reads each range's piece at it from that range's leader
+/// ([`ClientOp::ReadAt`]), and merges the pieces into one answer.
+#[derive(Debug)]
+struct Scan {
+    origin: Origin,
+    req: ClientRequest,
+    /// Routed again this many times.
+    tries: u8,
+    since: u64,
+    /// The revision read at, once drawn (0 before).
+    at: i64,
+    /// Each piece's answer, in key order.
+    parts: Vec<Option<synod_kv::RangeResponse>>,
 }
 
 #[derive(Debug)]
@@ -284,6 +305,12 @@ pub struct Host {
     publish_seq: u64,
     /// Tick and applied index of the store's last durable commit, per the schedule.
     store_committed: (u64, u64),
+    /// Reads over several ranges in flight, by the id their draw carries.
+    scans: BTreeMap<u64, Scan>,
+    next_scan: u64,
+    /// The pieces of those reads in flight: name → (read, piece).
+    pieces: BTreeMap<(u64, u64), (u64, usize)>,
+    piece_seq: u64,
     /// With [`HostBug::AckBeforeSync`]: the tick of the last real sync, and
     /// whether writes were acknowledged since without one (the store must
     /// not commit past a log that is not durable).
@@ -323,6 +350,10 @@ impl Host {
             publish_seq: 0,
             store_committed: (0, committed),
             lazy_sync: (0, false),
+            scans: BTreeMap::new(),
+            next_scan: 1,
+            pieces: BTreeMap::new(),
+            piece_seq: 0,
         }
     }
 
@@ -432,7 +463,9 @@ impl Host {
             }
         }
         for g in self.node.take_grants() {
-            if g.to == me {
+            if g.to == me && g.shard == 0 {
+                self.on_read_grant(g.id, g.result);
+            } else if g.to == me {
                 self.node.granted(g);
             } else {
                 self.out.sends.push((g.to, HostMsg::Grant(g)));
@@ -488,7 +521,9 @@ impl Host {
             HostMsg::Draw(d) => self.node.draw(from, d),
             HostMsg::Grant(g) => {
                 // Only an answer to this node's own draw.
-                if g.to == self.node.id() {
+                if g.to == self.node.id() && g.shard == 0 {
+                    self.on_read_grant(g.id, g.result);
+                } else if g.to == self.node.id() {
                     self.node.granted(g);
                 }
             }
@@ -514,6 +549,9 @@ impl Host {
             let now = self.ticks;
             self.waiting.retain(|_, w| now - w.since < WAITING_TICKS);
             self.asks.retain(|_, (_, at)| now - *at < WAITING_TICKS);
+            self.scans.retain(|_, s| now - s.since < WAITING_TICKS);
+            let scans = &self.scans;
+            self.pieces.retain(|_, (id, _)| scans.contains_key(id));
             let waiting = &self.waiting;
             self.renamed.retain(|_, orig| waiting.contains_key(orig));
         }
@@ -733,7 +771,168 @@ impl Host {
             Origin::Local(0) => {}
             Origin::Local(token) => self.out.replies.push((token, reply)),
             Origin::Peer(p) => self.out.sends.push((p, HostMsg::ForwardReply(reply))),
+            Origin::Scan => self.on_piece(reply),
         }
+    }
+
+    /// Whether this read goes over several ranges, or names a revision,
+    /// where ranges split: then it is read at one cluster revision, piece
+    /// by piece ([`Scan`]).
+    fn scans(&self, req: &ClientRequest) -> bool {
+        let ClientOp::Range {
+            req: r,
+            serializable: false,
+            ..
+        } = &req.op
+        else {
+            return false;
+        };
+        self.node.splits()
+            && self.node.ranges().len() > 1
+            && (r.revision > 0 || self.node.route(req) == Err(ClientError::CrossShard))
+    }
+
+    /// Starts a read over several ranges: draws the revision to read at.
+    fn start_scan(&mut self, req: ClientRequest, origin: Origin, tries: u8) {
+        if self.scans.len() >= MAX_SCANS {
+            let busy = ClientReply {
+                client: req.client,
+                seq: req.seq,
+                result: Err(ClientError::Busy),
+            };
+            return self.answer(origin, busy);
+        }
+        let id = self.next_scan;
+        self.next_scan += 1;
+        self.scans.insert(
+            id,
+            Scan {
+                origin,
+                req,
+                tries,
+                since: self.ticks,
+                at: 0,
+                parts: Vec::new(),
+            },
+        );
+        let me = self.node.id();
+        let leader = self.leader(self.node.home_shard());
+        let d = Draw {
+            shard: 0,
+            id,
+            count: 1,
+        };
+        if leader == me {
+            self.node.draw(me, d);
+        } else if leader != 0 {
+            self.out.sends.push((leader, HostMsg::Draw(d)));
+        } else {
+            self.end_scan(id, Err(ClientError::NotLeader { leader: 0 }));
+        }
+    }
+
+    /// The revision to read at came: one piece per range, each sent to its
+    /// range's leader.
+    fn on_read_grant(&mut self, id: u64, result: Result<i64, ClientError>) {
+        let Some(scan) = self.scans.get_mut(&id) else {
+            return;
+        };
+        if scan.at != 0 {
+            return;
+        }
+        let drawn = match result {
+            Ok(r) => r,
+            Err(e) => return self.end_scan(id, Err(e)),
+        };
+        let ClientOp::Range { req: r, auth, .. } = &scan.req.op else {
+            unreachable!("only reads are scanned")
+        };
+        let at = if r.revision > 0 { r.revision } else { drawn };
+        if at > drawn {
+            return self.end_scan(id, Err(ClientError::Kv(KvError::FutureRevision)));
+        }
+        scan.at = at;
+        let ranges = self.node.ranges();
+        // A gap in this member's table (a range it has not learned yet):
+        // route the read again shortly.
+        let whole = ranges.first().is_some_and(|(r, _)| r.start.is_empty())
+            && ranges.last().is_some_and(|(r, _)| r.end.is_empty())
+            && ranges.windows(2).all(|w| w[0].0.end == w[1].0.start);
+        if !whole {
+            let key = r.key.clone();
+            return self.end_scan(id, Err(ClientError::WrongShard { key }));
+        }
+        let mut sends = Vec::new();
+        for (range, _) in ranges {
+            if let Some((k, e)) = crate::routing::intersect(range, &r.key, &r.range_end) {
+                let mut piece = r.part(k, e);
+                piece.revision = at;
+                sends.push(ClientOp::ReadAt {
+                    req: piece,
+                    auth: auth.clone(),
+                });
+            }
+        }
+        scan.parts = vec![None; sends.len()];
+        let client = self.own_session(0x5363_616e_0000_0000);
+        for (i, op) in sends.into_iter().enumerate() {
+            self.piece_seq += 1;
+            let seq = self.piece_seq;
+            self.pieces.insert((client, seq), (id, i));
+            self.call(ClientRequest { client, seq, op }, Origin::Scan, 0);
+        }
+    }
+
+    /// One piece's answer: kept, or the read ends (routed again if it may).
+    fn on_piece(&mut self, reply: ClientReply) {
+        let Some((id, i)) = self.pieces.remove(&(reply.client, reply.seq)) else {
+            return;
+        };
+        let Some(scan) = self.scans.get_mut(&id) else {
+            return;
+        };
+        match reply.result {
+            Ok(ClientResponse::Range(rr)) => {
+                scan.parts[i] = Some(rr);
+                if scan.parts.iter().all(Option::is_some) {
+                    let ClientOp::Range { req: r, .. } = &scan.req.op else {
+                        unreachable!("only reads are scanned")
+                    };
+                    let parts = scan.parts.drain(..).flatten().collect();
+                    let merged = synod_kv::merge_ranges(r, parts, scan.at);
+                    self.end_scan(id, Ok(ClientResponse::Range(merged)));
+                }
+            }
+            Ok(other) => panic!("a read's piece answered {other:?}"),
+            Err(e) => self.end_scan(id, Err(e)),
+        }
+    }
+
+    /// Answers a read over several ranges, or routes it again (a bounded
+    /// number of times, at the next tick) when it failed in a way a retry
+    /// may mend.
+    fn end_scan(&mut self, id: u64, result: Result<ClientResponse, ClientError>) {
+        let Some(scan) = self.scans.remove(&id) else {
+            return;
+        };
+        let again = matches!(
+            result,
+            Err(ClientError::NotLeader { .. }
+                | ClientError::Busy
+                | ClientError::WrongShard { .. }
+                | ClientError::CrossShard
+                | ClientError::RevisionTaken)
+        );
+        if again && scan.tries < MAX_REROUTES && self.reroute.len() < MAX_WAITING {
+            self.reroute.push((scan.req, scan.origin, scan.tries + 1));
+            return;
+        }
+        let reply = ClientReply {
+            client: scan.req.client,
+            seq: scan.req.seq,
+            result,
+        };
+        self.answer(scan.origin, reply);
     }
 
     fn wait(&mut self, req: &ClientRequest, w: Waiting) -> bool {
@@ -767,9 +966,15 @@ impl Host {
                 *serializable = true;
             }
         }
+        if self.scans(&req) {
+            return self.start_scan(req, origin, tries);
+        }
         let needs_leader = matches!(
             req.op,
-            ClientOp::Write(_) | ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_)
+            ClientOp::Write(_)
+                | ClientOp::LeaseKeepAlive { .. }
+                | ClientOp::Member(_)
+                | ClientOp::ReadAt { .. }
         );
         let shard = match self.node.route(&req) {
             Ok(s) => s,
@@ -803,7 +1008,7 @@ impl Host {
                     };
                     self.answer(origin, reply);
                 }
-                Origin::Local(_) => {
+                Origin::Local(_) | Origin::Scan => {
                     let w = Waiting {
                         origin,
                         since: self.ticks,

@@ -106,6 +106,11 @@ pub enum SplitBug {
     /// ranges reuse one another's revisions, and a write that completed
     /// before another began may carry the higher one.
     LocalRevisions,
+    /// A range's leader serves a piece of a read at a cluster revision as
+    /// an ordinary read: without closing the range at that revision or
+    /// waiting for the writes it already proposed, so a write numbered
+    /// below the read's revision can land after it.
+    ReadAtWithoutClosing,
 }
 
 /// Where a split's new group starts: its log begins after this index, in
@@ -1019,7 +1024,28 @@ impl Node {
                 if g.pending() >= max_pending {
                     return self.reply(&req, Err(ClientError::Busy));
                 }
-                g.unconfirmed.push(WaitingRead { req });
+                g.unconfirmed.push(WaitingRead { req, min_index: 0 });
+            }
+            ClientOp::ReadAt { req: r, .. } => {
+                if g.raft.role() != Role::Leader {
+                    return self.reply(&req, Err(ClientError::NotLeader { leader }));
+                }
+                if r.revision <= 0 {
+                    let why = "a read at a cluster revision names none".to_string();
+                    return self.reply(&req, Err(ClientError::Invalid(why)));
+                }
+                if g.pending() >= max_pending {
+                    return self.reply(&req, Err(ClientError::Busy));
+                }
+                // Close the range at the revision: what this leader draws
+                // from now on goes past it; what it proposed already (and
+                // what former leaders left in its log) applies first.
+                let open = self.cfg.split_bug == Some(SplitBug::ReadAtWithoutClosing);
+                if !open {
+                    g.closed = g.closed.max(r.revision);
+                }
+                let min_index = if open { 0 } else { g.raft.last_index() };
+                g.unconfirmed.push(WaitingRead { req, min_index });
             }
             ClientOp::LeaseKeepAlive { id } => {
                 let id = *id;

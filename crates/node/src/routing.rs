@@ -92,6 +92,29 @@ pub(crate) fn holds_command(range: &KeyRange, cmd: &Command) -> bool {
     out.iter().all(|(k, e)| range.holds_span(k, e))
 }
 
+/// The piece of the etcd span `[key, range_end)` that lies in `range`, as
+/// an etcd span, or `None` when they do not meet.
+pub fn intersect(range: &KeyRange, key: &[u8], range_end: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    // The span as [lo, hi), `None` for no upper bound.
+    let (lo, hi): (&[u8], Option<&[u8]>) = match range_end {
+        [] => return range.contains(key).then(|| (key.to_vec(), Vec::new())),
+        [0] => (key, None),
+        end => (key, Some(end)),
+    };
+    let start = lo.max(range.start.as_slice());
+    let end: Option<&[u8]> = match (hi, range.end.is_empty()) {
+        (None, true) => None,
+        (None, false) => Some(range.end.as_slice()),
+        (Some(h), true) => Some(h),
+        (Some(h), false) => Some(h.min(range.end.as_slice())),
+    };
+    match end {
+        None => Some((start.to_vec(), vec![0])),
+        Some(e) if start < e => Some((start.to_vec(), e.to_vec())),
+        Some(_) => None,
+    }
+}
+
 /// The routing table of groups that claim ranges: each key goes to the
 /// group of the highest generation that claims it; sorted by start, not
 /// overlapping. Groups with no range (not yet initialized) route nothing.
@@ -138,7 +161,9 @@ fn spans(op: &ClientOp) -> Option<Vec<(&[u8], &[u8])>> {
                 return None;
             }
         }
-        ClientOp::Range { req, .. } => out.push((req.key.as_slice(), req.range_end.as_slice())),
+        ClientOp::Range { req, .. } | ClientOp::ReadAt { req, .. } => {
+            out.push((req.key.as_slice(), req.range_end.as_slice()))
+        }
         ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => return None,
     }
     Some(out)
@@ -249,6 +274,30 @@ mod tests {
         assert_eq!(route(&r, 1, &req(range("u", &[0]))), Ok(3));
         let lease = ClientOp::LeaseKeepAlive { id: 5 };
         assert_eq!(route(&r, 1, &req(lease)), Ok(1));
+    }
+
+    #[test]
+    fn a_span_is_cut_into_the_pieces_each_range_holds() {
+        let r = ranges();
+        let pieces = |key: &str, end: &[u8]| -> Vec<Option<(Vec<u8>, Vec<u8>)>> {
+            r.iter()
+                .map(|(range, _)| intersect(range, key.as_bytes(), end))
+                .collect()
+        };
+        let s = |a: &str, b: &[u8]| Some((a.as_bytes().to_vec(), b.to_vec()));
+        assert_eq!(pieces("a", b"n"), vec![s("a", b"m"), s("m", b"n"), None]);
+        assert_eq!(
+            pieces("c", &[0]),
+            vec![s("c", b"m"), s("m", b"t"), s("t", &[0])]
+        );
+        assert_eq!(
+            pieces("\0", &[0]),
+            vec![s("\0", b"m"), s("m", b"t"), s("t", &[0])]
+        );
+        assert_eq!(pieces("p", b""), vec![None, s("p", b""), None]);
+        assert_eq!(pieces("u", b"v"), vec![None, None, s("u", b"v")]);
+        assert_eq!(pieces("m", b"t"), vec![None, s("m", b"t"), None]);
+        assert_eq!(pieces("n", b"b"), vec![None, None, None]);
     }
 
     #[test]

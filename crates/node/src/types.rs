@@ -34,6 +34,18 @@ pub enum ClientOp {
         /// served; `None`: the node itself or a trusted driver.
         auth: Option<AuthInfo>,
     },
+    /// One range's piece of a read over several ranges (or at a revision
+    /// given), at the cluster revision `req.revision` the reader drew from
+    /// the revision oracle: served by the range's leader once every write of
+    /// the range numbered up to it applied, and no write it proposes later
+    /// takes a revision at or below it. The host sends these; clients send
+    /// [`ClientOp::Range`].
+    ReadAt {
+        /// The piece, `revision` the cluster revision.
+        req: RangeRequest,
+        /// Who reads (checked where it is served).
+        auth: Option<AuthInfo>,
+    },
     /// Renew a lease (served by the leader alone, not replicated, as in etcd).
     LeaseKeepAlive {
         /// The lease.

@@ -306,7 +306,7 @@ fn first_key(op: &ClientOp) -> Option<&[u8]> {
             Command::Txn(t) => txn_first_key(t),
             _ => None,
         },
-        ClientOp::Range { req, .. } => Some(&req.key),
+        ClientOp::Range { req, .. } | ClientOp::ReadAt { req, .. } => Some(&req.key),
         ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => None,
     }
 }

@@ -3,8 +3,10 @@
 //! into many ranges; every write is acknowledged (a request that meets a
 //! split is routed again, never failed), every key reads back from every
 //! member, `synod ranges`' call lists them, a watch follows its key into
-//! the range it moved to, and a
-//! member killed and restarted boots every range from its own files.
+//! the range it moved to, revisions are one sequence across ranges, a read
+//! over every range answers whole at one revision (limits, orders, counts,
+//! a past revision), and a member killed and restarted boots every range
+//! from its own files.
 
 mod common;
 
@@ -231,10 +233,109 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
         })
         .await
         .unwrap();
-        // A read over keys of several ranges is refused whole (until
-        // transactions across ranges land), never answered in part.
-        let err = kv
+        // A read over every range answers at one revision, whole: every
+        // key, in order, counted once, through any member.
+        let before_scan = last;
+        for (n, ep) in [&ep0, &ep1, &ep2].into_iter().enumerate() {
+            let mut c = KvClient::connect(format!("http://{ep}")).await.unwrap();
+            let all = c
+                .range(pb::RangeRequest {
+                    key: key(0),
+                    range_end: key(KEYS),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("scan through member {n}: {e}"))
+                .into_inner();
+            assert_eq!(all.count, KEYS as i64);
+            assert!(!all.more);
+            let keys: Vec<Vec<u8>> = all.kvs.iter().map(|kv| kv.key.clone()).collect();
+            assert_eq!(keys, (0..KEYS).map(key).collect::<Vec<_>>());
+            for (i, kv) in all.kvs.iter().enumerate() {
+                assert_eq!(kv.value, format!("v{i}").into_bytes(), "key {i}");
+            }
+            let at = all.header.unwrap().revision;
+            assert!(
+                at >= before_scan,
+                "scanned at {at}, before the last put's {before_scan}"
+            );
+            // Limits, orders and counts as one range would answer them.
+            let desc = c
+                .range(pb::RangeRequest {
+                    key: key(0),
+                    range_end: key(KEYS),
+                    limit: 5,
+                    sort_order: pb::range_request::SortOrder::Descend as i32,
+                    keys_only: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let keys: Vec<Vec<u8>> = desc.kvs.iter().map(|kv| kv.key.clone()).collect();
+            assert_eq!(keys, (KEYS - 5..KEYS).rev().map(key).collect::<Vec<_>>());
+            assert!(desc.more && desc.count == KEYS as i64);
+            assert!(desc.kvs.iter().all(|kv| kv.value.is_empty()));
+        }
+        // At a revision before a write, the scan shows the state then.
+        let w = KEYS / 2;
+        let old = kv
             .range(pb::RangeRequest {
+                key: key(0),
+                range_end: vec![0],
+                revision: last,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let put = kv
+            .put(pb::PutRequest {
+                key: key(w),
+                value: b"later".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let then = kv
+            .range(pb::RangeRequest {
+                key: key(0),
+                range_end: vec![0],
+                revision: last,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(then.kvs, old.kvs, "a read at revision {last} moved");
+        assert_eq!(then.header.unwrap().revision, last);
+        let now = kv
+            .range(pb::RangeRequest {
+                key: key(0),
+                range_end: vec![0],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(now.kvs[w].value, b"later");
+        assert!(now.header.unwrap().revision >= put.header.unwrap().revision);
+        // A revision no write has reached yet is refused, as etcd does.
+        let future = kv
+            .range(pb::RangeRequest {
+                key: key(0),
+                range_end: vec![0],
+                revision: i64::MAX / 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(future.message().contains("future revision"), "{future}");
+        // A write over several ranges is refused whole (until transactions
+        // across ranges land), never applied in part.
+        let err = kv
+            .delete_range(pb::DeleteRangeRequest {
                 key: key(0),
                 range_end: key(KEYS),
                 ..Default::default()
@@ -242,6 +343,13 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+        kv.put(pb::PutRequest {
+            key: key(w),
+            value: format!("v{w}").into_bytes(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     });
     // A member killed and restarted boots every range from its files.
     let before = groups(&cl, 2);

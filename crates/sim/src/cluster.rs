@@ -200,6 +200,7 @@ fn op_name(op: &ClientOp) -> &'static str {
         ClientOp::Write(Command::Txn(_)) => "txn",
         ClientOp::Write(_) => "write",
         ClientOp::Range { .. } => "range",
+        ClientOp::ReadAt { .. } => "read-at",
         ClientOp::LeaseKeepAlive { .. } => "keepalive",
         ClientOp::Member(_) => "member",
     }
@@ -564,6 +565,16 @@ pub enum ClientEvent {
     },
     /// The running operation's outcome will never be known.
     Unknown,
+    /// A read of every key (over every range) begins.
+    ScanBegins,
+    /// The read of every key was answered at revision `at` with these
+    /// keys, values and mod revisions; it ends now.
+    Scanned {
+        /// The revision it was answered at.
+        at: i64,
+        /// (key, value, mod revision), in key order.
+        kvs: Vec<(String, String, i64)>,
+    },
     /// The running operation, a put, was acknowledged at this revision
     /// (for the revision-order checker; its completion follows).
     Wrote {
@@ -599,6 +610,9 @@ struct Running {
     serializable: bool,
     /// A delete over every group's keys: must be refused, not recorded.
     span: bool,
+    /// A read of every key at one revision (ranges split): checked
+    /// against the acknowledged puts, not recorded in the history.
+    scan: bool,
     req: ClientRequest,
     attempts: u32,
     /// Local time at which the client gives up.
@@ -622,6 +636,9 @@ pub struct Workload {
     /// The keys lie in several groups: now and then send a delete over
     /// all of them, which must be refused whole (never routed by its first key).
     pub spans: bool,
+    /// Read every key at once now and then (ranges split: a read over
+    /// every range at one revision).
+    pub scans: bool,
 }
 
 const NEXT_OP: u64 = 1;
@@ -732,7 +749,19 @@ impl Client {
         let fresh = format!("v{}-{}", self.index, self.writes);
         let mut serializable = false;
         let span = self.work.spans && !self.probe && rng.random_range(0..20) == 0;
-        let (kind, op, value, expected) = if span {
+        let scan = self.work.scans && !self.probe && rng.random_range(0..15) == 0;
+        let (kind, op, value, expected) = if scan {
+            let op = ClientOp::Range {
+                req: RangeRequest {
+                    key: b"k".to_vec(),
+                    range_end: b"l".to_vec(),
+                    ..Default::default()
+                },
+                serializable: false,
+                auth: None,
+            };
+            (OpKind::Get, op, None, None)
+        } else if span {
             let op = ClientOp::Write(Command::DeleteRange(DeleteRangeRequest {
                 key: b"k".to_vec(),
                 range_end: b"l".to_vec(),
@@ -804,7 +833,10 @@ impl Client {
             seq: self.seq,
             op,
         };
-        if !serializable && !span {
+        if scan {
+            self.outbox.push(ClientEvent::ScanBegins);
+        }
+        if !serializable && !span && !scan {
             self.outbox.push(ClientEvent::Invoke {
                 client: self.session,
                 op: kind,
@@ -815,8 +847,9 @@ impl Client {
         }
         self.running = Some(Running {
             kind,
-            serializable: serializable || span,
+            serializable: serializable || span || scan,
             span,
+            scan,
             req,
             attempts: 0,
             deadline: ctx.now() + self.work.op_timeout,
@@ -910,6 +943,36 @@ impl Client {
         }
         let kind = r.kind;
         let serializable = r.serializable;
+        if r.scan {
+            match &reply.result {
+                Ok(ClientResponse::Range(rr)) => {
+                    let kvs = rr
+                        .kvs
+                        .iter()
+                        .map(|kv| {
+                            (
+                                String::from_utf8_lossy(&kv.key).into_owned(),
+                                String::from_utf8_lossy(&kv.value).into_owned(),
+                                kv.mod_revision,
+                            )
+                        })
+                        .collect();
+                    self.outbox.push(ClientEvent::Scanned {
+                        at: rr.header_revision,
+                        kvs,
+                    });
+                    return self.finish(ctx, true, None);
+                }
+                Err(ClientError::NotLeader { leader }) => {
+                    let leader = *leader;
+                    return self.retry_elsewhere(ctx, leader);
+                }
+                Err(ClientError::Busy | ClientError::WrongShard { .. }) => {
+                    return self.retry_elsewhere(ctx, 0);
+                }
+                _ => return self.finish(ctx, false, None),
+            }
+        }
         if r.span {
             // Refused whole, as it must be; served: the harness reports it.
             let served = !matches!(reply.result, Err(ClientError::CrossShard));

@@ -164,7 +164,7 @@ pub enum Bug {
 }
 
 /// Every planted bug, with its command-line name and what it breaks.
-pub const BUGS: [(&str, Bug, &str); 8] = [
+pub const BUGS: [(&str, Bug, &str); 9] = [
     (
         "vote-without-log-check",
         Bug::Raft(PlantedBug::VoteWithoutLogCheck),
@@ -204,6 +204,11 @@ pub const BUGS: [(&str, Bug, &str); 8] = [
         "split-local-revisions",
         Bug::Split(SplitBug::LocalRevisions),
         "after a split each range numbers its writes with its own revisions instead of drawing them from the cluster's revision oracle (use with --split-keys)",
+    ),
+    (
+        "read-at-without-closing",
+        Bug::Split(SplitBug::ReadAtWithoutClosing),
+        "a range serves its piece of a read over several ranges without closing itself at the read's revision (use with --split-keys)",
     ),
 ];
 
@@ -286,6 +291,8 @@ struct Harness {
     span_served: u64,
     /// Acknowledged puts with their revisions (the revision-order checker).
     puts: Vec<crate::revisions::Put>,
+    /// Reads of every key at one revision (checked against `puts`).
+    scans: Vec<crate::revisions::Scan>,
     /// Each client's running operation: its key and when it was invoked.
     invoked: BTreeMap<ProcId, (String, u64)>,
     /// Answers clients got that belonged to another kind of request.
@@ -511,6 +518,19 @@ impl Harness {
                                 ret: now_ns,
                                 revision,
                                 key: key.clone(),
+                            });
+                        }
+                    }
+                    ClientEvent::ScanBegins => {
+                        self.invoked.insert(i, ("*".into(), now_ns));
+                    }
+                    ClientEvent::Scanned { at, kvs } => {
+                        if let Some((_, call)) = self.invoked.get(&i) {
+                            self.scans.push(crate::revisions::Scan {
+                                call: *call,
+                                ret: now_ns,
+                                at,
+                                kvs,
                             });
                         }
                     }
@@ -884,6 +904,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         // With splits the ranges move under the workload: which spans lie
         // in one range is not known ahead.
         spans: cfg.groups > 1 && cfg.split_keys.is_none(),
+        scans: cfg.split_keys.is_some(),
     };
 
     let mut h = Harness {
@@ -892,6 +913,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         sessions: Vec::new(),
         span_served: 0,
         puts: Vec::new(),
+        scans: Vec::new(),
         invoked: BTreeMap::new(),
         wrong_answers: 0,
         ranges: split(cfg.keys, cfg.groups),
@@ -963,6 +985,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         attempt_timeout: 400 * MILLIS,
         think_max: MILLIS,
         spans: false,
+        scans: false,
     };
     procs.push(Proc::Client(Box::new(Client::probe(
         clients as u64,
@@ -1104,6 +1127,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
     // `--groups`, number their own).
     if cfg.groups == 1 {
         violations.extend(crate::revisions::check(&h.puts));
+        violations.extend(crate::revisions::check_scans(&h.puts, &h.scans));
     }
     if h.span_served > 0 {
         violations.push(format!(

@@ -129,6 +129,25 @@ fn planted_split_local_revisions_is_caught_by_the_revision_order() {
 }
 
 #[test]
+fn planted_read_at_without_closing_is_caught_by_the_scan_check() {
+    // A range serves its piece of a read over every range without closing
+    // itself at the read's revision: a write numbered below it lands after.
+    let caught = (0..CATCH_WITHIN).find_map(|seed| {
+        let r = run(RunConfig {
+            bug: Some(Bug::Split(SplitBug::ReadAtWithoutClosing)),
+            ..splitting(seed)
+        });
+        let by_scan = r.violations.iter().any(|v| v.starts_with("scan:"));
+        by_scan.then_some((seed, r.violations))
+    });
+    assert!(
+        caught.is_some(),
+        "reads at a revision without closing went unnoticed for {CATCH_WITHIN} seeds"
+    );
+    eprintln!("caught at {caught:?}");
+}
+
+#[test]
 fn lease_read_seeds_pass() {
     let f = failures((2000..2015).map(|s| RunConfig {
         lease_reads: true,
