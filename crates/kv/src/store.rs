@@ -324,7 +324,7 @@ impl<E: MvccEngine> KvStore<E> {
             Command::Put(p) => self.exec_put(&mut w, p),
             Command::DeleteRange(d) => self.exec_delete(&mut w, d),
             Command::Txn(t) => self.apply_txn(&mut w, t),
-            Command::Compact { revision } => self.apply_compact(*revision),
+            Command::Compact { revision } => self.apply_compact(*revision, at),
             Command::LeaseGrant { id, ttl } => self.apply_lease_grant(*id, *ttl),
             Command::LeaseRevoke { id } => self.apply_lease_revoke(&mut w, *id),
             Command::LeaseCheckpoint { id, remaining_ttl } => match self.leases.get_mut(id) {
@@ -933,13 +933,19 @@ impl<E: MvccEngine> KvStore<E> {
         })
     }
 
-    fn apply_compact(&mut self, revision: i64) -> Result<Response, KvError> {
+    /// Compacts at `revision`, a command applied at revision `at` (the
+    /// store's next one, or a drawn one): a revision at or past `at` is in
+    /// the future. Past the store's own (drawn: revisions other ranges
+    /// took), the store skips to it first, so the compacted revision never
+    /// passes its own.
+    fn apply_compact(&mut self, revision: i64, at: i64) -> Result<Response, KvError> {
         if revision <= self.compact_rev {
             return Err(KvError::Compacted);
         }
-        if revision > self.rev {
+        if revision >= at {
             return Err(KvError::FutureRevision);
         }
+        self.rev = self.rev.max(revision);
         self.mvcc.compact(revision).map_err(storage)?;
         self.compact_rev = revision;
         Ok(Response::Compact { revision: 0 })

@@ -158,3 +158,33 @@ fn a_user_s_command_at_a_drawn_revision_is_still_checked() {
     assert_eq!(s.revision(), 7);
     assert_eq!(get(&s, "a", 0).expect("a").mod_revision, 7);
 }
+
+#[test]
+fn a_compaction_at_a_drawn_revision_may_pass_the_stores_own() {
+    let mut s = KvStore::new();
+    s.apply(&put("a", "1")).0.expect("put");
+    assert_eq!(s.revision(), 2);
+    // Other ranges took revisions 3..=9: compacting at 8 skips there.
+    let (r, events) = s.apply(&at(10, Command::Compact { revision: 8 }));
+    r.expect("compaction at 8");
+    assert!(events.is_empty());
+    assert_eq!((s.revision(), s.compact_revision()), (8, 8));
+    assert_eq!(get(&s, "a", 8).expect("a at 8").value, b"1");
+    let old = s.range(&RangeRequest {
+        key: b"a".to_vec(),
+        revision: 7,
+        ..RangeRequest::default()
+    });
+    assert_eq!(old, Err(KvError::Compacted));
+    // At or past the revision it applies at is the future; at or below the
+    // compacted one, compacted; a plain compaction keeps etcd's rules.
+    let (r, _) = s.apply(&at(12, Command::Compact { revision: 12 }));
+    assert_eq!(r, Err(KvError::FutureRevision));
+    let (r, _) = s.apply(&at(13, Command::Compact { revision: 8 }));
+    assert_eq!(r, Err(KvError::Compacted));
+    let (r, _) = s.apply(&Command::Compact { revision: 9 });
+    assert_eq!(r, Err(KvError::FutureRevision));
+    assert_eq!(s.revision(), 8);
+    s.apply(&put("a", "2")).0.expect("put");
+    assert_eq!(s.revision(), 9);
+}

@@ -971,7 +971,11 @@ impl Group {
 pub(crate) fn writes_revision(cmd: &Command) -> bool {
     matches!(
         cmd.inner(),
-        Command::Put(_) | Command::DeleteRange(_) | Command::Txn(_) | Command::LeaseRevoke { .. }
+        Command::Put(_)
+            | Command::DeleteRange(_)
+            | Command::Txn(_)
+            | Command::LeaseRevoke { .. }
+            | Command::Compact { .. }
     )
 }
 

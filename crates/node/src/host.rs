@@ -240,10 +240,12 @@ enum Origin {
     Scan,
 }
 
-/// A read over several ranges (or at a revision the client named) this
-/// host runs: it draws the cluster revision to read at from the revision
-/// oracle, reads each range's piece at it from that range's leader
-/// ([`ClientOp::ReadAt`]), and merges the pieces into one answer.
+/// A read over several ranges (or at a revision the client named), or a
+/// compaction, that this host runs over every range: it draws the current
+/// cluster revision from the revision oracle, sends each range its piece
+/// (a read at the revision, [`ClientOp::ReadAt`], to the range's leader;
+/// or the compaction, [`ClientOp::CompactRange`]) and makes one answer of
+/// the pieces'.
 #[derive(Debug)]
 struct Scan {
     origin: Origin,
@@ -254,7 +256,11 @@ struct Scan {
     /// The revision read at, once drawn (0 before).
     at: i64,
     /// Each piece's answer, in key order.
-    parts: Vec<Option<synod_kv::RangeResponse>>,
+    parts: Vec<Option<ClientResponse>>,
+    /// The cluster revision drawn.
+    drawn: i64,
+    /// Pieces of a compaction that found their range compacted already.
+    compacted: usize,
 }
 
 #[derive(Debug)]
@@ -315,6 +321,14 @@ pub struct Host {
     /// whether writes were acknowledged since without one (the store must
     /// not commit past a log that is not durable).
     lazy_sync: (u64, bool),
+}
+
+/// Whether a routing table covers every key: no gap a range this member
+/// has not learned yet leaves.
+fn whole(ranges: &[(crate::KeyRange, ShardId)]) -> bool {
+    ranges.first().is_some_and(|(r, _)| r.start.is_empty())
+        && ranges.last().is_some_and(|(r, _)| r.end.is_empty())
+        && ranges.windows(2).all(|w| w[0].0.end == w[1].0.start)
 }
 
 /// Every group's applied index, summed: it grows whenever any group applies,
@@ -779,17 +793,24 @@ impl Host {
     /// where ranges split: then it is read at one cluster revision, piece
     /// by piece ([`Scan`]).
     fn scans(&self, req: &ClientRequest) -> bool {
-        let ClientOp::Range {
-            req: r,
-            serializable: false,
-            ..
-        } = &req.op
-        else {
+        if !self.node.splits() || self.node.ranges().len() <= 1 {
             return false;
-        };
-        self.node.splits()
-            && self.node.ranges().len() > 1
-            && (r.revision > 0 || self.node.route(req) == Err(ClientError::CrossShard))
+        }
+        match &req.op {
+            // A serializable read over several ranges is served as a
+            // linearizable one (stronger than asked); one in a range reads
+            // that range's member copy, at any revision it names.
+            ClientOp::Range {
+                req: r,
+                serializable,
+                ..
+            } => {
+                let spans = self.node.route(req) == Err(ClientError::CrossShard);
+                spans || (r.revision > 0 && !serializable)
+            }
+            ClientOp::Write(cmd) => matches!(cmd.inner(), synod_kv::Command::Compact { .. }),
+            _ => false,
+        }
     }
 
     /// Starts a read over several ranges: draws the revision to read at.
@@ -813,6 +834,8 @@ impl Host {
                 since: self.ticks,
                 at: 0,
                 parts: Vec::new(),
+                drawn: 0,
+                compacted: 0,
             },
         );
         let me = self.node.id();
@@ -844,8 +867,15 @@ impl Host {
             Ok(r) => r,
             Err(e) => return self.end_scan(id, Err(e)),
         };
+        scan.drawn = drawn;
+        if let ClientOp::Write(cmd) = &scan.req.op {
+            let synod_kv::Command::Compact { revision } = *cmd.inner() else {
+                unreachable!("only compactions are spread over the ranges")
+            };
+            return self.spread_compaction(id, revision, drawn);
+        }
         let ClientOp::Range { req: r, auth, .. } = &scan.req.op else {
-            unreachable!("only reads are scanned")
+            unreachable!("only reads and compactions are spread over the ranges")
         };
         let at = if r.revision > 0 { r.revision } else { drawn };
         if at > drawn {
@@ -855,10 +885,7 @@ impl Host {
         let ranges = self.node.ranges();
         // A gap in this member's table (a range it has not learned yet):
         // route the read again shortly.
-        let whole = ranges.first().is_some_and(|(r, _)| r.start.is_empty())
-            && ranges.last().is_some_and(|(r, _)| r.end.is_empty())
-            && ranges.windows(2).all(|w| w[0].0.end == w[1].0.start);
-        if !whole {
+        if !whole(ranges) {
             let key = r.key.clone();
             return self.end_scan(id, Err(ClientError::WrongShard { key }));
         }
@@ -874,6 +901,37 @@ impl Host {
             }
         }
         scan.parts = vec![None; sends.len()];
+        self.send_pieces(id, sends);
+    }
+
+    /// A compaction at `revision` of every range, the cluster revision
+    /// being `drawn`: one piece per range (the compaction of its part of
+    /// the history).
+    fn spread_compaction(&mut self, id: u64, revision: i64, drawn: i64) {
+        if revision > drawn {
+            return self.end_scan(id, Err(ClientError::Kv(KvError::FutureRevision)));
+        }
+        let ranges = self.node.ranges();
+        if !whole(ranges) {
+            let key = Vec::new();
+            return self.end_scan(id, Err(ClientError::WrongShard { key }));
+        }
+        let sends: Vec<ClientOp> = ranges
+            .iter()
+            .map(|(r, _)| ClientOp::CompactRange {
+                key: r.start.clone(),
+                revision,
+            })
+            .collect();
+        if let Some(scan) = self.scans.get_mut(&id) {
+            scan.at = revision;
+            scan.parts = vec![None; sends.len()];
+        }
+        self.send_pieces(id, sends);
+    }
+
+    /// Sends scan `id`'s pieces, each under a name of this host's own.
+    fn send_pieces(&mut self, id: u64, sends: Vec<ClientOp>) {
         let client = self.own_session(0x5363_616e_0000_0000);
         for (i, op) in sends.into_iter().enumerate() {
             self.piece_seq += 1;
@@ -891,19 +949,47 @@ impl Host {
         let Some(scan) = self.scans.get_mut(&id) else {
             return;
         };
-        match reply.result {
-            Ok(ClientResponse::Range(rr)) => {
-                scan.parts[i] = Some(rr);
-                if scan.parts.iter().all(Option::is_some) {
-                    let ClientOp::Range { req: r, .. } = &scan.req.op else {
-                        unreachable!("only reads are scanned")
-                    };
-                    let parts = scan.parts.drain(..).flatten().collect();
-                    let merged = synod_kv::merge_ranges(r, parts, scan.at);
-                    self.end_scan(id, Ok(ClientResponse::Range(merged)));
-                }
+        let result = match reply.result {
+            // A range compacted there already (a compaction tried again
+            // after part of it was done): that piece is done.
+            Err(ClientError::Kv(KvError::Compacted))
+                if matches!(scan.req.op, ClientOp::Write(_)) =>
+            {
+                scan.compacted += 1;
+                Ok(ClientResponse::Write(synod_kv::Response::Compact {
+                    revision: 0,
+                }))
             }
-            Ok(other) => panic!("a read's piece answered {other:?}"),
+            r => r,
+        };
+        match result {
+            Ok(resp) => {
+                scan.parts[i] = Some(resp);
+                if !scan.parts.iter().all(Option::is_some) {
+                    return;
+                }
+                if scan.compacted == scan.parts.len() {
+                    // Every range was compacted there already: as etcd.
+                    return self.end_scan(id, Err(ClientError::Kv(KvError::Compacted)));
+                }
+                let parts: Vec<ClientResponse> = scan.parts.drain(..).flatten().collect();
+                let answer = match &scan.req.op {
+                    ClientOp::Range { req: r, .. } => {
+                        let ranges = parts
+                            .into_iter()
+                            .map(|p| match p {
+                                ClientResponse::Range(rr) => rr,
+                                other => panic!("a read's piece answered {other:?}"),
+                            })
+                            .collect();
+                        ClientResponse::Range(synod_kv::merge_ranges(r, ranges, scan.at))
+                    }
+                    _ => ClientResponse::Write(synod_kv::Response::Compact {
+                        revision: scan.drawn,
+                    }),
+                };
+                self.end_scan(id, Ok(answer));
+            }
             Err(e) => self.end_scan(id, Err(e)),
         }
     }
@@ -975,6 +1061,7 @@ impl Host {
                 | ClientOp::LeaseKeepAlive { .. }
                 | ClientOp::Member(_)
                 | ClientOp::ReadAt { .. }
+                | ClientOp::CompactRange { .. }
         );
         let shard = match self.node.route(&req) {
             Ok(s) => s,

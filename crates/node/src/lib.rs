@@ -974,6 +974,15 @@ impl Node {
             Ok(s) => s,
             Err(e) => return self.reply(&req, Err(e)),
         };
+        // A range's part of a compaction of every range: a compaction of
+        // the range its key routed it to.
+        let req = match req.op {
+            ClientOp::CompactRange { revision, .. } => ClientRequest {
+                op: ClientOp::Write(Command::Compact { revision }),
+                ..req
+            },
+            _ => req,
+        };
         let max_pending = self.cfg.max_pending;
         let now = self.ticks;
         let g = self
@@ -1026,6 +1035,7 @@ impl Node {
                 }
                 g.unconfirmed.push(WaitingRead { req, min_index: 0 });
             }
+            ClientOp::CompactRange { .. } => unreachable!("rewritten as a compaction above"),
             ClientOp::ReadAt { req: r, .. } => {
                 if g.raft.role() != Role::Leader {
                     return self.reply(&req, Err(ClientError::NotLeader { leader }));

@@ -164,6 +164,7 @@ fn spans(op: &ClientOp) -> Option<Vec<(&[u8], &[u8])>> {
         ClientOp::Range { req, .. } | ClientOp::ReadAt { req, .. } => {
             out.push((req.key.as_slice(), req.range_end.as_slice()))
         }
+        ClientOp::CompactRange { key, .. } => out.push((key.as_slice(), &[][..])),
         ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => return None,
     }
     Some(out)

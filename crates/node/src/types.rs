@@ -46,6 +46,15 @@ pub enum ClientOp {
         /// Who reads (checked where it is served).
         auth: Option<AuthInfo>,
     },
+    /// One range's part of a compaction of every range (the host sends
+    /// these; clients send `Write(Command::Compact)`): compact the range
+    /// that holds `key` at the cluster revision `revision`.
+    CompactRange {
+        /// A key of the range.
+        key: Vec<u8>,
+        /// The compaction revision.
+        revision: i64,
+    },
     /// Renew a lease (served by the leader alone, not replicated, as in etcd).
     LeaseKeepAlive {
         /// The lease.

@@ -307,6 +307,7 @@ fn first_key(op: &ClientOp) -> Option<&[u8]> {
             _ => None,
         },
         ClientOp::Range { req, .. } | ClientOp::ReadAt { req, .. } => Some(&req.key),
+        ClientOp::CompactRange { key, .. } => Some(key),
         ClientOp::LeaseKeepAlive { .. } | ClientOp::Member(_) => None,
     }
 }

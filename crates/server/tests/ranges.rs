@@ -332,6 +332,49 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
             .await
             .unwrap_err();
         assert!(future.message().contains("future revision"), "{future}");
+        // A compaction reaches every range: below its revision every range
+        // answers "compacted"; at it, every key is still there.
+        let mut maint =
+            synod_proto::etcdserverpb::kv_client::KvClient::connect(format!("http://{ep1}"))
+                .await
+                .unwrap();
+        maint
+            .compact(pb::CompactionRequest {
+                revision: last,
+                physical: false,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("compaction at {last}: {e}"));
+        for k in [key(0), key(KEYS / 2), key(KEYS - 1)] {
+            let err = kv
+                .range(pb::RangeRequest {
+                    key: k.clone(),
+                    revision: last - 1,
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            assert!(err.message().contains("compacted"), "{k:?}: {err}");
+        }
+        let kept = kv
+            .range(pb::RangeRequest {
+                key: key(0),
+                range_end: vec![0],
+                revision: last,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(kept.kvs, old.kvs, "the state at the compaction's revision");
+        let again = maint
+            .compact(pb::CompactionRequest {
+                revision: last,
+                physical: false,
+            })
+            .await
+            .unwrap_err();
+        assert!(again.message().contains("compacted"), "{again}");
         // A write over several ranges is refused whole (until transactions
         // across ranges land), never applied in part.
         let err = kv

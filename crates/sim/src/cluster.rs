@@ -201,6 +201,7 @@ fn op_name(op: &ClientOp) -> &'static str {
         ClientOp::Write(_) => "write",
         ClientOp::Range { .. } => "range",
         ClientOp::ReadAt { .. } => "read-at",
+        ClientOp::CompactRange { .. } => "compact-range",
         ClientOp::LeaseKeepAlive { .. } => "keepalive",
         ClientOp::Member(_) => "member",
     }
