@@ -46,10 +46,12 @@ pub struct Ready {
     pub committed_entries: Vec<Entry>,
     /// Reads that may be served once the applied index reaches theirs.
     pub read_states: Vec<ReadState>,
-    /// With [`Config::lazy_snapshot_data`]: a follower needs a snapshot and
-    /// Raft holds no image of its current snapshot. Take one at the applied
-    /// index and hand it over with [`Raft::compact`] after `advance`; Raft
-    /// asks again at the next heartbeat if it still has none.
+    /// A follower needs a snapshot and Raft holds no image of its current
+    /// snapshot (with [`Config::lazy_snapshot_data`], the usual case; without,
+    /// when its log starts from a snapshot it was never handed the image
+    /// of). Take one at the applied index and hand it over with
+    /// [`Raft::compact`] after `advance`; Raft asks again at the next
+    /// heartbeat if it still has none.
     pub snapshot_wanted: bool,
     /// Whether the persisted part must be made durable before `messages`
     /// go out: new entries, a snapshot, or a new term or vote. A hard state
@@ -1137,8 +1139,11 @@ impl Raft {
             Some(i) if !lazy || i == self.log.snap_index() => i,
             _ => {
                 // The owner has not handed us the snapshot data (see `compact`):
-                // cannot help yet. In lazy mode, ask for it.
-                self.snapshot_wanted |= lazy;
+                // cannot help yet; ask for it. In lazy mode it is never held
+                // unasked; otherwise it is missing when the log starts from
+                // a snapshot whose image the owner kept (a group created
+                // from a split's image), until the owner compacts again.
+                self.snapshot_wanted = true;
                 return;
             }
         };

@@ -148,7 +148,7 @@ impl Process for Proc {
             },
             Msg::Peer(HostMsg::Raft(env)) => {
                 let m = &env.msg;
-                match &m.body {
+                let body = match &m.body {
                     MessageBody::Append {
                         index,
                         log_term,
@@ -177,6 +177,12 @@ impl Process for Proc {
                         format!("PreVoteResponse t{} reject={reject}", m.term)
                     }
                     other => format!("{} t{}", other.name(), m.term),
+                };
+                // Other groups than the first are named (ranges that split).
+                if env.shard == SHARD {
+                    body
+                } else {
+                    format!("{body} s{:x}", env.shard)
                 }
             }
             Msg::Request(r) => format!("Request c{}#{} {}", r.client, r.seq, op_name(&r.op)),
