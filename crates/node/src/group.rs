@@ -73,8 +73,8 @@ pub(crate) struct Group {
     pub(crate) role: Role,
     /// A snapshot taken by compaction, to persist with the next Ready.
     pub(crate) local_snapshot: Option<Snapshot>,
-    /// Raft asked for a snapshot image (lazy snapshot data): take one at
-    /// the next `advance`.
+    /// Raft asked for a snapshot image (it holds none of its snapshot):
+    /// take one at the next `advance`.
     pub(crate) snapshot_wanted: bool,
     /// Raft's configuration as of `applied` (follows the applied conf entries).
     pub(crate) conf: ConfState,

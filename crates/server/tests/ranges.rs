@@ -46,6 +46,26 @@ async fn read_all(ep: &str, round: &str) {
     }
 }
 
+/// Puts key `i` (value `v{i}`) and checks its revision passes `last`, the
+/// revision of the put acknowledged before it; returns its revision.
+async fn put_after(kv: &mut KvClient<tonic::transport::Channel>, i: usize, last: i64) -> i64 {
+    let r = kv
+        .put(pb::PutRequest {
+            key: key(i),
+            value: format!("v{i}").into_bytes(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("put of key {i} failed: {e}"))
+        .into_inner();
+    let rev = r.header.unwrap().revision;
+    assert!(
+        rev > last,
+        "put of key {i} took revision {rev} after {last}"
+    );
+    rev
+}
+
 /// `/metrics` of member `ep`, over plain HTTP/1.1.
 async fn metrics(ep: &str) -> String {
     let ep = ep.to_owned();
@@ -103,21 +123,7 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
         let mut kv = KvClient::connect(format!("http://{ep0}")).await.unwrap();
         let mut last = 0;
         for i in 0..KEYS {
-            let r = kv
-                .put(pb::PutRequest {
-                    key: key(i),
-                    value: format!("v{i}").into_bytes(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap_or_else(|e| panic!("put of key {i} failed: {e}"))
-                .into_inner();
-            let rev = r.header.unwrap().revision;
-            assert!(
-                rev > last,
-                "put of key {i} took revision {rev} after {last}"
-            );
-            last = rev;
+            last = put_after(&mut kv, i, last).await;
         }
         // The keyspace splits on every member.
         let t0 = Instant::now();
@@ -145,20 +151,7 @@ fn ranges_split_under_load_and_every_key_stays_readable_and_watched() {
         }
         for (n, i) in (0..KEYS).step_by(13).enumerate() {
             let c = &mut clients[n % 3];
-            let r = c
-                .put(pb::PutRequest {
-                    key: key(i),
-                    value: format!("v{i}").into_bytes(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap_or_else(|e| panic!("put of key {i} failed: {e}"))
-                .into_inner();
-            let rev = r.header.unwrap().revision;
-            assert!(
-                rev > last,
-                "put of key {i} took revision {rev} after {last}"
-            );
+            let rev = put_after(c, i, last).await;
             last = rev;
             let got = c
                 .range(pb::RangeRequest {

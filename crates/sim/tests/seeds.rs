@@ -91,17 +91,25 @@ fn ranges_split_under_the_full_fault_mix() {
     );
 }
 
+/// The first seed (of `CATCH_WITHIN`, splitting) whose run with the planted
+/// split bug reports a violation starting with `by` ("": any), and its
+/// violations.
+fn split_bug_caught(bug: SplitBug, by: &str) -> Option<(u64, Vec<String>)> {
+    (0..CATCH_WITHIN).find_map(|seed| {
+        let r = run(RunConfig {
+            bug: Some(Bug::Split(bug)),
+            ..splitting(seed)
+        });
+        let hit = r.violations.iter().any(|v| v.starts_with(by));
+        hit.then_some((seed, r.violations))
+    })
+}
+
 #[test]
 fn planted_split_without_range_check_is_caught() {
     // A write that reached a range before a split moved its key away, and
     // applies there anyway, is lost to the range that owns the key.
-    let caught = (0..CATCH_WITHIN).find_map(|seed| {
-        let r = run(RunConfig {
-            bug: Some(Bug::Split(SplitBug::NoRangeCheck)),
-            ..splitting(seed)
-        });
-        (!r.passed()).then_some((seed, r.violations))
-    });
+    let caught = split_bug_caught(SplitBug::NoRangeCheck, "");
     assert!(
         caught.is_some(),
         "a split without its range check went unnoticed for {CATCH_WITHIN} seeds"
@@ -113,14 +121,7 @@ fn planted_split_without_range_check_is_caught() {
 fn planted_split_local_revisions_is_caught_by_the_revision_order() {
     // After a split each range numbers its own writes: two ranges hand out
     // one revision, or a later write gets a lower one.
-    let caught = (0..CATCH_WITHIN).find_map(|seed| {
-        let r = run(RunConfig {
-            bug: Some(Bug::Split(SplitBug::LocalRevisions)),
-            ..splitting(seed)
-        });
-        let by_order = r.violations.iter().any(|v| v.starts_with("revisions:"));
-        by_order.then_some((seed, r.violations))
-    });
+    let caught = split_bug_caught(SplitBug::LocalRevisions, "revisions:");
     assert!(
         caught.is_some(),
         "ranges numbering their own revisions went unnoticed for {CATCH_WITHIN} seeds"
@@ -132,14 +133,7 @@ fn planted_split_local_revisions_is_caught_by_the_revision_order() {
 fn planted_read_at_without_closing_is_caught_by_the_scan_check() {
     // A range serves its piece of a read over every range without closing
     // itself at the read's revision: a write numbered below it lands after.
-    let caught = (0..CATCH_WITHIN).find_map(|seed| {
-        let r = run(RunConfig {
-            bug: Some(Bug::Split(SplitBug::ReadAtWithoutClosing)),
-            ..splitting(seed)
-        });
-        let by_scan = r.violations.iter().any(|v| v.starts_with("scan:"));
-        by_scan.then_some((seed, r.violations))
-    });
+    let caught = split_bug_caught(SplitBug::ReadAtWithoutClosing, "scan:");
     assert!(
         caught.is_some(),
         "reads at a revision without closing went unnoticed for {CATCH_WITHIN} seeds"
